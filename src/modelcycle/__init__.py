@@ -1,0 +1,75 @@
+"""modelcycle: experiment tracking, data validation, pipelines, registry, serving and monitoring.
+
+    import modelcycle as mc
+
+    with mc.start_run(experiment="churn", params={"model": "rf"}):
+        mc.log_metric("auc", 0.91)
+
+    mc.search_runs(experiment="churn", order_by=["metrics.auc DESC"])
+
+Names are loaded lazily: ``import modelcycle`` imports no pandas, SQLAlchemy or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from modelcycle.errors import ModelcycleError
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; pinned by tests/test_public_api.py
+_EXPORTS: dict[str, str] = {
+    "ModelcycleError": "modelcycle.errors",
+    "errors": "modelcycle.errors",
+    "Settings": "modelcycle.settings",
+    "Run": "modelcycle.entities",
+    "RunStatus": "modelcycle.entities",
+    "Experiment": "modelcycle.entities",
+    "Metric": "modelcycle.entities",
+    "Client": "modelcycle.tracking.client",
+    "ActiveRun": "modelcycle.tracking.run",
+    "autolog": "modelcycle.tracking.autolog",
+    **{
+        name: "modelcycle.tracking.fluent"
+        for name in (
+            "active_run", "download_artifacts", "end_run", "flush", "get_client", "get_metric_history",
+            "get_run", "list_experiments", "log_artifact", "log_dataset", "log_dict", "log_figure",
+            "log_metric", "log_metrics", "log_param", "log_params", "log_table", "log_text",
+            "search_runs", "seed_everything", "set_client", "set_experiment", "set_tag", "set_tags",
+            "start_run",
+        )
+    },
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelcycle' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modelcycle import errors
+    from modelcycle.entities import Experiment, Metric, Run, RunStatus
+    from modelcycle.settings import Settings
+    from modelcycle.tracking.autolog import autolog
+    from modelcycle.tracking.client import Client
+    from modelcycle.tracking.fluent import (
+        active_run, download_artifacts, end_run, flush, get_client, get_metric_history, get_run,
+        list_experiments, log_artifact, log_dataset, log_dict, log_figure, log_metric, log_metrics,
+        log_param, log_params, log_table, log_text, search_runs, seed_everything, set_client,
+        set_experiment, set_tag, set_tags, start_run,
+    )
+    from modelcycle.tracking.run import ActiveRun

@@ -1,0 +1,186 @@
+"""Frozen records passed between layers: runs, experiments, metrics, artifacts. No I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+__all__ = [
+    "ArtifactInfo",
+    "DatasetInput",
+    "Experiment",
+    "Metric",
+    "Run",
+    "RunContext",
+    "RunStatus",
+    "to_datetime",
+]
+
+
+def to_datetime(ts: float | None) -> datetime | None:
+    """Seconds since the epoch to an aware UTC datetime (None stays None).
+
+    Example:
+        >>> to_datetime(0).isoformat()
+        '1970-01-01T00:00:00+00:00'
+    """
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class RunStatus(str, enum.Enum):
+    """Life cycle of a run.
+
+    RUNNING while the block runs; FINISHED when it ends normally; FAILED when an exception
+    left it (the traceback is stored); KILLED on SIGTERM or Ctrl-C; LOST when its process
+    stopped sending heartbeats.
+
+    Example:
+        >>> RunStatus("FINISHED").is_terminal
+        True
+    """
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    LOST = "LOST"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named group of runs.
+
+    Example:
+        >>> Experiment(id=1, name="churn", created_at=0.0).name
+        'churn'
+    """
+
+    id: int
+    name: str
+    created_at: float
+    run_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One logged point of a metric.
+
+    Example:
+        >>> Metric("loss", 0.5, step=3, timestamp=0.0).step
+        3
+    """
+
+    key: str
+    value: float
+    step: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """A file attached to a run: its name within the run and the sha256 of its bytes.
+
+    Example:
+        >>> ArtifactInfo("plots/roc.png", "ab" * 32, 10).path
+        'plots/roc.png'
+    """
+
+    path: str
+    digest: str
+    size: int
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A dataset a run used: its fingerprint, size and schema, for lineage.
+
+    Example:
+        >>> DatasetInput("train", "train", "f" * 64, 100, (("x", "float64"),)).rows
+        100
+    """
+
+    name: str
+    role: str
+    fingerprint: str
+    rows: int | None
+    columns: tuple[tuple[str, str], ...] = ()
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What is needed to reproduce a run: code version, command, interpreter and packages.
+
+    Example:
+        >>> RunContext(git_commit="abc", git_dirty=False).git_commit
+        'abc'
+    """
+
+    git_commit: str | None = None
+    git_branch: str | None = None
+    git_dirty: bool | None = None
+    git_root: str | None = None
+    command: tuple[str, ...] = ()
+    cwd: str | None = None
+    python: str | None = None
+    platform: str | None = None
+    environment_id: str | None = None
+    seed: int | None = None
+    session_id: str | None = None
+    session_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything recorded about one run.
+
+    ``metrics`` holds each metric's latest value (highest step, then latest time);
+    ``get_metric_history`` returns every point.
+
+    Example:
+        >>> r = Run(id="1" * 32, experiment_id=1, experiment="churn", name="lr",
+        ...         status=RunStatus.FINISHED, start_time=0.0)
+        >>> r.status.is_terminal
+        True
+    """
+
+    id: str
+    experiment_id: int
+    experiment: str
+    name: str | None
+    status: RunStatus
+    start_time: float
+    end_time: float | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    artifacts: tuple[ArtifactInfo, ...] = ()
+    inputs: tuple[DatasetInput, ...] = ()
+    parent_id: str | None = None
+    error: str | None = None
+    context: RunContext = field(default_factory=RunContext)
+    reproduces: str | None = None
+    heartbeat_at: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, or None while it runs."""
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    @property
+    def started(self) -> datetime:
+        return to_datetime(self.start_time)  # type: ignore[return-value]
+
+    @property
+    def ended(self) -> datetime | None:
+        return to_datetime(self.end_time)

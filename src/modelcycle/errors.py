@@ -1,0 +1,123 @@
+"""The one error tree: every error modelcycle raises on purpose derives from ModelcycleError.
+
+::
+
+    ModelcycleError
+    ├── ConfigurationError        settings or environment variables that cannot work
+    ├── InvalidInputError         a value the caller passed is wrong (also a ValueError)
+    │   ├── InvalidKeyError       a metric, param or tag key with forbidden characters
+    │   ├── InvalidValueError     a metric that is not a number, a param value too long
+    │   ├── FilterSyntaxError     a search filter or order-by that cannot be parsed
+    │   └── UnsafePathError       an artifact name that would escape the store
+    ├── NotFoundError             a run, experiment or artifact that does not exist (also a KeyError)
+    ├── ConflictError             a write that contradicts what is already stored
+    ├── StoreError                the metadata store cannot be reached or used
+    │   └── StoreBusyError        the database stayed locked for longer than the timeout
+    ├── ArtifactError             the artifact store cannot be used
+    │   └── ArtifactCorruptedError  stored bytes no longer match their hash
+    └── ReproduceError            a run cannot be reproduced here (no git, missing diff, …)
+
+The command line prints an error's message on one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactCorruptedError",
+    "ArtifactError",
+    "ConfigurationError",
+    "ConflictError",
+    "FilterSyntaxError",
+    "InvalidInputError",
+    "InvalidKeyError",
+    "InvalidValueError",
+    "ModelcycleError",
+    "ModelcycleWarning",
+    "NotFoundError",
+    "ReproduceError",
+    "StoreBusyError",
+    "StoreError",
+    "UnsafePathError",
+]
+
+
+class ModelcycleError(Exception):
+    """Root of every error modelcycle raises on purpose.
+
+    Example:
+        >>> try:
+        ...     raise NotFoundError("run 'abc' does not exist")
+        ... except ModelcycleError as e:
+        ...     print(e)
+        run 'abc' does not exist
+    """
+
+
+class ModelcycleWarning(UserWarning):
+    """Something the user should know that does not stop the work."""
+
+
+class ConfigurationError(ModelcycleError):
+    """Settings or environment variables that cannot work together."""
+
+
+class InvalidInputError(ModelcycleError, ValueError):
+    """A value passed by the caller is wrong; the message says which and how to fix it."""
+
+
+class InvalidKeyError(InvalidInputError):
+    """A metric, param or tag key that is empty, too long or has forbidden characters."""
+
+
+class InvalidValueError(InvalidInputError):
+    """A metric value that is not a number, or a param or tag value that is too long."""
+
+
+class FilterSyntaxError(InvalidInputError):
+    """A search filter or order-by expression that cannot be understood.
+
+    Attributes:
+        position: zero-based character offset in the expression where the problem is.
+    """
+
+    def __init__(self, message: str, expression: str = "", position: int | None = None):
+        self.expression = expression
+        self.position = position
+        if position is not None and expression:
+            message = f"{message} (at position {position}: {expression[:position]}⟨here⟩{expression[position:]})"
+        super().__init__(message)
+
+
+class UnsafePathError(InvalidInputError):
+    """An artifact name with '..', an absolute path or a NUL byte."""
+
+
+class NotFoundError(ModelcycleError, KeyError):
+    """A run, experiment or artifact that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConflictError(ModelcycleError):
+    """A write that contradicts stored data, such as changing a param's value."""
+
+
+class StoreError(ModelcycleError):
+    """The metadata store cannot be reached or used."""
+
+
+class StoreBusyError(StoreError):
+    """The database stayed locked by other writers for longer than the timeout."""
+
+
+class ArtifactError(ModelcycleError):
+    """The artifact store cannot be used."""
+
+
+class ArtifactCorruptedError(ArtifactError):
+    """Bytes read from the artifact store no longer match the sha256 they were stored under."""
+
+
+class ReproduceError(ModelcycleError):
+    """A run cannot be reproduced here."""

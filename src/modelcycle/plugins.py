@@ -1,0 +1,64 @@
+"""Name → implementation tables for every backend, extended by third parties through entry points.
+
+Built-ins are named by dotted path so nothing is imported until it is used. A package adds
+its own backend with an entry point in the group ``modelcycle.<kind>``, for example::
+
+    [project.entry-points."modelcycle.metadata_store"]
+    mysql = "my_package.store:MySqlStore"
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from modelcycle.errors import ConfigurationError
+
+__all__ = ["BUILTINS", "available", "load"]
+
+BUILTINS: dict[str, dict[str, str]] = {
+    # keyed by the URL scheme before any "+driver"
+    "metadata_store": {
+        "sqlite": "modelcycle.store.metadata.sql:SqlMetadataStore",
+        "postgresql": "modelcycle.store.metadata.sql:SqlMetadataStore",
+    },
+    # "file" for local folders; "fsspec" for every other URL fsspec understands
+    "artifact_store": {
+        "file": "modelcycle.store.artifacts.local:LocalArtifactStore",
+        "fsspec": "modelcycle.store.artifacts.remote:FsspecArtifactStore",
+    },
+}
+
+
+def _entry_points(kind: str) -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=f"modelcycle.{kind}")}
+
+
+def available(kind: str) -> list[str]:
+    """Names of the implementations of ``kind`` that can be loaded.
+
+    Example:
+        >>> "sqlite" in available("metadata_store")
+        True
+    """
+    return sorted({*BUILTINS.get(kind, {}), *_entry_points(kind)})
+
+
+def load(kind: str, name: str) -> Any:
+    """Import and return the implementation registered as ``name`` for ``kind``.
+
+    Raises:
+        ConfigurationError: nothing is registered under that name.
+    """
+    target = BUILTINS.get(kind, {}).get(name)
+    if target is None:
+        ep = _entry_points(kind).get(name)
+        if ep is None:
+            raise ConfigurationError(
+                f"no {kind.replace('_', ' ')} named {name!r}; available: {', '.join(available(kind))}"
+            )
+        return ep.load()
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

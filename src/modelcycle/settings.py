@@ -1,0 +1,143 @@
+"""Typed settings: the only module that reads the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from modelcycle.errors import ConfigurationError
+
+__all__ = ["HOME_DIRNAME", "Settings", "find_home"]
+
+HOME_DIRNAME = ".modelcycle"
+
+
+def find_home(start: Path) -> Path:
+    """Return the nearest ``.modelcycle`` folder at or above ``start``, like git finds ``.git``.
+
+    When none exists, the folder that would be created is ``start/.modelcycle``.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> find_home(d) == d / ".modelcycle"
+        True
+    """
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / HOME_DIRNAME
+        if candidate.is_dir():
+            return candidate
+    return start / HOME_DIRNAME
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number; set it to seconds, e.g. {name}={default:g}") from None
+    if not value >= minimum:
+        raise ConfigurationError(f"{name}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name}={raw!r} is not a yes/no value; use 1 or 0")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where modelcycle keeps its records and how it behaves; built once by the edges.
+
+    Attributes:
+        home: folder holding ``modelcycle.db`` and ``artifacts/`` by default.
+        store_uri: SQLAlchemy URL of the metadata store.
+        artifact_uri: local folder or fsspec URL of the artifact store.
+        experiment: experiment used when a run names none.
+        heartbeat_interval: seconds between a running run's heartbeats.
+        heartbeat_timeout: a RUNNING run whose last heartbeat is older than this is LOST.
+        flush_interval: seconds buffered log calls may wait before reaching the store.
+        busy_timeout: seconds a write waits for other writers before giving up.
+        capture: record git state, command line and packages with every run.
+        reproduces: id of the run being reproduced (set by ``modelcycle runs reproduce``).
+
+    Example:
+        >>> s = Settings.from_env({"MODELCYCLE_HOME": "/tmp/mc"})
+        >>> s.store_uri
+        'sqlite:////tmp/mc/modelcycle.db'
+    """
+
+    home: Path
+    store_uri: str
+    artifact_uri: str
+    experiment: str = "Default"
+    heartbeat_interval: float = 10.0
+    heartbeat_timeout: float = 60.0
+    flush_interval: float = 1.0
+    busy_timeout: float = 60.0
+    capture: bool = True
+    reproduces: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        """Build settings from ``MODELCYCLE_*`` environment variables.
+
+        Args:
+            environ: the environment to read; ``os.environ`` when None.
+            cwd: where to start looking for ``.modelcycle``; the current directory when None.
+
+        Raises:
+            ConfigurationError: a variable holds a value that cannot work.
+        """
+        env = os.environ if environ is None else environ
+        raw_home = env.get("MODELCYCLE_HOME")
+        home = Path(raw_home).expanduser().resolve() if raw_home else find_home(cwd or Path.cwd())
+        store_uri = env.get("MODELCYCLE_STORE_URI") or f"sqlite:///{home / 'modelcycle.db'}"
+        artifact_uri = env.get("MODELCYCLE_ARTIFACT_URI") or str(home / "artifacts")
+        timeout = _float(env, "MODELCYCLE_HEARTBEAT_TIMEOUT", 60.0, 0.1)
+        interval = _float(env, "MODELCYCLE_HEARTBEAT_INTERVAL", min(10.0, timeout / 4), 0.05)
+        if interval >= timeout:
+            raise ConfigurationError(
+                f"MODELCYCLE_HEARTBEAT_INTERVAL ({interval:g}s) must be shorter than "
+                f"MODELCYCLE_HEARTBEAT_TIMEOUT ({timeout:g}s), or live runs would be marked LOST"
+            )
+        return cls(
+            home=home,
+            store_uri=store_uri,
+            artifact_uri=artifact_uri,
+            experiment=env.get("MODELCYCLE_EXPERIMENT") or "Default",
+            heartbeat_interval=interval,
+            heartbeat_timeout=timeout,
+            flush_interval=_float(env, "MODELCYCLE_FLUSH_INTERVAL", 1.0, 0.0),
+            busy_timeout=_float(env, "MODELCYCLE_BUSY_TIMEOUT", 60.0, 0.0),
+            capture=_bool(env, "MODELCYCLE_CAPTURE", True),
+            reproduces=env.get("MODELCYCLE_REPRODUCES") or None,
+        )
+
+    @classmethod
+    def for_home(cls, home: str | os.PathLike[str], **overrides: object) -> Settings:
+        """Settings that keep everything in one folder, ignoring the environment.
+
+        Example:
+            >>> Settings.for_home("/tmp/x").artifact_uri
+            '/tmp/x/artifacts'
+        """
+        base = cls.from_env({"MODELCYCLE_HOME": str(home)})
+        return replace(base, **overrides)  # type: ignore[arg-type]
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]

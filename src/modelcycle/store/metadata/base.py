@@ -1,0 +1,98 @@
+"""The metadata store protocol and the batch of writes it applies in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from modelcycle.entities import DatasetInput, Experiment, Metric, Run, RunContext
+
+__all__ = ["MetadataStore", "NewRun", "WriteBatch"]
+
+
+@dataclass
+class NewRun:
+    """Everything known when a run starts."""
+
+    id: str
+    experiment_id: int
+    name: str | None
+    start_time: float
+    parent_id: str | None = None
+    context: RunContext = field(default_factory=RunContext)
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    reproduces: str | None = None
+    environment: Mapping[str, Any] | None = None  # stored once under context.environment_id
+
+
+@dataclass
+class WriteBatch:
+    """Writes gathered from the log buffer; applied atomically, in this order.
+
+    Rows are plain tuples so building a batch costs nothing on the logging hot path:
+    metrics ``(run_id, key, value, step, timestamp)``; params and tags ``(run_id, key, value)``;
+    artifacts ``(run_id, path, digest, size, created_at)``; inputs ``(run_id, DatasetInput)``;
+    updates ``(run_id, {column: value})`` for status, end time, error and seed.
+    """
+
+    metrics: list[tuple[str, str, float, int, float]] = field(default_factory=list)
+    params: list[tuple[str, str, str]] = field(default_factory=list)
+    tags: list[tuple[str, str, str]] = field(default_factory=list)
+    artifacts: list[tuple[str, str, str, int, float]] = field(default_factory=list)
+    inputs: list[tuple[str, DatasetInput]] = field(default_factory=list)
+    updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.metrics or self.params or self.tags or self.artifacts or self.inputs or self.updates)
+
+    def __len__(self) -> int:
+        return len(self.metrics) + len(self.params) + len(self.tags) + len(self.artifacts) + len(self.inputs) + len(self.updates)
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """Runs, experiments and their records. Every implementation runs the conformance suite
+    in ``tests/store/test_metadata_conformance.py``."""
+
+    uri: str
+
+    def get_or_create_experiment(self, name: str) -> Experiment: ...
+
+    def get_experiment(self, name: str) -> Experiment: ...
+
+    def list_experiments(self) -> list[Experiment]: ...
+
+    def create_run(self, run: NewRun) -> None: ...
+
+    def write(self, batch: WriteBatch) -> None: ...
+
+    def heartbeat(self, run_ids: Iterable[str], now: float) -> None: ...
+
+    def mark_lost(self, older_than: float) -> int:
+        """Mark RUNNING runs whose last heartbeat is before ``older_than`` as LOST; return how many."""
+        ...
+
+    def get_run(self, run_id: str) -> Run: ...
+
+    def resolve_run_id(self, prefix: str) -> str: ...
+
+    def search_runs(
+        self,
+        experiments: list[str] | None = None,
+        filter: str | None = None,
+        order_by: list[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Run]: ...
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+
+    def get_environment(self, environment_id: str) -> dict[str, Any]: ...
+
+    def delete_run(self, run_id: str) -> None: ...
+
+    def referenced_digests(self) -> set[str]: ...
+
+    def close(self) -> None: ...

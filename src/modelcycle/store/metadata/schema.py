@@ -1,0 +1,169 @@
+"""Tables of the metadata store (SQLAlchemy Core). Change them only together with a migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "HEAD_REVISION",
+    "artifacts",
+    "datasets",
+    "environments",
+    "experiments",
+    "latest_metrics",
+    "metadata",
+    "metrics",
+    "params",
+    "run_inputs",
+    "runs",
+    "tags",
+]
+
+# The newest Alembic revision; a test checks it matches migrations/versions/.
+HEAD_REVISION = "0001"
+
+KEY = 250
+ID = 32
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(KEY), nullable=False, unique=True),
+    Column("created_at", Double, nullable=False),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the canonical JSON below
+    Column("data", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("name", String(KEY)),
+    Column("status", String(16), nullable=False),
+    Column("start_time", Double, nullable=False),
+    Column("end_time", Double),
+    Column("heartbeat_at", Double),
+    Column("parent_id", String(ID)),
+    Column("error", Text),
+    Column("reproduces", String(ID)),
+    Column("git_commit", String(64)),
+    Column("git_branch", String(KEY)),
+    Column("git_dirty", Boolean),
+    Column("git_root", Text),
+    Column("command", Text),  # JSON list
+    Column("cwd", Text),
+    Column("python", String(64)),
+    Column("platform", String(KEY)),
+    Column("environment_id", String(64), ForeignKey("environments.id")),
+    Column("seed", BigInteger),
+    Column("session_id", String(ID)),
+    Column("session_seq", Integer),
+    Index(None, "experiment_id", "start_time"),
+    Index(None, "status", "heartbeat_at"),
+    Index(None, "parent_id"),
+)
+
+
+def _run_fk() -> ForeignKey:
+    return ForeignKey("runs.id", ondelete="CASCADE")
+
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(ID), _run_fk(), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(ID), _run_fk(), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Every point. NULL value means NaN: SQLite cannot store NaN, so both backends use NULL.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("run_id", String(ID), _run_fk(), nullable=False),
+    Column("key", String(KEY), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Double, nullable=False),
+    Column("value", Double),
+    Index(None, "run_id", "key", "step"),
+)
+
+# The latest point of each metric of each run, so search and sort never scan history.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(ID), _run_fk(), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Double, nullable=False),
+    Column("value", Double),
+    Index(None, "key", "value"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_id", String(ID), _run_fk(), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index(None, "digest"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("rows", BigInteger),
+    Column("columns", Text, nullable=False),  # JSON list of [name, dtype]
+    Column("source", Text),
+    Column("created_at", Double, nullable=False),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", String(ID), _run_fk(), primary_key=True),
+    Column("name", String(KEY), primary_key=True),
+    Column("role", String(64), primary_key=True),
+    Column("fingerprint", String(64), ForeignKey("datasets.fingerprint"), nullable=False),
+)

@@ -1,0 +1,588 @@
+"""The metadata store on SQLAlchemy Core: SQLite (default) or PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, create_engine, event, exists, false, func, not_, or_, select, true, update
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+
+from modelcycle.entities import ArtifactInfo, DatasetInput, Experiment, Metric, Run, RunContext, RunStatus
+from modelcycle.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    StoreBusyError,
+    StoreError,
+)
+from modelcycle.store.metadata import query as q
+from modelcycle.store.metadata import schema as s
+from modelcycle.store.metadata.base import NewRun, WriteBatch
+from modelcycle.store.metadata.migrate import ensure_schema
+
+__all__ = ["SqlMetadataStore"]
+
+T = TypeVar("T")
+_IN_CHUNK = 500
+
+
+def _nan_to_null(value: float) -> float | None:
+    return None if value != value else value
+
+
+def _null_to_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "locked" in text or "busy" in text:
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in {"40001", "40P01"}  # serialization failure, deadlock
+
+
+class SqlMetadataStore:
+    """Runs, experiments, params, metrics, tags, artifacts and datasets in a SQL database.
+
+    SQLite runs in WAL mode; every write transaction starts with ``BEGIN IMMEDIATE`` and is
+    retried while other writers hold the lock, up to ``busy_timeout`` seconds.
+
+    Args:
+        uri: ``sqlite:///path/to/modelcycle.db`` or ``postgresql+psycopg://user@host/db``.
+        busy_timeout: seconds a write may wait for other writers.
+
+    Example:
+        >>> import tempfile, os
+        >>> store = SqlMetadataStore("sqlite:///" + os.path.join(tempfile.mkdtemp(), "m.db"))
+        >>> store.get_or_create_experiment("churn").name
+        'churn'
+    """
+
+    def __init__(self, uri: str, busy_timeout: float = 60.0):
+        if uri.startswith(("postgresql://", "postgres://")):
+            uri = "postgresql+psycopg://" + uri.split("://", 1)[1]
+        try:
+            url = make_url(uri)
+        except SQLAlchemyError:
+            raise ConfigurationError(f"{uri!r} is not a database URL; use sqlite:///path/modelcycle.db") from None
+        self.uri = uri
+        self.display_uri = url.render_as_string(hide_password=True)
+        self.dialect = url.get_backend_name()
+        self.busy_timeout = busy_timeout
+        self._experiment_ids: dict[str, Experiment] = {}
+        self._lock = threading.Lock()
+        if self.dialect == "sqlite":
+            self.engine = self._sqlite_engine(url)
+            from sqlalchemy.dialects.sqlite import insert
+        elif self.dialect == "postgresql":
+            try:
+                self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            except ImportError:
+                raise ConfigurationError(
+                    "PostgreSQL needs psycopg: pip install 'modelcycle[postgres]'"
+                ) from None
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            raise ConfigurationError(f"unsupported database {self.dialect!r}; use sqlite or postgresql")
+        self._insert = insert
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._metrics_sql = (
+            f"INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES ({', '.join([mark] * 5)})"
+        )
+        self._writer = self.engine.execution_options(modelcycle_write=True)
+        try:
+            ensure_schema(self.engine)
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot open the metadata store {self.display_uri}: {_reason(e)}") from None
+        except Exception as e:  # alembic: a database newer than this modelcycle
+            if type(e).__name__ in ("CommandError", "ResolutionError"):
+                raise StoreError(
+                    f"the metadata store {self.display_uri} was written by a newer modelcycle ({e}); "
+                    "upgrade modelcycle to use it"
+                ) from None
+            raise
+
+    # --- connection handling ----------------------------------------------------------
+    def _sqlite_engine(self, url: Any) -> Engine:
+        database = url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": self.busy_timeout, "check_same_thread": False},
+        )
+        busy_ms = int(self.busy_timeout * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA case_sensitive_like=ON")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that reads
+            # first and writes later can fail with "database is locked" despite busy_timeout.
+            write = conn.get_execution_options().get("modelcycle_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                with self._writer.begin() as conn:
+                    return fn(conn)
+            except (OperationalError, DBAPIError) as e:
+                if isinstance(e, IntegrityError) or not _is_busy(e):
+                    raise StoreError(f"write to {self.display_uri} failed: {_reason(e)}") from None
+                if time.monotonic() > deadline:
+                    raise StoreBusyError(
+                        f"{self.display_uri} stayed locked by other writers for {self.busy_timeout:g}s; "
+                        "raise MODELCYCLE_BUSY_TIMEOUT or use PostgreSQL for many concurrent writers"
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.25)
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.connect() as conn:
+                return fn(conn)
+        except (OperationalError, DBAPIError) as e:
+            raise StoreError(f"read from {self.display_uri} failed: {_reason(e)}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- experiments ------------------------------------------------------------------
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        cached = self._experiment_ids.get(name)
+        if cached is not None:
+            return cached
+
+        def create(conn: Connection) -> None:
+            stmt = self._insert(s.experiments).values(name=name, created_at=time.time())
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+
+        try:
+            return self.get_experiment(name)
+        except NotFoundError:
+            self._write(create)
+            return self.get_experiment(name)
+
+    def get_experiment(self, name: str) -> Experiment:
+        cached = self._experiment_ids.get(name)
+        if cached is not None:
+            return cached
+        row = self._read(
+            lambda c: c.execute(select(s.experiments).where(s.experiments.c.name == name)).first()
+        )
+        if row is None:
+            raise NotFoundError(f"experiment {name!r} does not exist; `modelcycle experiments ls` lists them")
+        exp = Experiment(id=row.id, name=row.name, created_at=row.created_at)
+        self._experiment_ids[name] = exp
+        return exp
+
+    def list_experiments(self) -> list[Experiment]:
+        e, r = s.experiments, s.runs
+        stmt = (
+            select(e.c.id, e.c.name, e.c.created_at, func.count(r.c.id).label("n"))
+            .select_from(e.outerjoin(r, r.c.experiment_id == e.c.id))
+            .group_by(e.c.id, e.c.name, e.c.created_at)
+            .order_by(e.c.name)
+        )
+        rows = self._read(lambda c: c.execute(stmt).all())
+        return [Experiment(id=x.id, name=x.name, created_at=x.created_at, run_count=x.n) for x in rows]
+
+    # --- writes -----------------------------------------------------------------------
+    def create_run(self, run: NewRun) -> None:
+        ctx = run.context
+        row = {
+            "id": run.id,
+            "experiment_id": run.experiment_id,
+            "name": run.name,
+            "status": RunStatus.RUNNING.value,
+            "start_time": run.start_time,
+            "heartbeat_at": run.start_time,
+            "parent_id": run.parent_id,
+            "reproduces": run.reproduces,
+            "git_commit": ctx.git_commit,
+            "git_branch": ctx.git_branch,
+            "git_dirty": ctx.git_dirty,
+            "git_root": ctx.git_root,
+            "command": json.dumps(list(ctx.command)) if ctx.command else None,
+            "cwd": ctx.cwd,
+            "python": ctx.python,
+            "platform": ctx.platform,
+            "environment_id": ctx.environment_id,
+            "seed": ctx.seed,
+            "session_id": ctx.session_id,
+            "session_seq": ctx.session_seq,
+        }
+
+        def tx(conn: Connection) -> None:
+            if run.environment is not None and ctx.environment_id:
+                data = json.dumps(run.environment, sort_keys=True)
+                stmt = self._insert(s.environments).values(id=ctx.environment_id, data=data, created_at=run.start_time)
+                conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+            conn.execute(s.runs.insert().values(**row))
+            if run.params:
+                conn.execute(s.params.insert(), [{"run_id": run.id, "key": k, "value": v} for k, v in run.params.items()])
+            if run.tags:
+                conn.execute(s.tags.insert(), [{"run_id": run.id, "key": k, "value": v} for k, v in run.tags.items()])
+
+        self._write(tx)
+
+    def write(self, batch: WriteBatch) -> None:
+        if not batch:
+            return
+        self._write(lambda conn: self._apply(conn, batch))
+
+    def _apply(self, conn: Connection, b: WriteBatch) -> None:
+        ins = self._insert
+        if b.metrics:
+            # The hot path of logging: plain tuples straight to the driver, no per-row dicts.
+            conn.exec_driver_sql(
+                self._metrics_sql,
+                [(r, k, st, ts, None if v != v else v) for r, k, v, st, ts in b.metrics],
+            )
+            latest: dict[tuple[str, str], tuple[str, str, float, int, float]] = {}
+            for m in b.metrics:
+                key = (m[0], m[1])
+                cur = latest.get(key)
+                if cur is None or (m[3], m[4]) >= (cur[3], cur[4]):
+                    latest[key] = m
+            stmt = ins(s.latest_metrics)
+            ex = stmt.excluded
+            lm = s.latest_metrics.c
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={"step": ex.step, "timestamp": ex.timestamp, "value": ex.value},
+                where=or_(ex.step > lm.step, and_(ex.step == lm.step, ex.timestamp >= lm.timestamp)),
+            )
+            conn.execute(
+                stmt,
+                [{"run_id": r, "key": k, "value": _nan_to_null(v), "step": st, "timestamp": ts}
+                 for r, k, v, st, ts in latest.values()],
+            )
+        if b.params:
+            stmt = ins(s.params).on_conflict_do_nothing(index_elements=["run_id", "key"])
+            conn.execute(stmt, [{"run_id": r, "key": k, "value": v} for r, k, v in b.params])
+        if b.tags:
+            stmt = ins(s.tags)
+            stmt = stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value})
+            conn.execute(stmt, [{"run_id": r, "key": k, "value": v} for r, k, v in dict(
+                ((r, k), (r, k, v)) for r, k, v in b.tags).values()])
+        if b.artifacts:
+            stmt = ins(s.artifacts)
+            ex = stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["run_id", "path"], set_={"digest": ex.digest, "size": ex.size, "created_at": ex.created_at}
+            )
+            rows = {(r, p): {"run_id": r, "path": p, "digest": d, "size": n, "created_at": t} for r, p, d, n, t in b.artifacts}
+            conn.execute(stmt, list(rows.values()))
+        if b.inputs:
+            now = time.time()
+            ds = ins(s.datasets).on_conflict_do_nothing(index_elements=["fingerprint"])
+            conn.execute(ds, [
+                {"fingerprint": d.fingerprint, "rows": d.rows, "columns": json.dumps([list(c) for c in d.columns]),
+                 "source": d.source, "created_at": now}
+                for _, d in b.inputs
+            ])
+            ri = ins(s.run_inputs)
+            ri = ri.on_conflict_do_update(index_elements=["run_id", "name", "role"], set_={"fingerprint": ri.excluded.fingerprint})
+            conn.execute(ri, [{"run_id": r, "name": d.name, "role": d.role, "fingerprint": d.fingerprint} for r, d in b.inputs])
+        for run_id, values in b.updates:
+            conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+
+    def heartbeat(self, run_ids: Iterable[str], now: float) -> None:
+        ids = list(run_ids)
+        if not ids:
+            return
+        r = s.runs.c
+        stmt = update(s.runs).where(r.id.in_(ids), r.status == RunStatus.RUNNING.value).values(heartbeat_at=now)
+        self._write(lambda conn: conn.execute(stmt))
+
+    def mark_lost(self, older_than: float) -> int:
+        r = s.runs.c
+        stale = and_(r.status == RunStatus.RUNNING.value, r.heartbeat_at < older_than)
+        if self._read(lambda c: c.execute(select(r.id).where(stale).limit(1)).first()) is None:
+            return 0
+        stmt = update(s.runs).where(stale).values(status=RunStatus.LOST.value, end_time=r.heartbeat_at)
+        return self._write(lambda conn: conn.execute(stmt).rowcount)
+
+    def delete_run(self, run_id: str) -> None:
+        run_id = self.resolve_run_id(run_id)
+
+        def tx(conn: Connection) -> None:
+            ids, frontier = [run_id], [run_id]
+            while frontier:
+                frontier = list(conn.execute(select(s.runs.c.id).where(s.runs.c.parent_id.in_(frontier))).scalars())
+                ids.extend(frontier)
+            for table in (s.metrics, s.latest_metrics, s.params, s.tags, s.artifacts, s.run_inputs):
+                conn.execute(table.delete().where(table.c.run_id.in_(ids)))
+            conn.execute(s.runs.delete().where(s.runs.c.id.in_(ids)))
+
+        self._write(tx)
+
+    # --- reads ------------------------------------------------------------------------
+    def resolve_run_id(self, prefix: str) -> str:
+        prefix = (prefix or "").strip().lower()
+        if not prefix or not all(ch in "0123456789abcdef" for ch in prefix):
+            raise NotFoundError(f"{prefix!r} is not a run id; run ids are hexadecimal, see `modelcycle runs ls`")
+        r = s.runs.c
+        if len(prefix) == 32:
+            found = self._read(lambda c: c.execute(select(r.id).where(r.id == prefix)).scalar())
+            if found:
+                return found
+            raise NotFoundError(f"run {prefix} does not exist")
+        ids = self._read(lambda c: list(c.execute(select(r.id).where(r.id.like(prefix + "%")).limit(2)).scalars()))
+        if not ids:
+            raise NotFoundError(f"no run id starts with {prefix!r}")
+        if len(ids) > 1:
+            raise InvalidInputError(f"run id prefix {prefix!r} is ambiguous; give more characters")
+        return ids[0]
+
+    def get_run(self, run_id: str) -> Run:
+        r, e = s.runs, s.experiments
+
+        def read(conn: Connection) -> Run:
+            row = conn.execute(
+                select(r, e.c.name.label("experiment_name")).join(e, e.c.id == r.c.experiment_id).where(r.c.id == run_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"run {run_id} does not exist; `modelcycle runs ls` lists runs")
+            params = dict(conn.execute(select(s.params.c.key, s.params.c.value).where(s.params.c.run_id == run_id)).all())
+            tags = dict(conn.execute(select(s.tags.c.key, s.tags.c.value).where(s.tags.c.run_id == run_id)).all())
+            lm = s.latest_metrics.c
+            metrics = {k: _null_to_nan(v) for k, v in conn.execute(select(lm.key, lm.value).where(lm.run_id == run_id)).all()}
+            a = s.artifacts.c
+            arts = tuple(
+                ArtifactInfo(x.path, x.digest, x.size, x.created_at)
+                for x in conn.execute(select(a.path, a.digest, a.size, a.created_at).where(a.run_id == run_id).order_by(a.path))
+            )
+            ri, ds = s.run_inputs.c, s.datasets.c
+            inputs = tuple(
+                DatasetInput(x.name, x.role, x.fingerprint, x.rows, tuple(tuple(c) for c in json.loads(x.columns)), x.source)
+                for x in conn.execute(
+                    select(ri.name, ri.role, ri.fingerprint, ds.rows, ds.columns, ds.source)
+                    .join(s.datasets, ds.fingerprint == ri.fingerprint)
+                    .where(ri.run_id == run_id)
+                    .order_by(ri.role, ri.name)
+                )
+            )
+            return _run_from_row(row, params, metrics, tags, arts, inputs)
+
+        return self._read(read)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        m = s.metrics.c
+        stmt = select(m.step, m.timestamp, m.value).where(m.run_id == run_id, m.key == key).order_by(m.step, m.timestamp, m.id)
+        rows = self._read(lambda c: c.execute(stmt).all())
+        return [Metric(key, _null_to_nan(v), st, ts) for st, ts, v in rows]
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        lm = s.latest_metrics.c
+        return self._read(lambda c: list(c.execute(select(lm.key).where(lm.run_id == run_id).order_by(lm.key)).scalars()))
+
+    def get_environment(self, environment_id: str) -> dict[str, Any]:
+        env = s.environments.c
+        data = self._read(lambda c: c.execute(select(env.data).where(env.id == environment_id)).scalar())
+        if data is None:
+            raise NotFoundError(f"environment {environment_id} is not recorded")
+        return json.loads(data)
+
+    def referenced_digests(self) -> set[str]:
+        return set(self._read(lambda c: list(c.execute(select(s.artifacts.c.digest).distinct()).scalars())))
+
+    def search_runs(
+        self,
+        experiments: list[str] | None = None,
+        filter: str | None = None,
+        order_by: list[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Run]:
+        node = q.parse_filter(filter)
+        keys = q.parse_order_by(order_by)
+        if limit is not None and limit < 0:
+            raise InvalidInputError(f"limit must be positive, got {limit}")
+        r, e = s.runs, s.experiments
+        source = r.join(e, e.c.id == r.c.experiment_id)
+        conditions = []
+        if experiments:
+            conditions.append(e.c.name.in_(list(experiments)))
+        conjuncts = list(node.items) if isinstance(node, q.BoolOp) and node.op == "and" else ([node] if node else [])
+        order_cols = []
+        for i, key in enumerate(keys):
+            f = key.field
+            if f.kind == "attribute":
+                col = e.c.name if f.key == "experiment" else r.c[f.key]
+            else:
+                table = {"metric": s.latest_metrics, "param": s.params, "tag": s.tags}[f.kind].alias(f"o{i}")
+                col = table.c.value
+                # A conjunct comparing the first order metric implies it exists: join it inner and
+                # filter on the joined value, so the (key, value) index drives filter and sort.
+                inner = None
+                if i == 0 and f.kind == "metric":
+                    for c in conjuncts:
+                        if isinstance(c, q.Comparison) and c.field.kind == "metric" and c.field.key == f.key \
+                                and c.op in (q.COMPARE_OPS | {"in"}):
+                            inner = c
+                            break
+                on = and_(table.c.run_id == r.c.id, table.c.key == f.key)
+                if inner is not None:
+                    conjuncts.remove(inner)
+                    source = source.join(table, on)
+                    conditions.append(_value_condition(col, inner))
+                else:
+                    source = source.outerjoin(table, on)
+            order_cols.append((col.desc() if key.descending else col.asc()).nulls_last())
+        conditions.extend(self._compile(c) for c in conjuncts)
+        order_cols.extend([r.c.start_time.desc(), r.c.id])
+        stmt = (
+            select(r, e.c.name.label("experiment_name"))
+            .select_from(source)
+            .where(and_(true(), *conditions))
+            .order_by(*order_cols)
+            .offset(offset)
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+
+        def read(conn: Connection) -> list[Run]:
+            rows = conn.execute(stmt).all()
+            ids = [row.id for row in rows]
+            params: dict[str, dict[str, str]] = {i: {} for i in ids}
+            tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+            metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start:start + _IN_CHUNK]
+                for run_id, k, v in conn.execute(select(s.params.c.run_id, s.params.c.key, s.params.c.value).where(s.params.c.run_id.in_(chunk))):
+                    params[run_id][k] = v
+                for run_id, k, v in conn.execute(select(s.tags.c.run_id, s.tags.c.key, s.tags.c.value).where(s.tags.c.run_id.in_(chunk))):
+                    tags[run_id][k] = v
+                lm = s.latest_metrics.c
+                for run_id, k, v in conn.execute(select(lm.run_id, lm.key, lm.value).where(lm.run_id.in_(chunk))):
+                    metrics[run_id][k] = _null_to_nan(v)
+            return [_run_from_row(row, params[row.id], metrics[row.id], tags[row.id]) for row in rows]
+
+        return self._read(read)
+
+    def _compile(self, node: Any) -> Any:
+        if isinstance(node, q.BoolOp):
+            parts = [self._compile(x) for x in node.items]
+            return and_(*parts) if node.op == "and" else or_(*parts)
+        if isinstance(node, q.Not):
+            return not_(self._compile(node.item))
+        f = node.field
+        if f.kind == "attribute":
+            col = s.experiments.c.name if f.key == "experiment" else s.runs.c[f.key]
+            if f.key == "status":
+                node = _upper_status(node)
+            return _value_condition(col, node)
+        table = {"metric": s.latest_metrics, "param": s.params, "tag": s.tags}[f.kind]
+        present = exists().where(table.c.run_id == s.runs.c.id, table.c.key == f.key)
+        if node.op == "is null":
+            return not_(present)
+        if node.op == "is not null":
+            return present
+        return present.where(_value_condition(table.c.value, node))
+
+
+def _upper_status(node: q.Comparison) -> q.Comparison:
+    v = node.value
+    if isinstance(v, str) and "like" not in node.op:
+        v = v.upper()
+    elif isinstance(v, tuple):
+        v = tuple(x.upper() for x in v)
+    return q.Comparison(node.field, node.op, v)
+
+
+def _value_condition(col: Any, node: q.Comparison) -> Any:
+    op, v = node.op, node.value
+    if op == "is null":
+        return col.is_(None)
+    if op == "is not null":
+        return col.is_not(None)
+    if isinstance(v, float) and math.isnan(v):  # NaN is stored as NULL
+        return col.is_(None) if op == "=" else col.is_not(None)
+    if op == "in":
+        return col.in_(list(v))
+    if op == "not in":
+        return col.not_in(list(v))
+    if op == "like":
+        return col.like(v)
+    if op == "not like":
+        return col.not_like(v)
+    if op == "ilike":
+        return col.ilike(v)
+    if op == "not ilike":
+        return col.not_ilike(v)
+    return {
+        "=": col == v, "!=": col != v, "<": col < v, "<=": col <= v, ">": col > v, ">=": col >= v,
+    }.get(op, false())
+
+
+def _run_from_row(
+    row: Any,
+    params: dict[str, str],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: tuple[ArtifactInfo, ...] = (),
+    inputs: tuple[DatasetInput, ...] = (),
+) -> Run:
+    return Run(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        experiment=row.experiment_name,
+        name=row.name,
+        status=RunStatus(row.status),
+        start_time=row.start_time,
+        end_time=row.end_time,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        artifacts=artifacts,
+        inputs=inputs,
+        parent_id=row.parent_id,
+        error=row.error,
+        reproduces=row.reproduces,
+        heartbeat_at=row.heartbeat_at,
+        context=RunContext(
+            git_commit=row.git_commit,
+            git_branch=row.git_branch,
+            git_dirty=row.git_dirty,
+            git_root=row.git_root,
+            command=tuple(json.loads(row.command)) if row.command else (),
+            cwd=row.cwd,
+            python=row.python,
+            platform=row.platform,
+            environment_id=row.environment_id,
+            seed=row.seed,
+            session_id=row.session_id,
+            session_seq=row.session_seq,
+        ),
+    )
+
+
+def _reason(e: BaseException) -> str:
+    orig = getattr(e, "orig", None)
+    text = str(orig if orig is not None else e).strip().splitlines()
+    return text[0] if text else type(e).__name__

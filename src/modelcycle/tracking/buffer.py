@@ -1,0 +1,159 @@
+"""Asynchronous, batched logging: calls append to in-memory queues that one thread flushes.
+
+Appending is a ``deque.append`` (atomic under the GIL), so a log call never waits on disk.
+The flusher writes everything queued in one transaction every ``flush_interval`` seconds,
+sooner when much is queued, and sends the heartbeats of live runs. A caller that logs far
+faster than the store can write is slowed down (it flushes itself) instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from modelcycle.store.metadata.base import MetadataStore, WriteBatch
+
+__all__ = ["LogBuffer"]
+
+log = logging.getLogger("modelcycle")
+
+WAKE_AT = 50_000  # queued metric points that wake the flusher early
+HARD_LIMIT = 1_000_000  # queued points beyond which the caller flushes itself
+
+
+class LogBuffer:
+    """Queues of pending writes and the thread that flushes them.
+
+    Args:
+        store: where batches go.
+        flush_interval: seconds between flushes.
+        heartbeat_interval: seconds between heartbeats of the runs ``live_runs`` returns.
+        live_runs: the ids of the runs that should send heartbeats.
+    """
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        flush_interval: float,
+        heartbeat_interval: float,
+        live_runs: Callable[[], Iterable[str]],
+    ):
+        self.store = store
+        self.flush_interval = flush_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.live_runs = live_runs
+        self.metrics: deque[tuple[str, str, float, int, float]] = deque()
+        self.params: deque[tuple[str, str, str]] = deque()
+        self.tags: deque[tuple[str, str, str]] = deque()
+        self.artifacts: deque[tuple[str, str, str, int, float]] = deque()
+        self.inputs: deque[tuple[str, Any]] = deque()
+        self.updates: deque[tuple[str, dict[str, Any]]] = deque()
+        self._retry: WriteBatch | None = None
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_heartbeat = time.time()
+        self.last_error: BaseException | None = None
+
+    # --- producer side ----------------------------------------------------------------
+    def add_metric(self, row: tuple[str, str, float, int, float]) -> None:
+        self.metrics.append(row)
+        n = len(self.metrics)
+        if n >= WAKE_AT:
+            if n >= HARD_LIMIT:
+                self.flush()
+            else:
+                self._wake.set()
+
+    def ensure_started(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="modelcycle-flusher", daemon=True)
+            self._thread.start()
+
+    # --- consumer side ----------------------------------------------------------------
+    @staticmethod
+    def _drain(queue: deque[Any]) -> list[Any]:
+        n = len(queue)
+        pop = queue.popleft
+        return [pop() for _ in range(n)]
+
+    def _take(self) -> WriteBatch:
+        batch = WriteBatch(
+            metrics=self._drain(self.metrics),
+            params=self._drain(self.params),
+            tags=self._drain(self.tags),
+            artifacts=self._drain(self.artifacts),
+            inputs=self._drain(self.inputs),
+            updates=self._drain(self.updates),
+        )
+        if self._retry is not None:
+            old, self._retry = self._retry, None
+            batch = WriteBatch(
+                metrics=old.metrics + batch.metrics,
+                params=old.params + batch.params,
+                tags=old.tags + batch.tags,
+                artifacts=old.artifacts + batch.artifacts,
+                inputs=old.inputs + batch.inputs,
+                updates=old.updates + batch.updates,
+            )
+        return batch
+
+    def pending(self) -> int:
+        return len(self.metrics) + len(self.params) + len(self.tags) + len(self.artifacts) + len(
+            self.inputs) + len(self.updates) + (len(self._retry) if self._retry else 0)
+
+    def flush(self) -> None:
+        """Write everything queued so far; raises if the store refuses (nothing is dropped)."""
+        with self._flush_lock:
+            batch = self._take()
+            if not batch:
+                return
+            try:
+                self.store.write(batch)
+            except BaseException:
+                self._retry = batch  # kept for the next attempt
+                raise
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(max(0.01, min(self.flush_interval, self.heartbeat_interval)))
+            self._wake.clear()
+            try:
+                self.flush()
+                self.last_error = None
+            except Exception as e:  # keep the thread alive; the run's end reports it
+                if self.last_error is None:
+                    log.warning("modelcycle could not write logged values yet (will retry): %s", e)
+                self.last_error = e
+            now = time.time()
+            if now - self._last_heartbeat >= self.heartbeat_interval:
+                self._last_heartbeat = now
+                try:
+                    ids = list(self.live_runs())
+                    if ids:
+                        self.store.heartbeat(ids, now)
+                except Exception as e:
+                    log.warning("modelcycle heartbeat failed: %s", e)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._thread = None
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the parent flushes its own queues; start empty with no thread."""
+        for queue in (self.metrics, self.params, self.tags, self.artifacts, self.inputs, self.updates):
+            queue.clear()
+        self._retry = None
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = None

@@ -1,0 +1,595 @@
+"""The tracking client: starts runs, queues what they log, and reads runs back."""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelcycle.entities import Experiment, Run, RunContext, RunStatus
+from modelcycle.errors import InvalidInputError, ModelcycleWarning, NotFoundError
+from modelcycle.settings import Settings
+from modelcycle.store.artifacts.base import safe_artifact_path
+from modelcycle.tracking.run import ActiveRun
+from modelcycle.tracking.validation import check_key, param_value, tag_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelcycle.store.artifacts.base import ArtifactStore
+    from modelcycle.store.metadata.base import MetadataStore
+    from modelcycle.tracking.buffer import LogBuffer
+
+__all__ = ["Client", "GcReport"]
+
+DIFF_ARTIFACT = "modelcycle/code.diff"
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What ``gc`` removed (or would remove, on a dry run)."""
+
+    removed: int
+    freed_bytes: int
+    kept: int
+    dry_run: bool
+
+
+class Client:
+    """Entry point to tracking. ``mc.log_metric`` and friends delegate to a default Client.
+
+    Args:
+        settings: where the stores are; ``Settings.from_env()`` when None.
+
+    Example:
+        >>> import modelcycle as mc, tempfile
+        >>> client = mc.Client(mc.Settings.for_home(tempfile.mkdtemp(), capture=False))
+        >>> with client.start_run(experiment="churn", params={"model": "rf"}) as run:
+        ...     client.log_metric("auc", 0.8)
+        >>> list(client.search_runs(experiment="churn")["params.model"])
+        ['rf']
+    """
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+        self._lock = threading.RLock()
+        self._store: MetadataStore | None = None
+        self._artifacts: ArtifactStore | None = None
+        self._buffer: LogBuffer | None = None
+        self._live: dict[str, ActiveRun] = {}
+        self._stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
+            f"modelcycle_runs_{id(self)}", default=()
+        )
+        self._experiment = self.settings.experiment
+        self._session = uuid.uuid4().hex
+        self._seq = 0
+        self._seed: int | None = None
+        self._warned_autostart = False
+        self._git: Any = None
+        self._envs_stored: set[str] = set()
+        self._diffs: dict[bytes, tuple[str, int]] = {}
+        self._hooks = False
+        self._uncaught: BaseException | None = None
+        self._reproduces: tuple[str, int | None] | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<modelcycle.Client store={self.settings.store_uri!r}>"
+
+    # --- stores -----------------------------------------------------------------------
+    @property
+    def store(self) -> MetadataStore:
+        """The metadata store, opened (and migrated) on first use."""
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    from modelcycle.store import open_metadata_store
+
+                    self._store = open_metadata_store(self.settings.store_uri, busy_timeout=self.settings.busy_timeout)
+        return self._store
+
+    @property
+    def artifact_store(self) -> ArtifactStore:
+        if self._artifacts is None:
+            with self._lock:
+                if self._artifacts is None:
+                    from modelcycle.store import open_artifact_store
+
+                    self._artifacts = open_artifact_store(self.settings.artifact_uri)
+        return self._artifacts
+
+    @property
+    def buffer(self) -> LogBuffer:
+        if self._buffer is None:
+            with self._lock:
+                if self._buffer is None:
+                    from modelcycle.tracking.buffer import LogBuffer
+
+                    self._buffer = LogBuffer(
+                        self.store,
+                        self.settings.flush_interval,
+                        self.settings.heartbeat_interval,
+                        lambda: [i for i, r in list(self._live.items()) if r._owned],
+                    )
+        return self._buffer
+
+    # --- runs -------------------------------------------------------------------------
+    def set_experiment(self, name: str) -> Experiment:
+        """Make ``name`` the experiment of runs that name none; created if needed."""
+        check_key(name, "experiment name")
+        exp = self.store.get_or_create_experiment(name)
+        self._experiment = name
+        return exp
+
+    def start_run(
+        self,
+        experiment: str | None = None,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent: str | ActiveRun | Run | None = None,
+    ) -> ActiveRun:
+        """Start a run; use it as a context manager.
+
+        Args:
+            experiment: experiment name; the current default (``set_experiment``) when None.
+            name: run name; a friendly generated one when None.
+            params: params to record at once.
+            tags: tags to record at once.
+            parent: parent run (id or run) for nested runs; the active run when None.
+
+        Returns:
+            The running run.
+        """
+        from modelcycle.store.metadata.base import NewRun
+        from modelcycle.tracking.names import run_name
+
+        exp_name = experiment or self._experiment
+        check_key(exp_name, "experiment name")
+        if name is not None and not isinstance(name, str):
+            raise InvalidInputError(f"run name must be a string, not {type(name).__name__}")
+        checked_params = {check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()}
+        checked_tags = {check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()}
+        parent_id = self._parent_id(parent)
+        exp = self.store.get_or_create_experiment(exp_name)
+        now = time.time()
+        run_id = uuid.uuid4().hex
+        with self._lock:
+            seq = self._seq
+            self._seq += 1
+        name = name or run_name()
+        context, environment, diff = self._capture(seq)
+        self._ensure_hooks()
+        self.store.create_run(
+            NewRun(
+                id=run_id,
+                experiment_id=exp.id,
+                name=name,
+                start_time=now,
+                parent_id=parent_id,
+                context=context,
+                params=checked_params,
+                tags=checked_tags,
+                reproduces=self._reproduced_run(seq),
+                environment=environment,
+            )
+        )
+        if environment is not None and context.environment_id:
+            self._envs_stored.add(context.environment_id)
+        run = ActiveRun(self, run_id, exp_name, name, parent_id)
+        run._params.update(checked_params)
+        if diff is not None:
+            self.buffer.artifacts.append((run_id, DIFF_ARTIFACT, diff[0], diff[1], now))
+        with self._lock:
+            self._live[run_id] = run
+        self._stack.set((*self._stack.get(), run))
+        self.buffer.ensure_started()
+        return run
+
+    def _parent_id(self, parent: str | ActiveRun | Run | None) -> str | None:
+        if parent is None:
+            active = self.active_run()
+            return active.id if active is not None else None
+        if isinstance(parent, ActiveRun | Run):
+            return parent.id
+        if isinstance(parent, str):
+            return parent if parent in self._live else self.store.resolve_run_id(parent)
+        raise InvalidInputError(f"parent must be a run or a run id, not {type(parent).__name__}")
+
+    def active_run(self) -> ActiveRun | None:
+        """The innermost run started in this context (or, from another thread, in this process)."""
+        for run in reversed(self._stack.get()):
+            if not run._ended:
+                return run
+        with self._lock:
+            for run in reversed(self._live.values()):
+                if not run._ended:
+                    return run
+        return None
+
+    def _current(self) -> ActiveRun:
+        stack = self._stack.get()
+        if stack and not stack[-1]._ended:
+            return stack[-1]
+        run = self.active_run()
+        if run is not None:
+            return run
+        if not self._warned_autostart:
+            self._warned_autostart = True
+            warnings.warn(
+                "no run is active, so modelcycle started one; use `with mc.start_run():` to name and end it",
+                ModelcycleWarning,
+                stacklevel=4,
+            )
+        return self.start_run()
+
+    def _handle(self, run_id: str | None) -> ActiveRun:
+        if run_id is None:
+            return self._current()
+        live = self._live.get(run_id)
+        if live is not None:
+            return live
+        run = self.get_run(run_id)
+        if run.status.is_terminal:
+            raise InvalidInputError(f"run {run.id} has ended ({run.status.value}); start a new run to log more")
+        handle = ActiveRun(self, run.id, run.experiment, run.name, run.parent_id, owned=False)
+        handle._params.update(run.params)
+        return handle
+
+    def end_run(self, status: RunStatus | str = RunStatus.FINISHED, run_id: str | None = None) -> None:
+        """End the active run (or ``run_id``)."""
+        run = self._live.get(run_id) if run_id else self.active_run()
+        if run is None:
+            if run_id:
+                raise NotFoundError(f"run {run_id} is not running in this process")
+            return
+        run.end(status)
+
+    def _end(self, run: ActiveRun, status: RunStatus, error: str | None = None) -> None:
+        if run._ended:
+            return
+        run._ended = True
+        run.status = status
+        values: dict[str, Any] = {"status": status.value, "end_time": time.time()}
+        if error:
+            values["error"] = error[-20000:]
+        buffer = self.buffer
+        buffer.updates.append((run.id, values))
+        with self._lock:
+            self._live.pop(run.id, None)
+        stack = self._stack.get()
+        if run in stack:
+            self._stack.set(tuple(r for r in stack if r is not run))
+        buffer.flush()
+
+    # --- logging (delegates used by the module-level functions) -----------------------
+    def log_param(self, key: str, value: Any, *, run_id: str | None = None) -> None:
+        self._handle(run_id).log_param(key, value)
+
+    def log_params(self, params: Mapping[str, Any], *, run_id: str | None = None) -> None:
+        self._handle(run_id).log_params(params)
+
+    def log_metric(self, key: str, value: Any, step: int | None = None, timestamp: float | None = None,
+                   *, run_id: str | None = None) -> None:
+        (self._current() if run_id is None else self._handle(run_id)).log_metric(key, value, step, timestamp)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, timestamp: float | None = None,
+                    *, run_id: str | None = None) -> None:
+        self._handle(run_id).log_metrics(metrics, step, timestamp)
+
+    def set_tag(self, key: str, value: Any, *, run_id: str | None = None) -> None:
+        self._handle(run_id).set_tag(key, value)
+
+    def set_tags(self, tags: Mapping[str, Any], *, run_id: str | None = None) -> None:
+        self._handle(run_id).set_tags(tags)
+
+    def log_artifact(self, local_path: str | os.PathLike[str], name: str | None = None, *, run_id: str | None = None) -> str:
+        return self._handle(run_id).log_artifact(local_path, name)
+
+    def log_text(self, text: str, name: str, *, run_id: str | None = None) -> str:
+        return self._handle(run_id).log_text(text, name)
+
+    def log_dict(self, data: Any, name: str, *, run_id: str | None = None) -> str:
+        return self._handle(run_id).log_dict(data, name)
+
+    def log_figure(self, figure: Any, name: str, *, run_id: str | None = None) -> str:
+        return self._handle(run_id).log_figure(figure, name)
+
+    def log_table(self, table: Any, name: str, *, run_id: str | None = None) -> str:
+        return self._handle(run_id).log_table(table, name)
+
+    def log_dataset(self, data: Any, name: str = "dataset", role: str = "input", *, run_id: str | None = None) -> str:
+        return self._handle(run_id).log_dataset(data, name, role)
+
+    def _put_file(self, run: ActiveRun, path: Path, name: str) -> str:
+        digest, size = self.artifact_store.put_file(path)
+        self.buffer.artifacts.append((run.id, name, digest, size, time.time()))
+        return name
+
+    def _put_bytes(self, run: ActiveRun, data: bytes, name: str) -> str:
+        digest, size = self.artifact_store.put_bytes(data)
+        self.buffer.artifacts.append((run.id, name, digest, size, time.time()))
+        return name
+
+    def flush(self) -> None:
+        """Write everything queued so far to the store."""
+        if self._buffer is not None:
+            self._buffer.flush()
+
+    # --- reproducibility --------------------------------------------------------------
+    def seed(self, seed: int) -> None:
+        """Record ``seed`` on the live runs and on every run started later in this process."""
+        self._seed = seed
+        for run in list(self._live.values()):
+            self.buffer.updates.append((run.id, {"seed": seed}))
+
+    def _capture(self, seq: int) -> tuple[RunContext, dict[str, Any] | None, tuple[str, int] | None]:
+        if not self.settings.capture:
+            return RunContext(seed=self._seed, session_id=self._session, session_seq=seq), None, None
+        from modelcycle.tracking.capture import GitProbe, process_info
+
+        info = process_info()
+        if self._git is None or str(self._git.cwd) != os.path.realpath(info.cwd):
+            self._git = GitProbe(info.cwd, exclude=self.settings.home)
+        git = self._git.state()
+        diff = None
+        cwd = info.cwd
+        if git is not None:
+            try:
+                cwd = Path(info.cwd).resolve().relative_to(git.root).as_posix()
+            except ValueError:
+                pass
+            if git.diff:
+                diff = self._diffs.get(git.diff)
+                if diff is None:  # identical diffs are stored once
+                    diff = self.artifact_store.put_bytes(git.diff)
+                    self._diffs = {git.diff: diff}
+        context = RunContext(
+            git_commit=git.commit if git else None,
+            git_branch=git.branch if git else None,
+            git_dirty=git.dirty if git else None,
+            git_root=git.root if git else None,
+            command=info.command,
+            cwd=cwd,
+            python=info.python,
+            platform=info.platform,
+            environment_id=info.environment_id,
+            seed=self._seed,
+            session_id=self._session,
+            session_seq=seq,
+        )
+        environment = None if info.environment_id in self._envs_stored else info.environment
+        return context, environment, diff
+
+    def _reproduced_run(self, seq: int) -> str | None:
+        """With MODELCYCLE_REPRODUCES set, link the run started in the same order as the original."""
+        target = self.settings.reproduces
+        if not target:
+            return None
+        if self._reproduces is None:
+            try:
+                original = self.store.get_run(self.store.resolve_run_id(target))
+                self._reproduces = (original.id, original.context.session_seq)
+            except NotFoundError:
+                self._reproduces = (target, None)
+        run_id, original_seq = self._reproduces
+        return run_id if original_seq in (None, seq) else None
+
+    # --- reading ----------------------------------------------------------------------
+    def _fresh(self) -> None:
+        if self._buffer is not None and self._buffer.pending():
+            self._buffer.flush()
+        self.store.mark_lost(time.time() - self.settings.heartbeat_timeout)
+
+    def get_run(self, run_id: str) -> Run:
+        """Everything recorded about a run; ``run_id`` may be a unique prefix."""
+        self._fresh()
+        return self.store.get_run(self.store.resolve_run_id(run_id))
+
+    def search_runs(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        limit: int | None = 100,
+        *,
+        as_frame: bool = True,
+    ) -> pd.DataFrame | list[Run]:
+        """Find runs; one row per run with ``metrics.*``, ``params.*`` and ``tags.*`` columns.
+
+        Args:
+            experiment: one name or several; all experiments when None.
+            filter: e.g. ``"metrics.auc > 0.8 and params.model = 'rf'"``.
+            order_by: e.g. ``["metrics.auc DESC"]``; newest first when None.
+            limit: at most this many runs (None for all).
+            as_frame: False returns ``Run`` records instead of a DataFrame.
+        """
+        self._fresh()
+        names = [experiment] if isinstance(experiment, str) else list(experiment) if experiment else None
+        if names:
+            for n in names:
+                self.store.get_experiment(n)  # a clear error for a misspelt name
+        runs = self.store.search_runs(
+            names, filter, [order_by] if isinstance(order_by, str) else list(order_by or []), limit
+        )
+        return runs_frame(runs) if as_frame else runs
+
+    def get_metric_history(self, run_id: str, key: str) -> pd.DataFrame:
+        """Every point of a metric: columns step, value, timestamp (UTC)."""
+        import pandas as pd
+
+        self._fresh()
+        run_id = self.store.resolve_run_id(run_id)
+        points = self.store.get_metric_history(run_id, key)
+        if not points and key not in self.store.metric_keys(run_id):
+            raise NotFoundError(f"run {run_id} has no metric {key!r}")
+        return pd.DataFrame(
+            {
+                "step": pd.array([p.step for p in points], dtype="int64"),
+                "value": pd.array([p.value for p in points], dtype="float64"),
+                "timestamp": pd.to_datetime([p.timestamp for p in points], unit="s", utc=True),
+            }
+        )
+
+    def list_experiments(self) -> list[Experiment]:
+        return self.store.list_experiments()
+
+    def get_environment(self, run: Run) -> dict[str, Any]:
+        """Python, platform and package versions recorded for a run."""
+        if not run.context.environment_id:
+            return {}
+        return self.store.get_environment(run.context.environment_id)
+
+    def read_artifact(self, run_id: str, name: str) -> bytes:
+        """The verified bytes of one artifact of a run."""
+        run = self.get_run(run_id)
+        name = safe_artifact_path(name)
+        for art in run.artifacts:
+            if art.path == name:
+                return self.artifact_store.get_bytes(art.digest)
+        raise NotFoundError(f"run {run.id} has no artifact {name!r}; it has: {', '.join(a.path for a in run.artifacts) or 'none'}")
+
+    def download_artifacts(self, run_id: str, name: str | None = None, dst: str | os.PathLike[str] | None = None) -> Path:
+        """Copy a run's artifacts (all, one file, or one folder) into ``dst``, verifying each.
+
+        Returns the local path of what was asked for.
+        """
+        run = self.get_run(run_id)
+        prefix = safe_artifact_path(name) if name else ""
+        chosen = [a for a in run.artifacts if not prefix or a.path == prefix or a.path.startswith(prefix + "/")]
+        if not chosen:
+            raise NotFoundError(f"run {run.id} has no artifact {prefix!r}")
+        root = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix=f"modelcycle-{run.id[:8]}-"))
+        root = root.resolve()
+        for art in chosen:
+            target = (root / safe_artifact_path(art.path)).resolve()
+            if root not in target.parents:
+                raise InvalidInputError(f"artifact {art.path!r} would be written outside {root}")
+            self.artifact_store.download(art.digest, target)
+        return root / prefix if prefix else root
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run, its child runs and their records (artifact bytes go at the next ``gc``)."""
+        self.store.delete_run(run_id)
+
+    def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> GcReport:
+        """Remove artifact blobs that no run refers to.
+
+        Blobs younger than ``grace_seconds`` are kept: a process may have written one and not
+        yet recorded it.
+        """
+        self.flush()
+        referenced = self.store.referenced_digests()
+        now = time.time()
+        removed = freed = kept = 0
+        for digest, mtime, size in list(self.artifact_store.iter_blobs()):
+            if digest in referenced or now - mtime < grace_seconds:
+                kept += 1
+                continue
+            removed += 1
+            freed += size
+            if not dry_run:
+                self.artifact_store.delete(digest)
+        return GcReport(removed, freed, kept, dry_run)
+
+    # --- process hooks ----------------------------------------------------------------
+    def _ensure_hooks(self) -> None:
+        if self._hooks:
+            return
+        self._hooks = True
+        atexit.register(self.close)
+        previous_hook = sys.excepthook
+
+        def excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+            self._uncaught = exc
+            previous_hook(exc_type, exc, tb)
+
+        sys.excepthook = excepthook
+        if threading.current_thread() is threading.main_thread():
+            try:
+                previous = signal.getsignal(signal.SIGTERM)
+                if previous is not signal.SIG_IGN:
+                    signal.signal(signal.SIGTERM, lambda signum, frame: self._on_signal(signum, frame, previous))
+            except (ValueError, OSError):
+                pass
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    def _on_signal(self, signum: int, frame: Any, previous: Any) -> None:
+        try:
+            self._end_all(RunStatus.KILLED, f"terminated by signal {signal.Signals(signum).name}")
+        finally:
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+    def _after_fork(self) -> None:
+        if self._buffer is not None:
+            self._buffer.reset_after_fork()
+        store = self._store
+        if store is not None and hasattr(store, "engine"):
+            store.engine.dispose(close=False)
+        for run in self._live.values():
+            run._owned = False  # the parent process ends its runs
+
+    def _end_all(self, status: RunStatus, error: str | None = None) -> None:
+        for run in reversed(list(self._live.values())):
+            if run._owned:
+                try:
+                    self._end(run, status, error)
+                except Exception as e:  # keep ending the others
+                    warnings.warn(f"could not end run {run.id}: {e}", ModelcycleWarning, stacklevel=2)
+        self.flush()
+
+    def close(self) -> None:
+        """End this process's live runs (FAILED if an exception is escaping), flush, stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        exc = self._uncaught
+        if exc is None:
+            status, error = RunStatus.FINISHED, None
+        else:
+            killed = isinstance(exc, KeyboardInterrupt)
+            status = RunStatus.KILLED if killed else RunStatus.FAILED
+            error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        try:
+            self._end_all(status, error)
+        finally:
+            if self._buffer is not None:
+                self._buffer.stop()
+
+
+def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """Runs as a DataFrame: one row per run, then ``metrics.*``, ``params.*``, ``tags.*`` columns."""
+    import pandas as pd
+
+    cols: dict[str, Any] = {
+        "run_id": [r.id for r in runs],
+        "experiment": [r.experiment for r in runs],
+        "name": [r.name for r in runs],
+        "status": [r.status.value for r in runs],
+        "start_time": pd.to_datetime([r.start_time for r in runs], unit="s", utc=True),
+        "end_time": pd.to_datetime([r.end_time for r in runs], unit="s", utc=True),
+        "parent_id": [r.parent_id for r in runs],
+    }
+    for prefix, attr in (("metrics", "metrics"), ("params", "params"), ("tags", "tags")):
+        keys = sorted({k for r in runs for k in getattr(r, attr)})
+        missing = float("nan") if prefix == "metrics" else None
+        for key in keys:
+            cols[f"{prefix}.{key}"] = [getattr(r, attr).get(key, missing) for r in runs]
+    return pd.DataFrame(cols)
