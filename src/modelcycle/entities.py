@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = [
     "ArtifactInfo",
@@ -26,10 +26,10 @@ def to_datetime(ts: float | None) -> datetime | None:
         >>> to_datetime(0).isoformat()
         '1970-01-01T00:00:00+00:00'
     """
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """Life cycle of a run.
 
     RUNNING while the block runs; FINISHED when it ends normally; FAILED when an exception

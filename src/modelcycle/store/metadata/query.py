@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from modelcycle.errors import FilterSyntaxError
@@ -46,6 +46,7 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
     "experiment": ("experiment", "str"),
     "git_commit": ("git_commit", "str"),
     "git_branch": ("git_branch", "str"),
+    "reproduces": ("reproduces", "str"),
 }
 PREFIXES = {"metrics": "metric", "metric": "metric", "params": "param", "param": "param", "tags": "tag", "tag": "tag"}
 COMPARE_OPS = {"=", "!=", "<", "<=", ">", ">="}
@@ -300,7 +301,7 @@ def _parse_time(value: str, parser: _Parser, pos: int) -> float:
     except ValueError:
         raise parser.error(f"{value!r} is not a date; use ISO format such as '2026-01-31' or '2026-01-31T12:00'", pos) from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

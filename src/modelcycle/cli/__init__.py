@@ -1,0 +1,91 @@
+"""The command line: ``modelcycle runs ls``, ``runs show``, ``experiments ls``, ``gc``, ``demo`` …"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modelcycle.cli import runs
+from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="modelcycle",
+    help="Track experiments and reproduce them. Data is kept in ./.modelcycle (or MODELCYCLE_HOME).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(runs.app, name="runs")
+experiments = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
+app.add_typer(experiments, name="experiments")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from modelcycle import __version__
+
+        typer.echo(f"modelcycle {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """modelcycle: the MLOps loop in one tool."""
+
+
+@experiments.command("ls")
+@errors
+def experiments_ls(as_json: bool = JSON_OPTION) -> None:
+    """List experiments with their number of runs."""
+    exps = client().list_experiments()
+    if as_json:
+        print_json([{"id": e.id, "name": e.name, "created_at": e.created_at, "runs": e.run_count} for e in exps])
+        return
+    from rich.table import Table
+
+    from modelcycle.cli._common import when
+
+    if not exps:
+        console().print("No experiments yet.")
+        return
+    table = Table(header_style="bold")
+    for col in ("id", "name", "runs", "created"):
+        table.add_column(col, justify="right" if col in ("id", "runs") else "left")
+    for e in exps:
+        table.add_row(str(e.id), e.name, str(e.run_count or 0), when(e.created_at))
+    console().print(table)
+
+
+@app.command("gc")
+@errors
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed.")] = False,
+    grace: Annotated[float, typer.Option("--grace", min=0, help="Keep unreferenced blobs younger than this many seconds.")] = 3600.0,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Remove artifact blobs that no run refers to any more."""
+    report = client().gc(dry_run=dry_run, grace_seconds=grace)
+    if as_json:
+        print_json({"removed": report.removed, "freed_bytes": report.freed_bytes, "kept": report.kept, "dry_run": report.dry_run})
+        return
+    verb = "would remove" if dry_run else "removed"
+    console().print(f"{verb} {report.removed} blob(s), {report.freed_bytes:,} bytes; kept {report.kept}")
+
+
+@app.command("demo")
+@errors
+def demo() -> None:
+    """Train several scikit-learn models, track them, compare them and show how to reproduce the best."""
+    from modelcycle.demo import main as run_demo
+
+    run_demo()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

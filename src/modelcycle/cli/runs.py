@@ -1,0 +1,257 @@
+"""`modelcycle runs …`: list, show, compare, reproduce, download and delete runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelcycle.cli._common import (
+    JSON_OPTION,
+    client,
+    console,
+    duration,
+    errors,
+    number,
+    print_json,
+    status,
+    when,
+)
+
+app = typer.Typer(help="List, inspect, compare and reproduce runs.", no_args_is_help=True)
+
+
+def _run_json(run) -> dict:  # type: ignore[no-untyped-def]
+    data = asdict(run)
+    data["status"] = run.status.value
+    data["duration"] = run.duration
+    return data
+
+
+@app.command("ls")
+@errors
+def ls(
+    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e", help="Only these experiments.")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.8 and params.model = 'rf'\"")] = None,
+    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.auc DESC'; repeatable.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")] = 50,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List runs, newest first unless --order-by says otherwise."""
+    runs = client().search_runs(experiment or None, filter, order_by or None, limit, as_frame=False)
+    if as_json:
+        print_json([_run_json(r) for r in runs])
+        return
+    from rich.table import Table
+
+    con = console()
+    if not runs:
+        con.print("No runs match." if filter or experiment else "No runs yet. Start one with `with mc.start_run(): ...`.")
+        return
+    wanted = [o.split()[0].split(".", 1)[1] for o in (order_by or []) if o.startswith("metrics.")]
+    metric_keys = list(dict.fromkeys([*wanted, *sorted({k for r in runs for k in r.metrics})]))[:6]
+    param_keys = sorted({k for r in runs for k in r.params})[:5]
+    table = Table(title=f"{len(runs)} run(s)", header_style="bold")
+    for col in ("run", "experiment", "name", "status", "started", "duration"):
+        table.add_column(col, no_wrap=col in ("run", "started"))
+    for k in metric_keys:
+        table.add_column(k, justify="right", style="bold")
+    for k in param_keys:
+        table.add_column(f"{k}", style="dim")
+    for r in runs:
+        table.add_row(
+            r.id[:8], r.experiment, r.name or "", status(r.status.value), when(r.start_time), duration(r.duration),
+            *[number(r.metrics.get(k)) for k in metric_keys],
+            *[r.params.get(k, "—") for k in param_keys],
+        )
+    con.print(table)
+
+
+@app.command("show")
+@errors
+def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")], as_json: bool = JSON_OPTION) -> None:
+    """Everything recorded about one run."""
+    c = client()
+    run = c.get_run(run_id)
+    if as_json:
+        data = _run_json(run)
+        data["environment"] = c.get_environment(run)
+        print_json(data)
+        return
+    from rich.table import Table
+
+    con = console()
+    con.print(f"[bold]{run.name or run.id}[/]  {status(run.status.value)}  experiment [bold]{run.experiment}[/]")
+    con.print(f"id {run.id}   started {when(run.start_time)}   duration {duration(run.duration)}"
+              + (f"   parent {run.parent_id[:8]}" if run.parent_id else "")
+              + (f"   reproduces {run.reproduces[:8]}" if run.reproduces else ""))
+    for title, items, fmt in (("params", run.params, str), ("metrics", run.metrics, number), ("tags", run.tags, str)):
+        if items:
+            t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+            for k in sorted(items):
+                t.add_row(k, fmt(items[k]))
+            con.print(t)
+    if run.inputs:
+        t = Table(title="datasets", title_justify="left", header_style="bold")
+        for col in ("name", "role", "rows", "columns", "fingerprint"):
+            t.add_column(col)
+        for d in run.inputs:
+            t.add_row(d.name, d.role, number(d.rows), str(len(d.columns)), d.fingerprint[:16])
+        con.print(t)
+    if run.artifacts:
+        t = Table(title="artifacts", title_justify="left", header_style="bold")
+        t.add_column("name")
+        t.add_column("size", justify="right")
+        t.add_column("sha256")
+        for a in run.artifacts:
+            t.add_row(a.path, f"{a.size:,} B", a.digest[:16])
+        con.print(t)
+    ctx = run.context
+    t = Table(title="reproducibility", title_justify="left", show_header=False, box=None, padding=(0, 2))
+    t.add_row("git", f"{ctx.git_commit[:12]} on {ctx.git_branch or 'detached HEAD'}"
+              + (" [yellow](uncommitted changes captured)[/]" if ctx.git_dirty else "") if ctx.git_commit else "not a git repository")
+    t.add_row("command", " ".join(ctx.command) if ctx.command else "interactive session")
+    t.add_row("directory", ctx.cwd or "—")
+    t.add_row("python", f"{ctx.python or '—'} on {ctx.platform or '—'}")
+    if ctx.seed is not None:
+        t.add_row("seed", str(ctx.seed))
+    con.print(t)
+    if run.error:
+        con.print("[red]error[/]")
+        con.print(run.error.rstrip(), markup=False)
+
+
+@app.command("compare")
+@errors
+def compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids (prefixes are fine).")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Params and metrics side by side; rows whose values differ are highlighted."""
+    if len(run_ids) < 2:
+        from modelcycle.errors import InvalidInputError
+
+        raise InvalidInputError("compare needs at least two run ids")
+    c = client()
+    runs = [c.get_run(r) for r in run_ids]
+    rows = []
+    for kind in ("params", "metrics"):
+        for key in sorted({k for r in runs for k in getattr(r, kind)}):
+            values = [getattr(r, kind).get(key) for r in runs]
+            shown = [number(v) for v in values]
+            rows.append((kind, key, values, len(set(shown)) > 1))
+    if as_json:
+        print_json({
+            "runs": [r.id for r in runs],
+            "rows": [{"kind": k, "key": key, "values": v, "differs": d} for k, key, v, d in rows],
+        })
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold", title="differences highlighted")
+    table.add_column("")
+    table.add_column("key")
+    for r in runs:
+        table.add_column(f"{r.name or ''}\n{r.id[:8]}", justify="right")
+    for kind, key, values, differs in rows:
+        style = "bold yellow" if differs else "dim"
+        table.add_row(kind[:-1], key, *[number(v) for v in values], style=style)
+    console().print(table)
+
+
+@app.command("reproduce")
+@errors
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    execute: Annotated[bool, typer.Option("--execute", help="Run the steps in a fresh git worktree and compare metrics.")] = False,
+    install: Annotated[bool, typer.Option("--install", help="With --execute: pip install the package versions that differ.")] = False,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Print the exact steps that reproduce a run; with --execute, run them into a new linked run.
+
+    Exits 1 when the reproduced metrics differ from the original's.
+    """
+    from modelcycle.tracking import reproduce as rp
+
+    c = client()
+    plan = rp.plan(c, run_id)
+    con = console()
+    if not as_json:
+        con.print(f"Reproduce [bold]{plan.run.name or plan.run.id}[/] ({plan.run.id[:8]}) of experiment [bold]{plan.run.experiment}[/]")
+        for i, step in enumerate(plan.steps, 1):
+            con.print(f"[bold]{i}. {step.title}[/]")
+            if step.command:
+                con.print(f"   {step.command}", markup=False, soft_wrap=True)
+            if step.note:
+                con.print(f"   [dim]{step.note}[/]")
+    if not execute:
+        if as_json:
+            print_json({"run": plan.run.id, "runnable": plan.runnable, "problem": plan.problem,
+                        "steps": [asdict(s) for s in plan.steps],
+                        "package_changes": [{"name": n, "recorded": r, "installed": h} for n, r, h in plan.package_changes]})
+        return
+    if plan.package_changes and not install and not as_json:
+        con.print(f"[yellow]{len(plan.package_changes)} package version(s) differ; pass --install to install them[/]")
+    result = rp.execute(c, plan, install=install)
+    if as_json:
+        print_json({"run": plan.run.id, "reproduced": result.reproduced.id if result.reproduced else None,
+                    "returncode": result.returncode, "matches": result.matches,
+                    "metrics": [{"key": m.key, "original": m.original, "reproduced": m.reproduced, "matches": m.matches}
+                                for m in result.metrics]})
+    else:
+        from rich.table import Table
+
+        if result.reproduced is None:
+            con.print(f"[red]the command exited with {result.returncode} and logged no run[/]")
+        else:
+            t = Table(title=f"original {plan.run.id[:8]} vs reproduced {result.reproduced.id[:8]}", header_style="bold")
+            for col in ("metric", "original", "reproduced", ""):
+                t.add_column(col, justify="right" if col in ("original", "reproduced") else "left")
+            for m in result.metrics:
+                t.add_row(m.key, number(m.original), number(m.reproduced), "[green]same[/]" if m.matches else "[red]differs[/]")
+            con.print(t)
+            con.print("[green]Reproduced: every metric matches.[/]" if result.matches else "[red]Not reproduced: see the differences above.[/]")
+    if not result.matches:
+        raise typer.Exit(1)
+
+
+@app.command("download")
+@errors
+def download(
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    name: Annotated[str | None, typer.Argument(help="One artifact or folder; all when omitted.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")] = Path("."),
+) -> None:
+    """Copy a run's artifacts to a local folder (verified against their sha256)."""
+    c = client()
+    if name and not output.is_dir() and output.suffix:
+        import shutil
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp())
+        path = c.download_artifacts(run_id, name, tmp)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), output)
+        console().print(f"wrote {output}")
+        return
+    path = c.download_artifacts(run_id, name, output)
+    console().print(f"wrote {path}")
+
+
+@app.command("rm")
+@errors
+def rm(
+    run_ids: Annotated[list[str], typer.Argument(help="Runs to delete, with their child runs.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete runs and their records; `modelcycle gc` then frees their artifacts."""
+    c = client()
+    runs = [c.get_run(r) for r in run_ids]
+    if not yes:
+        names = ", ".join(f"{r.id[:8]} ({r.name})" for r in runs)
+        typer.confirm(f"Delete {names}?", abort=True)
+    for r in runs:
+        c.delete_run(r.id)
+    console().print(f"deleted {len(runs)} run(s)")

@@ -1,0 +1,132 @@
+"""`modelcycle demo`: MLOps level 0 done right — a notebook-style sweep, tracked and reproducible.
+
+Several scikit-learn models and parameter sets are trained on a dataset scikit-learn ships
+(breast cancer diagnosis, 569 rows, 30 features), every run is tracked with its data
+fingerprint, parameters, metrics and code version, then the runs are compared and the best
+one is shown with the exact steps that reproduce it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+__all__ = ["CONFIGS", "EXPERIMENT", "main", "train_all"]
+
+EXPERIMENT = "level0-breast-cancer"
+
+CONFIGS: list[tuple[str, dict[str, Any]]] = [
+    ("logreg", {"C": 0.01}),
+    ("logreg", {"C": 0.1}),
+    ("logreg", {"C": 1.0}),
+    ("logreg", {"C": 10.0}),
+    ("random_forest", {"n_estimators": 200, "max_depth": 3}),
+    ("random_forest", {"n_estimators": 200, "max_depth": None}),
+    ("gradient_boosting", {"learning_rate": 0.05, "n_estimators": 150}),
+    ("gradient_boosting", {"learning_rate": 0.2, "n_estimators": 150}),
+]
+
+
+def _model(kind: str, params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "logreg":
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, **params))
+    if kind == "random_forest":
+        return RandomForestClassifier(random_state=seed, n_jobs=1, **params)
+    return GradientBoostingClassifier(random_state=seed, **params)
+
+
+def train_all(progress: Any = None, seed: int = 42) -> list[str]:
+    """Train every configuration as one tracked run; returns the run ids."""
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    import modelcycle as mc
+
+    mc.seed_everything(seed)
+    data = load_breast_cancer(as_frame=True)
+    X, y = data.data, data.target
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+    ids = []
+    task = progress.add_task("training", total=len(CONFIGS)) if progress else None
+    for kind, params in CONFIGS:
+        label = ", ".join(f"{k}={v}" for k, v in params.items())
+        with mc.start_run(experiment=EXPERIMENT, name=f"{kind} {label}", params={"model": kind, **params},
+                          tags={"dataset": "sklearn.breast_cancer", "level": "0"}) as run:
+            mc.log_dataset(X_train.assign(target=y_train), name="breast_cancer", role="train")
+            mc.log_dataset(X_test.assign(target=y_test), name="breast_cancer", role="test")
+            model = _model(kind, params, seed)
+            start = time.perf_counter()
+            model.fit(X_train, y_train)
+            mc.log_metric("fit_seconds", time.perf_counter() - start)
+            proba = model.predict_proba(X_test)[:, 1]
+            pred = (proba >= 0.5).astype(int)
+            mc.log_metrics({
+                "accuracy": accuracy_score(y_test, pred),
+                "roc_auc": roc_auc_score(y_test, proba),
+                "f1": f1_score(y_test, pred),
+                "log_loss": log_loss(y_test, proba),
+            })
+            mc.log_table(pd.DataFrame({"y_true": y_test.to_numpy(), "proba": proba}), "predictions")
+            ids.append(run.id)
+        if progress:
+            progress.advance(task)
+    return ids
+
+
+def number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def main() -> None:
+    """Run the demo and print the comparison and the reproduction steps."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    import modelcycle as mc
+    from modelcycle.tracking import reproduce
+
+    con = Console(highlight=False)
+    con.rule("[bold]modelcycle demo — Level 0: a tracked, reproducible model sweep")
+    con.print(f"Training {len(CONFIGS)} models on scikit-learn's breast-cancer data; every run is tracked.\n")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=con) as progress:
+        ids = train_all(progress)
+    runs = mc.search_runs(experiment=EXPERIMENT, filter=None, order_by=["metrics.roc_auc DESC", "metrics.log_loss ASC"], limit=None)
+    runs = runs[runs["run_id"].isin(ids)]
+    table = Table(title="This sweep, best first", header_style="bold")
+    for col in ("run", "model", "params", "roc_auc", "accuracy", "f1", "log_loss", "fit"):
+        table.add_column(col, justify="right" if col in ("roc_auc", "accuracy", "f1", "log_loss", "fit") else "left")
+    for i, r in enumerate(runs.to_dict("records")):
+        params = ", ".join(
+            f"{k.split('.', 1)[1]}={v}" for k, v in r.items() if k.startswith("params.") and k != "params.model" and isinstance(v, str)
+        )
+        table.add_row(r["run_id"][:8], r["params.model"], params,
+                      *[number(r[f"metrics.{m}"]) for m in ("roc_auc", "accuracy", "f1", "log_loss")],
+                      f"{r['metrics.fit_seconds'] * 1000:.0f} ms", style="bold green" if i == 0 else None)
+    con.print(table)
+    best = runs.iloc[0]["run_id"]
+    plan = reproduce.plan(mc.get_client(), best)
+    run = plan.run
+    con.print(f"\n[bold]Best run[/] {run.name} ({run.id[:8]}): roc_auc {number(run.metrics['roc_auc'])}")
+    con.print(f"  data: {', '.join(f'{d.role} {d.rows} rows, fingerprint {d.fingerprint[:12]}' for d in run.inputs)}")
+    con.print(f"  seed: {run.context.seed}   python {run.context.python}   artifacts: {', '.join(a.path for a in run.artifacts)}")
+    con.print("\n[bold]To reproduce it[/] (`modelcycle runs reproduce "
+              f"{run.id[:8]}`; add --execute to run it and compare metrics):")
+    for i, step in enumerate(plan.steps, 1):
+        con.print(f"  {i}. {step.title}" + (f": [cyan]{step.command}[/]" if step.command else "")
+                  + (f" [dim]({step.note})[/]" if step.note else ""))
+    con.print("\nExplore: [cyan]modelcycle runs ls -e " + EXPERIMENT + " -o 'metrics.roc_auc DESC'[/], "
+              f"[cyan]modelcycle runs show {run.id[:8]}[/], [cyan]modelcycle runs compare {runs.iloc[0]['run_id'][:8]} "
+              f"{runs.iloc[-1]['run_id'][:8]}[/]")
+
+
+if __name__ == "__main__":
+    main()

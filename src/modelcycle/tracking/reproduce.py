@@ -1,0 +1,211 @@
+"""Turn a run's recorded context back into the steps that reproduce it, and run them."""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from importlib.metadata import distributions
+from pathlib import Path
+
+from modelcycle.entities import Run
+from modelcycle.errors import NotFoundError, ReproduceError
+from modelcycle.tracking.client import DIFF_ARTIFACT, Client
+
+__all__ = ["MetricComparison", "ReproducePlan", "ReproduceResult", "Step", "execute", "plan"]
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    command: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class ReproducePlan:
+    """What reproducing a run takes, step by step."""
+
+    run: Run
+    steps: list[Step]
+    package_changes: list[tuple[str, str | None, str | None]]  # name, recorded, installed here
+    has_diff: bool
+    runnable: bool
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    key: str
+    original: float | None
+    reproduced: float | None
+
+    @property
+    def matches(self) -> bool:
+        a, b = self.original, self.reproduced
+        if a is None or b is None:
+            return False
+        if math.isnan(a) and math.isnan(b):
+            return True
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+@dataclass
+class ReproduceResult:
+    original: Run
+    reproduced: Run | None
+    returncode: int
+    metrics: list[MetricComparison] = field(default_factory=list)
+
+    @property
+    def matches(self) -> bool:
+        return self.returncode == 0 and self.reproduced is not None and all(m.matches for m in self.metrics)
+
+
+def _installed() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for dist in distributions():
+        name = dist.metadata.get("Name") if dist.metadata else None
+        if name:
+            found.setdefault(name.lower().replace("_", "-"), dist.version)
+    return found
+
+
+def _package_changes(recorded: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
+    here = _installed()
+    changes = []
+    for name in sorted(set(recorded) | set(here)):
+        if name == "modelcycle":
+            continue
+        if recorded.get(name) != here.get(name) and name in recorded:
+            changes.append((name, recorded.get(name), here.get(name)))
+    return changes
+
+
+def _command(run: Run, root: str | None = None) -> list[str]:
+    argv = list(run.context.command)
+    if not argv:
+        return []
+    argv[0] = "python"
+    if root and run.context.git_root:
+        old = run.context.git_root.rstrip("/") + "/"
+        argv = [root + "/" + a[len(old):] if a.startswith(old) else a for a in argv]
+    return argv
+
+
+def plan(client: Client, run_id: str) -> ReproducePlan:
+    """The steps that reproduce ``run_id``: check out, apply the diff, install, run.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    run = client.get_run(run_id)
+    ctx = run.context
+    steps: list[Step] = []
+    problem = None
+    has_diff = any(a.path == DIFF_ARTIFACT for a in run.artifacts)
+    if ctx.git_commit and ctx.git_root:
+        root = shlex.quote(ctx.git_root)
+        branch = f" (branch {ctx.git_branch})" if ctx.git_branch else ""
+        steps.append(Step(f"Check out commit {ctx.git_commit[:12]}{branch}",
+                          f"git -C {root} worktree add --detach ../reproduce-{run.id[:8]} {ctx.git_commit}"))
+        if has_diff:
+            steps.append(Step("Apply the uncommitted changes the run had",
+                              f"modelcycle runs download {run.id[:12]} {DIFF_ARTIFACT} -o code.diff && git apply code.diff"))
+        elif ctx.git_dirty:
+            steps.append(Step("Uncommitted changes", note="the working tree was dirty but no diff was stored"))
+    elif ctx.git_root and not ctx.git_commit:
+        problem = "the repository had no commit when the run started"
+        steps.append(Step("Code version", note=problem))
+    else:
+        problem = "the run was not started inside a git repository, so its code version is unknown"
+        steps.append(Step("Code version", note=problem + "; keep training code in git to make runs reproducible"))
+    changes: list[tuple[str, str | None, str | None]] = []
+    if ctx.environment_id:
+        try:
+            env = client.get_environment(run)
+        except NotFoundError:
+            env = {}
+        changes = _package_changes(env.get("packages", {}))
+        py = env.get("python")
+        if py and py != sys.version.split()[0]:
+            steps.append(Step(f"Use Python {py}", note=f"this interpreter is {sys.version.split()[0]}"))
+        if changes:
+            pins = " ".join(f"{n}=={recorded}" for n, recorded, _ in changes if recorded)
+            steps.append(Step(f"Install the {len(changes)} package version(s) that differ", f"python -m pip install {pins}"))
+        else:
+            steps.append(Step("Packages", note="the installed package versions match the run's"))
+    if ctx.seed is not None:
+        steps.append(Step("Seed", note=f"the run called seed_everything({ctx.seed}); the script does it again"))
+    argv = _command(run)
+    if argv:
+        where = f"cd {shlex.quote(ctx.cwd)} && " if ctx.cwd and ctx.cwd != "." else ""
+        steps.append(Step("Run the command", where + shlex.join(argv)))
+    else:
+        problem = problem or "the run was started from an interactive session (notebook or REPL), not a command"
+        steps.append(Step("Run", note="started from an interactive session: re-run the notebook or cells at this commit"))
+    runnable = problem is None
+    return ReproducePlan(run, steps, changes, has_diff, runnable, problem)
+
+
+def execute(client: Client, p: ReproducePlan, install: bool = False, timeout: float | None = None) -> ReproduceResult:
+    """Run a plan in a fresh git worktree; the new run is linked to the original and compared.
+
+    Packages are installed into the current environment only when ``install`` is true.
+
+    Raises:
+        ReproduceError: the plan cannot run here (no git, no commit, interactive session).
+    """
+    run, ctx = p.run, p.run.context
+    if not p.runnable:
+        raise ReproduceError(f"cannot reproduce run {run.id[:12]}: {p.problem}")
+    git = shutil.which("git")
+    if git is None:
+        raise ReproduceError("cannot reproduce: git is not installed")
+    if not ctx.git_root or not Path(ctx.git_root, ".git").exists():
+        raise ReproduceError(f"cannot reproduce: the repository {ctx.git_root} is not on this machine; clone it there")
+    tmp = Path(tempfile.mkdtemp(prefix=f"modelcycle-reproduce-{run.id[:8]}-"))
+    src = tmp / "src"
+    try:
+        proc = subprocess.run([git, "-C", ctx.git_root, "worktree", "add", "--detach", str(src), ctx.git_commit or ""],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ReproduceError(f"cannot check out commit {ctx.git_commit}: {proc.stderr.strip().splitlines()[-1:]}")
+        if p.has_diff:
+            patch = tmp / "code.diff"
+            patch.write_bytes(client.read_artifact(run.id, DIFF_ARTIFACT))
+            proc = subprocess.run([git, "-C", str(src), "apply", "--whitespace=nowarn", str(patch)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise ReproduceError(f"the stored diff does not apply to commit {ctx.git_commit}: {proc.stderr.strip()}")
+        if install and p.package_changes:
+            pins = [f"{n}=={r}" for n, r, _ in p.package_changes if r]
+            subprocess.run([sys.executable, "-m", "pip", "install", *pins], check=True)
+        argv = _command(run, str(src))
+        argv[0] = sys.executable
+        cwd = src / (ctx.cwd or ".") if ctx.cwd and not os.path.isabs(ctx.cwd) else src
+        env = dict(os.environ)
+        env.update({
+            "MODELCYCLE_REPRODUCES": run.id,
+            "MODELCYCLE_HOME": str(client.settings.home),
+            "MODELCYCLE_STORE_URI": client.settings.store_uri,
+            "MODELCYCLE_ARTIFACT_URI": client.settings.artifact_uri,
+        })
+        if ctx.seed is not None:
+            env["PYTHONHASHSEED"] = str(ctx.seed)
+        code = subprocess.run(argv, cwd=cwd, env=env, timeout=timeout).returncode
+        found = client.search_runs(filter=f"reproduces = '{run.id}'", order_by=["start_time DESC"], limit=1, as_frame=False)
+        new = found[0] if found else None  # type: ignore[index]
+        rows = []
+        if new is not None:
+            for key in sorted(set(run.metrics) | set(new.metrics)):
+                rows.append(MetricComparison(key, run.metrics.get(key), new.metrics.get(key)))
+        return ReproduceResult(run, new, code, rows)
+    finally:
+        subprocess.run([git, "-C", ctx.git_root, "worktree", "remove", "--force", str(src)], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,76 @@
+"""Shared fixtures: real SQLite files in temporary folders, and PostgreSQL when CI provides one."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelcycle.settings import Settings
+from modelcycle.tracking.client import Client
+
+PG_ADMIN = os.environ.get("MODELCYCLE_TEST_POSTGRES_URI")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Everything in one temporary folder; reproducibility capture off unless a test wants it."""
+    return Settings.for_home(tmp_path / ".modelcycle", capture=False)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Client]:
+    c = Client(settings)
+    yield c
+    c.close()
+    if c._store is not None:
+        c._store.close()
+
+
+def _pg_database() -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
+    name = f"mc_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN.rsplit("/", 1)[0]  # type: ignore[union-attr]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_uri() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (skipped when MODELCYCLE_TEST_POSTGRES_URI is not set)."""
+    if not PG_ADMIN:
+        pytest.skip("set MODELCYCLE_TEST_POSTGRES_URI to run the PostgreSQL store tests")
+    yield from _pg_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URI of an empty metadata store: every store test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        if not PG_ADMIN:
+            pytest.skip("set MODELCYCLE_TEST_POSTGRES_URI to run the PostgreSQL store tests")
+        yield from _pg_database()
+
+
+@pytest.fixture
+def any_client(store_uri: str, tmp_path: Path) -> Iterator[Client]:
+    """A client on SQLite or PostgreSQL (parametrised through ``store_uri``)."""
+    s = Settings.for_home(tmp_path / ".modelcycle", capture=False).replace(store_uri=store_uri)
+    c = Client(s)
+    yield c
+    c.close()
+    if c._store is not None:
+        c._store.close()

@@ -1,0 +1,204 @@
+"""Every metadata store backend behaves the same (SQLite always; PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+
+import pytest
+
+from modelcycle.entities import DatasetInput, RunContext, RunStatus
+from modelcycle.errors import FilterSyntaxError, InvalidInputError, NotFoundError
+from modelcycle.store import open_metadata_store
+from modelcycle.store.metadata.base import MetadataStore, NewRun, WriteBatch
+
+
+@pytest.fixture
+def store(store_uri: str):
+    s = open_metadata_store(store_uri)
+    yield s
+    s.close()
+
+
+def _run(store: MetadataStore, experiment: str = "exp", **kw) -> str:
+    exp = store.get_or_create_experiment(experiment)
+    run_id = uuid.uuid4().hex
+    store.create_run(NewRun(id=run_id, experiment_id=exp.id, name=kw.pop("name", "r"), start_time=kw.pop("start", time.time()), **kw))
+    return run_id
+
+
+def test_is_a_metadata_store(store) -> None:
+    assert isinstance(store, MetadataStore)
+
+
+def test_experiments_are_created_once(store) -> None:
+    a = store.get_or_create_experiment("churn")
+    b = store.get_or_create_experiment("churn")
+    assert a.id == b.id
+    assert [e.name for e in store.list_experiments()] == ["churn"]
+    with pytest.raises(NotFoundError, match="nope"):
+        store.get_experiment("nope")
+
+
+def test_run_round_trip(store) -> None:
+    ctx = RunContext(git_commit="abc", git_branch="main", git_dirty=True, command=("python", "t.py"), cwd="src",
+                     python="3.11.7", seed=7, session_id="s" * 32, session_seq=3)
+    rid = _run(store, params={"C": "1.0"}, tags={"team": "risk"}, context=ctx)
+    run = store.get_run(rid)
+    assert run.status is RunStatus.RUNNING
+    assert run.params == {"C": "1.0"}
+    assert run.tags == {"team": "risk"}
+    assert run.context.command == ("python", "t.py")
+    assert run.context.git_dirty is True
+    assert run.context.seed == 7
+    assert run.experiment == "exp"
+
+
+def test_latest_metric_is_highest_step_then_latest_time(store) -> None:
+    rid = _run(store)
+    t = time.time()
+    store.write(WriteBatch(metrics=[(rid, "loss", 3.0, 5, t), (rid, "loss", 9.0, 2, t + 10)]))
+    store.write(WriteBatch(metrics=[(rid, "loss", 1.0, 1, t + 20)]))  # an older step arriving late
+    assert store.get_run(rid).metrics["loss"] == 3.0
+    store.write(WriteBatch(metrics=[(rid, "loss", 4.0, 5, t + 30)]))  # same step, later
+    assert store.get_run(rid).metrics["loss"] == 4.0
+    history = store.get_metric_history(rid, "loss")
+    assert [(p.step, p.value) for p in history] == [(1, 1.0), (2, 9.0), (5, 3.0), (5, 4.0)]
+
+
+def test_nan_and_infinities_are_kept(store) -> None:
+    rid = _run(store)
+    t = time.time()
+    store.write(WriteBatch(metrics=[(rid, "a", math.nan, 0, t), (rid, "b", math.inf, 0, t), (rid, "c", -math.inf, 0, t)]))
+    m = store.get_run(rid).metrics
+    assert math.isnan(m["a"]) and m["b"] == math.inf and m["c"] == -math.inf
+    assert math.isnan(store.get_metric_history(rid, "a")[0].value)
+
+
+def test_batch_applies_params_tags_artifacts_inputs_and_updates(store) -> None:
+    rid = _run(store)
+    ds = DatasetInput("train", "train", "f" * 64, 10, (("x", "float64"),), "pandas.DataFrame")
+    store.write(WriteBatch(
+        params=[(rid, "p", "1"), (rid, "p", "1")],
+        tags=[(rid, "t", "a"), (rid, "t", "b")],
+        artifacts=[(rid, "a.txt", "0" * 64, 3, time.time())],
+        inputs=[(rid, ds)],
+        updates=[(rid, {"status": "FINISHED", "end_time": time.time()})],
+    ))
+    run = store.get_run(rid)
+    assert run.params == {"p": "1"}
+    assert run.tags == {"t": "b"}, "the last tag value wins"
+    assert [a.path for a in run.artifacts] == ["a.txt"]
+    assert run.inputs == (ds,)
+    assert run.status is RunStatus.FINISHED
+    assert store.referenced_digests() == {"0" * 64}
+
+
+def test_stale_heartbeat_marks_run_lost_but_fresh_ones_stay_running(store) -> None:
+    old = _run(store, start=time.time() - 500)
+    fresh = _run(store)
+    store.heartbeat([fresh], time.time())
+    assert store.mark_lost(time.time() - 60) == 1
+    assert store.get_run(old).status is RunStatus.LOST
+    assert store.get_run(old).end_time is not None
+    assert store.get_run(fresh).status is RunStatus.RUNNING
+    assert store.mark_lost(time.time() - 60) == 0
+
+
+def test_resolve_run_id_by_prefix(store) -> None:
+    rid = _run(store)
+    assert store.resolve_run_id(rid[:10]) == rid
+    assert store.resolve_run_id(rid.upper()) == rid
+    with pytest.raises(NotFoundError):
+        store.resolve_run_id("f" * 32 if not rid.startswith("f") else "e" * 32)
+    with pytest.raises(NotFoundError):
+        store.resolve_run_id("not-hex")
+
+
+def test_ambiguous_prefix_is_an_error(store) -> None:
+    exp = store.get_or_create_experiment("e")
+    for suffix in ("1", "2"):
+        store.create_run(NewRun(id="ab" * 15 + "0" + suffix, experiment_id=exp.id, name="x", start_time=time.time()))
+    with pytest.raises(InvalidInputError, match="ambiguous"):
+        store.resolve_run_id("abab")
+
+
+def test_delete_run_removes_children_and_records(store) -> None:
+    parent = _run(store)
+    child = _run(store, parent_id=parent)
+    store.write(WriteBatch(metrics=[(child, "m", 1.0, 0, time.time())], artifacts=[(child, "x", "1" * 64, 1, 0.0)]))
+    store.delete_run(parent)
+    for rid in (parent, child):
+        with pytest.raises(NotFoundError):
+            store.get_run(rid)
+    assert store.referenced_digests() == set()
+
+
+@pytest.fixture
+def populated(store):
+    t0 = time.time() - 1000
+    ids = {}
+    rows = [("rf", 0.91, "risk", "a"), ("lr", 0.85, "risk", "b"), ("rf", 0.75, "ops", "c"), ("gbm", math.nan, "ops", "d")]
+    for i, (model, auc, team, name) in enumerate(rows):
+        rid = _run(store, experiment="churn" if i < 3 else "other", name=name, start=t0 + i,
+                   params={"model": model, "C": str(i)}, tags={"team": team})
+        store.write(WriteBatch(metrics=[(rid, "auc", auc, 0, t0 + i), (rid, "val loss", 1 - (auc if auc == auc else 0), 0, t0 + i)]))
+        ids[name] = rid
+    store.write(WriteBatch(updates=[(ids["c"], {"status": "FAILED"})]))
+    return store, ids
+
+
+def _names(runs) -> list[str]:
+    return [r.name for r in runs]
+
+
+@pytest.mark.parametrize(
+    ("flt", "order", "expected"),
+    [
+        (None, None, ["d", "c", "b", "a"]),
+        ("metrics.auc > 0.8", ["metrics.auc DESC"], ["a", "b"]),
+        ("metrics.auc > 0.8 and params.model = 'rf' and tags.team != 'x'", None, ["a"]),
+        (None, ["metrics.auc ASC"], ["c", "b", "a", "d"]),
+        (None, ["metrics.auc DESC"], ["a", "b", "c", "d"]),
+        ("params.model in ('rf', 'gbm')", ["name"], ["a", "c", "d"]),
+        ("params.model not in ('rf')", ["name DESC"], ["d", "b"]),
+        ("status = 'failed'", None, ["c"]),
+        ("status = 'FAILED' or metrics.auc >= 0.91", ["name"], ["a", "c"]),
+        ("not (tags.team = 'risk')", ["name"], ["c", "d"]),
+        ("name like 'a%' or name like 'b%'", ["name"], ["a", "b"]),
+        ("metrics.`val loss` < 0.1", None, ["a"]),
+        ("metrics.missing is null", ["name"], ["a", "b", "c", "d"]),
+        ("metrics.auc = nan", None, ["d"]),
+        ("experiment = 'other'", None, ["d"]),
+        ("params.C = 1", None, ["b"]),
+    ],
+)
+def test_search_filters_and_orders(populated, flt, order, expected) -> None:
+    store, _ = populated
+    assert _names(store.search_runs(filter=flt, order_by=order)) == expected
+
+
+def test_search_restricts_to_experiments_and_limits(populated) -> None:
+    store, ids = populated
+    assert _names(store.search_runs(["churn"], order_by=["name"])) == ["a", "b", "c"]
+    assert _names(store.search_runs(["churn"], order_by=["name"], limit=2)) == ["a", "b"]
+    assert _names(store.search_runs(["churn"], order_by=["name"], limit=2, offset=2)) == ["c"]
+    runs = store.search_runs(["churn"], filter="metrics.auc > 0.9")
+    assert runs[0].params == {"model": "rf", "C": "0"} and runs[0].metrics["auc"] == 0.91
+
+
+@pytest.mark.parametrize("flt", ["metrics.auc >", "foo = 1", "metrics.auc > 'x'", "params.a = 1 params.b = 2", "(metrics.a > 1"])
+def test_bad_filters_raise_clear_errors(populated, flt) -> None:
+    store, _ = populated
+    with pytest.raises(FilterSyntaxError, match="position"):
+        store.search_runs(filter=flt)
+
+
+def test_environment_is_stored_once(store) -> None:
+    exp = store.get_or_create_experiment("e")
+    env = {"python": "3.11", "packages": {"numpy": "2.0"}}
+    for _ in range(2):
+        store.create_run(NewRun(id=uuid.uuid4().hex, experiment_id=exp.id, name="x", start_time=time.time(),
+                                context=RunContext(environment_id="e" * 64), environment=env))
+    assert store.get_environment("e" * 64) == env

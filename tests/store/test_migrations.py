@@ -1,0 +1,54 @@
+"""Migrations: the schema code and the Alembic history agree, and concurrent first starts are safe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, inspect
+
+from modelcycle.store.metadata import schema
+from modelcycle.store.metadata.migrate import MIGRATIONS, current_revision, upgrade
+
+
+def test_head_revision_constant_matches_alembic_history() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == schema.HEAD_REVISION
+
+
+def test_migrated_database_matches_the_table_definitions(store_uri: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        upgrade(engine)
+        assert current_revision(engine) == schema.HEAD_REVISION
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+        assert diff == [], f"schema.py and the migrations disagree: {diff}"
+    finally:
+        engine.dispose()
+
+
+def test_many_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = (
+        "import sys; from modelcycle.store import open_metadata_store as o; "
+        "s = o(sys.argv[1]); s.get_or_create_experiment('e'); print('ok')"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+        assert out.strip() == "ok"
+    engine = create_engine(uri)
+    assert current_revision(engine) == schema.HEAD_REVISION
+    assert set(inspect(engine).get_table_names()) >= {"runs", "metrics", "latest_metrics", "alembic_version"}
+    engine.dispose()
