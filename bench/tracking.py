@@ -1,0 +1,411 @@
+"""Experiment tracking: modelcycle vs MLflow 3.x (SQLite store), side by side in one run.
+
+Set-up (once), from the repository root; the ``bench`` extra brings MLflow and scikit-learn::
+
+    python3 -m venv .venv-bench && .venv-bench/bin/pip install -e '.[bench]'
+
+Run from inside the git repository (reproducibility capture stays on and records git state)::
+
+    .venv-bench/bin/python bench/tracking.py                 # full sizes, ~10 min more the first time
+    .venv-bench/bin/python bench/tracking.py --quick         # small sizes, about a minute
+    .venv-bench/bin/python bench/tracking.py --json bench/results/tracking.json
+
+Workloads, each tool in a fresh subprocess per repetition (this file with ``--worker``), median
+of ``--repeats`` (default 3):
+
+- ``import``: wall time of ``python -c "import <tool>"``.
+- ``log_metric``: N per-call ``log_metric`` in one run, timed from the first call to the end of
+  the run (durable in SQLite).
+- ``runs``: R runs with 10 params, 5 metrics, 3 tags each through the fluent API.
+- ``search``: ``search_runs`` with ``metrics.m0 > 0.5``, ordered by ``metrics.m0 DESC``, 100 rows,
+  over a store of ``--search-runs`` runs (same data for both tools). The MLflow store is filled
+  with ``MlflowClient.create_run`` + ``log_batch`` + ``set_terminated`` and cached under
+  ``bench/.cache/`` (keyed by MLflow version and run count); modelcycle's is filled fresh.
+
+Without MLflow installed (or with ``--no-mlflow``) only modelcycle runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CACHE = HERE / ".cache"
+MARK = "BENCH-RESULT "
+DATA_VERSION = "v1"  # bump when payload() changes, to invalidate cached MLflow stores
+EXPERIMENT = "bench"
+FILTER, ORDER, LIMIT = "metrics.m0 > 0.5", ["metrics.m0 DESC"], 100
+FULL = {"mc_metric": 100_000, "mlflow_metric": 1_000, "mc_runs": 1_000, "mlflow_runs": 200,
+        "search_runs": 10_000, "searches": 30, "imports": 5}
+QUICK = {"mc_metric": 10_000, "mlflow_metric": 200, "mc_runs": 200, "mlflow_runs": 50,
+         "search_runs": 1_000, "searches": 10, "imports": 3}
+
+
+def payload(i: int) -> tuple[dict, dict, dict]:
+    """Params (10), metrics (5) and tags (3) of run ``i``; the same for both tools."""
+    rng = random.Random(i)
+    params = {"model": rng.choice(("rf", "lr", "gbm")), "lr": round(rng.uniform(1e-4, 0.1), 5),
+              **{f"p{j}": rng.randint(0, 1000) for j in range(8)}}
+    metrics = {f"m{j}": rng.random() for j in range(5)}
+    tags = {"team": "bench", "split": f"s{i % 7}", "seed": str(i)}
+    return params, metrics, tags
+
+
+# --- worker side: runs in a fresh subprocess, prints one MARK line ---------------------------
+def _modelcycle(home: str):
+    os.environ["MODELCYCLE_HOME"] = home
+    import modelcycle
+
+    return modelcycle
+
+
+def _mlflow(home: str):
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    exp_id = exp.experiment_id if exp else client.create_experiment(
+        EXPERIMENT, artifact_location=Path(home, "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=exp_id)
+    return mlflow, client, exp_id
+
+
+def work_log_metric(tool: str, home: str, n: int) -> dict:
+    if tool == "modelcycle":
+        mc = _modelcycle(home)
+        mc.set_experiment(EXPERIMENT)
+        with mc.start_run(experiment=EXPERIMENT, name="log_metric"):
+            t0 = time.perf_counter()
+            for i in range(n):
+                mc.log_metric("loss", 1.0 / (i + 1), step=i)
+        return {"seconds": time.perf_counter() - t0}
+    mlflow, _, _ = _mlflow(home)
+    with mlflow.start_run(run_name="log_metric"):
+        t0 = time.perf_counter()
+        for i in range(n):
+            mlflow.log_metric("loss", 1.0 / (i + 1), step=i)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def work_runs(tool: str, home: str, n: int) -> dict:
+    payloads = [payload(i) for i in range(n)]
+    if tool == "modelcycle":
+        mc = _modelcycle(home)
+        mc.set_experiment(EXPERIMENT)
+        t0 = time.perf_counter()
+        for i, (params, metrics, tags) in enumerate(payloads):
+            with mc.start_run(experiment=EXPERIMENT, name=f"r{i}"):
+                mc.log_params(params)
+                mc.log_metrics(metrics)
+                mc.set_tags(tags)
+        return {"seconds": time.perf_counter() - t0}
+    mlflow, _, _ = _mlflow(home)
+    t0 = time.perf_counter()
+    for i, (params, metrics, tags) in enumerate(payloads):
+        with mlflow.start_run(run_name=f"r{i}"):
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            mlflow.set_tags(tags)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def work_populate(tool: str, home: str, n: int) -> dict:
+    if tool == "modelcycle":
+        return work_runs(tool, home, n)
+    from mlflow.entities import Metric, Param, RunTag
+
+    _, client, exp_id = _mlflow(home)
+    t0 = time.perf_counter()
+    for i in range(n):
+        params, metrics, tags = payload(i)
+        run_id = client.create_run(exp_id, run_name=f"r{i}").info.run_id
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                         params=[Param(k, str(v)) for k, v in params.items()],
+                         tags=[RunTag(k, v) for k, v in tags.items()])
+        client.set_terminated(run_id)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def work_search(tool: str, home: str, n: int) -> dict:
+    if tool == "modelcycle":
+        mc = _modelcycle(home)
+
+        def search():
+            return mc.search_runs(experiment=EXPERIMENT, filter=FILTER, order_by=ORDER, limit=LIMIT)
+    else:
+        mlflow, _, _ = _mlflow(home)
+
+        def search():
+            return mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string=FILTER,
+                                      order_by=ORDER, max_results=LIMIT)
+    t0 = time.perf_counter()
+    df = search()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        df = search()
+        times.append(time.perf_counter() - t0)
+    top = [round(float(v), 12) for v in df["metrics.m0"]]
+    return {"first_ms": first * 1e3, "times_ms": [t * 1e3 for t in times], "rows": len(df),
+            "sorted": top == sorted(top, reverse=True), "top": top[:5]}
+
+
+WORKERS = {"log_metric": work_log_metric, "runs": work_runs, "populate": work_populate,
+           "search": work_search}
+
+
+def worker(spec: str) -> None:
+    s = json.loads(spec)
+    out = WORKERS[s["workload"]](s["tool"], s["home"], s["n"])
+    sys.stdout.flush()
+    print(MARK + json.dumps(out), flush=True)
+
+
+# --- driver side ---------------------------------------------------------------------------
+class BenchError(Exception):
+    pass
+
+
+def child_env(home: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELCYCLE_", "MLFLOW_"))}
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", PYTHONWARNINGS="ignore",
+               GIT_PYTHON_REFRESH="quiet", MLFLOW_LOGGING_LEVEL="ERROR")
+    if home:
+        env["MODELCYCLE_HOME"] = home
+    return env
+
+
+def run_worker(tool: str, workload: str, home: Path, n: int) -> dict:
+    home.mkdir(parents=True, exist_ok=True)
+    spec = json.dumps({"tool": tool, "workload": workload, "home": str(home), "n": n})
+    proc = subprocess.run([sys.executable, __file__, "--worker", spec], cwd=REPO,
+                          env=child_env(), capture_output=True, text=True)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
+    raise BenchError(f"{tool} {workload} (n={n}) exited {proc.returncode}:\n{tail}")
+
+
+def time_import(module: str, k: int) -> dict:
+    code = f"import {module}" if module else "pass"
+    times = []
+    for _ in range(k):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], cwd=REPO, env=child_env(), check=True)
+        times.append(time.perf_counter() - t0)
+    return {"size": k, "median": statistics.median(times), "best": min(times), "samples": times}
+
+
+def mlflow_store(tmp: Path, n: int, console) -> tuple[Path, dict]:
+    """A populated MLflow store of ``n`` runs in ``tmp``, copied from (or saved to) the cache."""
+    cached = CACHE / f"mlflow-{version('mlflow')}-{DATA_VERSION}-search-{n}.db"
+    home = tmp / "mlflow-search"
+    home.mkdir(parents=True)
+    if cached.exists():
+        shutil.copyfile(cached, home / "mlflow.db")
+        return home, {"cached": str(cached)}
+    console.print(f"[dim]populating the MLflow search store with {n:,} runs "
+                  f"(once; cached at {cached.relative_to(REPO)}) ...[/]")
+    info = run_worker("mlflow", "populate", home, n)
+    CACHE.mkdir(exist_ok=True)
+    partial = cached.with_suffix(".partial")
+    shutil.copyfile(home / "mlflow.db", partial)
+    os.replace(partial, cached)
+    return home, {"populate_seconds": info["seconds"], "cached": str(cached)}
+
+
+def measure(args, tools: list[str], tmp: Path, console, errors: list[str]) -> dict:
+    res: dict = {w: {} for w in ("import", "log_metric", "runs", "search")}
+    size = {"modelcycle": (args.mc_metric, args.mc_runs), "mlflow": (args.mlflow_metric, args.mlflow_runs)}
+    console.print("[dim]import ...[/]")
+    res["import"]["python (baseline)"] = time_import("", args.imports)
+    for tool in tools:
+        res["import"][tool] = time_import(tool, args.imports)
+    for workload, idx in (("log_metric", 0), ("runs", 1)):
+        console.print(f"[dim]{workload} ...[/]")
+        secs: dict[str, list[float]] = {t: [] for t in tools}
+        for r in range(args.repeats):  # interleaved, so noise hits both tools alike
+            for tool in tools:
+                try:
+                    out = run_worker(tool, workload, tmp / f"{tool}-{workload}-{r}", size[tool][idx])
+                    secs[tool].append(out["seconds"])
+                except BenchError as e:
+                    errors.append(str(e))
+        for tool, s in secs.items():
+            if s:
+                n = size[tool][idx]
+                res[workload][tool] = {"size": n, "median": statistics.median(s), "samples": s,
+                                       "rate": n / statistics.median(s)}
+    console.print("[dim]search ...[/]")
+    for tool in tools:
+        try:
+            if tool == "mlflow":
+                home, extra = mlflow_store(tmp, args.search_runs, console)
+            else:
+                home = tmp / "modelcycle-search"
+                extra = {"populate_seconds": run_worker(tool, "populate", home, args.search_runs)["seconds"]}
+            outs = [run_worker(tool, "search", home, args.searches) for _ in range(args.repeats)]
+        except BenchError as e:
+            errors.append(str(e))
+            continue
+        times = [t for o in outs for t in o["times_ms"]]
+        res["search"][tool] = {"size": args.search_runs, "median": statistics.median(times),
+                               "first_ms": [o["first_ms"] for o in outs], "rows": outs[0]["rows"],
+                               "sorted": all(o["sorted"] for o in outs), "top": outs[0]["top"],
+                               "samples": times, **extra}
+    return res
+
+
+def ratio(res: dict, workload: str) -> float | None:
+    mc, ml = res[workload].get("modelcycle"), res[workload].get("mlflow")
+    if not (mc and ml):
+        return None
+    if workload in ("log_metric", "runs"):
+        return mc["rate"] / ml["rate"]
+    return ml["median"] / mc["median"]  # times: how many times faster
+
+
+def fx(r: float | None) -> str:
+    return "—" if r is None else f"{r:,.0f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def targets(res: dict, search_runs: int) -> list[tuple[str, str, str]]:
+    def check(ok: bool | None) -> str:
+        return "n/a" if ok is None else "PASS" if ok else "FAIL"
+
+    out = []
+    for workload, label, goal in (("log_metric", "log_metric rate ≥ 200x MLflow", 200),
+                                  ("runs", "runs ≥ 20x faster than MLflow", 20),
+                                  ("search", "search ≥ 20x faster than MLflow", 20)):
+        r = ratio(res, workload)
+        out.append((label, fx(r), check(None if r is None else r >= goal)))
+    mc = res["search"].get("modelcycle")
+    ok = None if mc is None or search_runs < 10_000 else mc["median"] < 20
+    out.append((f"search < 20 ms median (modelcycle, 10,000 runs; ran {search_runs:,})",
+                "—" if mc is None else f"{mc['median']:.1f} ms", check(ok)))
+    imp = res["import"].get("modelcycle")
+    out.append(("import modelcycle < 0.15 s (median wall)",
+                "—" if imp is None else f"{imp['median']:.3f} s", check(imp and imp["median"] < 0.15)))
+    return out
+
+
+def render(res: dict, tgts: list, console) -> None:
+    from rich.table import Table
+
+    unit = {"import": ("", ""), "log_metric": ("calls", "calls/s"), "runs": ("runs", "runs/s"),
+            "search": ("runs in store", "searches/s")}
+    for workload, rows in res.items():
+        table = Table(title=workload, title_justify="left")
+        for col in ("tool", "size", "median", "rate", "modelcycle vs MLflow"):
+            table.add_column(col, justify="left" if col == "tool" else "right")
+        for tool, r in rows.items():
+            ratio_cell = fx(ratio(res, workload)) if tool == "modelcycle" else ""
+            if workload == "import":
+                cells = (f"{r['size']} × python -c", f"{r['median']:.3f} s (best {r['best']:.3f})", "—")
+            elif workload == "search":
+                cells = (f"{r['size']:,} {unit[workload][0]}", f"{r['median']:.1f} ms",
+                         f"{1e3 / r['median']:,.1f} {unit[workload][1]}")
+            else:
+                cells = (f"{r['size']:,} {unit[workload][0]}", f"{r['median']:.3f} s",
+                         f"{r['rate']:,.0f} {unit[workload][1]}")
+            table.add_row(tool, *cells, ratio_cell)
+        if workload == "search":
+            notes = []
+            for tool, r in rows.items():
+                pop = f"populated in {r['populate_seconds']:.0f} s" if "populate_seconds" in r else "cached store"
+                notes.append(f"{tool}: {pop}, first search {statistics.median(r['first_ms']):.0f} ms, "
+                             f"{r['rows']} rows, sorted={r['sorted']}")
+            if len(rows) == 2:
+                a, b = rows.values()
+                notes.append(f"same top results: {a['top'] == b['top']}")
+            table.caption = "; ".join(notes)
+        console.print(table)
+    table = Table(title="targets", title_justify="left")
+    for col in ("target", "measured", "result"):
+        table.add_column(col)
+    for label, measured, result in tgts:
+        style = {"PASS": "green", "FAIL": "bold red"}.get(result, "dim")
+        table.add_row(label, measured, f"[{style}]{result}[/]")
+    console.print(table)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="small sizes, 1 repeat")
+    p.add_argument("--repeats", type=int, help="repetitions per measurement (default 3; 1 with --quick)")
+    p.add_argument("--no-mlflow", action="store_true", help="run modelcycle only")
+    p.add_argument("--json", type=Path, help="write the raw numbers here")
+    for key in FULL:
+        p.add_argument("--" + key.replace("_", "-"), type=int, dest=key,
+                       help=f"default {FULL[key]:,} ({QUICK[key]:,} with --quick)")
+    args = p.parse_args()
+    if args.worker:
+        worker(args.worker)
+        return 0
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+
+    from rich.console import Console
+
+    console = Console()
+    tools = ["modelcycle"]
+    versions = {"modelcycle": version("modelcycle"), "python": platform.python_version()}
+    if args.no_mlflow:
+        console.print("[yellow]MLflow skipped (--no-mlflow)[/]")
+    elif importlib.util.find_spec("mlflow") is None:
+        console.print("[yellow]MLflow skipped: not installed in this interpreter "
+                      "(use .venv-bench/bin/python, see the module docstring)[/]")
+    else:
+        tools.append("mlflow")
+        versions["mlflow"] = version("mlflow")
+    console.print(f"[bold]tracking benchmark[/] {versions}, {os.cpu_count()} CPUs, "
+                  f"repeats={args.repeats}, cwd={REPO}")
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="mc-bench-tracking-") as tmp:
+        res = measure(args, tools, Path(tmp), console, errors)
+    tgts = targets(res, args.search_runs)
+    render(res, tgts, console)
+    for e in errors:
+        console.print(f"error: {e}", style="red", markup=False, highlight=False)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        sizes = {k: getattr(args, k) for k in FULL}
+        args.json.write_text(json.dumps({
+            "versions": versions, "cpus": os.cpu_count(), "repeats": args.repeats, "sizes": sizes,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": res, "errors": errors,
+            "targets": [dict(zip(("target", "measured", "result"), t)) for t in tgts]}, indent=1))
+        console.print(f"raw numbers written to {args.json}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except PackageNotFoundError as e:
+        sys.exit(f"not installed: {e}")

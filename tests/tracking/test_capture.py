@@ -1,0 +1,109 @@
+"""Reproducibility capture in a real git repository: commit, branch, dirty flag and the diff."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelcycle.settings import Settings
+from modelcycle.tracking.capture import GitProbe, process_info
+from modelcycle.tracking.client import DIFF_ARTIFACT, Client
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "ds@example.com")
+    git(repo, "config", "user.name", "DS")
+    (repo / "train.py").write_text("print('v1')\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    return repo
+
+
+def test_clean_tree(repo: Path) -> None:
+    state = GitProbe(repo).state()
+    assert state is not None
+    assert state.commit == git(repo, "rev-parse", "HEAD")
+    assert state.branch == "main"
+    assert not state.dirty and state.diff == b""
+
+
+def test_changes_and_untracked_files_are_in_the_diff(repo: Path) -> None:
+    (repo / "train.py").write_text("print('v2')\n")
+    (repo / "features.py").write_text("X = 1\n")
+    (repo / "big.bin").write_bytes(b"\0" * (2 << 20))
+    state = GitProbe(repo).state()
+    assert state.dirty
+    assert b"+print('v2')" in state.diff
+    assert b"features.py" in state.diff and b"+X = 1" in state.diff
+    assert state.skipped == ("big.bin",), "files over 1 MB are left out and named"
+    # the diff applies on a clean checkout of the commit
+    clone = repo.parent / "clone"
+    git(repo, "worktree", "add", "-q", "--detach", str(clone), state.commit)
+    patch = repo.parent / "p.diff"
+    patch.write_bytes(state.diff)
+    git(clone, "apply", str(patch))
+    assert (clone / "train.py").read_text() == "print('v2')\n"
+    assert (clone / "features.py").read_text() == "X = 1\n"
+
+
+def test_state_is_cached_until_a_file_changes(repo: Path) -> None:
+    probe = GitProbe(repo)
+    first = probe.state()
+    assert probe.state() is first, "nothing changed: no new git call"
+    (repo / "train.py").write_text("print('changed size')\n")
+    second = probe.state()
+    assert second is not first and second.dirty
+    (repo / "new.py").write_text("y = 2\n")
+    third = probe.state()
+    assert b"new.py" in third.diff
+
+
+def test_store_folder_inside_the_repo_is_not_captured(repo: Path) -> None:
+    home = repo / ".modelcycle"
+    home.mkdir()
+    (home / "modelcycle.db").write_bytes(b"x" * 100)
+    state = GitProbe(repo, exclude=home).state()
+    assert not state.dirty
+
+
+def test_outside_git_there_is_no_state(tmp_path: Path) -> None:
+    assert GitProbe(tmp_path).state() is None
+
+
+def test_runs_record_code_version_command_and_environment(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo)
+    (repo / "train.py").write_text("print('dirty')\n")
+    client = Client(Settings.for_home(repo / ".modelcycle"))
+    with client.start_run() as a:
+        pass
+    with client.start_run() as b:
+        pass
+    ra, rb = client.get_run(a.id), client.get_run(b.id)
+    ctx = ra.context
+    assert ctx.git_commit == git(repo, "rev-parse", "HEAD") and ctx.git_branch == "main" and ctx.git_dirty
+    assert ctx.cwd == "."
+    assert ctx.python == sys.version.split()[0]
+    env = client.get_environment(ra)
+    assert "pytest" in env["packages"] and env["python"] == ctx.python
+    diff_a = [x for x in ra.artifacts if x.path == DIFF_ARTIFACT][0]
+    diff_b = [x for x in rb.artifacts if x.path == DIFF_ARTIFACT][0]
+    assert diff_a.digest == diff_b.digest, "identical diffs are stored once"
+    assert b"print('dirty')" in client.read_artifact(a.id, DIFF_ARTIFACT)
+    assert rb.context.environment_id == ctx.environment_id
+    assert (rb.context.session_id, rb.context.session_seq) == (ctx.session_id, ctx.session_seq + 1)
+    client.close()
+
+
+def test_process_info_is_computed_once() -> None:
+    assert process_info() is process_info()

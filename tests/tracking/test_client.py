@@ -1,0 +1,328 @@
+"""The tracking API as a data scientist uses it, on real SQLite files (and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import modelcycle as mc
+from modelcycle.entities import RunStatus
+from modelcycle.errors import (
+    ArtifactCorruptedError,
+    ConflictError,
+    FilterSyntaxError,
+    InvalidKeyError,
+    InvalidValueError,
+    ModelcycleError,
+    ModelcycleWarning,
+    NotFoundError,
+    UnsafePathError,
+)
+from modelcycle.tracking.client import Client
+
+
+@pytest.fixture
+def default(client: Client):
+    """Make ``client`` the default behind ``mc.log_metric`` and friends."""
+    mc.set_client(client)
+    yield client
+    mc.set_client(None)
+
+
+def test_module_level_api_records_a_run(default: Client) -> None:
+    with mc.start_run(experiment="churn", name="rf-1", params={"model": "rf"}, tags={"team": "risk"}) as run:
+        mc.log_param("C", 1.0)
+        mc.log_params({"depth": 3, "features": "all"})
+        mc.log_metric("auc", 0.91)
+        mc.log_metrics({"f1": 0.8, "loss": 0.3}, step=3)
+        mc.set_tag("stage", "dev")
+        mc.set_tags({"owner": "ana"})
+    got = mc.get_run(run.id)
+    assert got.status is RunStatus.FINISHED
+    assert got.name == "rf-1" and got.experiment == "churn"
+    assert got.params == {"model": "rf", "C": "1.0", "depth": "3", "features": "all"}
+    assert got.metrics == {"auc": 0.91, "f1": 0.8, "loss": 0.3}
+    assert got.tags == {"team": "risk", "stage": "dev", "owner": "ana"}
+    assert got.end_time is not None and got.duration >= 0
+
+
+def test_runs_get_friendly_names_when_unnamed(client: Client) -> None:
+    with client.start_run() as run:
+        pass
+    assert run.name and len(run.name.split("-")) == 3
+    assert client.get_run(run.id).name == run.name
+
+
+def test_search_runs_returns_one_row_per_run(any_client: Client) -> None:
+    for model, auc in [("rf", 0.9), ("lr", 0.7), ("rf", 0.85)]:
+        with any_client.start_run(experiment="churn", params={"model": model}) as run:
+            run.log_metric("auc", auc)
+    df = any_client.search_runs(experiment="churn", filter="metrics.auc > 0.8 and params.model = 'rf'", order_by=["metrics.auc DESC"])
+    assert isinstance(df, pd.DataFrame)
+    assert list(df["metrics.auc"]) == [0.9, 0.85]
+    assert {"run_id", "experiment", "name", "status", "start_time", "end_time", "params.model"} <= set(df.columns)
+    assert str(df["start_time"].dtype).startswith("datetime64")
+    with pytest.raises(NotFoundError, match="chrun"):
+        any_client.search_runs(experiment="chrun")
+
+
+def test_metric_steps_count_up_and_history_keeps_every_point(any_client: Client) -> None:
+    with any_client.start_run() as run:
+        for v in (0.9, 0.5, 0.2):
+            run.log_metric("loss", v)
+        run.log_metric("loss", 0.1, step=10)
+    hist = any_client.get_metric_history(run.id, "loss")
+    assert list(hist["step"]) == [0, 1, 2, 10]
+    assert list(hist["value"]) == [0.9, 0.5, 0.2, 0.1]
+    assert str(hist["timestamp"].dtype).startswith("datetime64")
+    assert any_client.get_run(run.id).metrics["loss"] == 0.1
+    with pytest.raises(NotFoundError, match="no metric 'acc'"):
+        any_client.get_metric_history(run.id, "acc")
+
+
+def test_nan_and_inf_metrics_come_back_as_such(any_client: Client) -> None:
+    with any_client.start_run() as run:
+        run.log_metric("nan", float("nan"))
+        run.log_metric("inf", float("inf"))
+        run.log_metric("ninf", float("-inf"))
+    m = any_client.get_run(run.id).metrics
+    assert math.isnan(m["nan"]) and m["inf"] == math.inf and m["ninf"] == -math.inf
+
+
+def test_numpy_and_int_values_are_accepted(client: Client) -> None:
+    import numpy as np
+
+    with client.start_run() as run:
+        run.log_metric("a", np.float32(0.5))
+        run.log_metric("b", 3)
+        run.log_metric("c", np.int64(7), step=np.int64(2))
+    assert client.get_run(run.id).metrics == {"a": 0.5, "b": 3.0, "c": 7.0}
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda r: r.log_metric("auc", "high"), InvalidValueError, "metric 'auc'"),
+        (lambda r: r.log_metric("auc", None), InvalidValueError, "metric 'auc'"),
+        (lambda r: r.log_metric("auc", [1, 2]), InvalidValueError, "metric 'auc'"),
+        (lambda r: r.log_metric("a;b", 1.0), InvalidKeyError, "';' at position 1"),
+        (lambda r: r.log_metric("", 1.0), InvalidKeyError, "empty"),
+        (lambda r: r.log_metric("x" * 300, 1.0), InvalidKeyError, "limit is 250"),
+        (lambda r: r.log_metric("auc", 1.0, step=1.5), InvalidValueError, "step"),
+        (lambda r: r.log_param("notes", "x" * 7000), InvalidValueError, "param 'notes'"),
+        (lambda r: r.log_param("sql$", 1), InvalidKeyError, "'$'"),
+        (lambda r: r.set_tag("t\n", "v"), InvalidKeyError, "tag key"),
+        (lambda r: r.log_params({"ok": 1, "bad key!": 2}), InvalidKeyError, "'!'"),
+        (lambda r: r.log_metrics({"ok": 1, "bad": "x"}), InvalidValueError, "metric 'bad'"),
+    ],
+)
+def test_bad_input_gets_one_clear_error_and_loses_nothing(client: Client, call, error, words) -> None:
+    with client.start_run() as run:
+        run.log_metric("kept", 1.0)
+        run.log_param("kept", "yes")
+        with pytest.raises(error, match=re.escape(words)):
+            call(run)
+        run.log_metric("after", 2.0)
+    got = client.get_run(run.id)
+    assert got.metrics == {"kept": 1.0, "after": 2.0}, "nothing logged before or after the bad call is lost"
+    assert got.params == {"kept": "yes"}
+    assert isinstance(error("x"), ModelcycleError)
+
+
+def test_bad_filters_name_the_problem(client: Client) -> None:
+    with pytest.raises(FilterSyntaxError, match="unknown field 'metric_auc'"):
+        client.search_runs(filter="metric_auc > 1")
+    with pytest.raises(FilterSyntaxError, match="position 13"):
+        client.search_runs(filter="metrics.auc >")
+
+
+def test_params_cannot_change_but_may_repeat(client: Client) -> None:
+    with client.start_run() as run:
+        run.log_param("C", 1.0)
+        run.log_param("C", 1.0)
+        with pytest.raises(ConflictError, match="already '1.0'"):
+            run.log_param("C", 2.0)
+    assert client.get_run(run.id).params == {"C": "1.0"}
+
+
+def test_nested_runs_get_the_active_run_as_parent(client: Client) -> None:
+    with client.start_run(name="sweep") as parent:
+        for c in (0.1, 1.0):
+            with client.start_run(params={"C": c}) as child:
+                child.log_metric("auc", c)
+        assert client.active_run() is parent
+    children = client.search_runs(filter=f"parent_id = '{parent.id}'", as_frame=False)
+    assert len(children) == 2
+    assert client.active_run() is None
+
+
+def test_exception_ends_run_failed_with_traceback(client: Client) -> None:
+    with pytest.raises(ZeroDivisionError), client.start_run() as run:
+        run.log_metric("before", 1.0)
+        1 / 0  # noqa: B018
+    got = client.get_run(run.id)
+    assert got.status is RunStatus.FAILED
+    assert "ZeroDivisionError" in got.error and "Traceback" in got.error
+    assert got.metrics == {"before": 1.0}
+
+
+def test_ctrl_c_ends_run_killed(client: Client) -> None:
+    with pytest.raises(KeyboardInterrupt), client.start_run() as run:
+        raise KeyboardInterrupt
+    assert client.get_run(run.id).status is RunStatus.KILLED
+
+
+def test_logging_outside_a_run_starts_one_and_says_so_once(default: Client) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mc.log_metric("a", 1.0)
+        mc.log_metric("a", 2.0)
+        mc.log_param("p", 1)
+    notes = [w for w in caught if issubclass(w.category, ModelcycleWarning)]
+    assert len(notes) == 1 and "started one" in str(notes[0].message)
+    run = mc.active_run()
+    assert run is not None
+    mc.end_run()
+    got = mc.get_run(run.id)
+    assert got.status is RunStatus.FINISHED and got.metrics == {"a": 2.0} and got.params == {"p": "1"}
+
+
+def test_logging_to_an_ended_run_is_an_error(client: Client) -> None:
+    with client.start_run() as run:
+        pass
+    with pytest.raises(ModelcycleError, match="has ended"):
+        run.log_metric("late", 1.0)
+
+
+def test_other_threads_log_to_the_active_run(client: Client) -> None:
+    with client.start_run() as run:
+        threads = [threading.Thread(target=lambda i=i: [client.log_metric(f"t{i}", float(k)) for k in range(1000)]) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    got = client.get_run(run.id)
+    assert got.metrics == {f"t{i}": 999.0 for i in range(4)}
+    assert len(client.get_metric_history(run.id, "t0")) == 1000
+
+
+def test_run_ids_can_be_abbreviated(client: Client) -> None:
+    with client.start_run() as run:
+        pass
+    assert client.get_run(run.id[:8]).id == run.id
+
+
+def test_artifacts_of_every_kind(client: Client, tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    (folder / "a.txt").write_text("A")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "b.txt").write_text("B")
+    single = tmp_path / "notes.md"
+    single.write_text("# notes")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    with client.start_run() as run:
+        run.log_artifact(single)
+        run.log_artifact(folder, "figures")
+        run.log_text("hello", "text/hello.txt")
+        run.log_dict({"a": 1, "nested": {"b": [1, 2]}}, "config.json")
+        run.log_dict({"a": 1}, "config.yaml")
+        run.log_table(pd.DataFrame({"y": [1, 0], "p": [0.9, 0.2]}), "preds")
+        run.log_table(pd.DataFrame({"y": [1]}), "preds.csv")
+        run.log_figure(fig, "roc.png")
+    got = client.get_run(run.id)
+    names = {a.path for a in got.artifacts}
+    assert names == {"notes.md", "figures/a.txt", "figures/sub/b.txt", "text/hello.txt", "config.json", "config.yaml",
+                     "preds.parquet", "preds.csv", "roc.png"}
+    assert client.read_artifact(run.id, "text/hello.txt") == b"hello"
+    assert b'"nested"' in client.read_artifact(run.id, "config.json")
+    assert client.read_artifact(run.id, "roc.png").startswith(b"\x89PNG")
+    out = client.download_artifacts(run.id, "figures", tmp_path / "dl")
+    assert (out / "sub" / "b.txt").read_text() == "B"
+    table = pd.read_parquet(client.download_artifacts(run.id, "preds.parquet", tmp_path / "dl2"))
+    assert list(table["p"]) == [0.9, 0.2]
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "/abs/path.txt", "a/../../b", "nul\x00byte"])
+def test_unsafe_artifact_names_are_refused_and_nothing_is_written(client: Client, tmp_path: Path, name: str) -> None:
+    with client.start_run() as run:
+        with pytest.raises(UnsafePathError):
+            run.log_text("x", name)
+    assert client.get_run(run.id).artifacts == ()
+    assert not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_corrupted_artifact_fails_on_read(client: Client) -> None:
+    with client.start_run() as run:
+        run.log_text("precious", "model.txt")
+    art = client.get_run(run.id).artifacts[0]
+    blob = Path(client.settings.artifact_uri) / art.digest[:2] / art.digest
+    blob.write_bytes(b"tampered")
+    with pytest.raises(ArtifactCorruptedError, match="corrupted"):
+        client.read_artifact(run.id, "model.txt")
+
+
+def test_datasets_are_fingerprinted(client: Client, tmp_path: Path) -> None:
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]})
+    parquet = tmp_path / "train.parquet"
+    df.to_parquet(parquet)
+    csv = tmp_path / "train.csv"
+    df.to_csv(csv, index=False)
+    with client.start_run() as run:
+        fp1 = run.log_dataset(df, name="train", role="train")
+        fp2 = run.log_dataset(parquet, name="train-file", role="train")
+        run.log_dataset(csv, name="train-csv", role="train")
+    with client.start_run() as other:
+        assert other.log_dataset(df.copy(), name="again") == fp1, "equal data, equal fingerprint"
+        assert other.log_dataset(df.assign(x=[1.0, 2.0, 3.5]), name="changed") != fp1
+    inputs = {d.name: d for d in client.get_run(run.id).inputs}
+    assert inputs["train"].rows == 3 and inputs["train"].columns == (("x", "float64"), ("c", str(df["c"].dtype)))
+    assert inputs["train-file"].rows == 3 and inputs["train-file"].fingerprint == fp2
+    assert inputs["train-csv"].rows == 3 and [c for c, _ in inputs["train-csv"].columns] == ["x", "c"]
+    with client.start_run() as third, pytest.raises(ModelcycleError, match="not a file"):
+        third.log_dataset(tmp_path / "missing.csv")
+
+
+def test_seed_everything_seeds_and_records(default: Client) -> None:
+    import random
+
+    import numpy as np
+
+    with mc.start_run() as run:
+        assert mc.seed_everything(123) == 123
+        a = (random.random(), np.random.rand())
+    mc.seed_everything(123)
+    assert (random.random(), np.random.rand()) == a
+    with mc.start_run() as later:
+        pass
+    assert mc.get_run(run.id).context.seed == 123
+    assert mc.get_run(later.id).context.seed == 123
+    with pytest.raises(InvalidValueError):
+        mc.seed_everything(-1)
+
+
+def test_gc_removes_only_unreferenced_blobs(client: Client) -> None:
+    with client.start_run() as keep:
+        keep.log_text("shared", "a.txt")
+    with client.start_run() as drop:
+        drop.log_text("shared", "a.txt")  # same bytes: one blob for both runs
+        drop.log_text("only mine", "b.txt")
+    client.delete_run(drop.id)
+    assert client.gc(dry_run=True, grace_seconds=0).removed == 1
+    report = client.gc(grace_seconds=0)
+    assert report.removed == 1 and report.kept == 1
+    assert client.read_artifact(keep.id, "a.txt") == b"shared"
+    assert client.gc(grace_seconds=0).removed == 0
