@@ -38,7 +38,7 @@ def console(stderr: bool = False) -> Console:
 
 
 def fail(message: str) -> typer.Exit:
-    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
