@@ -21,7 +21,7 @@ demo: $(VENV)/.demo
 	$(BIN)/modelcycle demo
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check --output-format concise src tests bench
 	$(BIN)/lint-imports
 
 test: lint

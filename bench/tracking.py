@@ -179,15 +179,10 @@ WORKERS = {"log_metric": work_log_metric, "runs": work_runs, "populate": work_po
 def worker(spec: str) -> None:
     s = json.loads(spec)
     out = WORKERS[s["workload"]](s["tool"], s["home"], s["n"])
-    sys.stdout.flush()
-    print(MARK + json.dumps(out), flush=True)
+    print("\n" + MARK + json.dumps(out), flush=True)
 
 
 # --- driver side ---------------------------------------------------------------------------
-class BenchError(Exception):
-    pass
-
-
 def child_env(home: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELCYCLE_", "MLFLOW_"))}
     env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", PYTHONWARNINGS="ignore",
@@ -206,7 +201,7 @@ def run_worker(tool: str, workload: str, home: Path, n: int) -> dict:
         if line.startswith(MARK):
             return json.loads(line[len(MARK):])
     tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
-    raise BenchError(f"{tool} {workload} (n={n}) exited {proc.returncode}:\n{tail}")
+    raise RuntimeError(f"{tool} {workload} (n={n}) exited {proc.returncode}:\n{tail}")
 
 
 def time_import(module: str, k: int) -> dict:
@@ -252,7 +247,7 @@ def measure(args, tools: list[str], tmp: Path, console, errors: list[str]) -> di
                 try:
                     out = run_worker(tool, workload, tmp / f"{tool}-{workload}-{r}", size[tool][idx])
                     secs[tool].append(out["seconds"])
-                except BenchError as e:
+                except RuntimeError as e:
                     errors.append(str(e))
         for tool, s in secs.items():
             if s:
@@ -268,7 +263,7 @@ def measure(args, tools: list[str], tmp: Path, console, errors: list[str]) -> di
                 home = tmp / "modelcycle-search"
                 extra = {"populate_seconds": run_worker(tool, "populate", home, args.search_runs)["seconds"]}
             outs = [run_worker(tool, "search", home, args.searches) for _ in range(args.repeats)]
-        except BenchError as e:
+        except RuntimeError as e:
             errors.append(str(e))
             continue
         times = [t for o in outs for t in o["times_ms"]]
@@ -295,7 +290,6 @@ def fx(r: float | None) -> str:
 def targets(res: dict, search_runs: int) -> list[tuple[str, str, str]]:
     def check(ok: bool | None) -> str:
         return "n/a" if ok is None else "PASS" if ok else "FAIL"
-
     out = []
     for workload, label, goal in (("log_metric", "log_metric rate ≥ 200x MLflow", 200),
                                   ("runs", "runs ≥ 20x faster than MLflow", 20),
@@ -315,35 +309,33 @@ def targets(res: dict, search_runs: int) -> list[tuple[str, str, str]]:
 def render(res: dict, tgts: list, console) -> None:
     from rich.table import Table
 
-    unit = {"import": ("", ""), "log_metric": ("calls", "calls/s"), "runs": ("runs", "runs/s"),
-            "search": ("runs in store", "searches/s")}
     for workload, rows in res.items():
         table = Table(title=workload, title_justify="left")
         for col in ("tool", "size", "median", "rate", "modelcycle vs MLflow"):
             table.add_column(col, justify="left" if col == "tool" else "right")
         for tool, r in rows.items():
-            ratio_cell = fx(ratio(res, workload)) if tool == "modelcycle" else ""
             if workload == "import":
                 cells = (f"{r['size']} × python -c", f"{r['median']:.3f} s (best {r['best']:.3f})", "—")
             elif workload == "search":
-                cells = (f"{r['size']:,} {unit[workload][0]}", f"{r['median']:.1f} ms",
-                         f"{1e3 / r['median']:,.1f} {unit[workload][1]}")
+                cells = (f"{r['size']:,} runs in store", f"{r['median']:.1f} ms",
+                         f"{1e3 / r['median']:,.1f} searches/s")
             else:
-                cells = (f"{r['size']:,} {unit[workload][0]}", f"{r['median']:.3f} s",
-                         f"{r['rate']:,.0f} {unit[workload][1]}")
-            table.add_row(tool, *cells, ratio_cell)
-        if workload == "search":
+                unit = "calls" if workload == "log_metric" else "runs"
+                cells = (f"{r['size']:,} {unit}", f"{r['median']:.3f} s", f"{r['rate']:,.0f} {unit}/s")
+            table.add_row(tool, *cells, fx(ratio(res, workload)) if tool == "modelcycle" else "")
+        if workload == "search" and rows:
             notes = []
             for tool, r in rows.items():
-                pop = f"populated in {r['populate_seconds']:.0f} s" if "populate_seconds" in r else "cached store"
-                notes.append(f"{tool}: {pop}, first search {statistics.median(r['first_ms']):.0f} ms, "
+                pop = f"populated in {r['populate_seconds']:.0f} s" if "populate_seconds" in r else "cached"
+                notes.append(f"{tool}: store {pop}, first search {statistics.median(r['first_ms']):.0f} ms, "
                              f"{r['rows']} rows, sorted={r['sorted']}")
-            if len(rows) == 2:
-                a, b = rows.values()
-                notes.append(f"same top results: {a['top'] == b['top']}")
+            tops = [r["top"] for r in rows.values()]
+            if len(tops) == 2:
+                notes.append(f"same top results: {tops[0] == tops[1]}")
             table.caption = "; ".join(notes)
         console.print(table)
     table = Table(title="targets", title_justify="left")
+    table.caption = None if "mlflow" in res["import"] else "MLflow skipped: the ratio targets are n/a"
     for col in ("target", "measured", "result"):
         table.add_column(col)
     for label, measured, result in tgts:
@@ -373,7 +365,7 @@ def main() -> int:
 
     from rich.console import Console
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # no wrapping in logs
     tools = ["modelcycle"]
     versions = {"modelcycle": version("modelcycle"), "python": platform.python_version()}
     if args.no_mlflow:
@@ -399,7 +391,7 @@ def main() -> int:
         args.json.write_text(json.dumps({
             "versions": versions, "cpus": os.cpu_count(), "repeats": args.repeats, "sizes": sizes,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": res, "errors": errors,
-            "targets": [dict(zip(("target", "measured", "result"), t)) for t in tgts]}, indent=1))
+            "targets": [dict(zip(("target", "measured", "result"), t, strict=True)) for t in tgts]}, indent=1))
         console.print(f"raw numbers written to {args.json}")
     return 1 if errors else 0
 

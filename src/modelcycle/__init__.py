@@ -51,7 +51,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'modelcycle' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
+    value = mod if name == "errors" else getattr(mod, name)
     globals()[name] = value  # later look-ups skip this function
     return value
 

@@ -180,7 +180,7 @@ def test_search_filters_and_orders(populated, flt, order, expected) -> None:
 
 
 def test_search_restricts_to_experiments_and_limits(populated) -> None:
-    store, ids = populated
+    store, _ids = populated
     assert _names(store.search_runs(["churn"], order_by=["name"])) == ["a", "b", "c"]
     assert _names(store.search_runs(["churn"], order_by=["name"], limit=2)) == ["a", "b"]
     assert _names(store.search_runs(["churn"], order_by=["name"], limit=2, offset=2)) == ["c"]

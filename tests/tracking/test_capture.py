@@ -96,8 +96,8 @@ def test_runs_record_code_version_command_and_environment(repo: Path, monkeypatc
     assert ctx.python == sys.version.split()[0]
     env = client.get_environment(ra)
     assert "pytest" in env["packages"] and env["python"] == ctx.python
-    diff_a = [x for x in ra.artifacts if x.path == DIFF_ARTIFACT][0]
-    diff_b = [x for x in rb.artifacts if x.path == DIFF_ARTIFACT][0]
+    diff_a = next(x for x in ra.artifacts if x.path == DIFF_ARTIFACT)
+    diff_b = next(x for x in rb.artifacts if x.path == DIFF_ARTIFACT)
     assert diff_a.digest == diff_b.digest, "identical diffs are stored once"
     assert b"print('dirty')" in client.read_artifact(a.id, DIFF_ARTIFACT)
     assert rb.context.environment_id == ctx.environment_id

@@ -1,0 +1,111 @@
+"""The command line through Typer's runner, and once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelcycle.cli import app
+from modelcycle.settings import Settings
+from modelcycle.tracking.client import Client
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("MODELCYCLE_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "200")
+    client = Client(Settings.for_home(home, capture=False))
+    for model, auc, c in [("rf", 0.91, 1), ("lr", 0.84, 2), ("rf", 0.70, 3)]:
+        with client.start_run(experiment="churn", name=f"{model}-{c}", params={"model": model, "C": c}) as run:
+            run.log_metric("auc", auc)
+            run.log_text("hello", "notes/hello.txt")
+    client.close()
+    return home
+
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_runs_ls_table_and_json(home: Path) -> None:
+    out = invoke("runs", "ls", "-e", "churn", "-f", "metrics.auc > 0.8", "-o", "metrics.auc DESC")
+    assert out.exit_code == 0, out.output
+    assert "rf-1" in out.output and "lr-2" in out.output and "rf-3" not in out.output
+    assert out.output.index("rf-1") < out.output.index("lr-2")
+    data = json.loads(invoke("runs", "ls", "--json", "-o", "metrics.auc").output)
+    assert [r["name"] for r in data] == ["rf-3", "lr-2", "rf-1"]
+    assert data[0]["metrics"] == {"auc": 0.7} and data[0]["status"] == "FINISHED"
+
+
+def test_runs_show_and_compare(home: Path) -> None:
+    runs = json.loads(invoke("runs", "ls", "--json", "-o", "name").output)
+    ids = [r["id"] for r in runs]
+    out = invoke("runs", "show", ids[0][:8])
+    assert out.exit_code == 0, out.output
+    assert "lr-2" in out.output and "0.84" in out.output and "notes/hello.txt" in out.output
+    shown = json.loads(invoke("runs", "show", ids[0], "--json").output)
+    assert shown["params"] == {"model": "lr", "C": "2"} and "packages" not in shown["environment"]
+    cmp = json.loads(invoke("runs", "compare", ids[0], ids[1], "--json").output)
+    rows = {(r["kind"], r["key"]): r for r in cmp["rows"]}
+    assert rows[("metrics", "auc")]["differs"] and rows[("params", "C")]["values"] == ["2", "1"]
+    assert invoke("runs", "compare", ids[0], ids[1]).exit_code == 0
+
+
+def test_experiments_ls(home: Path) -> None:
+    data = json.loads(invoke("experiments", "ls", "--json").output)
+    assert [(e["name"], e["runs"]) for e in data] == [("churn", 3)]
+    assert "churn" in invoke("experiments", "ls").output
+
+
+def test_download_and_gc(home: Path, tmp_path: Path) -> None:
+    run_id = json.loads(invoke("runs", "ls", "--json").output)[0]["id"]
+    out = invoke("runs", "download", run_id, "notes/hello.txt", "-o", str(tmp_path / "h.txt"))
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "h.txt").read_text() == "hello"
+    assert invoke("runs", "rm", run_id, "--yes").exit_code == 0
+    gc = json.loads(invoke("gc", "--grace", "0", "--json").output)
+    assert gc["removed"] == 0, "the other runs still use the same bytes"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("runs", "show", "ffffffffff"), "no run id starts with"),
+        (("runs", "ls", "-f", "metrics.auc >>"), "position"),
+        (("runs", "ls", "-e", "nope"), "experiment 'nope' does not exist"),
+        (("runs", "compare", "abc"), "at least two"),
+    ],
+)
+def test_errors_are_one_line_and_exit_1(home: Path, args: tuple[str, ...], words: str) -> None:
+    out = invoke(*args)
+    assert out.exit_code == 1
+    lines = [line for line in out.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], out.output
+    assert "Traceback" not in out.output
+
+
+def test_empty_store_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELCYCLE_HOME", str(tmp_path / "empty"))
+    assert "No runs yet" in invoke("runs", "ls").output
+
+
+def test_real_subprocess(home: Path) -> None:
+    env = {**os.environ, "MODELCYCLE_HOME": str(home)}
+    exe = Path(sys.executable).with_name("modelcycle")
+    out = subprocess.run([str(exe), "runs", "ls", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) == 3
+    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.stdout.startswith("modelcycle ")
+    bad = subprocess.run([str(exe), "runs", "show", "zzz"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and bad.stderr.startswith("error:")

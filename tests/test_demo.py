@@ -1,0 +1,26 @@
+"""The Level 0 demo trains, tracks and compares real models."""
+
+from __future__ import annotations
+
+import pytest
+
+import modelcycle as mc
+from modelcycle import demo
+from modelcycle.tracking.client import Client
+
+pytest.importorskip("sklearn")
+
+
+def test_demo_sweep_is_tracked_and_the_best_run_is_reproducible(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    mc.set_client(client)
+    try:
+        demo.main()
+    finally:
+        mc.set_client(None)
+    out = capsys.readouterr().out
+    runs = client.search_runs(experiment=demo.EXPERIMENT, order_by=["metrics.roc_auc DESC"], as_frame=False)
+    assert len(runs) == len(demo.CONFIGS)
+    assert all(r.status.value == "FINISHED" and r.metrics["roc_auc"] > 0.9 for r in runs)
+    best = client.get_run(runs[0].id)
+    assert {d.role for d in best.inputs} == {"train", "test"} and best.context.seed == 42
+    assert "Best run" in out and best.id[:8] in out and "To reproduce it" in out

@@ -1,0 +1,65 @@
+"""The public API is pinned, loads lazily, and `import modelcycle` stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import modelcycle as mc
+
+PUBLIC = [
+    "ActiveRun", "Client", "Experiment", "Metric", "ModelcycleError", "Run", "RunStatus", "Settings", "__version__",
+    "active_run", "autolog", "download_artifacts", "end_run", "errors", "flush", "get_client", "get_metric_history",
+    "get_run", "list_experiments", "log_artifact", "log_dataset", "log_dict", "log_figure", "log_metric", "log_metrics",
+    "log_param", "log_params", "log_table", "log_text", "search_runs", "seed_everything", "set_client",
+    "set_experiment", "set_tag", "set_tags", "start_run",
+]
+HEAVY = ["pandas", "numpy", "sklearn", "sqlalchemy", "alembic", "fastapi", "dask", "pyarrow", "typer", "rich"]
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(mc.__all__) == sorted(PUBLIC)
+
+
+def test_every_public_name_resolves() -> None:
+    for name in PUBLIC:
+        value = getattr(mc, name)
+        if name not in ("errors", "__version__"):
+            assert callable(value), f"mc.{name} should be a function or a class, not {type(value).__name__}"
+
+
+def test_errors_derive_from_one_root() -> None:
+    from modelcycle import errors
+
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if name != "ModelcycleWarning":
+            assert issubclass(cls, mc.ModelcycleError), name
+
+
+def _loaded(code: str) -> list[str]:
+    probe = f"{code}\nimport sys, json\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_loads_no_heavy_library() -> None:
+    assert _loaded("import modelcycle") == []
+
+
+def test_cli_help_loads_no_data_library() -> None:
+    code = "import sys\nsys.argv = ['modelcycle', '--help']\nfrom modelcycle.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass"
+    loaded = _loaded(code)
+    assert not set(loaded) & {"pandas", "numpy", "sklearn", "sqlalchemy", "alembic", "fastapi", "dask", "pyarrow"}, loaded
+
+
+def test_module_functions_delegate_to_one_client() -> None:
+    from modelcycle.tracking import fluent
+
+    client = mc.Client(mc.Settings.for_home("/nonexistent-never-opened", capture=False))
+    mc.set_client(client)
+    try:
+        assert fluent.get_client() is client
+    finally:
+        mc.set_client(None)
