@@ -202,3 +202,11 @@ def test_environment_is_stored_once(store) -> None:
         store.create_run(NewRun(id=uuid.uuid4().hex, experiment_id=exp.id, name="x", start_time=time.time(),
                                 context=RunContext(environment_id="e" * 64), environment=env))
     assert store.get_environment("e" * 64) == env
+
+
+def test_search_returns_metrics_at_full_precision(store) -> None:
+    rid = _run(store)
+    value = 10.544229225295952
+    store.write(WriteBatch(metrics=[(rid, "score", value, 0, time.time())]))
+    assert store.search_runs()[0].metrics["score"] == value
+    assert store.get_run(rid).metrics["score"] == value

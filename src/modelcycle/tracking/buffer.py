@@ -46,6 +46,7 @@ class LogBuffer:
         self.flush_interval = flush_interval
         self.heartbeat_interval = heartbeat_interval
         self.live_runs = live_runs
+        self.runs: deque[Any] = deque()
         self.metrics: deque[tuple[str, str, float, int, float]] = deque()
         self.params: deque[tuple[str, str, str]] = deque()
         self.tags: deque[tuple[str, str, str]] = deque()
@@ -85,6 +86,7 @@ class LogBuffer:
 
     def _take(self) -> WriteBatch:
         batch = WriteBatch(
+            runs=self._drain(self.runs),
             metrics=self._drain(self.metrics),
             params=self._drain(self.params),
             tags=self._drain(self.tags),
@@ -95,6 +97,7 @@ class LogBuffer:
         if self._retry is not None:
             old, self._retry = self._retry, None
             batch = WriteBatch(
+                runs=old.runs + batch.runs,
                 metrics=old.metrics + batch.metrics,
                 params=old.params + batch.params,
                 tags=old.tags + batch.tags,
@@ -105,7 +108,7 @@ class LogBuffer:
         return batch
 
     def pending(self) -> int:
-        return len(self.metrics) + len(self.params) + len(self.tags) + len(self.artifacts) + len(
+        return len(self.runs) + len(self.metrics) + len(self.params) + len(self.tags) + len(self.artifacts) + len(
             self.inputs) + len(self.updates) + (len(self._retry) if self._retry else 0)
 
     def flush(self) -> None:
@@ -150,7 +153,7 @@ class LogBuffer:
 
     def reset_after_fork(self) -> None:
         """In a forked child: the parent flushes its own queues; start empty with no thread."""
-        for queue in (self.metrics, self.params, self.tags, self.artifacts, self.inputs, self.updates):
+        for queue in (self.runs, self.metrics, self.params, self.tags, self.artifacts, self.inputs, self.updates):
             queue.clear()
         self._retry = None
         self._flush_lock = threading.Lock()

@@ -172,7 +172,8 @@ class Client:
         name = name or run_name()
         context, environment, diff = self._capture(seq)
         self._ensure_hooks()
-        self.store.create_run(
+        # Queued like everything else: a short run costs one transaction, at its end.
+        self.buffer.runs.append(
             NewRun(
                 id=run_id,
                 experiment_id=exp.id,

@@ -31,12 +31,14 @@ class NewRun:
 class WriteBatch:
     """Writes gathered from the log buffer; applied atomically, in this order.
 
+    New runs come first, so a run started and ended between two flushes costs one transaction.
     Rows are plain tuples so building a batch costs nothing on the logging hot path:
     metrics ``(run_id, key, value, step, timestamp)``; params and tags ``(run_id, key, value)``;
     artifacts ``(run_id, path, digest, size, created_at)``; inputs ``(run_id, DatasetInput)``;
     updates ``(run_id, {column: value})`` for status, end time, error and seed.
     """
 
+    runs: list[NewRun] = field(default_factory=list)
     metrics: list[tuple[str, str, float, int, float]] = field(default_factory=list)
     params: list[tuple[str, str, str]] = field(default_factory=list)
     tags: list[tuple[str, str, str]] = field(default_factory=list)
@@ -45,10 +47,10 @@ class WriteBatch:
     updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.metrics or self.params or self.tags or self.artifacts or self.inputs or self.updates)
+        return bool(self.runs or self.metrics or self.params or self.tags or self.artifacts or self.inputs or self.updates)
 
     def __len__(self) -> int:
-        return len(self.metrics) + len(self.params) + len(self.tags) + len(self.artifacts) + len(self.inputs) + len(self.updates)
+        return len(self.runs) + len(self.metrics) + len(self.params) + len(self.tags) + len(self.artifacts) + len(self.inputs) + len(self.updates)
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, create_engine, event, exists, false, func, not_, or_, select, true, update
+from sqlalchemy import and_, bindparam, create_engine, event, exists, false, func, not_, or_, select, true, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
@@ -99,6 +99,8 @@ class SqlMetadataStore:
             f"INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES ({', '.join([mark] * 5)})"
         )
         self._writer = self.engine.execution_options(modelcycle_write=True)
+        self._records = _records_statements(self.dialect)
+        self._prepare_writes()
         try:
             ensure_schema(self.engine)
         except SQLAlchemyError as e:
@@ -130,6 +132,8 @@ class SqlMetadataStore:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA case_sensitive_like=ON")
+            cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache, and reads through mmap
+            cur.execute("PRAGMA mmap_size=268435456")
             cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
 
@@ -138,7 +142,7 @@ class SqlMetadataStore:
             # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that reads
             # first and writes later can fail with "database is locked" despite busy_timeout.
             write = conn.get_execution_options().get("modelcycle_write")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # type: ignore[union-attr]
 
         return engine
 
@@ -211,43 +215,46 @@ class SqlMetadataStore:
         return [Experiment(id=x.id, name=x.name, created_at=x.created_at, run_count=x.n) for x in rows]
 
     # --- writes -----------------------------------------------------------------------
+    def _prepare_writes(self) -> None:
+        """Build every write statement once, so each execution is a compiled-cache hit."""
+        ins = self._insert
+        self._w_env = ins(s.environments).on_conflict_do_nothing(index_elements=["id"])
+        self._w_run = s.runs.insert()
+        self._w_param = ins(s.params).on_conflict_do_nothing(index_elements=["run_id", "key"])
+        tag = ins(s.tags)
+        self._w_tag = tag.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": tag.excluded.value})
+        latest = ins(s.latest_metrics)
+        ex, lm = latest.excluded, s.latest_metrics.c
+        self._w_latest = latest.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={"step": ex.step, "timestamp": ex.timestamp, "value": ex.value},
+            where=or_(ex.step > lm.step, and_(ex.step == lm.step, ex.timestamp >= lm.timestamp)),
+        )
+        art = ins(s.artifacts)
+        self._w_artifact = art.on_conflict_do_update(
+            index_elements=["run_id", "path"],
+            set_={"digest": art.excluded.digest, "size": art.excluded.size, "created_at": art.excluded.created_at},
+        )
+        self._w_dataset = ins(s.datasets).on_conflict_do_nothing(index_elements=["fingerprint"])
+        ri = ins(s.run_inputs)
+        self._w_input = ri.on_conflict_do_update(index_elements=["run_id", "name", "role"], set_={"fingerprint": ri.excluded.fingerprint})
+        self._w_update = update(s.runs).where(s.runs.c.id == bindparam("run_id_"))
+
     def create_run(self, run: NewRun) -> None:
-        ctx = run.context
-        row = {
-            "id": run.id,
-            "experiment_id": run.experiment_id,
-            "name": run.name,
-            "status": RunStatus.RUNNING.value,
-            "start_time": run.start_time,
-            "heartbeat_at": run.start_time,
-            "parent_id": run.parent_id,
-            "reproduces": run.reproduces,
-            "git_commit": ctx.git_commit,
-            "git_branch": ctx.git_branch,
-            "git_dirty": ctx.git_dirty,
-            "git_root": ctx.git_root,
-            "command": json.dumps(list(ctx.command)) if ctx.command else None,
-            "cwd": ctx.cwd,
-            "python": ctx.python,
-            "platform": ctx.platform,
-            "environment_id": ctx.environment_id,
-            "seed": ctx.seed,
-            "session_id": ctx.session_id,
-            "session_seq": ctx.session_seq,
-        }
+        self.write(WriteBatch(runs=[run]))
 
-        def tx(conn: Connection) -> None:
-            if run.environment is not None and ctx.environment_id:
-                data = json.dumps(run.environment, sort_keys=True)
-                stmt = self._insert(s.environments).values(id=ctx.environment_id, data=data, created_at=run.start_time)
-                conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
-            conn.execute(s.runs.insert().values(**row))
-            if run.params:
-                conn.execute(s.params.insert(), [{"run_id": run.id, "key": k, "value": v} for k, v in run.params.items()])
-            if run.tags:
-                conn.execute(s.tags.insert(), [{"run_id": run.id, "key": k, "value": v} for k, v in run.tags.items()])
-
-        self._write(tx)
+    def _create_runs(self, conn: Connection, runs: list[NewRun]) -> None:
+        envs = {r.context.environment_id: r for r in runs if r.environment is not None and r.context.environment_id}
+        if envs:
+            conn.execute(self._w_env, [{"id": i, "data": json.dumps(r.environment, sort_keys=True), "created_at": r.start_time}
+                                       for i, r in envs.items()])
+        conn.execute(self._w_run, [_run_row(r) for r in runs])
+        params = [{"run_id": r.id, "key": k, "value": v} for r in runs for k, v in r.params.items()]
+        if params:
+            conn.execute(self._w_param, params)
+        tags = [{"run_id": r.id, "key": k, "value": v} for r in runs for k, v in r.tags.items()]
+        if tags:
+            conn.execute(self._w_tag, tags)
 
     def write(self, batch: WriteBatch) -> None:
         if not batch:
@@ -255,7 +262,8 @@ class SqlMetadataStore:
         self._write(lambda conn: self._apply(conn, batch))
 
     def _apply(self, conn: Connection, b: WriteBatch) -> None:
-        ins = self._insert
+        if b.runs:
+            self._create_runs(conn, b.runs)
         if b.metrics:
             # The hot path of logging: plain tuples straight to the driver, no per-row dicts.
             conn.exec_driver_sql(
@@ -268,48 +276,30 @@ class SqlMetadataStore:
                 cur = latest.get(key)
                 if cur is None or (m[3], m[4]) >= (cur[3], cur[4]):
                     latest[key] = m
-            stmt = ins(s.latest_metrics)
-            ex = stmt.excluded
-            lm = s.latest_metrics.c
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["run_id", "key"],
-                set_={"step": ex.step, "timestamp": ex.timestamp, "value": ex.value},
-                where=or_(ex.step > lm.step, and_(ex.step == lm.step, ex.timestamp >= lm.timestamp)),
-            )
             conn.execute(
-                stmt,
-                [{"run_id": r, "key": k, "value": _nan_to_null(v), "step": st, "timestamp": ts}
+                self._w_latest,
+                [{"run_id": r, "key": k, "value": None if v != v else v, "step": st, "timestamp": ts}
                  for r, k, v, st, ts in latest.values()],
             )
         if b.params:
-            stmt = ins(s.params).on_conflict_do_nothing(index_elements=["run_id", "key"])
-            conn.execute(stmt, [{"run_id": r, "key": k, "value": v} for r, k, v in b.params])
+            conn.execute(self._w_param, [{"run_id": r, "key": k, "value": v} for r, k, v in b.params])
         if b.tags:
-            stmt = ins(s.tags)
-            stmt = stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value})
-            conn.execute(stmt, [{"run_id": r, "key": k, "value": v} for r, k, v in dict(
-                ((r, k), (r, k, v)) for r, k, v in b.tags).values()])
+            last = {(r, k): v for r, k, v in b.tags}  # the last value of a key wins
+            conn.execute(self._w_tag, [{"run_id": r, "key": k, "value": v} for (r, k), v in last.items()])
         if b.artifacts:
-            stmt = ins(s.artifacts)
-            ex = stmt.excluded
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["run_id", "path"], set_={"digest": ex.digest, "size": ex.size, "created_at": ex.created_at}
-            )
             rows = {(r, p): {"run_id": r, "path": p, "digest": d, "size": n, "created_at": t} for r, p, d, n, t in b.artifacts}
-            conn.execute(stmt, list(rows.values()))
+            conn.execute(self._w_artifact, list(rows.values()))
         if b.inputs:
             now = time.time()
-            ds = ins(s.datasets).on_conflict_do_nothing(index_elements=["fingerprint"])
-            conn.execute(ds, [
+            conn.execute(self._w_dataset, [
                 {"fingerprint": d.fingerprint, "rows": d.rows, "columns": json.dumps([list(c) for c in d.columns]),
                  "source": d.source, "created_at": now}
                 for _, d in b.inputs
             ])
-            ri = ins(s.run_inputs)
-            ri = ri.on_conflict_do_update(index_elements=["run_id", "name", "role"], set_={"fingerprint": ri.excluded.fingerprint})
-            conn.execute(ri, [{"run_id": r, "name": d.name, "role": d.role, "fingerprint": d.fingerprint} for r, d in b.inputs])
+            conn.execute(self._w_input, [{"run_id": r, "name": d.name, "role": d.role, "fingerprint": d.fingerprint}
+                                         for r, d in b.inputs])
         for run_id, values in b.updates:
-            conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+            conn.execute(self._w_update, {"run_id_": run_id, **values})
 
     def heartbeat(self, run_ids: Iterable[str], now: float) -> None:
         ids = list(run_ids)
@@ -457,7 +447,7 @@ class SqlMetadataStore:
         conditions.extend(self._compile(c) for c in conjuncts)
         order_cols.extend([r.c.start_time.desc(), r.c.id])
         stmt = (
-            select(r, e.c.name.label("experiment_name"))
+            select(*_SUMMARY, e.c.name.label("experiment_name"))
             .select_from(source)
             .where(and_(true(), *conditions))
             .order_by(*order_cols)
@@ -472,16 +462,17 @@ class SqlMetadataStore:
             params: dict[str, dict[str, str]] = {i: {} for i in ids}
             tags: dict[str, dict[str, str]] = {i: {} for i in ids}
             metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+            records = self._records
             for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start:start + _IN_CHUNK]
-                for run_id, k, v in conn.execute(select(s.params.c.run_id, s.params.c.key, s.params.c.value).where(s.params.c.run_id.in_(chunk))):
-                    params[run_id][k] = v
-                for run_id, k, v in conn.execute(select(s.tags.c.run_id, s.tags.c.key, s.tags.c.value).where(s.tags.c.run_id.in_(chunk))):
-                    tags[run_id][k] = v
-                lm = s.latest_metrics.c
-                for run_id, k, v in conn.execute(select(lm.run_id, lm.key, lm.value).where(lm.run_id.in_(chunk))):
-                    metrics[run_id][k] = _null_to_nan(v)
-            return [_run_from_row(row, params[row.id], metrics[row.id], tags[row.id]) for row in rows]
+                chunk = {"ids": ids[start:start + _IN_CHUNK]}
+                # one row per run with its records as a JSON object: 10x fewer rows than key/value pairs
+                for run_id, doc in conn.execute(records["params"], chunk).all():
+                    params[run_id] = _json(doc)
+                for run_id, doc in conn.execute(records["tags"], chunk).all():
+                    tags[run_id] = _json(doc)
+                for run_id, k, v in conn.execute(records["metrics"], chunk).all():  # not JSON: it rounds doubles
+                    metrics[run_id][k] = math.nan if v is None else v
+            return [_run_summary(row, params[row.id], metrics[row.id], tags[row.id]) for row in rows]
 
         return self._read(read)
 
@@ -504,6 +495,26 @@ class SqlMetadataStore:
         if node.op == "is not null":
             return present
         return present.where(_value_condition(table.c.value, node))
+
+
+def _records_statements(dialect: str) -> dict[str, Any]:
+    """Params and tags of a set of runs as one JSON object per run, and their latest metrics; built once."""
+    agg = func.json_group_object if dialect == "sqlite" else func.json_object_agg
+    ids = bindparam("ids", expanding=True)
+    stmts = {
+        name: select(table.c.run_id, agg(table.c.key, table.c.value)).where(table.c.run_id.in_(ids)).group_by(table.c.run_id)
+        for name, table in (("params", s.params), ("tags", s.tags))
+    }
+    lm = s.latest_metrics.c
+    stmts["metrics"] = select(lm.run_id, lm.key, lm.value).where(lm.run_id.in_(ids))
+    return stmts
+
+
+def _json(doc: Any) -> dict[str, Any]:
+    return doc if isinstance(doc, dict) else json.loads(doc)  # psycopg parses JSON itself
+
+
+_STATUS = {status.value: status for status in RunStatus}
 
 
 def _upper_status(node: q.Comparison) -> q.Comparison:
@@ -540,6 +551,60 @@ def _value_condition(col: Any, node: q.Comparison) -> Any:
     }.get(op, false())
 
 
+def _run_row(run: NewRun) -> dict[str, Any]:
+    ctx = run.context
+    return {
+        "id": run.id,
+        "experiment_id": run.experiment_id,
+        "name": run.name,
+        "status": RunStatus.RUNNING.value,
+        "start_time": run.start_time,
+        "end_time": None,
+        "heartbeat_at": run.start_time,
+        "parent_id": run.parent_id,
+        "error": None,
+        "reproduces": run.reproduces,
+        "git_commit": ctx.git_commit,
+        "git_branch": ctx.git_branch,
+        "git_dirty": ctx.git_dirty,
+        "git_root": ctx.git_root,
+        "command": json.dumps(list(ctx.command)) if ctx.command else None,
+        "cwd": ctx.cwd,
+        "python": ctx.python,
+        "platform": ctx.platform,
+        "environment_id": ctx.environment_id,
+        "seed": ctx.seed,
+        "session_id": ctx.session_id,
+        "session_seq": ctx.session_seq,
+    }
+
+
+# the columns search results carry; get_run returns everything
+_SUMMARY = [s.runs.c[name] for name in (
+    "id", "experiment_id", "name", "status", "start_time", "end_time", "heartbeat_at", "parent_id", "reproduces",
+    "git_commit", "seed",
+)]
+
+
+def _run_summary(row: Any, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]) -> Run:
+    return Run(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        experiment=row.experiment_name,
+        name=row.name,
+        status=_STATUS[row.status],
+        start_time=row.start_time,
+        end_time=row.end_time,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        parent_id=row.parent_id,
+        reproduces=row.reproduces,
+        heartbeat_at=row.heartbeat_at,
+        context=RunContext(git_commit=row.git_commit, seed=row.seed),
+    )
+
+
 def _run_from_row(
     row: Any,
     params: dict[str, str],
@@ -553,7 +618,7 @@ def _run_from_row(
         experiment_id=row.experiment_id,
         experiment=row.experiment_name,
         name=row.name,
-        status=RunStatus(row.status),
+        status=_STATUS[row.status],
         start_time=row.start_time,
         end_time=row.end_time,
         params=params,
