@@ -74,3 +74,29 @@ def any_client(store_uri: str, tmp_path: Path) -> Iterator[Client]:
     c.close()
     if c._store is not None:
         c._store.close()
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` and return its output."""
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path):
+    """Create a git repository with the given files committed on branch main."""
+
+    def make(files: dict[str, str], name: str = "project") -> Path:
+        repo = tmp_path / name
+        repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "config", "user.email", "ds@example.com")
+        git(repo, "config", "user.name", "DS")
+        for rel, text in files.items():
+            (repo / rel).write_text(text)
+        git(repo, "add", ".")
+        git(repo, "commit", "-qm", "first")
+        return repo
+
+    return make

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,23 +10,12 @@ import pytest
 from modelcycle.settings import Settings
 from modelcycle.tracking.capture import GitProbe, process_info
 from modelcycle.tracking.client import DIFF_ARTIFACT, Client
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+from tests.conftest import git
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "project"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "ds@example.com")
-    git(repo, "config", "user.name", "DS")
-    (repo / "train.py").write_text("print('v1')\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "first")
-    return repo
+def repo(make_repo) -> Path:
+    return make_repo({"train.py": "print('v1')\n"})
 
 
 def test_clean_tree(repo: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from modelcycle.settings import Settings
 from modelcycle.tracking.client import Client
+from tests.conftest import git
 
 pytestmark = pytest.mark.slow
 
@@ -30,20 +31,8 @@ with mc.start_run(experiment="repro", name="second", params={"offset": OFFSET}):
 """
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
-def test_reproduce_execute_rebuilds_code_state_and_matches_metrics(tmp_path: Path) -> None:
-    repo = tmp_path / "project"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "ds@example.com")
-    git(repo, "config", "user.name", "DS")
-    (repo / "train.py").write_text(TRAIN)
-    (repo / "params.py").write_text("OFFSET = 0\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "baseline")
+def test_reproduce_execute_rebuilds_code_state_and_matches_metrics(tmp_path: Path, make_repo) -> None:
+    repo = make_repo({"train.py": TRAIN, "params.py": "OFFSET = 0\n"})
     (repo / "params.py").write_text("OFFSET = 10\n")  # an uncommitted experiment
     home = tmp_path / "store"
     env = {**os.environ, "MODELCYCLE_HOME": str(home)}

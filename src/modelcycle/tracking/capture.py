@@ -20,7 +20,7 @@ from typing import Any
 
 from modelcycle._hashing import hash_json
 
-__all__ = ["GitProbe", "GitState", "ProcessInfo", "process_info"]
+__all__ = ["GitProbe", "GitState", "ProcessInfo", "installed_packages", "process_info"]
 
 MAX_UNTRACKED_FILE = 1 << 20  # untracked files larger than this are left out of the diff
 MAX_UNTRACKED_TOTAL = 10 << 20
@@ -44,7 +44,8 @@ class ProcessInfo:
 _PROCESS: ProcessInfo | None = None
 
 
-def _packages() -> dict[str, str]:
+def installed_packages() -> dict[str, str]:
+    """Installed distributions as {normalised name: version}."""
     from importlib.metadata import distributions
 
     found: dict[str, str] = {}
@@ -73,7 +74,7 @@ def process_info() -> ProcessInfo:
             "implementation": platform.python_implementation(),
             "platform": platform.platform(),
             "machine": platform.machine(),
-            "packages": _packages(),
+            "packages": installed_packages(),
         }
         _PROCESS = ProcessInfo(
             command=_command(),

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from importlib.metadata import distributions
 from pathlib import Path
 
 from modelcycle.entities import Run
 from modelcycle.errors import NotFoundError, ReproduceError
+from modelcycle.tracking.capture import installed_packages
 from modelcycle.tracking.client import DIFF_ARTIFACT, Client
 
 __all__ = ["MetricComparison", "ReproducePlan", "ReproduceResult", "Step", "execute", "plan"]
@@ -67,17 +67,8 @@ class ReproduceResult:
         return self.returncode == 0 and self.reproduced is not None and all(m.matches for m in self.metrics)
 
 
-def _installed() -> dict[str, str]:
-    found: dict[str, str] = {}
-    for dist in distributions():
-        name = dist.metadata.get("Name") if dist.metadata else None
-        if name:
-            found.setdefault(name.lower().replace("_", "-"), dist.version)
-    return found
-
-
 def _package_changes(recorded: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
-    here = _installed()
+    here = installed_packages()
     changes = []
     for name in sorted(set(recorded) | set(here)):
         if name == "modelcycle":

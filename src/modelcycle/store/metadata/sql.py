@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -613,38 +614,22 @@ def _run_from_row(
     artifacts: tuple[ArtifactInfo, ...] = (),
     inputs: tuple[DatasetInput, ...] = (),
 ) -> Run:
-    return Run(
-        id=row.id,
-        experiment_id=row.experiment_id,
-        experiment=row.experiment_name,
-        name=row.name,
-        status=_STATUS[row.status],
-        start_time=row.start_time,
-        end_time=row.end_time,
-        params=params,
-        metrics=metrics,
-        tags=tags,
-        artifacts=artifacts,
-        inputs=inputs,
-        parent_id=row.parent_id,
-        error=row.error,
-        reproduces=row.reproduces,
-        heartbeat_at=row.heartbeat_at,
-        context=RunContext(
-            git_commit=row.git_commit,
-            git_branch=row.git_branch,
-            git_dirty=row.git_dirty,
-            git_root=row.git_root,
-            command=tuple(json.loads(row.command)) if row.command else (),
-            cwd=row.cwd,
-            python=row.python,
-            platform=row.platform,
-            environment_id=row.environment_id,
-            seed=row.seed,
-            session_id=row.session_id,
-            session_seq=row.session_seq,
-        ),
+    context = RunContext(
+        git_commit=row.git_commit,
+        git_branch=row.git_branch,
+        git_dirty=row.git_dirty,
+        git_root=row.git_root,
+        command=tuple(json.loads(row.command)) if row.command else (),
+        cwd=row.cwd,
+        python=row.python,
+        platform=row.platform,
+        environment_id=row.environment_id,
+        seed=row.seed,
+        session_id=row.session_id,
+        session_seq=row.session_seq,
     )
+    summary = _run_summary(row, params, metrics, tags)
+    return replace(summary, artifacts=artifacts, inputs=inputs, error=row.error, context=context)
 
 
 def _reason(e: BaseException) -> str:
