@@ -15,15 +15,16 @@ __all__ = ["CONFIGS", "EXPERIMENT", "main", "train_all"]
 
 EXPERIMENT = "level0-breast-cancer"
 
-CONFIGS: list[tuple[str, dict[str, Any]]] = [
-    ("logreg", {"C": 0.01}),
-    ("logreg", {"C": 0.1}),
-    ("logreg", {"C": 1.0}),
-    ("logreg", {"C": 10.0}),
-    ("random_forest", {"n_estimators": 200, "max_depth": 3}),
-    ("random_forest", {"n_estimators": 200, "max_depth": None}),
-    ("gradient_boosting", {"learning_rate": 0.05, "n_estimators": 150}),
-    ("gradient_boosting", {"learning_rate": 0.2, "n_estimators": 150}),
+# (run name, model kind, parameters)
+CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
+    ("logreg C=0.01", "logreg", {"C": 0.01}),
+    ("logreg C=0.1", "logreg", {"C": 0.1}),
+    ("logreg C=1", "logreg", {"C": 1.0}),
+    ("logreg C=10", "logreg", {"C": 10.0}),
+    ("forest depth=3", "random_forest", {"n_estimators": 200, "max_depth": 3}),
+    ("forest depth=full", "random_forest", {"n_estimators": 200, "max_depth": None}),
+    ("boosting lr=0.05", "gradient_boosting", {"learning_rate": 0.05, "n_estimators": 150}),
+    ("boosting lr=0.2", "gradient_boosting", {"learning_rate": 0.2, "n_estimators": 150}),
 ]
 
 
@@ -55,9 +56,8 @@ def train_all(progress: Any = None, seed: int = 42) -> list[str]:
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
     ids = []
     task = progress.add_task("training", total=len(CONFIGS)) if progress else None
-    for kind, params in CONFIGS:
-        label = ", ".join(f"{k}={v}" for k, v in params.items())
-        with mc.start_run(experiment=EXPERIMENT, name=f"{kind} {label}", params={"model": kind, **params},
+    for name, kind, params in CONFIGS:
+        with mc.start_run(experiment=EXPERIMENT, name=name, params={"model": kind, **params},
                           tags={"dataset": "sklearn.breast_cancer", "level": "0"}) as run:
             mc.log_dataset(X_train.assign(target=y_train), name="breast_cancer", role="train")
             mc.log_dataset(X_test.assign(target=y_test), name="breast_cancer", role="test")
@@ -86,6 +86,7 @@ def number(value: Any) -> str:
 
 def main() -> None:
     """Run the demo and print the comparison and the reproduction steps."""
+    from rich import box
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -101,16 +102,12 @@ def main() -> None:
         ids = train_all(progress)
     runs = mc.search_runs(experiment=EXPERIMENT, filter=None, order_by=["metrics.roc_auc DESC", "metrics.log_loss ASC"], limit=None)
     runs = runs[runs["run_id"].isin(ids)]
-    table = Table(title="This sweep, best first", header_style="bold")
-    for col in ("run", "model", "params", "roc_auc", "accuracy", "f1", "log_loss", "fit"):
-        table.add_column(col, justify="right" if col in ("roc_auc", "accuracy", "f1", "log_loss", "fit") else "left")
+    table = Table(title="This sweep, best first", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("run", "name", "roc_auc", "accuracy", "f1", "log_loss", "fit s"):
+        table.add_column(col, justify="left" if col in ("run", "name") else "right", no_wrap=True)
     for i, r in enumerate(runs.to_dict("records")):
-        params = ", ".join(
-            f"{k.split('.', 1)[1]}={v}" for k, v in r.items() if k.startswith("params.") and k != "params.model" and isinstance(v, str)
-        )
-        table.add_row(r["run_id"][:8], r["params.model"], params,
-                      *[number(r[f"metrics.{m}"]) for m in ("roc_auc", "accuracy", "f1", "log_loss")],
-                      f"{r['metrics.fit_seconds'] * 1000:.0f} ms", style="bold green" if i == 0 else None)
+        table.add_row(r["run_id"][:8], r["name"], *[number(r[f"metrics.{m}"]) for m in ("roc_auc", "accuracy", "f1", "log_loss")],
+                      f"{r['metrics.fit_seconds']:.2f}", style="bold green" if i == 0 else None)
     con.print(table)
     best = runs.iloc[0]["run_id"]
     plan = reproduce.plan(mc.get_client(), best)

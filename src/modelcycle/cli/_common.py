@@ -71,10 +71,13 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def when(ts: float | None) -> str:
+def when(ts: float | None, short: bool = False) -> str:
     if ts is None:
         return "—"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    dt = datetime.fromtimestamp(ts)
+    if short:
+        return dt.strftime("%m-%d %H:%M" if dt.year == datetime.now().year else "%Y-%m-%d")
+    return dt.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def duration(seconds: float | None) -> str:
@@ -89,13 +92,13 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def number(value: Any) -> str:
+def number(value: Any, digits: int = 6) -> str:
     if isinstance(value, float):
         if value != value:
             return "nan"
         if value in (float("inf"), float("-inf")):
             return "inf" if value > 0 else "-inf"
-        return f"{value:.6g}"
+        return f"{value:.{digits}g}"
     return "—" if value is None else str(value)
 
 

@@ -50,20 +50,34 @@ def ls(
     if not runs:
         con.print("No runs match." if filter or experiment else "No runs yet. Start one with `with mc.start_run(): ...`.")
         return
-    wanted = [o.split()[0].split(".", 1)[1] for o in (order_by or []) if o.startswith("metrics.")]
-    metric_keys = list(dict.fromkeys([*wanted, *sorted({k for r in runs for k in r.metrics})]))[:6]
-    param_keys = sorted({k for r in runs for k in r.params})[:5]
-    table = Table(title=f"{len(runs)} run(s)", header_style="bold")
-    for col in ("run", "experiment", "name", "status", "started", "duration"):
-        table.add_column(col, no_wrap=col in ("run", "started"))
+    # the keys a user asked about come first; then as many as fit beside the fixed columns
+    import re
+
+    asked = re.findall(r"metrics\.([A-Za-z0-9_./-]+)", " ".join([*(order_by or []), filter or ""]))
+    metric_keys = list(dict.fromkeys([*asked, *sorted({k for r in runs for k in r.metrics})]))
+    param_keys = sorted({k for r in runs for k in r.params})
+    room = max(2, (con.width - 60) // 11)
+    metric_keys = metric_keys[: max(1, room * 2 // 3)]
+    param_keys = param_keys[: max(0, room - len(metric_keys))]
+    experiments = {r.experiment for r in runs}
+    table = Table(title=f"{len(runs)} run(s)" + (f" of {next(iter(experiments))}" if len(experiments) == 1 else ""),
+                  header_style="bold")
+    table.add_column("run", no_wrap=True)
+    if len(experiments) > 1:
+        table.add_column("experiment", max_width=20)
+    table.add_column("name", max_width=28)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("took", no_wrap=True, justify="right")
     for k in metric_keys:
-        table.add_column(k, justify="right", style="bold")
+        table.add_column(k, justify="right", style="bold", no_wrap=True, max_width=12)
     for k in param_keys:
-        table.add_column(f"{k}", style="dim")
+        table.add_column(k, style="dim", max_width=14)
     for r in runs:
         table.add_row(
-            r.id[:8], r.experiment, r.name or "", status(r.status.value), when(r.start_time), duration(r.duration),
-            *[number(r.metrics.get(k)) for k in metric_keys],
+            r.id[:8], *([r.experiment] if len(experiments) > 1 else []), r.name or "", status(r.status.value),
+            when(r.start_time, short=True), duration(r.duration),
+            *[number(r.metrics.get(k), 4) for k in metric_keys],
             *[r.params.get(k, "—") for k in param_keys],
         )
     con.print(table)
