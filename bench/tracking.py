@@ -183,13 +183,11 @@ def worker(spec: str) -> None:
 
 
 # --- driver side ---------------------------------------------------------------------------
-def child_env(home: str | None = None) -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """No MODELCYCLE_*/MLFLOW_* from outside (capture stays on); MLflow quiet and offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELCYCLE_", "MLFLOW_"))}
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", PYTHONWARNINGS="ignore",
-               GIT_PYTHON_REFRESH="quiet", MLFLOW_LOGGING_LEVEL="ERROR")
-    if home:
-        env["MODELCYCLE_HOME"] = home
-    return env
+    return env | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PYTHONWARNINGS": "ignore",
+                  "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_LOGGING_LEVEL": "ERROR"}
 
 
 def run_worker(tool: str, workload: str, home: Path, n: int) -> dict:

@@ -84,6 +84,7 @@ class Client:
         self._uncaught: BaseException | None = None
         self._reproduces: tuple[str, int | None] | None = None
         self._closed = False
+        self._lost_checked = 0.0
 
     def __repr__(self) -> str:
         return f"<modelcycle.Client store={self.settings.store_uri!r}>"
@@ -390,9 +391,13 @@ class Client:
 
     # --- reading ----------------------------------------------------------------------
     def _fresh(self) -> None:
+        """Before a read: write what is queued, and mark silent runs LOST (at most once a second)."""
         if self._buffer is not None and self._buffer.pending():
             self._buffer.flush()
-        self.store.mark_lost(time.time() - self.settings.heartbeat_timeout)
+        now = time.time()
+        if now - self._lost_checked >= 1.0:
+            self._lost_checked = now
+            self.store.mark_lost(now - self.settings.heartbeat_timeout)
 
     def get_run(self, run_id: str) -> Run:
         """Everything recorded about a run; ``run_id`` may be a unique prefix."""
@@ -577,20 +582,32 @@ class Client:
 
 def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """Runs as a DataFrame: one row per run, then ``metrics.*``, ``params.*``, ``tags.*`` columns."""
+    import numpy as np
     import pandas as pd
 
+    n = len(runs)
+    nan = float("nan")
+
+    def times(values: list[float | None]) -> pd.DatetimeIndex:
+        return pd.to_datetime(np.array([nan if v is None else v for v in values], dtype=float), unit="s", utc=True)
+
+    def text(values: list[Any]) -> np.ndarray:
+        out = np.empty(n, dtype=object)
+        out[:] = values
+        return out
+
     cols: dict[str, Any] = {
-        "run_id": [r.id for r in runs],
-        "experiment": [r.experiment for r in runs],
-        "name": [r.name for r in runs],
-        "status": [r.status.value for r in runs],
-        "start_time": pd.to_datetime([r.start_time for r in runs], unit="s", utc=True),
-        "end_time": pd.to_datetime([r.end_time for r in runs], unit="s", utc=True),
-        "parent_id": [r.parent_id for r in runs],
+        "run_id": text([r.id for r in runs]),
+        "experiment": text([r.experiment for r in runs]),
+        "name": text([r.name for r in runs]),
+        "status": text([r.status.value for r in runs]),
+        "start_time": times([r.start_time for r in runs]),
+        "end_time": times([r.end_time for r in runs]),
+        "parent_id": text([r.parent_id for r in runs]),
     }
-    for prefix, attr in (("metrics", "metrics"), ("params", "params"), ("tags", "tags")):
-        keys = sorted({k for r in runs for k in getattr(r, attr)})
-        missing = float("nan") if prefix == "metrics" else None
-        for key in keys:
-            cols[f"{prefix}.{key}"] = [getattr(r, attr).get(key, missing) for r in runs]
-    return pd.DataFrame(cols)
+    for key in sorted({k for r in runs for k in r.metrics}):
+        cols[f"metrics.{key}"] = np.array([r.metrics.get(key, nan) for r in runs], dtype=float)
+    for prefix in ("params", "tags"):
+        for key in sorted({k for r in runs for k in getattr(r, prefix)}):
+            cols[f"{prefix}.{key}"] = text([getattr(r, prefix).get(key) for r in runs])
+    return pd.DataFrame(cols, copy=False)

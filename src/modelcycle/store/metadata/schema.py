@@ -103,6 +103,7 @@ params = Table(
     Column("run_id", String(ID), _run_fk(), primary_key=True),
     Column("key", String(KEY), primary_key=True),
     Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 tags = Table(
@@ -111,6 +112,7 @@ tags = Table(
     Column("run_id", String(ID), _run_fk(), primary_key=True),
     Column("key", String(KEY), primary_key=True),
     Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # Every point. NULL value means NaN: SQLite cannot store NaN, so both backends use NULL.
@@ -127,6 +129,8 @@ metrics = Table(
 )
 
 # The latest point of each metric of each run, so search and sort never scan history.
+# Tables keyed by (run_id, …) are clustered on that key in SQLite (WITHOUT ROWID): reading a
+# run's records is one B-tree range instead of an index walk plus a table look-up per row.
 latest_metrics = Table(
     "latest_metrics",
     metadata,
@@ -136,6 +140,7 @@ latest_metrics = Table(
     Column("timestamp", Double, nullable=False),
     Column("value", Double),
     Index(None, "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 artifacts = Table(
@@ -147,6 +152,7 @@ artifacts = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", Double, nullable=False),
     Index(None, "digest"),
+    sqlite_with_rowid=False,
 )
 
 datasets = Table(
@@ -166,4 +172,5 @@ run_inputs = Table(
     Column("name", String(KEY), primary_key=True),
     Column("role", String(64), primary_key=True),
     Column("fingerprint", String(64), ForeignKey("datasets.fingerprint"), nullable=False),
+    sqlite_with_rowid=False,
 )

@@ -100,7 +100,7 @@ class SqlMetadataStore:
             f"INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES ({', '.join([mark] * 5)})"
         )
         self._writer = self.engine.execution_options(modelcycle_write=True)
-        self._records = _records_statements(self.dialect)
+        self._records: dict[int, tuple[str, str, str]] = {}
         self._prepare_writes()
         try:
             ensure_schema(self.engine)
@@ -216,6 +216,22 @@ class SqlMetadataStore:
         return [Experiment(id=x.id, name=x.name, created_at=x.created_at, run_count=x.n) for x in rows]
 
     # --- writes -----------------------------------------------------------------------
+    def _records_sql(self, n: int) -> tuple[str, str, str]:
+        """Statements for the params, tags and latest metrics of ``n`` runs (cached per ``n``)."""
+        sql = self._records.get(n)
+        if sql is None:
+            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            ids = ", ".join([mark] * n)
+            agg = "json_group_object" if self.dialect == "sqlite" else "CAST(json_object_agg"
+            end = "" if self.dialect == "sqlite" else " AS TEXT)"
+            sql = (
+                f'SELECT run_id, {agg}("key", value){end} FROM params WHERE run_id IN ({ids}) GROUP BY run_id',
+                f'SELECT run_id, {agg}("key", value){end} FROM tags WHERE run_id IN ({ids}) GROUP BY run_id',
+                f'SELECT run_id, "key", value FROM latest_metrics WHERE run_id IN ({ids})',
+            )
+            self._records[n] = sql
+        return sql
+
     def _prepare_writes(self) -> None:
         """Build every write statement once, so each execution is a compiled-cache hit."""
         ins = self._insert
@@ -463,16 +479,18 @@ class SqlMetadataStore:
             params: dict[str, dict[str, str]] = {i: {} for i in ids}
             tags: dict[str, dict[str, str]] = {i: {} for i in ids}
             metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
-            records = self._records
             for start in range(0, len(ids), _IN_CHUNK):
-                chunk = {"ids": ids[start:start + _IN_CHUNK]}
-                # one row per run with its records as a JSON object: 10x fewer rows than key/value pairs
-                for run_id, doc in conn.execute(records["params"], chunk).all():
-                    params[run_id] = _json(doc)
-                for run_id, doc in conn.execute(records["tags"], chunk).all():
-                    tags[run_id] = _json(doc)
-                for run_id, k, v in conn.execute(records["metrics"], chunk).all():  # not JSON: it rounds doubles
-                    metrics[run_id][k] = math.nan if v is None else v
+                chunk = ids[start:start + _IN_CHUNK]
+                # Params and tags come as one JSON object per run (10x fewer rows); metrics as
+                # pairs, because JSON would round their doubles. (Three statements beat one UNION.)
+                args = tuple(chunk)
+                params_sql, tags_sql, metrics_sql = self._records_sql(len(chunk))
+                for run_id, doc in conn.exec_driver_sql(params_sql, args).all():
+                    params[run_id] = json.loads(doc)
+                for run_id, doc in conn.exec_driver_sql(tags_sql, args).all():
+                    tags[run_id] = json.loads(doc)
+                for run_id, key, value in conn.exec_driver_sql(metrics_sql, args).all():
+                    metrics[run_id][key] = math.nan if value is None else value
             return [_run_summary(row, params[row.id], metrics[row.id], tags[row.id]) for row in rows]
 
         return self._read(read)
@@ -498,23 +516,7 @@ class SqlMetadataStore:
         return present.where(_value_condition(table.c.value, node))
 
 
-def _records_statements(dialect: str) -> dict[str, Any]:
-    """Params and tags of a set of runs as one JSON object per run, and their latest metrics; built once."""
-    agg = func.json_group_object if dialect == "sqlite" else func.json_object_agg
-    ids = bindparam("ids", expanding=True)
-    stmts = {
-        name: select(table.c.run_id, agg(table.c.key, table.c.value)).where(table.c.run_id.in_(ids)).group_by(table.c.run_id)
-        for name, table in (("params", s.params), ("tags", s.tags))
-    }
-    lm = s.latest_metrics.c
-    stmts["metrics"] = select(lm.run_id, lm.key, lm.value).where(lm.run_id.in_(ids))
-    return stmts
-
-
-def _json(doc: Any) -> dict[str, Any]:
-    return doc if isinstance(doc, dict) else json.loads(doc)  # psycopg parses JSON itself
-
-
+_NO_CONTEXT = RunContext()
 _STATUS = {status.value: status for status in RunStatus}
 
 
@@ -583,7 +585,6 @@ def _run_row(run: NewRun) -> dict[str, Any]:
 # the columns search results carry; get_run returns everything
 _SUMMARY = [s.runs.c[name] for name in (
     "id", "experiment_id", "name", "status", "start_time", "end_time", "heartbeat_at", "parent_id", "reproduces",
-    "git_commit", "seed",
 )]
 
 
@@ -602,7 +603,7 @@ def _run_summary(row: Any, params: dict[str, str], metrics: dict[str, float], ta
         parent_id=row.parent_id,
         reproduces=row.reproduces,
         heartbeat_at=row.heartbeat_at,
-        context=RunContext(git_commit=row.git_commit, seed=row.seed),
+        context=_NO_CONTEXT,
     )
 
 
@@ -628,7 +629,7 @@ def _run_from_row(
         session_id=row.session_id,
         session_seq=row.session_seq,
     )
-    summary = _run_summary(row, params, metrics, tags)
+    summary = _run_summary(row, params, metrics, tags)  # type: ignore[arg-type]
     return replace(summary, artifacts=artifacts, inputs=inputs, error=row.error, context=context)
 
 

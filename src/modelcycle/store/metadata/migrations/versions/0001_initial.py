@@ -69,6 +69,7 @@ def upgrade() -> None:
             _run_id(),
             sa.Column("key", sa.String(KEY), primary_key=True),
             sa.Column("value", sa.Text, nullable=False),
+            sqlite_with_rowid=False,
         )
     op.create_table(
         "metrics",
@@ -87,6 +88,7 @@ def upgrade() -> None:
         sa.Column("step", sa.BigInteger, nullable=False),
         sa.Column("timestamp", sa.Double, nullable=False),
         sa.Column("value", sa.Double),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
     op.create_table(
@@ -96,6 +98,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("created_at", sa.Double, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_artifacts_digest", "artifacts", ["digest"])
     op.create_table(
@@ -112,6 +115,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(KEY), primary_key=True),
         sa.Column("role", sa.String(64), primary_key=True),
         sa.Column("fingerprint", sa.String(64), sa.ForeignKey("datasets.fingerprint"), nullable=False),
+        sqlite_with_rowid=False,
     )
 
 
