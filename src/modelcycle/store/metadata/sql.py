@@ -101,6 +101,7 @@ class SqlMetadataStore:
         )
         self._writer = self.engine.execution_options(modelcycle_write=True)
         self._records: dict[int, tuple[str, str, str]] = {}
+        self._searches: dict[tuple[Any, ...], tuple[str, Any]] = {}  # compiled searches, for dashboards that repeat them
         self._prepare_writes()
         try:
             ensure_schema(self.engine)
@@ -426,10 +427,48 @@ class SqlMetadataStore:
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[Run]:
-        node = q.parse_filter(filter)
-        keys = q.parse_order_by(order_by)
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit must be positive, got {limit}")
+        key = (tuple(experiments or ()), filter, tuple(order_by or ()), limit, offset)
+        cached = self._searches.get(key)
+        if cached is None:
+            stmt = self._search_statement(experiments, filter, order_by, limit, offset)
+            compiled = stmt.compile(self.engine, compile_kwargs={"render_postcompile": True})
+            params = compiled.params
+            args = tuple(params[n] for n in compiled.positiontup) if compiled.positional else params  # type: ignore[union-attr]
+            cached = (str(compiled), args)
+            if len(self._searches) >= 256:
+                self._searches.pop(next(iter(self._searches)))
+            self._searches[key] = cached
+        sql, args = cached
+
+        def read(conn: Connection) -> list[Run]:
+            rows = conn.exec_driver_sql(sql, args).all()
+            ids = [row.id for row in rows]
+            params: dict[str, dict[str, str]] = {i: {} for i in ids}
+            tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+            metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start:start + _IN_CHUNK]
+                # Params and tags come as one JSON object per run (10x fewer rows); metrics as
+                # pairs, because JSON would round their doubles. (Three statements beat one UNION.)
+                chunk_args = tuple(chunk)
+                params_sql, tags_sql, metrics_sql = self._records_sql(len(chunk))
+                for run_id, doc in conn.exec_driver_sql(params_sql, chunk_args).all():
+                    params[run_id] = json.loads(doc)
+                for run_id, doc in conn.exec_driver_sql(tags_sql, chunk_args).all():
+                    tags[run_id] = json.loads(doc)
+                for run_id, key, value in conn.exec_driver_sql(metrics_sql, chunk_args).all():
+                    metrics[run_id][key] = math.nan if value is None else value
+            return [_run_summary(row, params[row.id], metrics[row.id], tags[row.id]) for row in rows]
+
+        return self._read(read)
+
+    def _search_statement(
+        self, experiments: list[str] | None, filter: str | None, order_by: list[str] | None, limit: int | None, offset: int,
+    ) -> Any:
+        node = q.parse_filter(filter)
+        keys = q.parse_order_by(order_by)
         r, e = s.runs, s.experiments
         source = r.join(e, e.c.id == r.c.experiment_id)
         conditions = []
@@ -472,28 +511,7 @@ class SqlMetadataStore:
         )
         if limit is not None:
             stmt = stmt.limit(limit)
-
-        def read(conn: Connection) -> list[Run]:
-            rows = conn.execute(stmt).all()
-            ids = [row.id for row in rows]
-            params: dict[str, dict[str, str]] = {i: {} for i in ids}
-            tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-            metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start:start + _IN_CHUNK]
-                # Params and tags come as one JSON object per run (10x fewer rows); metrics as
-                # pairs, because JSON would round their doubles. (Three statements beat one UNION.)
-                args = tuple(chunk)
-                params_sql, tags_sql, metrics_sql = self._records_sql(len(chunk))
-                for run_id, doc in conn.exec_driver_sql(params_sql, args).all():
-                    params[run_id] = json.loads(doc)
-                for run_id, doc in conn.exec_driver_sql(tags_sql, args).all():
-                    tags[run_id] = json.loads(doc)
-                for run_id, key, value in conn.exec_driver_sql(metrics_sql, args).all():
-                    metrics[run_id][key] = math.nan if value is None else value
-            return [_run_summary(row, params[row.id], metrics[row.id], tags[row.id]) for row in rows]
-
-        return self._read(read)
+        return stmt
 
     def _compile(self, node: Any) -> Any:
         if isinstance(node, q.BoolOp):
