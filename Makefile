@@ -27,8 +27,15 @@ lint: $(VENV)/.dev
 test: lint
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.dev
-	$(BIN)/python bench/tracking.py
+# The benchmark compares with MLflow, installed in its own environment (.venv-bench).
+.venv-bench/.installed: pyproject.toml
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q --upgrade pip
+	.venv-bench/bin/python -m pip install -q -e '.[bench]'
+	touch $@
+
+bench: .venv-bench/.installed
+	.venv-bench/bin/python bench/tracking.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .modelcycle
+	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache .modelcycle
