@@ -33,6 +33,14 @@ class LogBuffer:
         flush_interval: seconds between flushes.
         heartbeat_interval: seconds between heartbeats of the runs ``live_runs`` returns.
         live_runs: the ids of the runs that should send heartbeats.
+
+    Example:
+        >>> import tempfile
+        >>> from modelcycle.store import open_metadata_store
+        >>> store = open_metadata_store(f"sqlite:///{tempfile.mkdtemp()}/m.db")
+        >>> buffer = LogBuffer(store, flush_interval=1.0, heartbeat_interval=10.0, live_runs=list)
+        >>> buffer.pending(), buffer.flush()
+        (0, None)
     """
 
     def __init__(

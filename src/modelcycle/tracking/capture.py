@@ -31,7 +31,12 @@ _GIT_TIMEOUT = 20
 
 @dataclass(frozen=True)
 class ProcessInfo:
-    """Facts that hold for the whole process."""
+    """Facts that hold for the whole process: command line, interpreter, platform, packages.
+
+    Example:
+        >>> process_info().python.count(".") == 2
+        True
+    """
 
     command: tuple[str, ...]
     cwd: str
@@ -95,7 +100,12 @@ def reset_process_info() -> None:
 
 @dataclass(frozen=True)
 class GitState:
-    """The code version of a working tree."""
+    """The code version of a working tree; ``GitProbe(cwd).state()`` reads it.
+
+    Example:
+        >>> GitState(root="/repo", commit="abc", branch="main", dirty=False, diff=b"").dirty
+        False
+    """
 
     root: str
     commit: str | None

@@ -39,7 +39,12 @@ DIFF_ARTIFACT = "modelcycle/code.diff"
 
 @dataclass(frozen=True)
 class GcReport:
-    """What ``gc`` removed (or would remove, on a dry run)."""
+    """What ``gc`` removed (or would remove, on a dry run).
+
+    Example:
+        >>> GcReport(removed=2, freed_bytes=10, kept=5, dry_run=True).removed
+        2
+    """
 
     removed: int
     freed_bytes: int

@@ -22,6 +22,13 @@ __all__ = ["MetricComparison", "ReproducePlan", "ReproduceResult", "Step", "exec
 
 @dataclass(frozen=True)
 class Step:
+    """One step of a reproduction: a title, the command to type, or a note.
+
+    Example:
+        >>> Step("Run the command", "python train.py").command
+        'python train.py'
+    """
+
     title: str
     command: str | None = None
     note: str | None = None
@@ -29,7 +36,10 @@ class Step:
 
 @dataclass
 class ReproducePlan:
-    """What reproducing a run takes, step by step."""
+    """What reproducing a run takes, step by step; ``plan(client, run_id)`` builds it.
+
+    ``runnable`` is False, with ``problem`` saying why, when ``execute`` cannot run it here.
+    """
 
     run: Run
     steps: list[Step]
@@ -41,6 +51,13 @@ class ReproducePlan:
 
 @dataclass(frozen=True)
 class MetricComparison:
+    """A metric of the original run beside the reproduced one.
+
+    Example:
+        >>> MetricComparison("auc", 0.9, 0.9).matches
+        True
+    """
+
     key: str
     original: float | None
     reproduced: float | None
@@ -57,6 +74,8 @@ class MetricComparison:
 
 @dataclass
 class ReproduceResult:
+    """What ``execute`` did: the new run, the command's exit code and the metric comparison."""
+
     original: Run
     reproduced: Run | None
     returncode: int

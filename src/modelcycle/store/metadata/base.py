@@ -13,7 +13,12 @@ __all__ = ["MetadataStore", "NewRun", "WriteBatch"]
 
 @dataclass
 class NewRun:
-    """Everything known when a run starts."""
+    """Everything known when a run starts.
+
+    Example:
+        >>> NewRun(id="a" * 32, experiment_id=1, name="first", start_time=0.0).parent_id is None
+        True
+    """
 
     id: str
     experiment_id: int
@@ -36,6 +41,11 @@ class WriteBatch:
     metrics ``(run_id, key, value, step, timestamp)``; params and tags ``(run_id, key, value)``;
     artifacts ``(run_id, path, digest, size, created_at)``; inputs ``(run_id, DatasetInput)``;
     updates ``(run_id, {column: value})`` for status, end time, error and seed.
+
+    Example:
+        >>> batch = WriteBatch(metrics=[("a" * 32, "loss", 0.5, 0, 0.0)])
+        >>> bool(batch), len(batch)
+        (True, 1)
     """
 
     runs: list[NewRun] = field(default_factory=list)
