@@ -111,6 +111,7 @@ def test_numpy_and_int_values_are_accepted(client: Client) -> None:
         (lambda r: r.log_metric("auc", "high"), InvalidValueError, "metric 'auc'"),
         (lambda r: r.log_metric("auc", None), InvalidValueError, "metric 'auc'"),
         (lambda r: r.log_metric("auc", [1, 2]), InvalidValueError, "metric 'auc'"),
+        (lambda r: r.log_metric("auc", 10**400), InvalidValueError, "too large"),
         (lambda r: r.log_metric("a;b", 1.0), InvalidKeyError, "';' at position 1"),
         (lambda r: r.log_metric("", 1.0), InvalidKeyError, "empty"),
         (lambda r: r.log_metric("x" * 300, 1.0), InvalidKeyError, "limit is 250"),

@@ -75,6 +75,8 @@ def metric_value(key: str, value: Any) -> float:
         )
     try:
         return float(value)
+    except OverflowError:
+        raise InvalidValueError(f"metric {key!r} got an integer too large for a float: {str(value)[:30]}…") from None
     except (TypeError, ValueError):
         raise InvalidValueError(
             f"metric {key!r} got a {type(value).__name__}, which is not a single number; "
