@@ -48,6 +48,7 @@ def test_store_and_artifact_uris_can_be_set_separately(tmp_path: Path) -> None:
         ({"MODELCYCLE_HEARTBEAT_TIMEOUT": "-1"}, "must be at least"),
         ({"MODELCYCLE_HEARTBEAT_TIMEOUT": "5", "MODELCYCLE_HEARTBEAT_INTERVAL": "10"}, "must be shorter"),
         ({"MODELCYCLE_CAPTURE": "maybe"}, "yes/no"),
+        ({"MODELCYCLE_SQLITE_SYNC": "sometimes"}, "'normal' or 'full'"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, env: dict[str, str], words: str) -> None:

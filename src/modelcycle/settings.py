@@ -72,6 +72,8 @@ class Settings:
         flush_interval: seconds buffered log calls may wait before reaching the store.
         busy_timeout: seconds a write waits for other writers before giving up.
         capture: record git state, command line and packages with every run.
+        sqlite_sync: SQLite's ``synchronous`` level: "normal" survives any process crash;
+            "full" also survives a power cut, at the price of an fsync per transaction.
         reproduces: id of the run being reproduced (set by ``modelcycle runs reproduce``).
 
     Example:
@@ -89,6 +91,7 @@ class Settings:
     flush_interval: float = 1.0
     busy_timeout: float = 60.0
     capture: bool = True
+    sqlite_sync: str = "normal"
     reproduces: str | None = None
 
     @classmethod
@@ -114,6 +117,9 @@ class Settings:
                 f"MODELCYCLE_HEARTBEAT_INTERVAL ({interval:g}s) must be shorter than "
                 f"MODELCYCLE_HEARTBEAT_TIMEOUT ({timeout:g}s), or live runs would be marked LOST"
             )
+        sync = (env.get("MODELCYCLE_SQLITE_SYNC") or "normal").strip().lower()
+        if sync not in ("normal", "full"):
+            raise ConfigurationError(f"MODELCYCLE_SQLITE_SYNC={sync!r} must be 'normal' or 'full'")
         return cls(
             home=home,
             store_uri=store_uri,
@@ -124,6 +130,7 @@ class Settings:
             flush_interval=_float(env, "MODELCYCLE_FLUSH_INTERVAL", 1.0, 0.0),
             busy_timeout=_float(env, "MODELCYCLE_BUSY_TIMEOUT", 60.0, 0.0),
             capture=_bool(env, "MODELCYCLE_CAPTURE", True),
+            sqlite_sync=sync,
             reproduces=env.get("MODELCYCLE_REPRODUCES") or None,
         )
 

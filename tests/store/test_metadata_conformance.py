@@ -210,3 +210,14 @@ def test_search_returns_metrics_at_full_precision(store) -> None:
     store.write(WriteBatch(metrics=[(rid, "score", value, 0, time.time())]))
     assert store.search_runs()[0].metrics["score"] == value
     assert store.get_run(rid).metrics["score"] == value
+
+
+def test_sqlite_synchronous_level_is_applied(tmp_path) -> None:
+    from modelcycle.store.metadata.sql import SqlMetadataStore
+
+    for level, code in (("normal", 1), ("full", 2)):
+        s = SqlMetadataStore(f"sqlite:///{tmp_path / level}.db", sqlite_sync=level)
+        with s.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == code
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        s.close()

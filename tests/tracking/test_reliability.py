@@ -133,3 +133,31 @@ def test_script_that_forgets_to_end_its_run_finishes_it_at_exit(tmp_path: Path) 
     assert proc.returncode == 0, err
     run = Client(Settings.for_home(home, capture=False)).get_run(out.strip())
     assert run.status is RunStatus.FINISHED and run.metrics == {"x": 1.0}
+
+
+def test_forked_worker_processes_log_into_the_parents_run(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc = _spawn("""
+        import multiprocessing as mp, modelcycle as mc
+
+        def work(i):
+            for step in range(100):
+                mc.log_metric(f"worker{i}", float(step), step=step)
+            return i
+
+        if __name__ == "__main__":
+            with mc.start_run(experiment="pool") as run:
+                ctx = mp.get_context("fork")
+                pool = ctx.Pool(2)
+                assert sorted(pool.map(work, range(4))) == [0, 1, 2, 3]
+                pool.close()
+                pool.join()
+            print(run.id)
+    """, _env(home, MODELCYCLE_FLUSH_INTERVAL="3600"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    client = Client(Settings.for_home(home, capture=False))
+    run = client.get_run(out.strip())
+    assert run.status is RunStatus.FINISHED
+    assert run.metrics == {f"worker{i}": 99.0 for i in range(4)}
+    assert all(len(client.get_metric_history(run.id, f"worker{i}")) == 100 for i in range(4))

@@ -103,7 +103,10 @@ class Client:
                 if self._store is None:
                     from modelcycle.store import open_metadata_store
 
-                    self._store = open_metadata_store(self.settings.store_uri, busy_timeout=self.settings.busy_timeout)
+                    options: dict[str, Any] = {"busy_timeout": self.settings.busy_timeout}
+                    if self.settings.store_uri.startswith("sqlite"):
+                        options["sqlite_sync"] = self.settings.sqlite_sync
+                    self._store = open_metadata_store(self.settings.store_uri, **options)
         return self._store
 
     @property
@@ -536,7 +539,7 @@ class Client:
             except (ValueError, OSError):
                 pass
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork)
+            os.register_at_fork(before=self._before_fork, after_in_child=self._after_fork)
 
     def _on_signal(self, signum: int, frame: Any, previous: Any) -> None:
         try:
@@ -548,7 +551,13 @@ class Client:
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
 
+    def _before_fork(self) -> None:
+        """Write what is queued, so a forked child finds its parent's runs in the store."""
+        if self._buffer is not None and self._buffer.pending():
+            self._flush_quietly()
+
     def _after_fork(self) -> None:
+        """In a forked child: keep logging into the parent's runs, with a queue and connections of its own."""
         if self._buffer is not None:
             self._buffer.reset_after_fork()
         store = self._store
@@ -556,6 +565,22 @@ class Client:
             store.engine.dispose(close=False)
         for run in self._live.values():
             run._owned = False  # the parent process ends its runs
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            # multiprocessing ends its children with os._exit, which skips atexit, but runs its
+            # own finalizers; it clears them right after this hook, so register from its hook.
+            mp_util.register_after_fork(self, Client._flush_at_child_exit)
+
+    def _flush_at_child_exit(self) -> None:
+        import multiprocessing.util
+
+        multiprocessing.util.Finalize(None, self._flush_quietly, exitpriority=100)
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception as e:
+            warnings.warn(f"modelcycle could not write the last logged values: {e}", ModelcycleWarning, stacklevel=2)
 
     def _end_all(self, status: RunStatus, error: str | None = None) -> None:
         for run in reversed(list(self._live.values())):

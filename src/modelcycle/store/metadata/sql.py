@@ -60,6 +60,7 @@ class SqlMetadataStore:
     Args:
         uri: ``sqlite:///path/to/modelcycle.db`` or ``postgresql+psycopg://user@host/db``.
         busy_timeout: seconds a write may wait for other writers.
+        sqlite_sync: "normal" (a commit survives a process crash) or "full" (also a power cut).
 
     Example:
         >>> import tempfile, os
@@ -68,7 +69,7 @@ class SqlMetadataStore:
         'churn'
     """
 
-    def __init__(self, uri: str, busy_timeout: float = 60.0):
+    def __init__(self, uri: str, busy_timeout: float = 60.0, sqlite_sync: str = "normal"):
         if uri.startswith(("postgresql://", "postgres://")):
             uri = "postgresql+psycopg://" + uri.split("://", 1)[1]
         try:
@@ -79,6 +80,9 @@ class SqlMetadataStore:
         self.display_uri = url.render_as_string(hide_password=True)
         self.dialect = url.get_backend_name()
         self.busy_timeout = busy_timeout
+        if sqlite_sync not in ("normal", "full"):
+            raise ConfigurationError(f"sqlite_sync must be 'normal' or 'full', not {sqlite_sync!r}")
+        self.sqlite_sync = sqlite_sync
         self._experiment_ids: dict[str, Experiment] = {}
         self._lock = threading.Lock()
         if self.dialect == "sqlite":
@@ -131,7 +135,7 @@ class SqlMetadataStore:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA synchronous={self.sqlite_sync.upper()}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA case_sensitive_like=ON")
             cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache, and reads through mmap
