@@ -8,11 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from modelcycle.settings import Settings
 from modelcycle.tracking.client import Client
 
 PG_ADMIN = os.environ.get("MODELCYCLE_TEST_POSTGRES_URI")
+
+# The machines are shared and noisy: judge properties, not the time one example takes.
+hypothesis_settings.register_profile("modelcycle", deadline=None)
+hypothesis_settings.load_profile("modelcycle")
 
 
 @pytest.fixture

@@ -1,0 +1,25 @@
+"""Data: distribution statistics for drift and train/serving skew (profiles and validation build on them)."""
+
+from __future__ import annotations
+
+from modelcycle.data.stats import (
+    align_counts,
+    chi_square,
+    js_distance,
+    ks_two_sample,
+    linf_distance,
+    psi,
+    wasserstein_from_quantiles,
+    wasserstein_normalized,
+)
+
+__all__ = [
+    "align_counts",
+    "chi_square",
+    "js_distance",
+    "ks_two_sample",
+    "linf_distance",
+    "psi",
+    "wasserstein_from_quantiles",
+    "wasserstein_normalized",
+]
