@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelcycle.data.profile import ColumnProfile, Profile, profile
 from modelcycle.data.stats import (
     align_counts,
     chi_square,
@@ -14,11 +15,14 @@ from modelcycle.data.stats import (
 )
 
 __all__ = [
+    "ColumnProfile",
+    "Profile",
     "align_counts",
     "chi_square",
     "js_distance",
     "ks_two_sample",
     "linf_distance",
+    "profile",
     "psi",
     "wasserstein_from_quantiles",
     "wasserstein_normalized",

@@ -1,0 +1,526 @@
+"""Mergeable dataset profiles: one pass over the data, sketches instead of raw values.
+
+A profile holds, per column: counts (values, missing, infinite), moments (mean, variance), min
+and max, a KLL quantile sketch, an HLL distinct-count sketch, and exact value counts while a
+column has few distinct values (a frequent-items sketch once it has many text values).
+Profiles of partitions merge into the profile of their union, within the sketches' error.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelcycle.errors import InvalidInputError
+
+__all__ = ["EXACT_LIMIT", "ColumnProfile", "Profile", "profile"]
+
+EXACT_LIMIT = 1000  # distinct values counted exactly per column
+KLL_K = 200  # KLL accuracy parameter: about 1.3% rank error
+HLL_LG_K = 12
+# Distinct counts of wide columns come from an HLL over the values whose hash falls in 1/32 of
+# the hash space (a fixed rule, so partitions merge): 32x fewer sketch updates for about 2% more
+# error at a million distinct values. Up to EXACT_LIMIT distinct values are counted exactly.
+SAMPLE_BITS = 5
+_FREQ_LG_MAX = 10
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+NUMERIC_BASES = ("numeric", "integer", "boolean", "datetime")
+
+
+def _sketches() -> Any:
+    try:
+        import datasketches
+    except ImportError:  # pragma: no cover - a core dependency
+        raise InvalidInputError("profiles need Apache DataSketches: pip install datasketches") from None
+    return datasketches
+
+
+def _hash(values: np.ndarray) -> np.ndarray:
+    """A cheap, deterministic 64-bit hash per value (equal values, equal hashes)."""
+    if values.dtype.kind in "fiub" and values.dtype.itemsize == 8:
+        raw = values.view(np.uint64)
+    elif values.dtype.kind in "fiubmM":
+        raw = values.astype(np.float64).view(np.uint64) if values.dtype.kind == "f" else values.astype(np.int64).view(np.uint64)
+    else:
+        import pandas as pd
+
+        return pd.util.hash_array(values.astype(object), categorize=False)
+    with np.errstate(over="ignore"):
+        h = raw * _MIX
+        return h ^ (h >> np.uint64(29))
+
+
+@dataclass
+class ColumnProfile:
+    """What one column looks like, as mergeable state plus the statistics derived from it.
+
+    Example:
+        >>> import pandas as pd
+        >>> col = profile(pd.DataFrame({"x": [1.0, 2.0, None]})).columns["x"]
+        >>> col.kind, col.count, col.missing, col.mean
+        ('numeric', 2, 1, 1.5)
+    """
+
+    name: str
+    base: str  # numeric | integer | boolean | datetime | categorical | string
+    dtype: str
+    count: int = 0
+    missing: int = 0
+    infinite: int = 0
+    mean: float = math.nan
+    m2: float = 0.0
+    min: Any = None
+    max: Any = None
+    exact: dict[Any, int] | None = field(default_factory=dict)  # None once over EXACT_LIMIT distinct values
+    mixed_types: bool = False
+    _kll: Any = None
+    _hll: Any = None
+    _freq: Any = None
+
+    # --- derived statistics ------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        """Inferred type: numeric, integer, boolean, categorical, text or datetime."""
+        if self.base != "string":
+            return self.base
+        if self.exact is not None and self.count and len(self.exact) <= max(20, self.count // 2):
+            return "categorical"
+        return "text"
+
+    @property
+    def std(self) -> float:
+        n = self.count - self.infinite
+        return math.sqrt(self.m2 / (n - 1)) if n > 1 else math.nan
+
+    @property
+    def distinct(self) -> int:
+        """Exact while the column has at most EXACT_LIMIT distinct values, estimated beyond."""
+        if self.exact is not None:
+            return len(self.exact)
+        if self._hll is None:
+            return 0
+        return max(EXACT_LIMIT + 1, round(self._hll.get_estimate() * (1 << SAMPLE_BITS)))
+
+    def quantiles(self, levels: Iterable[float]) -> list[float]:
+        """Values at the given ranks (0..1), from the KLL sketch; empty when the column is not numeric."""
+        levels = list(levels)
+        if self._kll is None or self._kll.is_empty():
+            return [math.nan] * len(levels)
+        return [float(v) for v in self._kll.get_quantiles(levels)]
+
+    def cdf(self, points: Iterable[float]) -> list[float]:
+        """Share of values at or below each point (numeric columns)."""
+        points = sorted(points)
+        if self._kll is None or self._kll.is_empty():
+            return [math.nan] * len(points)
+        return [float(v) for v in self._kll.get_cdf(points)][: len(points)]
+
+    def frequent_values(self, top: int = 10) -> list[tuple[Any, int]]:
+        """The most frequent values with their counts (exact, or estimates from the sketch)."""
+        if self.exact is not None:
+            return sorted(self.exact.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top]
+        if self._freq is None:
+            return []
+        ds = _sketches()
+        items = self._freq.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES)
+        return [(item, int(estimate)) for item, estimate, _, _ in items[:top]]
+
+    # --- building ----------------------------------------------------------------------
+    def _ensure_sketches(self) -> None:
+        ds = _sketches()
+        if self._hll is None:
+            self._hll = ds.hll_sketch(HLL_LG_K)
+        if self._kll is None and self.base in NUMERIC_BASES:
+            self._kll = ds.kll_doubles_sketch(KLL_K)
+
+    def _update_distinct(self, hashes: np.ndarray) -> None:
+        sampled = np.unique(hashes[(hashes & np.uint64((1 << SAMPLE_BITS) - 1)) == 0])
+        update = self._hll.update
+        for h in sampled.tolist():
+            update(h)
+
+    def _add_exact(self, values: Iterable[Any], counts: Iterable[int]) -> None:
+        if self.exact is None:
+            return
+        exact = self.exact
+        for value, n in zip(values, counts, strict=True):
+            exact[value] = exact.get(value, 0) + int(n)
+        if len(exact) > EXACT_LIMIT:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        """Too many distinct values to count exactly: keep the top ones in a frequent-items sketch."""
+        if self.base == "string" and self.exact is not None:
+            ds = _sketches()
+            self._freq = self._freq or ds.frequent_strings_sketch(_FREQ_LG_MAX)
+            for value, n in self.exact.items():
+                self._freq.update(str(value), int(n))
+        self.exact = None
+
+    def update_numeric(self, values: np.ndarray, missing: int) -> None:
+        """Add a batch of numbers (float64; NaN already removed and counted in ``missing``)."""
+        self._ensure_sketches()
+        self.missing += missing
+        n_all = int(values.size)
+        if n_all == 0:
+            return
+        finite = np.isfinite(values)
+        n_inf = n_all - int(finite.sum())
+        if n_inf:
+            self.infinite += n_inf
+            values = values[finite]
+        self.count += n_all
+        n = int(values.size)
+        if n:
+            mean = float(values.mean())
+            m2 = float(((values - mean) ** 2).sum())
+            self._combine_moments(n, mean, m2)
+            lo, hi = float(values.min()), float(values.max())
+            self.min = lo if self.min is None else min(self.min, lo)
+            self.max = hi if self.max is None else max(self.max, hi)
+            self._kll.update(np.require(values, np.float64, ["C", "W"]))  # the binding wants a writeable array
+        hashes = _hash(values)
+        self._update_distinct(hashes)
+        if self.exact is not None:
+            sample = np.unique(hashes[: 4 * EXACT_LIMIT])
+            if sample.size > EXACT_LIMIT:  # plainly too many distinct values: skip the counting
+                self._overflow()
+            else:
+                import pandas as pd
+
+                counts = pd.Series(values, copy=False).value_counts(sort=False)
+                cast = {"boolean": bool, "integer": int, "datetime": int}.get(self.base, float)
+                self._add_exact([cast(u) for u in counts.index.tolist()], counts.to_numpy().tolist())
+
+    def update_strings(self, values: Any, missing: int) -> None:
+        """Add a batch of text or category values (a pandas Series without missing values)."""
+        self._ensure_sketches()
+        self.missing += missing
+        n = len(values)
+        if n == 0:
+            return
+        self.count += n
+        counts = values.value_counts(sort=False)
+        counts = counts[counts > 0]
+        keys = counts.index.to_numpy(dtype=object)
+        self._update_distinct(_hash(keys))
+        if self.exact is not None:
+            self._add_exact(keys.tolist(), counts.to_numpy().tolist())
+        else:
+            top = counts.nlargest(4 << _FREQ_LG_MAX)
+            for value, c in zip(top.index.tolist(), top.to_numpy().tolist(), strict=True):
+                self._freq.update(str(value), int(c))
+
+    def _combine_moments(self, n: int, mean: float, m2: float) -> None:
+        n0 = self.count - self.infinite - n  # values with moments already folded in
+        if n0 <= 0 or math.isnan(self.mean):
+            self.mean, self.m2 = mean, m2
+            return
+        total = n0 + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * n0 * n / total
+
+    # --- merging and serialising -------------------------------------------------------
+    def merged(self, other: ColumnProfile) -> ColumnProfile:
+        """The profile of both partitions together (neither input is changed)."""
+        if self.name != other.name:
+            raise InvalidInputError(f"cannot merge column {self.name!r} with column {other.name!r}")
+        if self.base != other.base:
+            raise InvalidInputError(
+                f"column {self.name!r} is {self.base} in one profile and {other.base} in the other; "
+                "cast it to one type before profiling"
+            )
+        out = ColumnProfile.from_dict(self.to_dict())
+        out.missing += other.missing
+        out.infinite += other.infinite
+        n_self = self.count - self.infinite
+        n_other = other.count - other.infinite
+        out.count += other.count
+        if n_other:
+            if n_self:
+                total = n_self + n_other
+                delta = other.mean - self.mean
+                out.mean = self.mean + delta * n_other / total
+                out.m2 = self.m2 + other.m2 + delta * delta * n_self * n_other / total
+            else:
+                out.mean, out.m2 = other.mean, other.m2
+        out.min = other.min if out.min is None else (out.min if other.min is None else min(out.min, other.min))
+        out.max = other.max if out.max is None else (out.max if other.max is None else max(out.max, other.max))
+        out.mixed_types = self.mixed_types or other.mixed_types
+        ds = _sketches()
+        out._ensure_sketches()
+        if other._hll is not None:
+            union = ds.hll_union(HLL_LG_K)
+            union.update(out._hll)
+            union.update(other._hll)
+            out._hll = union.get_result()
+        if other._kll is not None and out._kll is not None:
+            out._kll.merge(other._kll)
+        if out.exact is not None and other.exact is not None:
+            out._add_exact(list(other.exact), list(other.exact.values()))
+        else:
+            if out.exact is not None:
+                out._overflow()
+            if self.base == "string":
+                out._freq = out._freq or ds.frequent_strings_sketch(_FREQ_LG_MAX)
+                if other.exact is not None:
+                    for value, n in other.exact.items():
+                        out._freq.update(str(value), int(n))
+                elif other._freq is not None:
+                    out._freq.merge(other._freq)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able state, sketches as base64."""
+
+        def b64(sketch: Any, compact: bool = False) -> str | None:
+            if sketch is None:
+                return None
+            raw = sketch.serialize_compact() if compact else sketch.serialize()
+            return base64.b64encode(raw).decode()
+
+        return {
+            "name": self.name, "base": self.base, "dtype": self.dtype, "count": self.count,
+            "missing": self.missing, "infinite": self.infinite,
+            "mean": None if math.isnan(self.mean) else self.mean, "m2": self.m2, "min": self.min, "max": self.max,
+            "exact": None if self.exact is None else [[k, v] for k, v in self.exact.items()],
+            "mixed_types": self.mixed_types,
+            "kll": b64(self._kll), "hll": b64(self._hll, compact=True), "freq": b64(self._freq),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ColumnProfile:
+        ds = _sketches()
+
+        def load(kind: Any, text: str | None) -> Any:
+            return None if text is None else kind.deserialize(base64.b64decode(text))
+
+        return cls(
+            name=d["name"], base=d["base"], dtype=d["dtype"], count=d["count"], missing=d["missing"],
+            infinite=d.get("infinite", 0), mean=math.nan if d["mean"] is None else d["mean"], m2=d["m2"],
+            min=d["min"], max=d["max"],
+            exact=None if d["exact"] is None else {k: v for k, v in d["exact"]},
+            mixed_types=d.get("mixed_types", False),
+            _kll=load(ds.kll_doubles_sketch, d.get("kll")),
+            _hll=load(ds.hll_sketch, d.get("hll")),
+            _freq=load(ds.frequent_strings_sketch, d.get("freq")),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The derived statistics, for people and reports."""
+        out: dict[str, Any] = {
+            "type": self.kind, "count": self.count, "missing": self.missing, "distinct": self.distinct,
+        }
+        if self.base in NUMERIC_BASES:
+            q = self.quantiles([0.05, 0.25, 0.5, 0.75, 0.95])
+            out.update({"min": self.min, "max": self.max, "mean": None if math.isnan(self.mean) else self.mean,
+                        "std": None if math.isnan(self.std) else self.std, "infinite": self.infinite,
+                        "quantiles": dict(zip(("p05", "p25", "p50", "p75", "p95"), q, strict=True))})
+        out["frequent"] = [[v, n] for v, n in self.frequent_values(10)]
+        return out
+
+
+@dataclass
+class Profile:
+    """Per-column profiles of a dataset, mergeable across partitions and serialisable.
+
+    Example:
+        >>> import pandas as pd
+        >>> a = profile(pd.DataFrame({"x": [1.0, 2.0]}))
+        >>> b = profile(pd.DataFrame({"x": [3.0, 4.0]}))
+        >>> merged = a.merge(b)
+        >>> merged.rows, merged.columns["x"].mean
+        (4, 2.5)
+        >>> Profile.from_bytes(merged.to_bytes()).columns["x"].max
+        4.0
+    """
+
+    columns: dict[str, ColumnProfile] = field(default_factory=dict)
+    rows: int = 0
+
+    def merge(self, other: Profile) -> Profile:
+        """The profile of both datasets together. Columns only one side has are kept as they are."""
+        out = Profile(rows=self.rows + other.rows)
+        for name in [*self.columns, *(c for c in other.columns if c not in self.columns)]:
+            a, b = self.columns.get(name), other.columns.get(name)
+            if a is not None and b is not None:
+                out.columns[name] = a.merged(b)
+            else:
+                only = a or b
+                assert only is not None
+                out.columns[name] = ColumnProfile.from_dict(only.to_dict())
+        return out
+
+    @staticmethod
+    def merge_all(profiles: Iterable[Profile]) -> Profile:
+        """Merge many profiles (of partitions, windows or files) into one."""
+        result: Profile | None = None
+        for p in profiles:
+            result = p if result is None else result.merge(p)
+        if result is None:
+            raise InvalidInputError("merge_all needs at least one profile")
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": 1, "rows": self.rows, "columns": [c.to_dict() for c in self.columns.values()]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Profile:
+        if d.get("format") != 1:
+            raise InvalidInputError(f"unknown profile format {d.get('format')!r}; this modelcycle reads format 1")
+        cols = [ColumnProfile.from_dict(c) for c in d["columns"]]
+        return cls(columns={c.name: c for c in cols}, rows=d["rows"])
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=_json_default)
+
+    def to_bytes(self) -> bytes:
+        """Compact bytes (zlib-compressed JSON, no pickle): safe to store and to load anywhere."""
+        return zlib.compress(self.to_json().encode(), 6)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Profile:
+        try:
+            return cls.from_dict(json.loads(zlib.decompress(data)))
+        except (zlib.error, ValueError, KeyError) as e:
+            raise InvalidInputError(f"these bytes are not a modelcycle profile: {e}") from None
+
+    def summary(self) -> dict[str, Any]:
+        """Per-column statistics for people and reports."""
+        return {"rows": self.rows, "columns": {name: c.summary() for name, c in self.columns.items()}}
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def _base_of(series: Any) -> tuple[str, bool]:
+    import pandas as pd
+    from pandas.api import types as t
+
+    dtype = series.dtype
+    if t.is_bool_dtype(dtype):
+        return "boolean", False
+    if t.is_integer_dtype(dtype):
+        return "integer", False
+    if t.is_float_dtype(dtype):
+        return "numeric", False
+    if t.is_datetime64_any_dtype(dtype):
+        return "datetime", False
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "string", False
+    inferred = pd.api.types.infer_dtype(series, skipna=True)
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "numeric", False
+    if inferred == "boolean":
+        return "boolean", False
+    if inferred in ("datetime", "datetime64", "date"):
+        return "datetime", False
+    return "string", inferred not in ("string", "empty", "categorical", "bytes")
+
+
+def _update(col: ColumnProfile, series: Any) -> None:
+    import pandas as pd
+
+    mask = series.isna().to_numpy()
+    missing = int(mask.sum())
+    present = series[~mask] if missing else series
+    if col.base in NUMERIC_BASES:
+        if col.base == "datetime":
+            values = pd.to_datetime(present, utc=True).astype("int64").to_numpy(dtype=np.float64)
+        else:
+            values = pd.to_numeric(present, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = np.isnan(values)
+            if bad.any():  # text in a numeric column counts as missing here; validation reports it
+                missing += int(bad.sum())
+                values = values[~bad]
+        col.update_numeric(values, missing)
+    else:
+        if not isinstance(present.dtype, pd.CategoricalDtype) and present.dtype != object:
+            present = present.astype(object)
+        if col.mixed_types:
+            present = present.map(str)
+        col.update_strings(present, missing)
+
+
+def _batches(data: Any, batch_rows: int) -> Iterator[Any]:
+    """pandas DataFrames of at most ``batch_rows`` rows from any supported input."""
+    import os
+
+    import pandas as pd
+
+    if isinstance(data, (str, os.PathLike)):
+        from pathlib import Path
+
+        path = Path(data)
+        if not path.is_file():
+            raise InvalidInputError(f"{str(path)!r} is not a file")
+        suffix = path.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            try:
+                reader = pq.ParquetFile(path)
+            except Exception as e:
+                raise InvalidInputError(f"{path.name} is not a readable Parquet file: {e}") from None
+            for batch in reader.iter_batches(batch_size=batch_rows):
+                yield batch.to_pandas()
+            return
+        if suffix in (".csv", ".tsv", ".txt"):
+            try:
+                yield from pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", chunksize=batch_rows)
+            except (pd.errors.ParserError, UnicodeDecodeError) as e:
+                raise InvalidInputError(f"{path.name} is not a readable CSV file: {e}") from None
+            return
+        raise InvalidInputError(f"{path.name}: profiles read .csv, .tsv and .parquet files")
+    if hasattr(data, "to_pandas") and not isinstance(data, pd.DataFrame):  # pyarrow.Table, polars.DataFrame
+        data = data.to_pandas()
+    if isinstance(data, pd.Series):
+        data = data.to_frame()
+    if not isinstance(data, pd.DataFrame):
+        raise InvalidInputError(
+            f"cannot profile a {type(data).__name__}; give a DataFrame, an Arrow table or a CSV/Parquet path"
+        )
+    if data.columns.duplicated().any():
+        dupes = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+        raise InvalidInputError(f"duplicate column names: {', '.join(dupes)}; rename them before profiling")
+    for start in range(0, max(len(data), 1), batch_rows):
+        yield data.iloc[start:start + batch_rows]
+
+
+def profile(data: Any, batch_rows: int = 500_000) -> Profile:
+    """Profile a DataFrame, Arrow table, polars frame, or CSV/Parquet file in one pass.
+
+    Files are read in batches of ``batch_rows`` rows, so memory stays bounded.
+
+    Raises:
+        InvalidInputError: the input cannot be profiled (unknown type, duplicate columns, bad file).
+
+    Example:
+        >>> import pandas as pd
+        >>> p = profile(pd.DataFrame({"city": ["a", "b", "a"], "n": [1, 2, 3]}))
+        >>> p.columns["city"].frequent_values(1), p.columns["n"].kind
+        ([('a', 2)], 'integer')
+    """
+    result = Profile()
+    for batch in _batches(data, batch_rows):
+        result.rows += len(batch)
+        for name, series in batch.items():
+            key = str(name)
+            col = result.columns.get(key)
+            if col is None:
+                base, mixed = _base_of(series)
+                col = result.columns[key] = ColumnProfile(key, base, str(series.dtype), mixed_types=mixed)
+            _update(col, series)
+    return result
