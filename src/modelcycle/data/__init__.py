@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelcycle.data.drift import ColumnDrift, DriftReport, compare
 from modelcycle.data.profile import ColumnProfile, Profile, profile
 from modelcycle.data.stats import (
     align_counts,
@@ -15,10 +16,13 @@ from modelcycle.data.stats import (
 )
 
 __all__ = [
+    "ColumnDrift",
     "ColumnProfile",
+    "DriftReport",
     "Profile",
     "align_counts",
     "chi_square",
+    "compare",
     "js_distance",
     "ks_two_sample",
     "linf_distance",
