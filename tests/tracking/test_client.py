@@ -288,6 +288,9 @@ def test_datasets_are_fingerprinted(client: Client, tmp_path: Path) -> None:
     with client.start_run() as other:
         assert other.log_dataset(df.copy(), name="again") == fp1, "equal data, equal fingerprint"
         assert other.log_dataset(df.assign(x=[1.0, 2.0, 3.5]), name="changed") != fp1
+    stored = client.get_profile(run.id, "train", "train")
+    assert stored.rows == 3 and stored.columns["x"].mean == 2.0 and dict(stored.columns["c"].frequent_values()) == {"a": 2, "b": 1}
+    assert client.get_profile(run.id, "train-file", "train").columns["x"].max == 3.0
     inputs = {d.name: d for d in client.get_run(run.id).inputs}
     assert inputs["train"].rows == 3 and inputs["train"].columns == (("x", "float64"), ("c", str(df["c"].dtype)))
     assert inputs["train-file"].rows == 3 and inputs["train-file"].fingerprint == fp2

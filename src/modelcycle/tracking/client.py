@@ -28,6 +28,8 @@ from modelcycle.tracking.validation import check_key, param_value, tag_value
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelcycle.data.profile import Profile
+
     from modelcycle.store.artifacts.base import ArtifactStore
     from modelcycle.store.metadata.base import MetadataStore
     from modelcycle.tracking.buffer import LogBuffer
@@ -320,8 +322,9 @@ class Client:
     def log_table(self, table: Any, name: str, *, run_id: str | None = None) -> str:
         return self._handle(run_id).log_table(table, name)
 
-    def log_dataset(self, data: Any, name: str = "dataset", role: str = "input", *, run_id: str | None = None) -> str:
-        return self._handle(run_id).log_dataset(data, name, role)
+    def log_dataset(self, data: Any, name: str = "dataset", role: str = "input", profile: bool = True,
+                    *, run_id: str | None = None) -> str:
+        return self._handle(run_id).log_dataset(data, name, role, profile)
 
     def _put_file(self, run: ActiveRun, path: Path, name: str) -> str:
         digest, size = self.artifact_store.put_file(path)
@@ -474,6 +477,13 @@ class Client:
             if art.path == name:
                 return self.artifact_store.get_bytes(art.digest)
         raise NotFoundError(f"run {run.id} has no artifact {name!r}; it has: {', '.join(a.path for a in run.artifacts) or 'none'}")
+
+    def get_profile(self, run_id: str, name: str = "dataset", role: str = "input") -> Profile:
+        """The profile of a dataset a run logged with ``log_dataset``."""
+        from modelcycle.data.profile import Profile
+        from modelcycle.tracking.run import profile_artifact
+
+        return Profile.from_bytes(self.read_artifact(run_id, profile_artifact(name, role)))
 
     def download_artifacts(self, run_id: str, name: str | None = None, dst: str | os.PathLike[str] | None = None) -> Path:
         """Copy a run's artifacts (all, one file, or one folder) into ``dst``, verifying each.

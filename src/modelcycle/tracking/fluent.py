@@ -139,8 +139,9 @@ def log_table(table: Any, name: str) -> str:
     return get_client().log_table(table, name)
 
 
-def log_dataset(data: Any, name: str = "dataset", role: str = "input") -> str:
-    return get_client().log_dataset(data, name, role)
+def log_dataset(data: Any, name: str = "dataset", role: str = "input", profile: bool = True) -> str:
+    """Record a dataset's fingerprint, size, schema and (by default) profile on the active run."""
+    return get_client().log_dataset(data, name, role, profile)
 
 
 def get_run(run_id: str) -> Run:

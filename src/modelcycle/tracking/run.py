@@ -17,7 +17,7 @@ from modelcycle.tracking.validation import check_key, check_step, metric_value, 
 if TYPE_CHECKING:
     from modelcycle.tracking.client import Client
 
-__all__ = ["ActiveRun"]
+__all__ = ["ActiveRun", "profile_artifact"]
 
 _time = time.time
 
@@ -218,16 +218,29 @@ class ActiveRun:
         data, name = table_bytes(table, name)
         return self.log_bytes(data, name)
 
-    def log_dataset(self, data: Any, name: str = "dataset", role: str = "input") -> str:
-        """Record the fingerprint, size and schema of the data a run used; returns the fingerprint."""
+    def log_dataset(self, data: Any, name: str = "dataset", role: str = "input", profile: bool = True) -> str:
+        """Record the fingerprint, size and schema of the data a run used; returns the fingerprint.
+
+        With ``profile`` (the default) the data's profile is stored too, as the artifact
+        ``datasets/<name>.<role>.profile``; ``Client.get_profile`` reads it back.
+        """
         from modelcycle.tracking.serialize import dataset_input
 
         self._check_open()
         check_key(name, "dataset name")
         check_key(role, "dataset role")
         ds = dataset_input(data, name, role)
+        if profile:
+            from modelcycle.data.profile import profile as make_profile
+
+            self.log_bytes(make_profile(data).to_bytes(), profile_artifact(name, role))
         self._client.buffer.inputs.append((self.id, ds))
         return ds.fingerprint
+
+
+def profile_artifact(name: str, role: str) -> str:
+    """Where a logged dataset's profile is stored within its run."""
+    return f"datasets/{name}.{role}.profile"
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
