@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelcycle.data.profile import Profile
-
     from modelcycle.store.artifacts.base import ArtifactStore
     from modelcycle.store.metadata.base import MetadataStore
     from modelcycle.tracking.buffer import LogBuffer
