@@ -11,6 +11,7 @@
     │   └── UnsafePathError       an artifact name that would escape the store
     ├── NotFoundError             a run, experiment or artifact that does not exist (also a KeyError)
     ├── ConflictError             a write that contradicts what is already stored
+    ├── DataValidationError       data that breaks its schema (raise_for_errors)
     ├── StoreError                the metadata store cannot be reached or used
     │   └── StoreBusyError        the database stayed locked for longer than the timeout
     ├── ArtifactError             the artifact store cannot be used
@@ -27,6 +28,7 @@ __all__ = [
     "ArtifactError",
     "ConfigurationError",
     "ConflictError",
+    "DataValidationError",
     "FilterSyntaxError",
     "InvalidInputError",
     "InvalidKeyError",
@@ -101,6 +103,14 @@ class NotFoundError(ModelcycleError, KeyError):
 
 class ConflictError(ModelcycleError):
     """A write that contradicts stored data, such as changing a param's value."""
+
+
+class DataValidationError(ModelcycleError):
+    """Data that breaks its schema; ``report`` holds every anomaly."""
+
+    def __init__(self, message: str, report: object = None):
+        super().__init__(message)
+        self.report = report
 
 
 class StoreError(ModelcycleError):

@@ -20,7 +20,7 @@ import numpy as np
 
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["EXACT_LIMIT", "ColumnProfile", "Profile", "profile"]
+__all__ = ["EXACT_LIMIT", "ColumnProfile", "Profile", "iter_batches", "profile"]
 
 EXACT_LIMIT = 1000  # distinct values counted exactly per column
 KLL_K = 400  # KLL accuracy parameter: about 0.7% rank error
@@ -454,7 +454,7 @@ def _update(col: ColumnProfile, series: Any) -> None:
         col.update_strings(present, missing)
 
 
-def _batches(data: Any, batch_rows: int) -> Iterator[Any]:
+def iter_batches(data: Any, batch_rows: int) -> Iterator[Any]:
     """pandas DataFrames of at most ``batch_rows`` rows from any supported input."""
     import os
 
@@ -514,7 +514,7 @@ def profile(data: Any, batch_rows: int = 500_000) -> Profile:
         ([('a', 2)], 'integer')
     """
     result = Profile()
-    for batch in _batches(data, batch_rows):
+    for batch in iter_batches(data, batch_rows):
         result.rows += len(batch)
         for name, series in batch.items():
             key = str(name)
