@@ -28,7 +28,7 @@ def good(n: int = 1000, seed: int = 0) -> pd.DataFrame:
 def test_inferred_schema_accepts_the_data_it_came_from_and_round_trips(tmp_path: Path) -> None:
     df = good()
     schema = infer_schema(df)
-    assert schema.columns["age"].type == "integer" and 0 <= schema.columns["age"].min <= 18 <= 89 <= schema.columns["age"].max
+    assert schema.columns["age"].type == "integer" and schema.columns["age"].min == 0 and schema.columns["age"].max is None
     assert schema.columns["region"].categories == ["east", "north", "south"]
     assert schema.columns["income"].nullable and not schema.columns["age"].nullable
     path = tmp_path / "schema.yaml"
@@ -47,7 +47,7 @@ def test_each_kind_of_broken_data_is_named_with_evidence() -> None:
     bad = good(seed=2)
     bad["age"] = bad["age"].astype(object)
     bad.loc[0, "age"] = "forty"
-    bad.loc[1, "age"] = 430  # beyond the range with headroom
+    bad.loc[1, "age"] = -4  # ages were never negative
     bad.loc[:300, "income"] = np.nan
     bad.loc[400, "income"] = np.inf
     bad.loc[:200, "region"] = "west"
@@ -55,7 +55,7 @@ def test_each_kind_of_broken_data_is_named_with_evidence() -> None:
     report = validate(bad, schema)
     found = {(a.column, a.check): a for a in report.anomalies}
     assert found[("age", "type")].examples == ("forty",) and found[("age", "type")].severity == "error"
-    assert found[("age", "range")].examples == (430,)
+    assert found[("age", "range")].examples == (-4,)
     assert found[("income", "missing_values")].rows == 301
     assert found[("income", "infinite")].rows == 1
     unseen = found[("region", "unseen_categories")]

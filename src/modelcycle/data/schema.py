@@ -49,8 +49,8 @@ class Schema:
         >>> s = infer_schema(pd.DataFrame({"age": [30, 41, 25]}))
         >>> path = os.path.join(tempfile.mkdtemp(), "schema.yaml")
         >>> s.save(path)
-        >>> Schema.load(path).columns["age"].max   # 41 seen, plus a quarter of the span as headroom
-        45
+        >>> Schema.load(path).columns["age"].min   # never negative, so it must stay so
+        0
     """
 
     columns: dict[str, ColumnSchema] = field(default_factory=dict)
@@ -134,9 +134,9 @@ def _observed(col: Any) -> str:
 def infer_schema(data_or_profile: Any, max_categories: int = 50) -> Schema:
     """Infer expectations from data (or its profile): types, missing shares, ranges and categories.
 
-    Missing shares get headroom (twice what was seen, plus 1%), ranges a quarter of the observed
-    span on each side (never below 0 for data that had no negative value); categoricals with at
-    most ``max_categories`` values list them and tolerate 1% unseen values.
+    Missing shares get headroom (twice what was seen, plus 1%); numbers never seen negative get
+    ``min: 0``; categoricals with at most ``max_categories`` values list them and tolerate 1%
+    unseen values.
     """
     p = data_or_profile if isinstance(data_or_profile, Profile) else profile(data_or_profile)
     schema = Schema()
@@ -145,16 +145,11 @@ def infer_schema(data_or_profile: Any, max_categories: int = 50) -> Schema:
         seen = col.missing / total if total else 0.0
         cs = ColumnSchema(name=name, type=col.kind, max_missing=min(1.0, round(2 * seen + 0.01, 4)) if seen else 0.0,
                           observed=_observed(col))
-        if col.kind in ("numeric", "integer") and col.min is not None:
-            # a quarter of the observed span of headroom each side, so new samples of the same
-            # data pass while unit mistakes and sign errors do not; non-negative stays non-negative
-            margin = (col.max - col.min) * 0.25
-            low = col.min - margin if col.min < 0 else max(0.0, col.min - margin)
-            high = col.max + margin
-            if col.kind == "integer":
-                cs.min, cs.max = math.floor(low), math.ceil(high)
-            else:
-                cs.min, cs.max = float(f"{low:.6g}"), float(f"{high:.6g}")
+        if col.kind in ("numeric", "integer") and col.min is not None and col.min >= 0:
+            # Data never seen negative stays non-negative: sign and sentinel errors (-1, -999) are
+            # caught, while heavy tails of new samples are not mistaken for errors. Upper bounds,
+            # which samples cannot tell, are the user's to set.
+            cs.min = 0
         if col.kind in ("categorical", "boolean") and col.exact is not None and len(col.exact) <= max_categories:
             cs.categories = sorted(col.exact, key=str)
             cs.max_unseen = 0.01 if col.kind == "categorical" else 0.0

@@ -105,11 +105,16 @@ def _check_batch(col: ColumnSchema, series: Any, tally: _Tally) -> None:
     tally.missing += int(nulls.sum())
     present = series[~nulls]
     if col.type in ("numeric", "integer"):
-        numbers = pd.to_numeric(present, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        raw = present.to_numpy(dtype=object)
-        not_number = np.isnan(numbers)
-        tally.add("type", not_number, raw, f"{col.type} values")
-        ok = ~not_number
+        if pd.api.types.is_numeric_dtype(present.dtype) and not pd.api.types.is_bool_dtype(present.dtype):
+            numbers = present.to_numpy(dtype=np.float64, na_value=np.nan)
+            raw = numbers
+            ok = np.ones(len(numbers), dtype=bool)
+        else:  # text or mixed values: whatever does not parse as a number is a type error
+            numbers = pd.to_numeric(present, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            raw = present.to_numpy(dtype=object)
+            not_number = np.isnan(numbers)
+            tally.add("type", not_number, raw, f"{col.type} values")
+            ok = ~not_number
         inf = ok & np.isinf(numbers)
         tally.add("infinite", inf, raw, "finite numbers")
         finite = ok & ~inf
@@ -125,8 +130,15 @@ def _check_batch(col: ColumnSchema, series: Any, tally: _Tally) -> None:
         tally.add("type", parsed.isna().to_numpy(), raw, "dates and times")
     if col.categories is not None:
         allowed = {str(c) for c in col.categories}
-        values = present.astype(str).to_numpy(dtype=object)
-        tally.add("unseen_categories", ~np.isin(values, list(allowed)), values, f"one of {len(allowed)} categories")
+        if isinstance(present.dtype, pd.CategoricalDtype):  # check the few categories, not every row
+            names = np.array([str(c) for c in present.cat.categories], dtype=object)
+            unknown_codes = np.flatnonzero(~np.isin(names, list(allowed)))
+            mask = np.isin(present.cat.codes.to_numpy(), unknown_codes)
+            values = present.to_numpy(dtype=object)
+        else:
+            values = present.astype(str).to_numpy(dtype=object)
+            mask = ~np.isin(values, list(allowed))
+        tally.add("unseen_categories", mask, values, f"one of {len(allowed)} categories")
 
 
 def _summarise(col: ColumnSchema, tally: _Tally, report: ValidationReport) -> None:
