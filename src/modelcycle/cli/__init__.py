@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modelcycle.cli import runs
+from modelcycle.cli import data, runs
 from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json
 
 __all__ = ["app", "main"]
@@ -19,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(runs.app, name="runs")
+app.add_typer(data.app, name="data")
 experiments = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 app.add_typer(experiments, name="experiments")
 

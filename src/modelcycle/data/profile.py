@@ -20,7 +20,7 @@ import numpy as np
 
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["EXACT_LIMIT", "ColumnProfile", "Profile", "iter_batches", "profile"]
+__all__ = ["EXACT_LIMIT", "ColumnProfile", "Profile", "iter_batches", "profile", "total_rows"]
 
 EXACT_LIMIT = 1000  # distinct values counted exactly per column
 KLL_K = 400  # KLL accuracy parameter: about 0.7% rank error
@@ -499,10 +499,32 @@ def iter_batches(data: Any, batch_rows: int) -> Iterator[Any]:
         yield data.iloc[start:start + batch_rows]
 
 
-def profile(data: Any, batch_rows: int = 500_000) -> Profile:
+def total_rows(data: Any) -> int | None:
+    """How many rows ``data`` has, when that is known without reading it (None for CSV files)."""
+    import os
+
+    if isinstance(data, (str, os.PathLike)):
+        from pathlib import Path
+
+        if Path(data).suffix.lower() in (".parquet", ".pq"):
+            try:
+                import pyarrow.parquet as pq
+
+                return int(pq.ParquetFile(data).metadata.num_rows)
+            except Exception:
+                return None
+        return None
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def profile(data: Any, batch_rows: int = 500_000, progress: Any = None) -> Profile:
     """Profile a DataFrame, Arrow table, polars frame, or CSV/Parquet file in one pass.
 
-    Files are read in batches of ``batch_rows`` rows, so memory stays bounded.
+    Files are read in batches of ``batch_rows`` rows, so memory stays bounded; ``progress``,
+    when given, is called with the number of rows read after each batch.
 
     Raises:
         InvalidInputError: the input cannot be profiled (unknown type, duplicate columns, bad file).
@@ -516,6 +538,8 @@ def profile(data: Any, batch_rows: int = 500_000) -> Profile:
     result = Profile()
     for batch in iter_batches(data, batch_rows):
         result.rows += len(batch)
+        if progress is not None:
+            progress(result.rows)
         for name, series in batch.items():
             key = str(name)
             col = result.columns.get(key)

@@ -159,8 +159,10 @@ def _summarise(col: ColumnSchema, tally: _Tally, report: ValidationReport) -> No
         report.anomalies.append(Anomaly(col.name, check, severity, detail, observed, count, tuple(examples)))
 
 
-def validate(data: Any, schema: Schema, batch_rows: int = 500_000) -> ValidationReport:
+def validate(data: Any, schema: Schema, batch_rows: int = 500_000, progress: Any = None) -> ValidationReport:
     """Check data (DataFrame, Arrow table or CSV/Parquet path, read in batches) against ``schema``.
+
+    ``progress``, when given, is called with the number of rows read after each batch.
 
     Raises:
         InvalidInputError: the data cannot be read at all.
@@ -170,6 +172,8 @@ def validate(data: Any, schema: Schema, batch_rows: int = 500_000) -> Validation
     seen_columns: list[str] | None = None
     for batch in iter_batches(data, batch_rows):
         report.rows += len(batch)
+        if progress is not None:
+            progress(report.rows)
         batch = batch.rename(columns=str)
         if seen_columns is None:
             seen_columns = list(batch.columns)
