@@ -14,6 +14,7 @@ from modelcycle.cli._common import JSON_OPTION, console, errors, number, print_j
 app = typer.Typer(help="Profile, validate and compare datasets (CSV or Parquet).", no_args_is_help=True)
 
 FILE = typer.Argument(help="A CSV or Parquet file.", exists=False)
+HTML_OPTION = typer.Option(None, "--html", help="Also write an HTML report with charts here.")
 
 
 @contextlib.contextmanager
@@ -35,12 +36,14 @@ def _progress(path: Path, what: str, quiet: bool) -> Iterator[Any]:
 
 @app.command("profile")
 @errors
-def profile_cmd(path: Annotated[Path, FILE], as_json: bool = JSON_OPTION) -> None:
+def profile_cmd(path: Annotated[Path, FILE], html: Path | None = HTML_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Per-column statistics: type, missing values, distinct values, range, quantiles, frequent values."""
     from modelcycle.data import profile
 
     with _progress(path, "profiling", as_json) as tick:
         p = profile(path, progress=tick)
+    if html is not None:
+        p.to_html(str(html))
     if as_json:
         print_json(p.summary())
         return
@@ -81,6 +84,7 @@ def infer_schema_cmd(
 def validate_cmd(
     path: Annotated[Path, FILE],
     schema: Annotated[Path, typer.Option("--schema", "-s", help="The YAML schema to check against.")],
+    html: Path | None = HTML_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check a file against a schema; exits 1 when an error-severity anomaly is found."""
@@ -89,6 +93,8 @@ def validate_cmd(
     expected = Schema.load(schema)
     with _progress(path, "validating", as_json) as tick:
         report = validate(path, expected, progress=tick)
+    if html is not None:
+        report.to_html(str(html))
     if as_json:
         print_json(report.to_dict())
     else:
@@ -118,6 +124,7 @@ def compare_cmd(
     reference: Annotated[Path, typer.Argument(help="The reference data (what a model was trained on).")],
     current: Annotated[Path, typer.Argument(help="The data to check.")],
     method: Annotated[str, typer.Option("--method", "-m", help="auto, ks, chi2, psi, wasserstein, js or linf.")] = "auto",
+    html: Path | None = HTML_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Drift per column between two files; exits 1 when the dataset has drifted."""
@@ -128,6 +135,8 @@ def compare_cmd(
     with _progress(current, "profiling", as_json) as tick:
         cur = profile(current, progress=tick)
     report = compare(ref, cur, method=method)
+    if html is not None:
+        report.to_html(str(html))
     if as_json:
         print_json(report.to_dict())
     else:

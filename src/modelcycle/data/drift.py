@@ -75,6 +75,14 @@ class DriftReport:
     current_rows: int = 0
     missing_columns: tuple[str, ...] = ()
     new_columns: tuple[str, ...] = ()
+    reference: Profile | None = field(default=None, repr=False, compare=False)  # for the charts
+    current: Profile | None = field(default=None, repr=False, compare=False)
+
+    def to_html(self, path: str | None = None) -> str:
+        """A page with the verdicts and each column's distribution, reference against current."""
+        from modelcycle.data.report import drift_html, write
+
+        return write(drift_html(self), path)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -193,6 +201,7 @@ def compare(
         share=share, reference_rows=ref_p.rows, current_rows=cur_p.rows,
         missing_columns=tuple(c for c in ref_p.columns if c not in cur_p.columns),
         new_columns=tuple(c for c in cur_p.columns if c not in ref_p.columns),
+        reference=ref_p, current=cur_p,
     )
     for name in common:
         ref, cur = ref_p.columns[name], cur_p.columns[name]

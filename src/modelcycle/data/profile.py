@@ -394,6 +394,12 @@ class Profile:
         except (zlib.error, ValueError, KeyError) as e:
             raise InvalidInputError(f"these bytes are not a modelcycle profile: {e}") from None
 
+    def to_html(self, path: str | None = None) -> str:
+        """A page with each column's statistics and distribution."""
+        from modelcycle.data.report import profile_html, write
+
+        return write(profile_html(self), path)
+
     def summary(self) -> dict[str, Any]:
         """Per-column statistics for people and reports."""
         return {"rows": self.rows, "columns": {name: c.summary() for name, c in self.columns.items()}}

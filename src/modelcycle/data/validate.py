@@ -68,6 +68,12 @@ class ValidationReport:
             more = f" and {len(self.errors) - 3} more" if len(self.errors) > 3 else ""
             raise DataValidationError(f"data broke its schema: {shown}{more}", report=self)
 
+    def to_html(self, path: str | None = None) -> str:
+        """A readable page: the anomalies, and a chart per failing column."""
+        from modelcycle.data.report import validation_html, write
+
+        return write(validation_html(self), path)
+
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "rows": self.rows, "errors": len(self.errors), "warnings": len(self.warnings),
                 "anomalies": [{**asdict(a), "examples": [_plain(x) for x in a.examples]} for a in self.anomalies]}
@@ -93,8 +99,12 @@ class _Tally:
             return
         entry = self.bad.setdefault(check, [0, [], detail])
         entry[0] += n
-        if len(entry[1]) < EXAMPLES:
-            entry[1].extend(values[mask][: EXAMPLES - len(entry[1])].tolist())
+        if len(entry[1]) < EXAMPLES:  # a few distinct offending values
+            for value in values[mask][:1000].tolist():
+                if value not in entry[1]:
+                    entry[1].append(value)
+                    if len(entry[1]) == EXAMPLES:
+                        break
 
 
 def _check_batch(col: ColumnSchema, series: Any, tally: _Tally) -> None:
