@@ -80,12 +80,9 @@ def _distribution(cols: Sequence[ColumnProfile], bins: int = 20) -> tuple[list[s
             cdf = c.cdf(edges)
             shares.append([max(0.0, cdf[i + 1] - cdf[i]) for i in range(bins)])
         return [f"{e:.3g}" for e in edges[:-1]], shares
-    keys: list[Any] = []
-    for c in cols:
-        for k, _ in c.frequent_values(12):
-            if k not in keys:
-                keys.append(k)
-    keys = keys[:12]
+    keys: list[Any] = [k for k, _ in first.frequent_values(10)]
+    for c in cols[1:]:  # the current data's top values too, so a new category shows
+        keys.extend(k for k, _ in c.frequent_values(5) if k not in keys)
     shares = []
     for c in cols:
         counts = dict(c.frequent_values(1 << 12))
