@@ -10,7 +10,7 @@ import modelcycle as mc
 
 PUBLIC = [
     "ActiveRun", "Client", "Experiment", "Metric", "ModelcycleError", "Run", "RunStatus", "Settings", "__version__",
-    "active_run", "autolog", "download_artifacts", "end_run", "errors", "flush", "get_client", "get_metric_history",
+    "active_run", "autolog", "data", "download_artifacts", "end_run", "errors", "flush", "get_client", "get_metric_history",
     "get_run", "list_experiments", "log_artifact", "log_dataset", "log_dict", "log_figure", "log_metric", "log_metrics",
     "log_param", "log_params", "log_table", "log_text", "search_runs", "seed_everything", "set_client",
     "set_experiment", "set_tag", "set_tags", "start_run",
@@ -25,7 +25,7 @@ def test_public_names_are_pinned() -> None:
 def test_every_public_name_resolves() -> None:
     for name in PUBLIC:
         value = getattr(mc, name)
-        if name not in ("errors", "__version__"):
+        if name not in ("errors", "data", "__version__"):
             assert callable(value), f"mc.{name} should be a function or a class, not {type(value).__name__}"
 
 

@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "ModelcycleError": "modelcycle.errors",
     "errors": "modelcycle.errors",
+    "data": "modelcycle.data",
     "Settings": "modelcycle.settings",
     "Run": "modelcycle.entities",
     "RunStatus": "modelcycle.entities",
@@ -43,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     },
 }
 
+_MODULES = {"errors", "data"}  # exported as modules: mc.data.profile(...)
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
@@ -51,7 +53,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'modelcycle' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if name == "errors" else getattr(mod, name)
+    value = mod if name in _MODULES else getattr(mod, name)
     globals()[name] = value  # later look-ups skip this function
     return value
 
@@ -61,7 +63,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from modelcycle import errors
+    from modelcycle import data, errors
     from modelcycle.entities import Experiment, Metric, Run, RunStatus
     from modelcycle.settings import Settings
     from modelcycle.tracking.autolog import autolog
