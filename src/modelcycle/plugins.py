@@ -14,7 +14,7 @@ from typing import Any
 
 from modelcycle.errors import ConfigurationError
 
-__all__ = ["BUILTINS", "available", "load"]
+__all__ = ["BUILTINS", "available", "load", "publish", "subscribe", "unsubscribe"]
 
 BUILTINS: dict[str, dict[str, str]] = {
     # keyed by the URL scheme before any "+driver"
@@ -62,3 +62,40 @@ def load(kind: str, name: str) -> Any:
         return ep.load()
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+# --- events: how a lower layer tells an upper one that something happened ---------------------
+# (validation publishes its reports; tracking, when a run is active, logs them)
+_subscribers: dict[str, list[Any]] = {}
+
+
+def subscribe(event: str, callback: Any) -> None:
+    """Call ``callback(payload)`` whenever ``event`` is published (once per callback)."""
+    callbacks = _subscribers.setdefault(event, [])
+    if callback not in callbacks:
+        callbacks.append(callback)
+
+
+def unsubscribe(event: str, callback: Any) -> None:
+    callbacks = _subscribers.get(event, [])
+    if callback in callbacks:
+        callbacks.remove(callback)
+
+
+def publish(event: str, payload: Any) -> None:
+    """Tell the subscribers of ``event``; a failing subscriber never breaks the publisher.
+
+    Example:
+        >>> seen = []
+        >>> subscribe("demo.event", seen.append)
+        >>> publish("demo.event", 42)
+        >>> seen
+        [42]
+    """
+    import warnings
+
+    for callback in list(_subscribers.get(event, [])):
+        try:
+            callback(payload)
+        except Exception as e:  # logging a side record must not fail the main work
+            warnings.warn(f"a subscriber of {event!r} failed: {e}", stacklevel=2)

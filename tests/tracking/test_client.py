@@ -329,3 +329,16 @@ def test_gc_removes_only_unreferenced_blobs(client: Client) -> None:
     assert report.removed == 1 and report.kept == 1
     assert client.read_artifact(keep.id, "a.txt") == b"shared"
     assert client.gc(grace_seconds=0).removed == 0
+
+
+def test_data_validation_inside_a_run_is_logged(client: Client) -> None:
+    from modelcycle.data import infer_schema, validate
+
+    df = pd.DataFrame({"age": [30, 41, 25]})
+    schema = infer_schema(df)
+    with client.start_run() as run:
+        validate(df.assign(age=[30, -1, 25]), schema)
+    got = client.get_run(run.id)
+    assert got.metrics["validation.errors"] == 1.0 and got.tags["validation.passed"] == "false"
+    assert b'"range"' in client.read_artifact(run.id, "validation/report-1.json")
+    validate(df, schema)  # outside a run: nothing is logged, nothing fails

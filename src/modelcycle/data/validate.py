@@ -202,4 +202,7 @@ def validate(data: Any, schema: Schema, batch_rows: int = 500_000, progress: Any
     for name in seen_columns:
         if name not in schema.columns:
             report.anomalies.append(Anomaly(name, "unexpected_column", "warning", "not in the schema", "present"))
+    from modelcycle import plugins
+
+    plugins.publish("data.validated", report)  # inside a run, tracking logs it
     return report

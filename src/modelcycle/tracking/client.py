@@ -91,6 +91,7 @@ class Client:
         self._reproduces: tuple[str, int | None] | None = None
         self._closed = False
         self._lost_checked = 0.0
+        self._validations = 0
 
     def __repr__(self) -> str:
         return f"<modelcycle.Client store={self.settings.store_uri!r}>"
@@ -528,10 +529,24 @@ class Client:
         return GcReport(removed, freed, kept, dry_run)
 
     # --- process hooks ----------------------------------------------------------------
+    def _on_validation(self, report: Any) -> None:
+        """Log a data validation made while a run of this process is active."""
+        run = self.active_run()
+        if run is None or not run._owned:
+            return
+        self._validations += 1
+        name = f"validation/report-{self._validations}.json"
+        run.log_dict(report.to_dict(), name)
+        run.log_metrics({"validation.errors": len(report.errors), "validation.warnings": len(report.warnings)})
+        run.set_tag("validation.passed", str(report.passed).lower())
+
     def _ensure_hooks(self) -> None:
         if self._hooks:
             return
         self._hooks = True
+        from modelcycle import plugins
+
+        plugins.subscribe("data.validated", self._on_validation)
         atexit.register(self.close)
         previous_hook = sys.excepthook
 
@@ -605,6 +620,9 @@ class Client:
         if self._closed:
             return
         self._closed = True
+        from modelcycle import plugins
+
+        plugins.unsubscribe("data.validated", self._on_validation)
         exc = self._uncaught
         if exc is None:
             status, error = RunStatus.FINISHED, None
