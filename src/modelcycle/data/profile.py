@@ -526,8 +526,28 @@ def total_rows(data: Any) -> int | None:
         return None
 
 
+def _is_dask(data: Any) -> bool:
+    return type(data).__module__.split(".", 1)[0] in ("dask", "dask_expr") and hasattr(data, "to_delayed")
+
+
+def _profile_bytes(part: Any) -> bytes:
+    return profile(part).to_bytes()
+
+
+def _profile_dask(frame: Any) -> Profile:
+    """Map-reduce: every partition is profiled where it lives (on the active Dask scheduler), then merged."""
+    import dask
+
+    parts = frame.to_delayed()
+    blobs = dask.compute(*[dask.delayed(_profile_bytes)(part) for part in parts])
+    return Profile.merge_all(Profile.from_bytes(b) for b in blobs)
+
+
 def profile(data: Any, batch_rows: int = 500_000, progress: Any = None) -> Profile:
-    """Profile a DataFrame, Arrow table, polars frame, or CSV/Parquet file in one pass.
+    """Profile a DataFrame, Arrow table, polars frame, Dask DataFrame, or CSV/Parquet file in one pass.
+
+    A Dask DataFrame is profiled partition by partition on the workers of the active Dask
+    scheduler (a ``distributed.Client``, or Dask's default), and the partition profiles merged.
 
     Files are read in batches of ``batch_rows`` rows, so memory stays bounded; ``progress``,
     when given, is called with the number of rows read after each batch.
@@ -541,6 +561,8 @@ def profile(data: Any, batch_rows: int = 500_000, progress: Any = None) -> Profi
         >>> p.columns["city"].frequent_values(1), p.columns["n"].kind
         ([('a', 2)], 'integer')
     """
+    if _is_dask(data):
+        return _profile_dask(data)
     result = Profile()
     for batch in iter_batches(data, batch_rows):
         result.rows += len(batch)

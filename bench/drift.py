@@ -1,0 +1,417 @@
+"""Drift reports: modelcycle ``compare`` vs Evidently 0.7.23 ``DataDriftPreset``, side by side in one run.
+
+Workload: the shared ``datagen.make(n_rows, seed)`` from ``../shared/bench`` (beside this clone):
+20 numeric and 5 categorical columns, 6 of them drifted, scored with ``datagen.score``.
+
+Run from the repository root with the project's own environment::
+
+    .venv/bin/python bench/drift.py                        # 10k, 100k, 1M rows, 3 repeats (~10 min)
+    .venv/bin/python bench/drift.py --quick                # 10k and 100k rows
+    .venv/bin/python bench/drift.py --sizes 50000 --repeats 5 --json bench/results/drift.json
+    .venv/bin/python bench/drift.py --no-evidently         # modelcycle only
+
+Evidently 0.7 needs pandas < 3, so it runs in its own environment, ``.venv-evidently``; when
+that is missing (or cannot import evidently) this script creates it and installs
+``evidently==0.7.23 'pandas<3' pyarrow``, printing each step. ``--evidently-python`` points at
+another interpreter instead.
+
+Every (tool, size, repetition) runs in a fresh subprocess (this file with ``--worker``) that
+generates the data itself (same seed for both tools) and times only the report:
+``compare(reference, current)`` for modelcycle, ``Report([DataDriftPreset()]).run(current,
+reference)`` for Evidently (defaults; per-column verdicts are read from its data-drift table).
+Memory: ``peak`` is the worker's peak RSS over its whole life (``ru_maxrss``); ``baseline`` is
+the RSS after data generation (after ``gc`` and ``malloc_trim``); ``over baseline`` is the peak
+RSS during the report (the peak is reset via ``/proc/self/clear_refs`` before it) minus baseline.
+A third worker per size times modelcycle's ``profile(ref)``, ``infer_schema(ref)``,
+``validate(cur, schema)`` and ``compare`` of two stored profiles (through ``to_bytes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SHARED = REPO.parent / "shared" / "bench"
+EV_VENV = REPO / ".venv-evidently"
+EV_REQUIREMENTS = ["evidently==0.7.23", "pandas<3", "pyarrow"]
+MARK = "BENCH-RESULT "
+SIZES, QUICK_SIZES = [10_000, 100_000, 1_000_000], [10_000, 100_000]
+TARGET_ROWS = 1_000_000
+STORED_CALLS = 11
+
+
+# --- worker side: runs in a fresh subprocess (either interpreter), stdlib imports only at the top ---
+def _datagen():
+    if not (SHARED / "datagen.py").is_file():
+        raise SystemExit(f"shared workload missing: {SHARED / 'datagen.py'} (expected shared/ beside the clone)")
+    sys.path.insert(0, str(SHARED))
+    import datagen
+
+    return datagen
+
+
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _settle() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM and ru_maxrss to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def _mc_report(ref, cur):
+    from modelcycle.data import compare
+
+    t0 = time.perf_counter()
+    report = compare(ref, cur)
+    secs = time.perf_counter() - t0
+    detail = {n: {"method": c.method, "score": c.statistic, "threshold": c.threshold} for n, c in report.columns.items()}
+    return secs, {n: bool(c.drifted) for n, c in report.columns.items()}, detail, []
+
+
+def _ev_report(ref, cur):
+    from evidently import Report
+    from evidently.core.report import _default_input_data_generator
+    from evidently.legacy.metrics import DataDriftTable
+    from evidently.presets import DataDriftPreset
+
+    t0 = time.perf_counter()
+    snapshot = Report([DataDriftPreset()]).run(cur, ref)
+    secs = time.perf_counter() - t0
+    # The preset renders a legacy DataDriftTable; the context caches it, with drift_detected per column.
+    table = snapshot.context.get_legacy_metric(DataDriftTable(), _default_input_data_generator, None)[0]
+    cols = table.drift_by_columns
+    verdicts = {n: bool(c.drift_detected) for n, c in cols.items()}
+    detail = {n: {"method": c.stattest_name, "score": float(c.drift_score), "threshold": c.stattest_threshold} for n, c in cols.items()}
+    problems = []
+    count = next(m["value"]["count"] for m in snapshot.dict()["metrics"] if m["config"]["type"].endswith("DriftedColumnsCount"))
+    if int(count) != sum(verdicts.values()):
+        problems.append(f"evidently: DriftedColumnsCount says {count}, the table {sum(verdicts.values())}")
+    return secs, verdicts, detail, problems
+
+
+def work_drift(tool: str, n: int, seed: int) -> dict:
+    run = _mc_report if tool == "modelcycle" else _ev_report
+    if tool == "modelcycle":
+        import modelcycle.data  # noqa: F401  (imports are not timed)
+    else:
+        import evidently.presets  # noqa: F401
+    datagen = _datagen()
+    ref, cur, truth = datagen.make(n, seed)
+    gen_peak = _maxrss_mb()
+    _settle()
+    baseline = _status_mb("VmRSS")
+    reset = _reset_peak()
+    secs, verdicts, detail, problems = run(ref, cur)
+    report_peak = _status_mb("VmHWM") if reset else _maxrss_mb()
+    return {"seconds": secs, "baseline_mb": baseline, "datagen_peak_mb": gen_peak, "report_peak_mb": report_peak,
+            "peak_mb": max(gen_peak, report_peak), "over_baseline_mb": report_peak - baseline, "peak_reset": reset,
+            "score": datagen.score(verdicts, truth), "verdicts": verdicts, "detail": detail, "problems": problems}
+
+
+def work_extras(tool: str, n: int, seed: int) -> dict:
+    from modelcycle.data import Profile, compare, infer_schema, profile, validate
+
+    datagen = _datagen()
+    ref, cur, truth = datagen.make(n, seed)
+    out: dict = {}
+
+    def timed(key, fn, *a):
+        t0 = time.perf_counter()
+        value = fn(*a)
+        out[key] = time.perf_counter() - t0
+        return value
+
+    p_ref, p_cur = timed("profile_s", profile, ref), timed("profile_cur_s", profile, cur)
+    schema = timed("infer_schema_s", infer_schema, ref)
+    report = timed("validate_s", validate, cur, schema)
+    out["anomalies"] = [f"{a.column}:{a.check}" for a in report.anomalies]
+    stored_ref, stored_cur = Profile.from_bytes(p_ref.to_bytes()), Profile.from_bytes(p_cur.to_bytes())
+    out["stored_kb"] = (len(p_ref.to_bytes()) + len(p_cur.to_bytes())) / 2 / 1024
+    times = []
+    for _ in range(STORED_CALLS):
+        t0 = time.perf_counter()
+        drift = compare(stored_ref, stored_cur)
+        times.append(time.perf_counter() - t0)
+    verdicts = {name: bool(c.drifted) for name, c in drift.columns.items()}
+    out |= {"stored_first_ms": times[0] * 1e3, "stored_ms": statistics.median(times) * 1e3, "columns": len(drift.columns),
+            "stored_score": datagen.score(verdicts, truth), "stored_verdicts": verdicts}
+    return out
+
+
+WORKERS = {"drift": work_drift, "extras": work_extras}
+
+
+def worker(spec: str) -> None:
+    s = json.loads(spec)
+    out = WORKERS[s["workload"]](s["tool"], s["n"], s["seed"])
+    print("\n" + MARK + json.dumps(out), flush=True)
+
+
+# --- driver side ------------------------------------------------------------------------------
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+    return env | {"PYTHONWARNINGS": "ignore", "DO_NOT_TRACK": "1"}
+
+
+def run_worker(python: str, tool: str, workload: str, n: int, seed: int) -> dict:
+    spec = json.dumps({"tool": tool, "workload": workload, "n": n, "seed": seed})
+    proc = subprocess.run([python, __file__, "--worker", spec], cwd=REPO, env=child_env(), capture_output=True, text=True)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-30:])
+    raise RuntimeError(f"{tool} {workload} (n={n:,}) exited {proc.returncode}:\n{tail}")
+
+
+def evidently_python(args, console) -> tuple[str | None, str | None]:
+    """The interpreter for Evidently workers and its version; creates .venv-evidently when needed."""
+    if args.no_evidently:
+        console.print("[yellow]Evidently skipped (--no-evidently)[/]")
+        return None, None
+    python = Path(args.evidently_python or EV_VENV / "bin" / "python")
+    probe = [str(python), "-c", "import evidently, pandas; print(evidently.__version__, pandas.__version__)"]
+
+    def versions() -> str | None:
+        if not python.exists():
+            return None
+        p = subprocess.run(probe, capture_output=True, text=True, env=child_env())
+        return p.stdout.strip() if p.returncode == 0 else None
+
+    found = versions()
+    if found is None and not args.evidently_python:
+        base = getattr(sys, "_base_executable", None) or shutil.which("python3") or sys.executable
+        if not python.exists():
+            console.print(f"[bold]creating {EV_VENV.relative_to(REPO)}[/]: {base} -m venv {EV_VENV}")
+            subprocess.run([base, "-m", "venv", str(EV_VENV)], check=True)
+        console.print(f"[bold]installing into it[/]: {python} -m pip install -q " + " ".join(f"'{r}'" for r in EV_REQUIREMENTS))
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *EV_REQUIREMENTS], check=True)
+        found = versions()
+    if found is None:
+        raise SystemExit(f"cannot import evidently with {python}; try: {python} -m pip install "
+                         + " ".join(f"'{r}'" for r in EV_REQUIREMENTS) + "  (or pass --no-evidently)")
+    ev_version, pd_version = found.split()
+    if ev_version != "0.7.23":
+        console.print(f"[yellow]note: Evidently {ev_version}, not the 0.7.23 this benchmark was written for[/]")
+    return str(python), f"{ev_version} (pandas {pd_version})"
+
+
+def median_of(samples: list[dict], key: str) -> float:
+    return statistics.median(s[key] for s in samples)
+
+
+def measure(args, tools: dict[str, str], console, errors: list[str]) -> dict:
+    res: dict = {}
+    for n in args.sizes:
+        drift: dict[str, list[dict]] = {t: [] for t in tools}
+        extras: list[dict] = []
+        for r in range(args.repeats):  # interleaved, so noise hits both tools alike
+            for tool, python in tools.items():
+                try:
+                    out = run_worker(python, tool, "drift", n, args.seed)
+                    drift[tool].append(out)
+                    errors.extend(out["problems"])
+                    console.print(f"[dim]{n:>9,} rows  rep {r + 1}/{args.repeats}  {tool:<10}  {out['seconds']:8.2f} s  "
+                                  f"peak {out['peak_mb']:6,.0f} MB  over baseline {out['over_baseline_mb']:6,.0f} MB  {out['score']}[/]")
+                except RuntimeError as e:
+                    errors.append(str(e))
+            try:
+                extras.append(run_worker(sys.executable, "modelcycle", "extras", n, args.seed))
+            except RuntimeError as e:
+                errors.append(str(e))
+        res[n] = {"drift": {}, "extras": None}
+        for tool, samples in drift.items():
+            if samples:
+                res[n]["drift"][tool] = {
+                    "median_s": median_of(samples, "seconds"), "peak_mb": median_of(samples, "peak_mb"),
+                    "baseline_mb": median_of(samples, "baseline_mb"), "over_baseline_mb": median_of(samples, "over_baseline_mb"),
+                    "max_fp": max(s["score"]["fp"] for s in samples), "max_fn": max(s["score"]["fn"] for s in samples),
+                    "peak_reset": all(s["peak_reset"] for s in samples), "samples": samples}
+        if extras:
+            res[n]["extras"] = {k: median_of(extras, k) for k in
+                                ("profile_s", "profile_cur_s", "infer_schema_s", "validate_s", "stored_first_ms", "stored_ms", "stored_kb")}
+            res[n]["extras"] |= {"columns": extras[0]["columns"], "samples": extras}
+    return res
+
+
+def ratios(row: dict) -> dict[str, float | None]:
+    mc, ev = row["drift"].get("modelcycle"), row["drift"].get("evidently")
+    if not (mc and ev):
+        return {"time": None, "peak": None, "over": None}
+    return {"time": ev["median_s"] / mc["median_s"], "peak": mc["peak_mb"] / ev["peak_mb"],
+            "over": mc["over_baseline_mb"] / ev["over_baseline_mb"] if ev["over_baseline_mb"] > 0 else None}
+
+
+def fx(r: float | None) -> str:
+    return "—" if r is None else f"{r:,.0f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def pct(r: float | None) -> str:
+    return "—" if r is None else f"{r:.0%}"
+
+
+def scores(samples: list[dict], key: str = "score") -> str:
+    counts = Counter(f"{s[key]['tp']}/{s[key]['fp']}/{s[key]['fn']}" for s in samples)
+    return ", ".join(k if len(counts) == 1 else f"{k} ×{c}" for k, c in counts.most_common())
+
+
+def misses(samples: list[dict], truth_cols: set[str], key: str = "verdicts") -> str:
+    missed = Counter(c for s in samples for c in truth_cols if not s[key].get(c))
+    false = Counter(c for s in samples for c, v in s[key].items() if v and c not in truth_cols)
+    parts = [f"missed {c}" + (f" ({k}/{len(samples)})" if k < len(samples) else "") for c, k in sorted(missed.items())]
+    parts += [f"false {c}" + (f" ({k}/{len(samples)})" if k < len(samples) else "") for c, k in sorted(false.items())]
+    return ", ".join(parts) or "exact"
+
+
+def targets(res: dict) -> list[tuple[str, str, str]]:
+    def check(ok: bool | None) -> str:
+        return "n/a" if ok is None else "PASS" if ok else "FAIL"
+
+    row = res.get(TARGET_ROWS)
+    mc = row["drift"].get("modelcycle") if row else None
+    ev = row["drift"].get("evidently") if row else None
+    ext = row["extras"] if row else None
+    rat = ratios(row) if row else {"time": None, "peak": None, "over": None}
+    both = mc is not None and ev is not None
+    out = [("drift report ≥ 40x faster than Evidently (1M rows)", fx(rat["time"]), check(None if rat["time"] is None else rat["time"] >= 40)),
+           ("peak memory ≤ 40% of Evidently's (1M rows)", pct(rat["peak"]), check(None if rat["peak"] is None else rat["peak"] <= 0.4)),
+           ("  same, peak over baseline (the report alone)", pct(rat["over"]), check(None if rat["over"] is None else rat["over"] <= 0.4)),
+           ("false positives ≤ Evidently's (1M rows, worst rep)", f"{mc['max_fp']} vs {ev['max_fp']}" if both else "—",
+            check(mc["max_fp"] <= ev["max_fp"] if both else None)),
+           ("false negatives ≤ Evidently's (1M rows, worst rep)", f"{mc['max_fn']} vs {ev['max_fn']}" if both else "—",
+            check(mc["max_fn"] <= ev["max_fn"] if both else None))]
+    for label, key, goal, unit in (("profile(ref) 1M × 25 < 2 s", "profile_s", 2, "s"), ("validate(cur, schema) 1M < 2 s", "validate_s", 2, "s")):
+        out.append((label, f"{ext[key]:.2f} s" if ext else "—", check(ext[key] < goal if ext else None)))
+    largest = max(res) if res else None
+    stored = res[largest]["extras"] if largest else None
+    out.append((f"compare two stored profiles (25 columns) < 50 ms (median; from {largest:,} rows)" if largest else "compare stored profiles < 50 ms",
+                f"{stored['stored_ms']:.1f} ms" if stored else "—", check(stored["stored_ms"] < 50 if stored else None)))
+    return out
+
+
+def render(res: dict, tgts: list, truth_cols: set[str], console) -> None:
+    from rich.table import Table
+
+    for n, row in res.items():
+        table = Table(title=f"drift report, datagen {n:,} rows × 25 columns", title_justify="left")
+        for col in ("tool", "median time", "peak RSS", "baseline", "over baseline", "tp/fp/fn", "verdict errors",
+                    "time Ev/mc", "peak mc/Ev", "over-baseline mc/Ev"):
+            table.add_column(col, justify="left" if col in ("tool", "verdict errors") else "right")
+        rat = ratios(row)
+        for tool, r in row["drift"].items():
+            mine = tool == "modelcycle"
+            table.add_row(tool, f"{r['median_s']:.3f} s", f"{r['peak_mb']:,.0f} MB", f"{r['baseline_mb']:,.0f} MB",
+                          f"{r['over_baseline_mb']:,.0f} MB" + ("" if r["peak_reset"] else "*"), scores(r["samples"]),
+                          misses(r["samples"], truth_cols), fx(rat["time"]) if mine else "", pct(rat["peak"]) if mine else "",
+                          pct(rat["over"]) if mine else "")
+        table.caption = f"{len(next(iter(row['drift'].values()))['samples']) if row['drift'] else 0} repeats; medians"
+        console.print(table)
+    table = Table(title="modelcycle data: profile, schema, validation, stored profiles", title_justify="left")
+    for col in ("rows", "profile(ref)", "profile(cur)", "infer_schema(ref)", "validate(cur)", "compare stored (median / first)",
+                "profile size", "stored tp/fp/fn", "validation anomalies"):
+        table.add_column(col, justify="right" if col != "validation anomalies" else "left")
+    for n, row in res.items():
+        e = row["extras"]
+        if e:
+            table.add_row(f"{n:,}", f"{e['profile_s']:.3f} s", f"{e['profile_cur_s']:.3f} s", f"{e['infer_schema_s']:.3f} s",
+                          f"{e['validate_s']:.3f} s", f"{e['stored_ms']:.1f} / {statistics.median(s['stored_first_ms'] for s in e['samples']):.1f} ms",
+                          f"{e['stored_kb']:.0f} KB", scores(e["samples"], "stored_score"),
+                          ", ".join(sorted(set(e["samples"][0]["anomalies"]))) or "none")
+    console.print(table)
+    table = Table(title="targets", title_justify="left")
+    for col in ("target", "measured", "result"):
+        table.add_column(col)
+    for label, measured, result in tgts:
+        style = {"PASS": "green", "FAIL": "bold red"}.get(result, "dim")
+        table.add_row(label, measured, f"[{style}]{result}[/]")
+    console.print(table)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="10k and 100k rows only")
+    p.add_argument("--sizes", help="comma-separated row counts (default 10000,100000,1000000)")
+    p.add_argument("--repeats", type=int, default=3, help="fresh-process repetitions per tool and size (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="datagen seed, the same for both tools (default 0)")
+    p.add_argument("--no-evidently", action="store_true", help="run modelcycle only")
+    p.add_argument("--evidently-python", help=f"interpreter with evidently installed (default {EV_VENV.name}/bin/python, created if missing)")
+    p.add_argument("--json", type=Path, help="write the raw numbers here")
+    args = p.parse_args()
+    if args.worker:
+        worker(args.worker)
+        return 0
+    args.sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else QUICK_SIZES if args.quick else SIZES
+    datagen = _datagen()  # fails early, with the path, when shared/ is missing
+
+    from importlib.metadata import version
+
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    ev_python, ev_version = evidently_python(args, console)
+    tools = {"modelcycle": sys.executable} | ({"evidently": ev_python} if ev_python else {})
+    versions = {"modelcycle": version("modelcycle"), "pandas": version("pandas"), "python": platform.python_version()}
+    if ev_version:
+        versions["evidently"] = ev_version
+    load = os.getloadavg()
+    console.print(f"[bold]drift benchmark[/] {versions}, {os.cpu_count()} CPUs, load {load[0]:.2f}, sizes={args.sizes}, "
+                  f"repeats={args.repeats}, seed={args.seed}, datagen={SHARED / 'datagen.py'}")
+    errors: list[str] = []
+    started = time.time()
+    res = measure(args, tools, console, errors)
+    tgts = targets(res)
+    render(res, tgts, set(datagen.DRIFTED), console)
+    end_load = os.getloadavg()
+    console.print(f"[dim]took {time.time() - started:.0f} s; load average now {end_load[0]:.2f} / {end_load[1]:.2f} / {end_load[2]:.2f} "
+                  f"(1/5/15 min) on {os.cpu_count()} CPUs[/]")
+    for e in errors:
+        console.print(f"error: {e}", style="red", markup=False, highlight=False)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "versions": versions, "cpus": os.cpu_count(), "load": [load, end_load], "repeats": args.repeats, "seed": args.seed,
+            "sizes": args.sizes, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": {str(n): r for n, r in res.items()},
+            "errors": errors, "targets": [dict(zip(("target", "measured", "result"), t, strict=True)) for t in tgts]}, indent=1))
+        console.print(f"raw numbers written to {args.json}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
