@@ -111,6 +111,16 @@ def test_files_are_read_in_batches(tmp_path: Path) -> None:
     assert profile(pa.Table.from_pandas(df)).columns["x"].count == whole.columns["x"].count
 
 
+def test_polars_frames_are_profiled() -> None:
+    pl = pytest.importorskip("polars")
+    df = frame(3000).drop(columns=["city", "when"])
+    p = profile(pl.from_pandas(df))
+    whole = profile(df)
+    assert p.rows == 3000
+    assert p.columns["x"].mean == pytest.approx(whole.columns["x"].mean)
+    assert p.columns["k"].exact == whole.columns["k"].exact
+
+
 def test_awkward_frames_profile_cleanly() -> None:
     empty = profile(pd.DataFrame({"a": pd.Series([], dtype=float)}))
     assert empty.rows == 0 and empty.columns["a"].count == 0
