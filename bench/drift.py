@@ -41,6 +41,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _report import print_targets  # bench/ is on the path when a benchmark runs as a script
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "bench"
@@ -357,13 +359,7 @@ def render(res: dict, tgts: list, truth_cols: set[str], console) -> None:
                           f"{e['stored_kb']:.0f} KB", scores(e["samples"], "stored_score"),
                           ", ".join(sorted(set(e["samples"][0]["anomalies"]))) or "none")
     console.print(table)
-    table = Table(title="targets", title_justify="left")
-    for col in ("target", "measured", "result"):
-        table.add_column(col)
-    for label, measured, result in tgts:
-        style = {"PASS": "green", "FAIL": "bold red"}.get(result, "dim")
-        table.add_row(label, measured, f"[{style}]{result}[/]")
-    console.print(table)
+    print_targets(console, tgts)
 
 
 def main() -> int:

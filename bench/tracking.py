@@ -42,6 +42,8 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from _report import print_targets  # bench/ is on the path when a benchmark runs as a script
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CACHE = HERE / ".cache"
@@ -332,14 +334,7 @@ def render(res: dict, tgts: list, console) -> None:
                 notes.append(f"same top results: {tops[0] == tops[1]}")
             table.caption = "; ".join(notes)
         console.print(table)
-    table = Table(title="targets", title_justify="left")
-    table.caption = None if "mlflow" in res["import"] else "MLflow skipped: the ratio targets are n/a"
-    for col in ("target", "measured", "result"):
-        table.add_column(col)
-    for label, measured, result in tgts:
-        style = {"PASS": "green", "FAIL": "bold red"}.get(result, "dim")
-        table.add_row(label, measured, f"[{style}]{result}[/]")
-    console.print(table)
+    print_targets(console, tgts, None if "mlflow" in res["import"] else "MLflow skipped: the ratio targets are n/a")
 
 
 def main() -> int:
