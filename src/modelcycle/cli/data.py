@@ -34,6 +34,15 @@ def _progress(path: Path, what: str, quiet: bool) -> Iterator[Any]:
         yield lambda rows: bar.update(task, completed=rows)
 
 
+def _emit(report: Any, html: Path | None, as_json: bool) -> bool:
+    """Write the HTML page when asked, print JSON when asked; True when a table is still to be shown."""
+    if html is not None:
+        report.to_html(str(html))
+    if as_json:
+        print_json(report.summary() if hasattr(report, "summary") else report.to_dict())
+    return not as_json
+
+
 @app.command("profile")
 @errors
 def profile_cmd(path: Annotated[Path, FILE], html: Path | None = HTML_OPTION, as_json: bool = JSON_OPTION) -> None:
@@ -42,10 +51,7 @@ def profile_cmd(path: Annotated[Path, FILE], html: Path | None = HTML_OPTION, as
 
     with _progress(path, "profiling", as_json) as tick:
         p = profile(path, progress=tick)
-    if html is not None:
-        p.to_html(str(html))
-    if as_json:
-        print_json(p.summary())
+    if not _emit(p, html, as_json):
         return
     from rich.table import Table
 
@@ -93,11 +99,7 @@ def validate_cmd(
     expected = Schema.load(schema)
     with _progress(path, "validating", as_json) as tick:
         report = validate(path, expected, progress=tick)
-    if html is not None:
-        report.to_html(str(html))
-    if as_json:
-        print_json(report.to_dict())
-    else:
+    if _emit(report, html, as_json):
         from rich.table import Table
 
         con = console()
@@ -135,11 +137,7 @@ def compare_cmd(
     with _progress(current, "profiling", as_json) as tick:
         cur = profile(current, progress=tick)
     report = compare(ref, cur, method=method)
-    if html is not None:
-        report.to_html(str(html))
-    if as_json:
-        print_json(report.to_dict())
-    else:
+    if _emit(report, html, as_json):
         from rich.table import Table
 
         table = Table(title=f"{current.name} against {reference.name}", header_style="bold")

@@ -91,6 +91,11 @@ def _distribution(cols: Sequence[ColumnProfile], bins: int = 20) -> tuple[list[s
     return [str(k) for k in keys], shares
 
 
+def _table(headers: Sequence[str], rows: str) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
 def _page(title: str, body: str) -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
             f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>{body}</body></html>")
@@ -130,8 +135,8 @@ def validation_html(report: ValidationReport, title: str = "Data validation") ->
         offending = sum(a.rows for a in found)
         values = [max(0, report.rows - offending), *[a.rows for a in found]]
         cards.append(f'<div class="card"><h2>{_e(column)}</h2>{bars(labels, {"rows": values})}</div>')
-    table = (f"<table><tr><th>column</th><th>check</th><th>severity</th><th>expected</th><th>observed</th>"
-             f"<th>examples</th></tr>{rows}</table>") if rows else "<p class=ok>No anomaly.</p>"
+    headers = ("column", "check", "severity", "expected", "observed", "examples")
+    table = _table(headers, rows) if rows else "<p class=ok>No anomaly.</p>"
     body = (f"<p>{report.rows:,} rows: {verdict} — {len(report.errors)} error(s), {len(report.warnings)} warning(s).</p>"
             f"{table}<div class=grid>{''.join(cards)}</div>")
     return _page(title, body)
@@ -159,7 +164,7 @@ def drift_html(report: DriftReport, title: str = "Data drift") -> str:
                              f'{bars(labels, {"reference": shares[0], "current": shares[1]})}</div>')
     body = (f"<p>{report.reference_rows:,} reference rows, {report.current_rows:,} current rows: {verdict} "
             f"({len(report.drifted_columns)} of {len(report.columns)} columns, {report.drift_share:.0%}).</p>"
-            f"<table><tr><th>column</th><th>type</th><th>method</th><th>value</th><th>threshold</th><th>drift</th>"
-            f"<th>unseen</th><th>missing</th></tr>{rows}</table>{_legend(['reference', 'current'])}"
+            f"{_table(('column', 'type', 'method', 'value', 'threshold', 'drift', 'unseen', 'missing'), rows)}"
+            f"{_legend(['reference', 'current'])}"
             f"<div class=grid>{''.join(cards)}</div>")
     return _page(title, body)
