@@ -24,6 +24,9 @@ the RSS after data generation (after ``gc`` and ``malloc_trim``); ``over baselin
 RSS during the report (the peak is reset via ``/proc/self/clear_refs`` before it) minus baseline.
 A third worker per size times modelcycle's ``profile(ref)``, ``infer_schema(ref)``,
 ``validate(cur, schema)`` and ``compare`` of two stored profiles (through ``to_bytes``).
+Last, a worker profiles a 10M-row Parquet file (reference frames of ``datagen`` written in
+1M-row row groups to ``bench/.cache/``, once) and reports its time and peak RSS (``--no-large``
+skips it; ``--quick`` too).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ EV_REQUIREMENTS = ["evidently==0.7.23", "pandas<3", "pyarrow"]
 MARK = "BENCH-RESULT "
 SIZES, QUICK_SIZES = [10_000, 100_000, 1_000_000], [10_000, 100_000]
 TARGET_ROWS = 1_000_000
+LARGE_ROWS, LARGE_CHUNK = 10_000_000, 1_000_000
+CACHE = HERE / ".cache"
 STORED_CALLS = 11
 
 
@@ -177,7 +182,44 @@ def work_extras(tool: str, n: int, seed: int) -> dict:
     return out
 
 
-WORKERS = {"drift": work_drift, "extras": work_extras}
+def large_path(n: int, seed: int) -> Path:
+    return CACHE / f"datagen-ref-{n}-seed{seed}.parquet"
+
+
+def work_write_large(tool: str, n: int, seed: int) -> dict:
+    """Write ``n`` rows of reference data, 1M-row chunks with successive seeds, as one Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    datagen = _datagen()
+    path = large_path(n, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    writer = None
+    for i in range(0, n, LARGE_CHUNK):
+        ref = datagen.make(min(LARGE_CHUNK, n - i), seed + i // LARGE_CHUNK)[0]
+        table = pa.Table.from_pandas(ref, preserve_index=False, schema=writer.schema if writer else None)
+        writer = writer or pq.ParquetWriter(tmp, table.schema)
+        writer.write_table(table, row_group_size=LARGE_CHUNK)
+    assert writer is not None
+    writer.close()
+    tmp.replace(path)
+    return {"bytes": path.stat().st_size}
+
+
+def work_large(tool: str, n: int, seed: int) -> dict:
+    from modelcycle.data import profile
+
+    path = large_path(n, seed)
+    before = _maxrss_mb()
+    t0 = time.perf_counter()
+    p = profile(path)
+    secs = time.perf_counter() - t0
+    return {"seconds": secs, "rows": p.rows, "columns": len(p.columns), "import_peak_mb": before, "peak_mb": _maxrss_mb(),
+            "file_mb": path.stat().st_size / 2**20}
+
+
+WORKERS = {"drift": work_drift, "extras": work_extras, "write_large": work_write_large, "large": work_large}
 
 
 def worker(spec: str) -> None:
@@ -269,6 +311,17 @@ def measure(args, tools: dict[str, str], console, errors: list[str]) -> dict:
             res[n]["extras"] = {k: median_of(extras, k) for k in
                                 ("profile_s", "profile_cur_s", "infer_schema_s", "validate_s", "stored_first_ms", "stored_ms", "stored_kb")}
             res[n]["extras"] |= {"columns": extras[0]["columns"], "samples": extras}
+    if args.large:
+        path = large_path(args.large, args.seed)
+        try:
+            if not path.exists():
+                console.print(f"[dim]writing {path.relative_to(REPO)} ({args.large:,} rows, once)…[/]")
+                run_worker(sys.executable, "modelcycle", "write_large", args.large, args.seed)
+            res["large"] = run_worker(sys.executable, "modelcycle", "large", args.large, args.seed)
+            console.print(f"[dim]{args.large:>9,} rows from Parquet  profile {res['large']['seconds']:8.2f} s  "
+                          f"peak {res['large']['peak_mb']:6,.0f} MB[/]")
+        except RuntimeError as e:
+            errors.append(str(e))
     return res
 
 
@@ -320,10 +373,14 @@ def targets(res: dict) -> list[tuple[str, str, str]]:
             check(mc["max_fn"] <= ev["max_fn"] if both else None))]
     for label, key in (("profile(ref) 1M × 25 < 2 s", "profile_s"), ("validate(cur, schema) 1M < 2 s (schema inferred beforehand)", "validate_s")):
         out.append((label, f"{ext[key]:.2f} s" if ext else "—", check(ext[key] < 2 if ext else None)))
-    largest = max(res) if res else None
+    sizes = [k for k in res if isinstance(k, int)]
+    largest = max(sizes) if sizes else None
     stored = res[largest]["extras"] if largest else None
     out.append((f"compare two stored profiles (25 columns) < 50 ms (median; from {largest:,} rows)" if largest else "compare stored profiles < 50 ms",
                 f"{stored['stored_ms']:.1f} ms" if stored else "—", check(stored["stored_ms"] < 50 if stored else None)))
+    large = res.get("large")
+    out.append((f"profile a {LARGE_ROWS // 1_000_000}M-row Parquet file: peak memory < 2 GB",
+                f"{large['peak_mb']:,.0f} MB ({large['seconds']:.1f} s)" if large else "—", check(large["peak_mb"] < 2048 if large else None)))
     return out
 
 
@@ -331,6 +388,8 @@ def render(res: dict, tgts: list, truth_cols: set[str], console) -> None:
     from rich.table import Table
 
     for n, row in res.items():
+        if n == "large":
+            continue
         table = Table(title=f"drift report, datagen {n:,} rows × 25 columns", title_justify="left")
         for col in ("tool", "median time", "peak RSS", "baseline", "over baseline", "tp/fp/fn", "verdict errors",
                     "time Ev/mc", "peak mc/Ev", "over-baseline mc/Ev"):
@@ -351,7 +410,7 @@ def render(res: dict, tgts: list, truth_cols: set[str], console) -> None:
                 "profile size", "stored tp/fp/fn", "validation anomalies"):
         table.add_column(col, justify="right" if col != "validation anomalies" else "left", overflow="fold")
     for n, row in res.items():
-        e = row["extras"]
+        e = row.get("extras")
         if e:
             first = statistics.median(s["stored_first_ms"] for s in e["samples"])
             table.add_row(f"{n:,}", f"{e['profile_s']:.3f} s", f"{e['profile_cur_s']:.3f} s", f"{e['infer_schema_s']:.3f} s",
@@ -359,6 +418,10 @@ def render(res: dict, tgts: list, truth_cols: set[str], console) -> None:
                           f"{e['stored_kb']:.0f} KB", scores(e["samples"], "stored_score"),
                           ", ".join(sorted(set(e["samples"][0]["anomalies"]))) or "none")
     console.print(table)
+    large = res.get("large")
+    if large:
+        console.print(f"profile of {large['rows']:,} rows × {large['columns']} columns from Parquet ({large['file_mb']:,.0f} MB file): "
+                      f"{large['seconds']:.1f} s, peak RSS {large['peak_mb']:,.0f} MB (after imports {large['import_peak_mb']:,.0f} MB)")
     print_targets(console, tgts)
 
 
@@ -371,12 +434,14 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0, help="datagen seed, the same for both tools (default 0)")
     p.add_argument("--no-evidently", action="store_true", help="run modelcycle only")
     p.add_argument("--evidently-python", help=f"interpreter with evidently installed (default {EV_VENV.name}/bin/python, created if missing)")
+    p.add_argument("--no-large", action="store_true", help=f"skip profiling the {LARGE_ROWS // 1_000_000}M-row Parquet file")
     p.add_argument("--json", type=Path, help="write the raw numbers here")
     args = p.parse_args()
     if args.worker:
         worker(args.worker)
         return 0
     args.sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else QUICK_SIZES if args.quick else SIZES
+    args.large = 0 if args.no_large or args.quick else LARGE_ROWS
     datagen = _datagen()  # fails early, with the path, when shared/ is missing
 
     from importlib.metadata import version

@@ -43,6 +43,14 @@ def _sketches() -> Any:
     return datasketches
 
 
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Distinct values, sorted (np.unique's hash path is several times slower on many repeats)."""
+    if values.size < 2:
+        return values
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+
+
 def _hash(values: np.ndarray) -> np.ndarray:
     """A cheap, deterministic 64-bit hash per value (equal values, equal hashes)."""
     if values.dtype.kind in "fiub" and values.dtype.itemsize == 8:
@@ -142,9 +150,9 @@ class ColumnProfile:
             self._kll = ds.kll_doubles_sketch(KLL_K)
 
     def _update_distinct(self, hashes: np.ndarray) -> None:
-        sampled = np.unique(hashes[(hashes & np.uint64((1 << SAMPLE_BITS) - 1)) == 0])
+        sampled = _sorted_unique(hashes[(hashes & np.uint64((1 << SAMPLE_BITS) - 1)) == 0])
         update = self._hll.update
-        for h in sampled.tolist():
+        for h in sampled.view(np.int64).tolist():  # int64: the binding takes these without a slow fallback
             update(h)
 
     def _add_exact(self, values: Iterable[Any], counts: Iterable[int]) -> None:
@@ -179,26 +187,30 @@ class ColumnProfile:
             values = values[finite]
         self.count += n_all
         n = int(values.size)
-        if n:
-            mean = float(values.mean())
-            m2 = float(((values - mean) ** 2).sum())
-            self._combine_moments(n, mean, m2)
-            lo, hi = float(values.min()), float(values.max())
-            self.min = lo if self.min is None else min(self.min, lo)
-            self.max = hi if self.max is None else max(self.max, hi)
-            self._kll.update(np.require(values, np.float64, ["C", "W"]))  # the binding wants a writeable array
-        hashes = _hash(values)
-        self._update_distinct(hashes)
+        if n == 0:
+            return
+        # Sorted once: KLL takes sorted input ~2.5x faster, and min, max and low-cardinality
+        # value counts come from it for free.
+        ordered = np.sort(values)
+        mean = float(values.mean())
+        m2 = float(((values - mean) ** 2).sum())
+        self._combine_moments(n, mean, m2)
+        lo, hi = float(ordered[0]), float(ordered[-1])
+        self.min = lo if self.min is None else min(self.min, lo)
+        self.max = hi if self.max is None else max(self.max, hi)
+        self._kll.update(ordered)
+        self._update_distinct(_hash(ordered))
         if self.exact is not None:
-            sample = np.unique(hashes[: 4 * EXACT_LIMIT])
-            if sample.size > EXACT_LIMIT:  # plainly too many distinct values: skip the counting
+            if np.unique(values[: 4 * EXACT_LIMIT]).size > EXACT_LIMIT:  # plainly too many distinct values
                 self._overflow()
-            else:
-                import pandas as pd
-
-                counts = pd.Series(values, copy=False).value_counts(sort=False)
-                cast = {"boolean": bool, "integer": int, "datetime": int}.get(self.base, float)
-                self._add_exact([cast(u) for u in counts.index.tolist()], counts.to_numpy().tolist())
+                return
+            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+            if starts.size > EXACT_LIMIT:
+                self._overflow()
+                return
+            counts = np.diff(np.r_[starts, n])
+            cast = {"boolean": bool, "integer": int, "datetime": int}.get(self.base, float)
+            self._add_exact([cast(u) for u in ordered[starts].tolist()], counts.tolist())
 
     def update_strings(self, values: Any, missing: int) -> None:
         """Add a batch of text or category values (a pandas Series without missing values)."""
@@ -477,7 +489,9 @@ def iter_batches(data: Any, batch_rows: int) -> Iterator[Any]:
             import pyarrow.parquet as pq
 
             try:
-                reader = pq.ParquetFile(path)
+                # pre_buffer keeps every row group it has read cached until the file is closed:
+                # memory would grow with the file instead of staying at a batch or two.
+                reader = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
             except Exception as e:
                 raise InvalidInputError(f"{path.name} is not a readable Parquet file: {e}") from None
             for batch in reader.iter_batches(batch_size=batch_rows):
