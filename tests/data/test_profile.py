@@ -159,3 +159,29 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
 def test_columns_of_different_types_do_not_merge() -> None:
     with pytest.raises(InvalidInputError, match="cast it to one type"):
         profile(pd.DataFrame({"a": [1.0]})).merge(profile(pd.DataFrame({"a": ["x"]})))
+
+
+def test_parquet_memory_stays_at_a_batch_not_the_file(tmp_path: Path) -> None:
+    """Arrow memory while reading a 16-row-group file stays at a few row groups, not the whole file."""
+    import pyarrow as pa
+
+    from modelcycle.data.profile import iter_batches
+
+    rng = np.random.default_rng(1)
+    rows = 100_000
+    group = pd.DataFrame({f"c{i}": rng.normal(size=rows) for i in range(8)})  # ~6.4 MB per row group
+    path = tmp_path / "big.parquet"
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(path, pa.Table.from_pandas(group, preserve_index=False).schema) as writer:
+        for _ in range(16):
+            writer.write_table(pa.Table.from_pandas(group, preserve_index=False), row_group_size=rows)
+    start = pa.total_allocated_bytes()
+    held = 0
+    seen = 0
+    for batch in iter_batches(path, batch_rows=rows):
+        seen += len(batch)
+        held = max(held, pa.total_allocated_bytes() - start)
+    assert seen == 16 * rows
+    whole = 16 * rows * 8 * 8  # the decoded file: ~100 MB
+    assert held < whole / 2, f"arrow held {held / 2**20:.0f} MB while reading a {whole / 2**20:.0f} MB file"
