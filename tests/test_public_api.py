@@ -14,6 +14,10 @@ PUBLIC = [
     "get_run", "list_experiments", "log_artifact", "log_dataset", "log_dict", "log_figure", "log_metric", "log_metrics",
     "log_param", "log_params", "log_table", "log_text", "search_runs", "seed_everything", "set_client",
     "set_experiment", "set_tag", "set_tags", "start_run",
+    # models, registry, evaluation and gates
+    "AliasEvent", "ModelVersion", "Policy", "Verdict", "delete_alias", "evaluate", "evaluation", "get_model_version",
+    "load_model", "log_model", "model_history", "models", "promote", "register_model", "rollback", "search_model_versions",
+    "set_alias", "validate_model",
 ]
 HEAVY = ["pandas", "numpy", "sklearn", "sqlalchemy", "alembic", "fastapi", "dask", "pyarrow", "typer", "rich"]
 
@@ -25,7 +29,7 @@ def test_public_names_are_pinned() -> None:
 def test_every_public_name_resolves() -> None:
     for name in PUBLIC:
         value = getattr(mc, name)
-        if name not in ("errors", "data", "__version__"):
+        if name not in ("errors", "data", "models", "evaluation", "__version__"):
             assert callable(value), f"mc.{name} should be a function or a class, not {type(value).__name__}"
 
 

@@ -32,19 +32,32 @@ _EXPORTS: dict[str, str] = {
     "Client": "modelcycle.tracking.client",
     "ActiveRun": "modelcycle.tracking.run",
     "autolog": "modelcycle.tracking.autolog",
+    "models": "modelcycle.models",
+    "evaluation": "modelcycle.evaluation",
+    "ModelVersion": "modelcycle.entities",
+    "AliasEvent": "modelcycle.entities",
+    "Policy": "modelcycle.evaluation",
+    "Verdict": "modelcycle.evaluation",
+    **{
+        name: "modelcycle.registry.fluent"
+        for name in (
+            "delete_alias", "evaluate", "get_model_version", "load_model", "model_history", "promote", "register_model",
+            "rollback", "search_model_versions", "set_alias", "validate_model",
+        )
+    },
     **{
         name: "modelcycle.tracking.fluent"
         for name in (
             "active_run", "download_artifacts", "end_run", "flush", "get_client", "get_metric_history",
             "get_run", "list_experiments", "log_artifact", "log_dataset", "log_dict", "log_figure",
-            "log_metric", "log_metrics", "log_param", "log_params", "log_table", "log_text",
+            "log_metric", "log_metrics", "log_model", "log_param", "log_params", "log_table", "log_text",
             "search_runs", "seed_everything", "set_client", "set_experiment", "set_tag", "set_tags",
             "start_run",
         )
     },
 }
 
-_MODULES = {"errors", "data"}  # exported as modules: mc.data.profile(...)
+_MODULES = {"errors", "data", "models", "evaluation"}  # exported as modules: mc.data.profile(...)
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
@@ -63,8 +76,22 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from modelcycle import data, errors
-    from modelcycle.entities import Experiment, Metric, Run, RunStatus
+    from modelcycle import data, errors, evaluation, models
+    from modelcycle.entities import AliasEvent, Experiment, Metric, ModelVersion, Run, RunStatus
+    from modelcycle.evaluation import Policy, Verdict
+    from modelcycle.registry.fluent import (
+        delete_alias,
+        evaluate,
+        get_model_version,
+        load_model,
+        model_history,
+        promote,
+        register_model,
+        rollback,
+        search_model_versions,
+        set_alias,
+        validate_model,
+    )
     from modelcycle.settings import Settings
     from modelcycle.tracking.autolog import autolog
     from modelcycle.tracking.client import Client
@@ -83,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
         log_figure,
         log_metric,
         log_metrics,
+        log_model,
         log_param,
         log_params,
         log_table,

@@ -1,4 +1,4 @@
-"""Frozen records passed between layers: runs, experiments, metrics, artifacts. No I/O."""
+"""Frozen records passed between layers: runs, experiments, metrics, artifacts, model versions. No I/O."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 __all__ = [
+    "AliasEvent",
     "ArtifactInfo",
     "DatasetInput",
     "Experiment",
+    "LoggedModel",
     "Metric",
+    "ModelVersion",
     "Run",
     "RunContext",
     "RunStatus",
@@ -184,3 +187,79 @@ class Run:
     @property
     def ended(self) -> datetime | None:
         return to_datetime(self.end_time)
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model package logged as artifacts of a run.
+
+    Example:
+        >>> LoggedModel("a" * 32, "model", "b" * 64, "sklearn").uri
+        'runs:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/model'
+    """
+
+    run_id: str
+    name: str
+    hash: str  # sha256 of the package's manifest.json
+    flavour: str
+
+    @property
+    def uri(self) -> str:
+        return f"runs:/{self.run_id}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model: which run made it and the hash of its package.
+
+    Example:
+        >>> v = ModelVersion("churn", 3, "a" * 32, "runs:/aaa/model", "model", "b" * 64, "sklearn", 0.0)
+        >>> v.uri
+        'models:/churn/3'
+    """
+
+    name: str
+    version: int
+    run_id: str
+    source: str
+    artifact_path: str
+    hash: str
+    flavour: str
+    created_at: float
+    created_by: str | None = None
+    description: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def created(self) -> datetime:
+        return datetime.fromtimestamp(self.created_at, tz=UTC)
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One change of an alias, as the audit log keeps it: who, when, from which version to which, why.
+
+    ``action`` is ``set``, ``promote``, ``rollback`` or ``delete``; ``verdict_id`` names the
+    stored verdict that allowed a promotion, and ``forced`` says a failing or missing verdict was overridden.
+    """
+
+    id: int
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    action: str
+    actor: str
+    at: float
+    reason: str | None = None
+    verdict_id: str | None = None
+    forced: bool = False
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromtimestamp(self.at, tz=UTC)

@@ -8,7 +8,12 @@
     │   ├── InvalidKeyError       a metric, param or tag key with forbidden characters
     │   ├── InvalidValueError     a metric that is not a number, a param value too long
     │   ├── FilterSyntaxError     a search filter or order-by that cannot be parsed
-    │   └── UnsafePathError       an artifact name that would escape the store
+    │   ├── UnsafePathError       an artifact name that would escape the store
+    │   └── SignatureError        model input that does not match the model's signature
+    ├── ModelError                a model that cannot be saved or loaded
+    │   ├── UnsafeModelError      saving or loading would need pickle or an unaudited type
+    │   └── ModelIntegrityError   a package's files no longer match its manifest
+    ├── GateError                 an alias move that no passing verdict allows
     ├── NotFoundError             a run, experiment or artifact that does not exist (also a KeyError)
     ├── ConflictError             a write that contradicts what is already stored
     ├── DataValidationError       data that breaks its schema (raise_for_errors)
@@ -30,15 +35,20 @@ __all__ = [
     "ConflictError",
     "DataValidationError",
     "FilterSyntaxError",
+    "GateError",
     "InvalidInputError",
     "InvalidKeyError",
     "InvalidValueError",
+    "ModelError",
+    "ModelIntegrityError",
     "ModelcycleError",
     "ModelcycleWarning",
     "NotFoundError",
     "ReproduceError",
+    "SignatureError",
     "StoreBusyError",
     "StoreError",
+    "UnsafeModelError",
     "UnsafePathError",
 ]
 
@@ -92,6 +102,34 @@ class FilterSyntaxError(InvalidInputError):
 
 class UnsafePathError(InvalidInputError):
     """An artifact name with '..', an absolute path or a NUL byte."""
+
+
+class SignatureError(InvalidInputError):
+    """Model input that does not match the model's signature.
+
+    Attributes:
+        problems: one ``{"column", "problem", "expected", "observed"}`` dict per offending column.
+    """
+
+    def __init__(self, message: str, problems: list[dict[str, object]] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class ModelError(ModelcycleError):
+    """A model that cannot be saved, packaged or loaded."""
+
+
+class UnsafeModelError(ModelError):
+    """Saving or loading would run code: pickle without consent, or a type nobody audited."""
+
+
+class ModelIntegrityError(ModelError):
+    """A model package whose files, or manifest, no longer match what was saved."""
+
+
+class GateError(ModelcycleError):
+    """An alias move refused because no passing verdict allows it (``force=True`` overrides, and is recorded)."""
 
 
 class NotFoundError(ModelcycleError, KeyError):

@@ -27,6 +27,14 @@ BUILTINS: dict[str, dict[str, str]] = {
         "file": "modelcycle.store.artifacts.local:LocalArtifactStore",
         "fsspec": "modelcycle.store.artifacts.remote:FsspecArtifactStore",
     },
+    # how each kind of model is saved without pickle (see modelcycle.models.flavours)
+    "model_flavour": {
+        "sklearn": "modelcycle.models.flavours.sklearn:SklearnFlavour",
+        "xgboost": "modelcycle.models.flavours.xgboost:XGBoostFlavour",
+        "lightgbm": "modelcycle.models.flavours.lightgbm:LightGBMFlavour",
+        "pytorch": "modelcycle.models.flavours.pytorch:PyTorchFlavour",
+        "python": "modelcycle.models.flavours.python:PythonFlavour",
+    },
 }
 
 

@@ -6,20 +6,21 @@ from typing import Annotated
 
 import typer
 
-from modelcycle.cli import data, runs
+from modelcycle.cli import data, models, runs
 from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="modelcycle",
-    help="Track experiments and reproduce them. Data is kept in ./.modelcycle (or MODELCYCLE_HOME).",
+    help="Track experiments, validate data, register and promote models. Data is kept in ./.modelcycle (or MODELCYCLE_HOME).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
+app.add_typer(models.app, name="models")
 experiments = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 app.add_typer(experiments, name="experiments")
 

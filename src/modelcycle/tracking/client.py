@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelcycle.entities import Experiment, Run, RunContext, RunStatus
+from modelcycle.entities import Experiment, LoggedModel, Run, RunContext, RunStatus
 from modelcycle.errors import InvalidInputError, ModelcycleWarning, NotFoundError
 from modelcycle.settings import Settings
 from modelcycle.store.artifacts.base import safe_artifact_path
@@ -325,6 +325,10 @@ class Client:
     def log_dataset(self, data: Any, name: str = "dataset", role: str = "input", profile: bool = True,
                     *, run_id: str | None = None) -> str:
         return self._handle(run_id).log_dataset(data, name, role, profile)
+
+    def log_model(self, model: Any, name: str = "model", *, run_id: str | None = None, **options: Any) -> LoggedModel:
+        """Store a model package in the active run (or ``run_id``); see :meth:`ActiveRun.log_model`."""
+        return self._handle(run_id).log_model(model, name, **options)
 
     def _put_file(self, run: ActiveRun, path: Path, name: str) -> str:
         digest, size = self.artifact_store.put_file(path)

@@ -13,7 +13,7 @@ from modelcycle.tracking.client import Client
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelcycle.entities import Experiment, Run, RunStatus
+    from modelcycle.entities import Experiment, LoggedModel, Run, RunStatus
     from modelcycle.tracking.run import ActiveRun
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "log_figure",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_table",
@@ -142,6 +143,16 @@ def log_table(table: Any, name: str) -> str:
 def log_dataset(data: Any, name: str = "dataset", role: str = "input", profile: bool = True) -> str:
     """Record a dataset's fingerprint, size, schema and (by default) profile on the active run."""
     return get_client().log_dataset(data, name, role, profile)
+
+
+def log_model(model: Any, name: str = "model", **options: Any) -> LoggedModel:
+    """Store ``model`` as a safe package in the active run; ``.uri`` of the result loads or registers it.
+
+    Options: ``input_example``, ``signature``, ``reference_data``, ``allow_pickle``,
+    ``trusted_types``, ``artifacts``, ``flavour``, ``init_kwargs``, ``metadata`` (see
+    :func:`modelcycle.models.save_model`).
+    """
+    return get_client().log_model(model, name, **options)
 
 
 def get_run(run_id: str) -> Run:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelcycle.entities import Run, RunStatus
+from modelcycle.entities import LoggedModel, Run, RunStatus
 from modelcycle.errors import ConflictError, InvalidInputError, ModelcycleError
 from modelcycle.store.artifacts.base import safe_artifact_path
 from modelcycle.tracking.validation import check_key, check_step, metric_value, param_value, tag_value
@@ -51,6 +51,7 @@ class ActiveRun:
         self._params: dict[str, str] = {}
         self._steps: dict[str, int] = {}
         self._metric_keys: set[str] = set()
+        self._models: set[str] = set()
         buffer = client.buffer
         self._add_metric = buffer.add_metric
         self._params_q = buffer.params
@@ -236,6 +237,47 @@ class ActiveRun:
             self.log_bytes(make_profile(data).to_bytes(), profile_artifact(name, role))
         self._client.buffer.inputs.append((self.id, ds))
         return ds.fingerprint
+
+
+    def log_model(
+        self,
+        model: Any,
+        name: str = "model",
+        *,
+        input_example: Any = None,
+        signature: Any = None,
+        reference_data: Any = None,
+        allow_pickle: bool = False,
+        trusted_types: list[str] | None = None,
+        artifacts: Mapping[str, str | os.PathLike[str]] | None = None,
+        flavour: str | None = None,
+        init_kwargs: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> LoggedModel:
+        """Store ``model`` as a package (see :func:`modelcycle.models.save_model`) under ``name`` in this run.
+
+        Returns a LoggedModel whose ``uri`` (``runs:/<run_id>/<name>``) loads or registers it.
+        """
+        import tempfile
+
+        from modelcycle.models.package import MANIFEST, save_model
+
+        self._check_open()
+        prefix = safe_artifact_path(name)
+        if prefix in self._models:
+            raise ConflictError(f"this run already logged a model named {prefix!r}; give the new one another name")
+        with tempfile.TemporaryDirectory(prefix="modelcycle-model-") as tmp:
+            folder = Path(tmp) / "package"
+            manifest = save_model(
+                model, folder, flavour=flavour, signature=signature, input_example=input_example,
+                reference_data=reference_data, allow_pickle=allow_pickle, trusted_types=trusted_types,
+                artifacts=artifacts, init_kwargs=init_kwargs, metadata=metadata,
+            )
+            for file in sorted(manifest.files):
+                self._client._put_file(self, folder / file, f"{prefix}/{file}")
+            self._client._put_file(self, folder / MANIFEST, f"{prefix}/{MANIFEST}")  # last: a package is complete once it is listed
+        self._models.add(prefix)
+        return LoggedModel(self.id, prefix, manifest.hash, manifest.flavour)
 
 
 def profile_artifact(name: str, role: str) -> str:

@@ -112,7 +112,9 @@ class _Tok:
 
 
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, attributes: dict[str, tuple[str, str]] | None = None, prefixes: dict[str, str] | None = None):
+        self.attributes = ATTRIBUTES if attributes is None else attributes
+        self.prefixes = PREFIXES if prefixes is None else prefixes
         self.text = text
         self.toks: list[_Tok] = []
         self.i = 0
@@ -197,9 +199,9 @@ class _Parser:
             self.take()
             tok = self.take()
             name = tok.text.lower()
-            if tok.kind != "word" or name not in ATTRIBUTES:
-                raise self.error(_unknown(tok.text), tok.pos)
-        elif name in PREFIXES and self.peek().kind == "dot":
+            if tok.kind != "word" or name not in self.attributes:
+                raise self.error(self._unknown(tok.text), tok.pos)
+        elif name in self.prefixes and self.peek().kind == "dot":
             self.take()
             key_tok = self.take()
             if key_tok.kind in ("key", "word"):
@@ -210,11 +212,11 @@ class _Parser:
                 raise self.error(f"expected a key after '{tok.text}.'", key_tok.pos)
             if not key:
                 raise self.error(f"empty key after '{tok.text}.'", key_tok.pos)
-            kind = PREFIXES[name]
+            kind = self.prefixes[name]
             return Field(kind, key, "num" if kind == "metric" else "str", tok.pos)
-        if name not in ATTRIBUTES:
-            raise self.error(_unknown(tok.text), tok.pos)
-        column, value_kind = ATTRIBUTES[name]
+        if name not in self.attributes:
+            raise self.error(self._unknown(tok.text), tok.pos)
+        column, value_kind = self.attributes[name]
         return Field("attribute", column, value_kind, tok.pos)
 
     def literal(self, field: Field) -> Any:
@@ -288,11 +290,9 @@ class _Parser:
         return Comparison(field, op, value)
 
 
-def _unknown(name: str) -> str:
-    return (
-        f"unknown field {name!r}; use metrics.<key>, params.<key>, tags.<key> "
-        f"or one of {', '.join(sorted(set(ATTRIBUTES)))}"
-    )
+    def _unknown(self, name: str) -> str:
+        prefixes = ", ".join(f"{p}.<key>" for p in sorted({p for p in self.prefixes if p.endswith("s")}))
+        return f"unknown field {name!r}; use {prefixes} or one of {', '.join(sorted(set(self.attributes)))}"
 
 
 def _parse_time(value: str, parser: _Parser, pos: int) -> float:
@@ -305,7 +305,7 @@ def _parse_time(value: str, parser: _Parser, pos: int) -> float:
     return dt.timestamp()
 
 
-def parse_filter(text: str | None) -> Any:
+def parse_filter(text: str | None, attributes: dict[str, tuple[str, str]] | None = None, prefixes: dict[str, str] | None = None) -> Any:
     """Parse a filter expression into a tree of ``Comparison``, ``BoolOp`` and ``Not``.
 
     Returns None for an empty filter.
@@ -321,7 +321,7 @@ def parse_filter(text: str | None) -> Any:
         return None
     if not isinstance(text, str):
         raise FilterSyntaxError(f"a filter must be a string, not {type(text).__name__}")
-    parser = _Parser(text)
+    parser = _Parser(text, attributes, prefixes)
     node = parser.expr()
     tok = parser.peek()
     if tok.kind != "end":

@@ -18,6 +18,7 @@ from sqlalchemy import (
 
 __all__ = [
     "HEAD_REVISION",
+    "alias_events",
     "artifacts",
     "datasets",
     "environments",
@@ -25,14 +26,19 @@ __all__ = [
     "latest_metrics",
     "metadata",
     "metrics",
+    "model_aliases",
+    "model_version_tags",
+    "model_versions",
     "params",
+    "registered_models",
     "run_inputs",
     "runs",
     "tags",
+    "verdicts",
 ]
 
 # The newest Alembic revision; a test checks it matches migrations/versions/.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 KEY = 250
 ID = 32
@@ -173,4 +179,83 @@ run_inputs = Table(
     Column("role", String(64), primary_key=True),
     Column("fingerprint", String(64), ForeignKey("datasets.fingerprint"), nullable=False),
     sqlite_with_rowid=False,
+)
+
+
+# --- the model registry ---------------------------------------------------------------------
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(KEY), primary_key=True),
+    Column("created_at", Double, nullable=False),
+    Column("description", Text),
+)
+
+# A version refers to its run by id only (no foreign key): deleting a run never deletes a version.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(KEY), ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("run_id", String(ID), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("artifact_path", String(1024), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("flavour", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("created_by", String(KEY)),
+    Column("description", Text),
+    Index(None, "run_id"),
+    Index(None, "hash"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("name", String(KEY), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(KEY), ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True),
+    Column("alias", String(KEY), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# The audit log: append-only, one row per alias change.
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("name", String(KEY), nullable=False),
+    Column("alias", String(KEY), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(KEY), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("reason", Text),
+    Column("verdict_id", String(ID)),
+    Column("forced", Boolean, nullable=False),
+    Index(None, "name", "alias", "id"),
+)
+
+verdicts = Table(
+    "verdicts",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(KEY), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("run_id", String(ID)),
+    Column("data", Text, nullable=False),  # JSON: the policy, every rule with its evidence
+    Index(None, "name", "version"),
 )

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from modelcycle.entities import ArtifactInfo, DatasetInput, Experiment, Metric, Run, RunContext, RunStatus
 from modelcycle.errors import (
     ConfigurationError,
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     StoreBusyError,
@@ -28,6 +29,7 @@ from modelcycle.store.metadata import query as q
 from modelcycle.store.metadata import schema as s
 from modelcycle.store.metadata.base import NewRun, WriteBatch
 from modelcycle.store.metadata.migrate import ensure_schema
+from modelcycle.store.metadata.registry import RegistryTables
 
 __all__ = ["SqlMetadataStore"]
 
@@ -51,7 +53,7 @@ def _is_busy(exc: BaseException) -> bool:
     return code in {"40001", "40P01"}  # serialization failure, deadlock
 
 
-class SqlMetadataStore:
+class SqlMetadataStore(RegistryTables):
     """Runs, experiments, params, metrics, tags, artifacts and datasets in a SQL database.
 
     SQLite runs in WAL mode; every write transaction starts with ``BEGIN IMMEDIATE`` and is
@@ -347,6 +349,12 @@ class SqlMetadataStore:
             while frontier:
                 frontier = list(conn.execute(select(s.runs.c.id).where(s.runs.c.parent_id.in_(frontier))).scalars())
                 ids.extend(frontier)
+            mv = s.model_versions
+            registered = conn.execute(select(mv.c.name, mv.c.version).where(mv.c.run_id.in_(ids)).order_by(mv.c.name, mv.c.version)).all()
+            if registered:
+                names = ", ".join(f"{r.name}/{r.version}" for r in registered)
+                raise ConflictError(f"run {run_id} made registered model versions ({names}); their packages live in the run, "
+                                    "so the run cannot be deleted while they are registered")
             for table in (s.metrics, s.latest_metrics, s.params, s.tags, s.artifacts, s.run_inputs):
                 conn.execute(table.delete().where(table.c.run_id.in_(ids)))
             conn.execute(s.runs.delete().where(s.runs.c.id.in_(ids)))

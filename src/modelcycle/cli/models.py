@@ -1,0 +1,262 @@
+"""`modelcycle models …`: registered models, their versions, aliases, audit log, validation and promotion."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, when
+
+if TYPE_CHECKING:
+    from modelcycle.registry import Registry
+
+app = typer.Typer(help="Registered models: versions, aliases, their audit log, validation gates.", no_args_is_help=True)
+
+
+def _registry() -> Registry:
+    from modelcycle.registry import Registry
+
+    return Registry(client())
+
+
+def _split(spec: str) -> tuple[str, str | None]:
+    """NAME, NAME@ALIAS or NAME/VERSION."""
+    if "@" in spec:
+        name, _, alias = spec.partition("@")
+        return name, alias
+    if "/" in spec:
+        name, _, version = spec.partition("/")
+        return name, version
+    return spec, None
+
+
+def _version_json(v: Any) -> dict[str, Any]:
+    data = asdict(v)
+    data["tags"] = dict(v.tags)
+    data["aliases"] = list(v.aliases)
+    data["uri"] = v.uri
+    return data
+
+
+def _event_json(e: Any) -> dict[str, Any]:
+    return asdict(e)
+
+
+@app.command("ls")
+@errors
+def ls(as_json: bool = JSON_OPTION) -> None:
+    """List registered models with their latest version and aliases."""
+    models = _registry().list_models()
+    if as_json:
+        print_json(models)
+        return
+    from rich.table import Table
+
+    con = console()
+    if not models:
+        con.print("No registered models yet. Register one with mc.register_model(logged.uri, \"name\").")
+        return
+    table = Table(title=f"{len(models)} registered model(s)", header_style="bold")
+    for col in ("name", "versions", "latest", "aliases", "updated"):
+        table.add_column(col, justify="right" if col in ("versions", "latest") else "left")
+    for m in models:
+        aliases = ", ".join(f"{a}→{v}" for a, v in m["aliases"].items())
+        table.add_row(m["name"], str(m["versions"]), str(m["latest"] or "—"), aliases or "—", when(m["updated_at"]))
+    con.print(table)
+
+
+@app.command("show")
+@errors
+def show(
+    spec: Annotated[str, typer.Argument(metavar="NAME[@ALIAS|/VERSION]", help="A model, or one of its versions.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show a model's versions, or one version in detail (signature, requirements, verdicts)."""
+    registry = _registry()
+    name, which = _split(spec)
+    if which is None:
+        versions = registry.search_model_versions(f"name = '{registry.get_model_version(name).name}'")
+        if as_json:
+            print_json([_version_json(v) for v in versions])
+            return
+        from rich.table import Table
+
+        table = Table(title=f"{name}: {len(versions)} version(s)", header_style="bold")
+        for col in ("version", "aliases", "flavour", "run", "created", "by", "sha256", "tags"):
+            table.add_column(col, justify="right" if col == "version" else "left")
+        for v in versions:
+            table.add_row(str(v.version), ", ".join(v.aliases) or "—", v.flavour, v.run_id[:8], when(v.created_at), v.created_by or "",
+                          v.hash[:12], ", ".join(f"{k}={val}" for k, val in v.tags.items()))
+        console().print(table)
+        return
+    version = registry.get_model_version(name, which)
+    manifest, _ = registry._run_package(registry.client.get_run(version.run_id), version.artifact_path)
+    verdicts = registry.verdicts(name, version.version)
+    if as_json:
+        print_json({**_version_json(version), "signature": manifest.signature.to_dict() if manifest.signature else None,
+                    "requirements": manifest.requirements, "model_class": manifest.model_class,
+                    "files": {k: asdict(f) for k, f in manifest.files.items()}, "verdicts": verdicts})
+        return
+    from rich.table import Table
+
+    con = console()
+    con.print(f"[bold]{version.name}[/] version [bold]{version.version}[/]"
+              + (f"  aliases: {', '.join(version.aliases)}" if version.aliases else ""))
+    con.print(f"  {manifest.model_class} ({version.flavour}), from {version.source}, sha256 {version.hash}")
+    con.print(f"  registered {when(version.created_at)} by {version.created_by or '?'}" + (f": {version.description}" if version.description else ""))
+    if manifest.signature is not None:
+        sig = Table(title="signature", title_justify="left", header_style="bold")
+        for col in ("input", "type", "nullable"):
+            sig.add_column(col)
+        for c in manifest.signature.inputs:
+            sig.add_row(c.name, c.type, "yes" if c.nullable else "no")
+        con.print(sig)
+    con.print("  requires " + ", ".join(f"{k} {v}" for k, v in manifest.requirements.items()))
+    for v in verdicts:
+        state = "[green]passed[/]" if v["passed"] else "[red]failed[/]"
+        con.print(f"  verdict {v['id'][:8]} {state} {when(v['created_at'])}")
+
+
+@app.command("history")
+@errors
+def history(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    alias: Annotated[str | None, typer.Option("--alias", "-a", help="Only this alias.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The audit log of a model's aliases: who moved which alias, when, from which version to which, and why."""
+    events = _registry().history(name, alias)
+    if as_json:
+        print_json([_event_json(e) for e in events])
+        return
+    from rich.table import Table
+
+    if not events:
+        console().print(f"{name}'s aliases have never moved.")
+        return
+    table = Table(title=f"{name}: alias history", header_style="bold")
+    for col in ("#", "when", "alias", "action", "from", "to", "by", "verdict", "reason"):
+        table.add_column(col)
+    for e in events:
+        action = e.action + (" [red](forced)[/]" if e.forced else "")
+        table.add_row(str(e.id), when(e.at), e.alias, action, str(e.from_version or "—"), str(e.to_version or "—"), e.actor,
+                      (e.verdict_id or "—")[:8], e.reason or "")
+    console().print(table)
+
+
+@app.command("register")
+@errors
+def register(
+    uri: Annotated[str, typer.Argument(help="runs:/<run_id>/model")],
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    description: Annotated[str | None, typer.Option("--description", "-d")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register a logged model as the next version of NAME."""
+    version = _registry().register_model(uri, name, description)
+    if as_json:
+        print_json(_version_json(version))
+        return
+    console().print(f"registered [bold]{version.name}[/] version [bold]{version.version}[/] from {version.source}")
+
+
+@app.command("promote")
+@errors
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(help="Version to promote.", min=1)],
+    alias: Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")] = "champion",
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why, for the audit log.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote without a passing verdict (recorded as forced).")] = False,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Move NAME@ALIAS to VERSION; the version's latest stored verdict must have passed (unless --force)."""
+    event = _registry().promote(name, version, alias, None, force, reason)
+    if as_json:
+        print_json(_event_json(event))
+        return
+    console().print(f"{name}@{alias}: {event.from_version or '—'} → [bold]{event.to_version}[/]"
+                    + (" [red](forced)[/]" if event.forced else ""))
+
+
+@app.command("rollback")
+@errors
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    alias: Annotated[str, typer.Option("--alias", "-a", help="Alias to move back.")] = "champion",
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why, for the audit log.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Move NAME@ALIAS back to the version it had before its latest move."""
+    event = _registry().rollback(name, alias, reason)
+    if as_json:
+        print_json(_event_json(event))
+        return
+    console().print(f"{name}@{alias}: {event.from_version} → [bold]{event.to_version}[/] (rolled back)")
+
+
+def _read_table(path: Path) -> Any:
+    import pandas as pd
+
+    from modelcycle.errors import InvalidInputError
+
+    if not path.is_file():
+        raise InvalidInputError(f"{str(path)!r} is not a file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".tsv", ".txt"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except Exception as e:
+        raise InvalidInputError(f"cannot read {path.name}: {e}") from None
+    raise InvalidInputError(f"{path.name}: give a .csv, .tsv or .parquet file")
+
+
+@app.command("validate")
+@errors
+def validate(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(help="Candidate version.", min=1)],
+    data: Annotated[Path, typer.Option("--data", help="Labelled test data (.csv or .parquet).")],
+    policy: Annotated[Path, typer.Option("--policy", help="Policy YAML (thresholds, improvement, slices, latency, data validation).")],
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Label column (default: the policy's target, else y).")] = None,
+    promote_to: Annotated[str | None, typer.Option("--promote", help="Promote to this alias when the verdict passes.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write the verdict and evaluation report here.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check VERSION against a policy on test data; exit code 1 when it fails. The verdict is stored."""
+    from modelcycle.evaluation import Policy
+    from modelcycle.registry.fluent import get_registry, validate_model
+
+    rules = Policy.load(policy)
+    frame = _read_table(data)
+    verdict = validate_model(f"models:/{name}/{version}", frame, rules, target)  # the default client: settings from the environment
+    event = get_registry().promote(name, version, promote_to, verdict) if promote_to and verdict.passed else None
+    if html is not None:
+        verdict.to_html(html)
+    if as_json:
+        print_json({**verdict.to_dict(), "promoted": _event_json(event) if event else None})
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{name}/{version} against {policy.name}" + (f" ({verdict.baseline})" if verdict.baseline else ""),
+                      header_style="bold")
+        for col in ("rule", "result", "expected", "evidence"):
+            table.add_column(col, overflow="fold")
+        for r in verdict.rules:
+            table.add_row(r.rule, "[green]pass[/]" if r.passed else "[bold red]FAIL[/]", r.expected, r.detail)
+        con = console()
+        con.print(table)
+        con.print(f"verdict {verdict.id[:8]}: " + ("[bold green]PASSED[/]" if verdict.passed else "[bold red]FAILED[/]"))
+        if event is not None:
+            con.print(f"{name}@{promote_to}: {event.from_version or '—'} → [bold]{event.to_version}[/]")
+        elif promote_to:
+            con.print(f"{name}@{promote_to} was not moved.")
+    if not verdict.passed:
+        raise typer.Exit(1)
+
+

@@ -1,0 +1,253 @@
+"""Evaluating a model on labelled data: metrics overall and per slice, latency, and a baseline on the same rows."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelcycle.errors import InvalidInputError
+
+__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "Evaluation", "evaluate_model", "higher_is_better"]
+
+HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}
+LOWER_IS_BETTER = {"log_loss", "rmse", "mae", "mape", "latency_ms_per_row"}
+_MIN_SLICE_ROWS = 1
+_CALIBRATION_BINS = 10
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better.
+
+    Example:
+        >>> higher_is_better("roc_auc"), higher_is_better("rmse")
+        (True, False)
+    """
+    if metric in HIGHER_IS_BETTER:
+        return True
+    if metric in LOWER_IS_BETTER:
+        return False
+    raise InvalidInputError(f"unknown metric {metric!r}; known: {', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))}")
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one model on one dataset.
+
+    Attributes:
+        task: ``classification`` or ``regression``.
+        metrics: overall metrics, e.g. ``{"roc_auc": 0.93, "log_loss": 0.21, ...}``.
+        slices: ``{column: {value: {"rows": n, **metrics}}}``.
+        confusion: ``{"labels": [...], "matrix": [[...]]}`` for classification.
+        calibration: ``{"predicted": [...], "observed": [...], "count": [...]}`` for binary classification.
+        latency_ms_per_row: prediction time divided by rows.
+        baseline: the baseline model's Evaluation on exactly the same rows, when one was given.
+    """
+
+    task: str
+    rows: int
+    metrics: dict[str, float]
+    slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    confusion: dict[str, Any] | None = None
+    calibration: dict[str, list[float]] | None = None
+    latency_ms_per_row: float = math.nan
+    model: str = ""
+    baseline: Evaluation | None = None
+
+    def __getitem__(self, metric: str) -> float:
+        return self.metrics[metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task, "rows": self.rows, "model": self.model, "metrics": self.metrics, "slices": self.slices,
+            "confusion": self.confusion, "calibration": self.calibration, "latency_ms_per_row": self.latency_ms_per_row,
+            "baseline": self.baseline.to_dict() if self.baseline is not None else None,
+        }
+
+    def to_html(self, path: Any = None) -> str:
+        """A report: metrics (against the baseline), confusion matrix, calibration curve, slices."""
+        from modelcycle.evaluation.report import evaluation_html, write
+
+        return write(evaluation_html(self), path)
+
+
+def _detect_task(y: Any, model: Any, task: str) -> str:
+    from pandas.api import types as t
+
+    if task in ("classification", "regression"):
+        return task
+    if task != "auto":
+        raise InvalidInputError(f"task must be 'auto', 'classification' or 'regression', not {task!r}")
+    if hasattr(model, "predict_proba") or not t.is_numeric_dtype(y.dtype) or t.is_bool_dtype(y.dtype):
+        return "classification"
+    return "regression"
+
+
+def _proba(model: Any, X: Any) -> Any:
+    try:
+        fn = model.predict_proba
+    except AttributeError:
+        return None
+    import numpy as np
+
+    return np.asarray(fn(X), dtype=float)
+
+
+def _classes(model: Any, y: Any, proba: Any) -> list[Any]:
+    raw = getattr(model, "raw", model)
+    classes = getattr(raw, "classes_", None)
+    if classes is not None:
+        return list(classes)
+    labels = sorted(y.unique().tolist(), key=str)
+    if proba is not None and proba.shape[1] != len(labels):
+        raise InvalidInputError(
+            f"the model gives {proba.shape[1]} class probabilities but the target has {len(labels)} labels; "
+            "evaluate on data with every class present, or on a model that records its classes"
+        )
+    return labels
+
+
+def _classification(y: Any, pred: Any, proba: Any, classes: list[Any]) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics as m
+
+    out = {"accuracy": float(m.accuracy_score(y, pred))}
+    binary = len(classes) == 2
+    average = "binary" if binary else "macro"
+    kw: dict[str, Any] = {"average": average, "zero_division": 0}
+    if binary:
+        kw["pos_label"] = classes[1]
+    p, r, f, _ = m.precision_recall_fscore_support(y, pred, labels=classes if not binary else None, **kw)
+    out |= {"precision": float(p), "recall": float(r), "f1": float(f)}
+    if proba is not None and len(np.unique(y)) > 1:
+        try:
+            if binary:
+                out["roc_auc"] = float(m.roc_auc_score(np.asarray(y) == classes[1], proba[:, 1]))
+            else:
+                out["roc_auc"] = float(m.roc_auc_score(y, proba, multi_class="ovr", labels=classes))
+            out["log_loss"] = float(m.log_loss(y, proba, labels=classes))
+        except ValueError:
+            pass  # a slice with labels the model never saw: those two are left out for it
+    return out
+
+
+def _regression(y: Any, pred: Any) -> dict[str, float]:
+    import numpy as np
+
+    yt = np.asarray(y, dtype=float)
+    yp = np.asarray(pred, dtype=float).ravel()
+    err = yp - yt
+    ss_res = float(err @ err)
+    centred = yt - yt.mean()
+    ss_tot = float(centred @ centred)
+    nonzero = yt != 0
+    return {
+        "rmse": math.sqrt(ss_res / len(yt)),
+        "mae": float(np.abs(err).mean()),
+        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan,
+        "mape": float(np.abs(err[nonzero] / yt[nonzero]).mean()) if nonzero.any() else math.nan,
+    }
+
+
+def _calibration(y: Any, proba: Any, positive: Any) -> dict[str, list[float]]:
+    import numpy as np
+
+    p = proba[:, 1]
+    hit = (np.asarray(y) == positive).astype(float)
+    bins = np.minimum((p * _CALIBRATION_BINS).astype(int), _CALIBRATION_BINS - 1)
+    count = np.bincount(bins, minlength=_CALIBRATION_BINS)
+    sum_p = np.bincount(bins, weights=p, minlength=_CALIBRATION_BINS)
+    sum_y = np.bincount(bins, weights=hit, minlength=_CALIBRATION_BINS)
+    keep = count > 0
+    return {"predicted": (sum_p[keep] / count[keep]).tolist(), "observed": (sum_y[keep] / count[keep]).tolist(),
+            "count": count[keep].astype(int).tolist()}
+
+
+def evaluate_model(
+    model: Any,
+    data: Any,
+    target: str = "y",
+    task: str = "auto",
+    slices: Sequence[str] | None = None,
+    baseline: Any = None,
+    name: str = "",
+    baseline_name: str = "",
+) -> Evaluation:
+    """Evaluate ``model`` (anything with ``predict``, and ``predict_proba`` for probabilities) on ``data``.
+
+    The features are ``data`` without the ``target`` column (slice columns stay in, as features
+    when the model uses them; a signature-checked model drops what it does not use).
+
+    Raises:
+        InvalidInputError: no target column, an empty frame, or a slice column that does not exist.
+
+    Example:
+        >>> import pandas as pd
+        >>> from sklearn.linear_model import LinearRegression
+        >>> df = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0.0, 2.0, 4.0, 6.0]})
+        >>> ev = evaluate_model(LinearRegression().fit(df[["x"]], df["y"]), df)
+        >>> ev.task, round(ev.metrics["r2"], 6)
+        ('regression', 1.0)
+    """
+    import numpy as np
+    import pandas as pd
+
+    if hasattr(data, "to_pandas") and not isinstance(data, pd.DataFrame):
+        data = data.to_pandas()
+    if not isinstance(data, pd.DataFrame):
+        raise InvalidInputError(f"evaluation data must be a DataFrame, not {type(data).__name__}")
+    if len(data) == 0:
+        raise InvalidInputError("evaluation data is empty: give at least one labelled row")
+    if target not in data.columns:
+        raise InvalidInputError(f"evaluation data has no target column {target!r}; its columns: {', '.join(map(str, data.columns))}")
+    slice_cols = list(slices or [])
+    missing = [c for c in slice_cols if c not in data.columns]
+    if missing:
+        raise InvalidInputError(f"slice columns not in the evaluation data: {', '.join(missing)}")
+    y = data[target]
+    if y.isna().any():
+        raise InvalidInputError(f"the target column {target!r} has {int(y.isna().sum())} missing values; drop those rows first")
+    X = data.drop(columns=[target])
+    signature = getattr(model, "signature", None)
+    if signature is not None and hasattr(signature, "input_names"):
+        used = [c for c in X.columns if str(c) in set(signature.input_names)]
+        if len(used) == len(signature.input_names):
+            X = X[used]  # slice and id columns the model does not use are left out quietly
+    kind = _detect_task(y, model, task)
+    start = time.perf_counter()
+    pred = np.asarray(model.predict(X))
+    proba = _proba(model, X) if kind == "classification" else None
+    latency = (time.perf_counter() - start) * 1000.0 / len(X)
+    result = Evaluation(task=kind, rows=len(X), metrics={}, latency_ms_per_row=latency, model=name)
+    if kind == "classification":
+        classes = _classes(model, y, proba)
+        result.metrics = _classification(y, pred, proba, classes)
+        from sklearn.metrics import confusion_matrix
+
+        labels = list(classes)
+        result.confusion = {"labels": [str(c) for c in labels],
+                            "matrix": confusion_matrix(y, pred, labels=labels).tolist()}
+        if proba is not None and len(classes) == 2:
+            result.calibration = _calibration(y, proba, classes[1])
+    else:
+        result.metrics = _regression(y, pred)
+    for col in slice_cols:
+        groups: dict[str, dict[str, float]] = {}
+        codes, uniques = pd.factorize(data[col], use_na_sentinel=False)
+        for code, value in enumerate(uniques):
+            idx = np.flatnonzero(codes == code)
+            if len(idx) < _MIN_SLICE_ROWS:
+                continue
+            ys = y.iloc[idx]
+            if kind == "classification":
+                stats = _classification(ys, pred[idx], proba[idx] if proba is not None else None, classes)
+            else:
+                stats = _regression(ys, pred[idx]) if len(idx) > 1 else {"mae": float(abs(float(pred[idx][0]) - float(ys.iloc[0])))}
+            label = "<missing>" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+            groups[label] = {"rows": float(len(idx)), **stats}
+        result.slices[col] = groups
+    if baseline is not None:
+        result.baseline = evaluate_model(baseline, data, target, kind, slice_cols, None, baseline_name)
+    return result

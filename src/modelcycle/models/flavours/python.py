@@ -1,0 +1,53 @@
+"""Anything else, as a PythonModel subclass: pickled, so saved and loaded only with explicit consent."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+from modelcycle.errors import ModelError, UnsafeModelError
+
+__all__ = ["PythonFlavour"]
+
+FILE = "python_model.pkl"
+
+
+class PythonFlavour:
+    name = "python"
+    requirements = ("cloudpickle",)
+
+    def handles(self, model: Any) -> bool:
+        from modelcycle.models.python_model import PythonModel
+
+        return isinstance(model, PythonModel)
+
+    def save(self, model: Any, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+        if not options.get("allow_pickle"):
+            raise UnsafeModelError(
+                f"a {type(model).__name__} can only be saved with pickle, and a pickle runs code when it is loaded; "
+                "pass allow_pickle=True to save it (it will then load only with trust=True)"
+            )
+        try:
+            import cloudpickle as dumper  # classes defined in a notebook or script are saved by value
+        except ImportError:
+            dumper = pickle
+        try:
+            (folder / FILE).write_bytes(dumper.dumps(model))
+        except Exception as e:
+            raise ModelError(f"cannot pickle this {type(model).__name__}: {e}") from None
+        return {"file": FILE, "pickle": True}
+
+    def load(self, folder: Path, meta: dict[str, Any], trust: bool) -> Any:
+        if not trust:
+            raise UnsafeModelError(
+                "this model is a pickled PythonModel: loading it runs whatever code it contains; "
+                "load it with trust=True only if you trust whoever saved it"
+            )
+        try:
+            import cloudpickle  # noqa: F401  (registers what cloudpickled classes need)
+        except ImportError:
+            pass
+        with open(folder / meta.get("file", FILE), "rb") as f:
+            model = pickle.load(f)  # trust=True: the caller accepted that this runs code
+        return model

@@ -1,0 +1,88 @@
+"""PyTorch modules as safetensors weights plus the class that holds them (no pickle, no torch.load)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from modelcycle.errors import ModelError, UnsafeModelError
+
+__all__ = ["PyTorchFlavour"]
+
+FILE = "weights.safetensors"
+
+
+class _TorchModel:
+    """An ``nn.Module`` in eval mode with a DataFrame-in, array-out ``predict``."""
+
+    def __init__(self, module: Any):
+        self.module = module.eval()
+
+    def predict(self, frame: Any) -> Any:
+        import numpy as np
+        import torch
+
+        with torch.no_grad():
+            out = self.module(torch.as_tensor(np.asarray(frame, dtype=np.float32)))
+        return out.numpy()
+
+
+class PyTorchFlavour:
+    name = "pytorch"
+    requirements = ("torch", "safetensors", "numpy")
+
+    def handles(self, model: Any) -> bool:
+        try:
+            import torch
+        except ImportError:
+            return False
+        return isinstance(model, torch.nn.Module)
+
+    def save(self, model: Any, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+        from safetensors.torch import save_file
+
+        cls = type(model)
+        if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+            raise ModelError(
+                f"{cls.__qualname__} is defined in a script or a function; move it into an importable module so the "
+                "model can be rebuilt from its weights"
+            )
+        init = options.get("init_kwargs") or {}
+        try:
+            json.dumps(init)
+        except TypeError:
+            raise ModelError("init_kwargs must be JSON-able (numbers, strings, lists, dicts)") from None
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / FILE))
+        return {"file": FILE, "class": f"{cls.__module__}:{cls.__qualname__}", "init_kwargs": init}
+
+    def load(self, folder: Path, meta: dict[str, Any], trust: bool) -> Any:
+        path = folder / meta.get("file", FILE)
+        try:
+            from safetensors import safe_open
+        except ImportError:
+            raise ModelError("this model needs safetensors: pip install safetensors") from None
+        try:  # the header alone, before torch is touched: anything but safetensors is refused here
+            with safe_open(str(path), framework="numpy") as f:
+                list(f.keys())
+        except Exception as e:
+            raise UnsafeModelError(f"{path.name} is not a safetensors file ({e}); refusing to load it") from None
+        try:
+            import torch
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ModelError("this model needs PyTorch: pip install torch") from None
+        module_name, _, qualname = str(meta.get("class", "")).partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError, ValueError):
+            raise ModelError(f"the model's class {meta.get('class')!r} cannot be imported here; install the package that defines it") from None
+        if not (isinstance(obj, type) and issubclass(obj, torch.nn.Module)):
+            raise UnsafeModelError(f"{meta.get('class')!r} is not a torch.nn.Module; refusing to call it")
+        state = load_file(str(path))
+        module = obj(**(meta.get("init_kwargs") or {}))
+        module.load_state_dict(state)
+        return _TorchModel(module)

@@ -1,0 +1,179 @@
+"""Model packages: every flavour round-trips with the same predictions, signature and profile, and no pickle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelcycle.errors import InvalidInputError, ModelcycleWarning, SignatureError, UnsafeModelError
+from modelcycle.models import PythonModel, Signature, load_package, save_model, verify_package
+from modelcycle.models.package import MANIFEST, PROFILE
+
+
+def frame(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({
+        "age": rng.integers(18, 80, n),
+        "income": rng.normal(50_000, 12_000, n),
+        "region": rng.choice(["north", "south", "east"], n),
+    })
+    y = pd.Series(((X["income"] > 50_000) ^ (X["region"] == "east")).astype(int), name="y")
+    return X, y
+
+
+def sklearn_pipeline(X: pd.DataFrame, y: pd.Series):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    pre = ColumnTransformer([("num", StandardScaler(), ["age", "income"]), ("cat", OneHotEncoder(handle_unknown="ignore"), ["region"])])
+    return make_pipeline(pre, LogisticRegression(max_iter=500)).fit(X, y)
+
+
+def test_sklearn_pipeline_round_trip(tmp_path: Path) -> None:
+    X, y = frame()
+    model = sklearn_pipeline(X, y)
+    manifest = save_model(model, tmp_path / "pkg", reference_data=X, input_example=X.head(3))
+    assert manifest.flavour == "sklearn"
+    assert set(manifest.files) == {"model.skops", PROFILE, "input_example.json", "requirements.txt"}
+    assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in manifest.files)
+    assert [(c.name, c.type) for c in manifest.signature.inputs] == [("age", "long"), ("income", "double"), ("region", "string")]
+    loaded = load_package(tmp_path / "pkg")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
+    assert loaded.profile.rows == len(X) and loaded.profile.columns["region"].distinct == 3
+    assert loaded.input_example.shape == (3, 3)
+    assert "scikit-learn" in manifest.requirements and "skops" in manifest.requirements
+    assert "scikit-learn==" in (tmp_path / "pkg" / "requirements.txt").read_text()
+
+
+def test_types_beyond_the_defaults_are_recorded_and_loaded(tmp_path: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = frame()
+    model = HistGradientBoostingClassifier(max_iter=20).fit(X[["age", "income"]], y)
+    manifest = save_model(model, tmp_path / "hgb", input_example=X[["age", "income"]].head())
+    assert "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor" in manifest.flavour_meta["trusted_types"]
+    np.testing.assert_allclose(load_package(tmp_path / "hgb").predict_proba(X), model.predict_proba(X[["age", "income"]]))
+
+
+@pytest.mark.parametrize("kind", ["XGBClassifier", "XGBRegressor", "Booster"])
+def test_xgboost_native_format(tmp_path: Path, kind: str) -> None:
+    xgb = pytest.importorskip("xgboost")
+    X, y = frame()
+    Xn = X[["age", "income"]]
+    if kind == "Booster":
+        model = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(Xn, label=y), num_boost_round=5)
+        expected = model.predict(xgb.DMatrix(Xn))
+    else:
+        model = getattr(xgb, kind)(n_estimators=5).fit(Xn, y)
+        expected = model.predict(Xn)
+    manifest = save_model(model, tmp_path / "m", input_example=Xn.head())
+    assert manifest.flavour == "xgboost" and "model.json" in manifest.files
+    loaded = load_package(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict(Xn), expected, rtol=1e-6)
+    assert hasattr(loaded, "predict_proba") == (kind == "XGBClassifier")
+
+
+@pytest.mark.parametrize("kind", ["LGBMClassifier", "LGBMRegressor"])
+def test_lightgbm_native_format(tmp_path: Path, kind: str) -> None:
+    lgb = pytest.importorskip("lightgbm")
+    X, y = frame()
+    Xn = X[["age", "income"]]
+    model = getattr(lgb, kind)(n_estimators=10, verbose=-1).fit(Xn, y)
+    manifest = save_model(model, tmp_path / "m", input_example=Xn.head())
+    assert manifest.flavour == "lightgbm" and "model.txt" in manifest.files
+    loaded = load_package(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict(Xn), model.predict(Xn), rtol=1e-6)
+    if kind == "LGBMClassifier":
+        np.testing.assert_allclose(loaded.predict_proba(Xn), model.predict_proba(Xn), rtol=1e-6)
+    else:
+        assert not hasattr(loaded, "predict_proba")
+
+
+class Threshold(PythonModel):
+    """Predicts 1 above a cut read from an artifact file."""
+
+    def load_context(self, context) -> None:
+        self.cut = float(Path(context.artifacts["cut"]).read_text())
+
+    def predict(self, model_input):
+        return (model_input["income"] > self.cut).astype(int).to_numpy()
+
+
+def test_python_model_needs_consent_to_save_and_to_load(tmp_path: Path) -> None:
+    X, _ = frame()
+    (tmp_path / "cut.txt").write_text("60000")
+    with pytest.raises(UnsafeModelError, match="allow_pickle=True"):
+        save_model(Threshold(), tmp_path / "refused", artifacts={"cut": tmp_path / "cut.txt"})
+    assert not (tmp_path / "refused").exists()
+    save_model(Threshold(), tmp_path / "py", allow_pickle=True, artifacts={"cut": tmp_path / "cut.txt"}, input_example=X.head())
+    with pytest.raises(UnsafeModelError, match="trust=True"):
+        load_package(tmp_path / "py")
+    loaded = load_package(tmp_path / "py", trust=True)
+    np.testing.assert_array_equal(loaded.predict(X), (X["income"] > 60000).astype(int).to_numpy())
+
+
+def test_unknown_model_types_get_advice(tmp_path: Path) -> None:
+    class Custom:
+        def predict(self, X):
+            return X
+
+    with pytest.raises(InvalidInputError, match="PythonModel"):
+        save_model(Custom(), tmp_path / "x")
+
+
+def test_a_package_is_never_written_over(tmp_path: Path) -> None:
+    X, y = frame()
+    model = sklearn_pipeline(X, y)
+    save_model(model, tmp_path / "pkg")
+    before = (tmp_path / "pkg" / MANIFEST).read_bytes()
+    with pytest.raises(InvalidInputError, match="not an empty folder"):
+        save_model(model, tmp_path / "pkg")
+    assert (tmp_path / "pkg" / MANIFEST).read_bytes() == before
+    assert verify_package(tmp_path / "pkg").hash
+
+
+def test_signature_errors_name_every_column(tmp_path: Path) -> None:
+    X, y = frame()
+    save_model(sklearn_pipeline(X, y), tmp_path / "pkg", reference_data=X)
+    loaded = load_package(tmp_path / "pkg")
+    bad = X.drop(columns=["age"]).assign(income=X["income"].astype(str).str.replace("1", "x"))
+    with pytest.raises(SignatureError) as err:
+        loaded.predict(bad)
+    message = str(err.value)
+    assert "missing columns: age" in message and "income (expected double, got string)" in message
+    assert {p["column"] for p in err.value.problems} == {"age", "income"}
+    with pytest.warns(ModelcycleWarning, match="dropped: customer_id"):
+        out = loaded.predict(X.assign(customer_id=range(len(X))))
+    assert len(out) == len(X)
+    with pytest.raises(SignatureError, match="non-nullable columns: income \\(1 rows\\)"):
+        loaded.predict(X.assign(income=[None, *X["income"].iloc[1:]]))
+    with pytest.raises(SignatureError, match="empty"):
+        loaded.predict(X.iloc[:0])
+
+
+def test_signature_accepts_what_a_user_would_send() -> None:
+    sig = Signature.from_dict({"inputs": [{"name": "n", "type": "long"}, {"name": "x", "type": "double"},
+                                          {"name": "ok", "type": "boolean"}, {"name": "when", "type": "datetime", "nullable": True}]})
+    out = sig.check(pd.DataFrame({"x": [1, 2], "n": [3.0, 4.0], "ok": [True, False], "when": ["2026-01-01", None]}))
+    assert out.columns.tolist() == ["n", "x", "ok", "when"]
+    assert out["n"].dtype == np.int64 and out["x"].dtype == np.float64
+    with pytest.raises(SignatureError, match=r"n \(expected long, got double\)"):
+        sig.check(pd.DataFrame({"x": [1.0], "n": [1.5], "ok": [True], "when": [None]}))
+    with pytest.raises(SignatureError, match=r"ok \(expected boolean, got long\)"):
+        sig.check(pd.DataFrame({"x": [1.0], "n": [1], "ok": [1], "when": [None]}))
+
+
+def test_manifest_is_plain_json_with_every_hash(tmp_path: Path) -> None:
+    X, y = frame()
+    manifest = save_model(sklearn_pipeline(X, y), tmp_path / "pkg", input_example=X.head())
+    raw = json.loads((tmp_path / "pkg" / MANIFEST).read_text())
+    assert raw["format"] == 1 and raw["flavour"] == "sklearn"
+    assert set(raw["files"]) == set(manifest.files)
+    assert all(len(entry["sha256"]) == 64 for entry in raw["files"].values())
