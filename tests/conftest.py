@@ -15,6 +15,9 @@ from modelcycle.tracking.client import Client
 
 PG_ADMIN = os.environ.get("MODELCYCLE_TEST_POSTGRES_URI")
 
+# Imported by a test only where PyTorch is installed; doctest collection must not import it.
+collect_ignore = ["models/torch_net.py"]
+
 # The machines are shared and noisy: judge properties, not the time one example takes.
 hypothesis_settings.register_profile("modelcycle", deadline=None)
 hypothesis_settings.load_profile("modelcycle")

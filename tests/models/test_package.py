@@ -56,7 +56,8 @@ def test_types_beyond_the_defaults_are_recorded_and_loaded(tmp_path: Path) -> No
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     X, y = frame()
-    model = HistGradientBoostingClassifier(max_iter=20).fit(X[["age", "income"]], y)
+    X = X[["age", "income"]]
+    model = HistGradientBoostingClassifier(max_iter=20).fit(X, y)
     manifest = save_model(model, tmp_path / "hgb", input_example=X[["age", "income"]].head())
     assert "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor" in manifest.flavour_meta["trusted_types"]
     np.testing.assert_allclose(load_package(tmp_path / "hgb").predict_proba(X), model.predict_proba(X[["age", "income"]]))
@@ -177,3 +178,18 @@ def test_manifest_is_plain_json_with_every_hash(tmp_path: Path) -> None:
     assert raw["format"] == 1 and raw["flavour"] == "sklearn"
     assert set(raw["files"]) == set(manifest.files)
     assert all(len(entry["sha256"]) == 64 for entry in raw["files"].values())
+
+
+def test_pytorch_weights_through_safetensors(tmp_path: Path) -> None:
+    """Runs where PyTorch is installed; CI skips it (the only torch wheel here needs ~3 GB of CUDA libraries)."""
+    torch = pytest.importorskip("torch")
+    from tests.models.torch_net import TinyNet
+
+    net = TinyNet(n_in=2)
+    X = pd.DataFrame({"a": [0.1, 0.5, 0.9], "b": [1.0, 0.0, 0.5]})
+    manifest = save_model(net, tmp_path / "net", input_example=X, init_kwargs={"n_in": 2})
+    assert manifest.flavour == "pytorch" and "weights.safetensors" in manifest.files
+    loaded = load_package(tmp_path / "net")
+    with torch.no_grad():
+        expected = net(torch.tensor(X.to_numpy(), dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(loaded.predict(X), expected, rtol=1e-6)

@@ -16,6 +16,7 @@ the manifest lists, so one hash pins the whole package.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -43,6 +44,7 @@ REQUIREMENTS = "requirements.txt"
 _MAX_MANIFEST = 16 << 20
 _EXAMPLE_ROWS = 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_ALTERNATES = {"xgboost": ("xgboost-cpu",)}  # other distributions of the same module
 
 
 @dataclass(frozen=True)
@@ -105,15 +107,24 @@ def _safe_name(name: str) -> str:
     return safe_artifact_path(name)
 
 
-def _versions(names: tuple[str, ...]) -> dict[str, str]:
+@functools.lru_cache(maxsize=64)
+def _version(name: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
+    for dist in (name, *_ALTERNATES.get(name, ())):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def _versions(names: tuple[str, ...]) -> dict[str, str]:
     out = {"python": ".".join(map(str, sys.version_info[:3]))}
     for name in ("modelcycle", "pandas", *names):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
+        found = _version(name)
+        if found is not None:
+            out[name] = found
     return out
 
 

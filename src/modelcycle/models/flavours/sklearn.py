@@ -72,24 +72,27 @@ class SklearnFlavour:
         return {"file": FILE, "trusted_types": types}
 
     def load(self, folder: Path, meta: dict[str, Any], trust: bool) -> Any:
+        import zipfile
+
+        from skops.io.exceptions import UntrustedTypesFoundException
+
         sio = _skops()
         path = folder / meta.get("file", FILE)
         recorded = list(meta.get("trusted_types") or [])
+        audit_types(recorded, recorded)  # the deny-list holds even for types recorded at save time
+        if not zipfile.is_zipfile(path):
+            raise UnsafeModelError(f"{path.name} is not a skops file; refusing to load it")
         try:
-            found = sio.get_untrusted_types(file=path)
-        except Exception as e:
-            raise UnsafeModelError(f"{path.name} is not a skops file ({type(e).__name__}: {e}); refusing to load it") from None
-        unrecorded = sorted(set(found) - set(recorded))
-        if unrecorded:
+            # skops audits every type in the file against `recorded` before it builds any object
+            return sio.load(path, trusted=recorded)
+        except UntrustedTypesFoundException:
+            unrecorded = sorted(set(sio.get_untrusted_types(file=path)) - set(recorded))
             raise UnsafeModelError(
                 f"{path.name} contains types that were not recorded when it was saved: {', '.join(unrecorded)}; "
                 "the file was changed after saving, refusing to load it"
-            )
-        audit_types(found, recorded)
-        try:
-            return sio.load(path, trusted=recorded)
+            ) from None
         except Exception as e:
-            raise ModelError(f"skops could not load {path.name}: {type(e).__name__}: {e}") from None
+            raise UnsafeModelError(f"{path.name} is not a loadable skops file ({type(e).__name__}: {e}); refusing to load it") from None
 
 
 def _skops() -> Any:
