@@ -1,9 +1,11 @@
-"""`modelcycle demo`: MLOps level 0 done right — a notebook-style sweep, tracked and reproducible.
+"""`modelcycle demo`: a notebook-style sweep, tracked and reproducible, whose best model goes through a gate.
 
 Several scikit-learn models and parameter sets are trained on a dataset scikit-learn ships
 (breast cancer diagnosis, 569 rows, 30 features), every run is tracked with its data
-fingerprint, parameters, metrics and code version, then the runs are compared and the best
-one is shown with the exact steps that reproduce it.
+fingerprint, parameters, metrics, code version and model package, then the runs are compared
+and the best one is shown with the exact steps that reproduce it. The best model is registered,
+validated against a written policy (and against the current champion, from an earlier demo), and
+promoted to ``champion`` only if it passes.
 """
 
 from __future__ import annotations
@@ -11,9 +13,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["CONFIGS", "EXPERIMENT", "main", "train_all"]
+__all__ = ["CONFIGS", "EXPERIMENT", "MODEL_NAME", "POLICY", "main", "train_all"]
 
 EXPERIMENT = "level0-breast-cancer"
+MODEL_NAME = "breast-cancer"
+POLICY = {
+    "thresholds": {"roc_auc": ">= 0.95", "log_loss": "<= 0.35"},
+    "improvement": {"metric": "roc_auc", "over": "champion", "min_delta": 0.0},
+    "latency_ms_per_row": "<= 1",
+    "require_data_validation": True,
+    "target": "target",
+}
 
 # (run name, model kind, parameters)
 CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
@@ -74,10 +84,46 @@ def train_all(progress: Any = None, seed: int = 42) -> list[str]:
                 "log_loss": log_loss(y_test, proba),
             })
             mc.log_table(pd.DataFrame({"y_true": y_test.to_numpy(), "proba": proba}), "predictions")
+            mc.log_model(model, reference_data=X_train)
             ids.append(run.id)
         if progress:
             progress.advance(task)
     return ids
+
+
+def gate(best_run_id: str, con: Any) -> None:
+    """Register the best model, validate it against the policy and the champion, promote it if it passes."""
+    from rich import box
+    from rich.table import Table
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    import modelcycle as mc
+
+    data = load_breast_cancer(as_frame=True)
+    _, X_test, _, y_test = train_test_split(data.data, data.target, test_size=0.3, random_state=42, stratify=data.target)
+    version = mc.register_model(f"runs:/{best_run_id}/model", MODEL_NAME, description="best of the demo sweep")
+    con.print(f"\n[bold]Registered[/] {MODEL_NAME} version {version.version} (package sha256 {version.hash[:12]}…)")
+    verdict = mc.validate_model(version, X_test.assign(target=y_test), POLICY)
+    table = Table(title=f"Validation gate for {MODEL_NAME}/{version.version}" + (f" against {verdict.baseline}" if verdict.baseline else ""),
+                  header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("rule", "result", "evidence"):
+        table.add_column(col)
+    for r in verdict.rules:
+        table.add_row(r.rule, "[green]pass[/]" if r.passed else "[bold red]FAIL[/]", r.detail)
+    con.print(table)
+    if verdict.passed:
+        event = mc.promote(MODEL_NAME, version.version, alias="champion", verdict=verdict)
+        con.print(f"[bold green]Promoted[/]: {MODEL_NAME}@champion {event.from_version or '—'} → {event.to_version}")
+    else:
+        con.print(f"[bold red]Not promoted[/]: {'; '.join(verdict.failures())}")
+    try:
+        champion = mc.load_model(f"models:/{MODEL_NAME}@champion")
+    except mc.errors.NotFoundError:
+        return
+    sample = X_test.head(3)
+    con.print(f"Serving-ready: mc.load_model('models:/{MODEL_NAME}@champion') → version {champion.version.version}, "
+              f"predictions for 3 rows: {champion.predict(sample).tolist()}")
 
 
 def number(value: Any) -> str:
@@ -95,7 +141,7 @@ def main() -> None:
     from modelcycle.tracking import reproduce
 
     con = Console(highlight=False)
-    con.rule("[bold]modelcycle demo — Level 0: a tracked, reproducible model sweep")
+    con.rule("[bold]modelcycle demo — a tracked, reproducible model sweep, and a gate before the registry")
     con.print(f"Training {len(CONFIGS)} models on scikit-learn's breast-cancer data; every run is tracked.\n")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=con) as progress:
@@ -120,9 +166,11 @@ def main() -> None:
     for i, step in enumerate(plan.steps, 1):
         con.print(f"  {i}. {step.title}" + (f": [cyan]{step.command}[/]" if step.command else "")
                   + (f" [dim]({step.note})[/]" if step.note else ""))
+    gate(best, con)
     con.print("\nExplore: [cyan]modelcycle runs ls -e " + EXPERIMENT + " -o 'metrics.roc_auc DESC'[/], "
               f"[cyan]modelcycle runs show {run.id[:8]}[/], [cyan]modelcycle runs compare {runs.iloc[0]['run_id'][:8]} "
-              f"{runs.iloc[-1]['run_id'][:8]}[/]")
+              f"{runs.iloc[-1]['run_id'][:8]}[/], [cyan]modelcycle models show {MODEL_NAME}[/], "
+              f"[cyan]modelcycle models history {MODEL_NAME}[/]")
 
 
 if __name__ == "__main__":

@@ -166,3 +166,10 @@ def test_policy_yaml_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("thresholds: {roc_auc: '>= x'}")
     with pytest.raises(InvalidInputError, match=r"bad\.yaml: thresholds\.roc_auc"):
         Policy.load(tmp_path / "bad.yaml")
+
+
+def test_a_bare_estimator_gets_only_its_features() -> None:
+    df = labelled()
+    model = LogisticRegression().fit(df[["b", "a"]], df["y"])
+    ev = evaluate_model(model, df, slices=["region"])  # region and y are not features: left out
+    assert ev.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(df["y"], model.predict_proba(df[["b", "a"]])[:, 1]))

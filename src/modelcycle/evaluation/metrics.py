@@ -211,10 +211,12 @@ def evaluate_model(
         raise InvalidInputError(f"the target column {target!r} has {int(y.isna().sum())} missing values; drop those rows first")
     X = data.drop(columns=[target])
     signature = getattr(model, "signature", None)
-    if signature is not None and hasattr(signature, "input_names"):
-        used = [c for c in X.columns if str(c) in set(signature.input_names)]
-        if len(used) == len(signature.input_names):
-            X = X[used]  # slice and id columns the model does not use are left out quietly
+    names = list(signature.input_names) if signature is not None and hasattr(signature, "input_names") else None
+    if names is None and getattr(model, "feature_names_in_", None) is not None:  # a bare scikit-learn estimator
+        names = [str(c) for c in model.feature_names_in_]
+    if names is not None and set(names) <= {str(c) for c in X.columns}:
+        X = X[[c for c in X.columns if str(c) in set(names)]] if signature is not None else X[names]
+        # slice and id columns the model does not use are left out quietly
     kind = _detect_task(y, model, task)
     start = time.perf_counter()
     pred = np.asarray(model.predict(X))
