@@ -92,25 +92,9 @@ class RegistryTables:
         return self._versions(self._compile_version(node) if node is not None else true(), limit)
 
     def _compile_version(self, node: Any) -> Any:
-        from sqlalchemy import exists, not_, or_
+        from modelcycle.store.metadata.sql import compile_filter
 
-        from modelcycle.store.metadata.sql import _value_condition
-
-        if isinstance(node, q.BoolOp):
-            parts = [self._compile_version(x) for x in node.items]
-            return and_(*parts) if node.op == "and" else or_(*parts)
-        if isinstance(node, q.Not):
-            return not_(self._compile_version(node.item))
-        mv = s.model_versions
-        if node.field.kind == "attribute":
-            return _value_condition(mv.c[node.field.key], node)
-        t = s.model_version_tags
-        present = exists().where(t.c.name == mv.c.name, t.c.version == mv.c.version, t.c.key == node.field.key)
-        if node.op == "is null":
-            return not_(present)
-        if node.op == "is not null":
-            return present
-        return present.where(_value_condition(t.c.value, node))
+        return compile_filter(node, _version_comparison)
 
     def _versions(self, condition: Any, limit: int | None) -> list[ModelVersion]:
         mv, t, a = s.model_versions, s.model_version_tags, s.model_aliases
@@ -227,6 +211,23 @@ class RegistryTables:
         cond = v.c.name == name if version is None else and_(v.c.name == name, v.c.version == version)
         rows = self._read(lambda c: c.execute(select(v).where(cond).order_by(v.c.created_at)).all())
         return [_verdict_row(r) for r in rows]
+
+
+def _version_comparison(node: q.Comparison) -> Any:
+    from sqlalchemy import exists, not_
+
+    from modelcycle.store.metadata.sql import _value_condition
+
+    mv = s.model_versions
+    if node.field.kind == "attribute":
+        return _value_condition(mv.c[node.field.key], node)
+    t = s.model_version_tags
+    present = exists().where(t.c.name == mv.c.name, t.c.version == mv.c.version, t.c.key == node.field.key)
+    if node.op == "is null":
+        return not_(present)
+    if node.op == "is not null":
+        return present
+    return present.where(_value_condition(t.c.value, node))
 
 
 def _verdict_row(row: Any) -> dict[str, Any]:

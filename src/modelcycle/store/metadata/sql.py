@@ -526,11 +526,9 @@ class SqlMetadataStore(RegistryTables):
         return stmt
 
     def _compile(self, node: Any) -> Any:
-        if isinstance(node, q.BoolOp):
-            parts = [self._compile(x) for x in node.items]
-            return and_(*parts) if node.op == "and" else or_(*parts)
-        if isinstance(node, q.Not):
-            return not_(self._compile(node.item))
+        return compile_filter(node, self._compile_comparison)
+
+    def _compile_comparison(self, node: q.Comparison) -> Any:
         f = node.field
         if f.kind == "attribute":
             col = s.experiments.c.name if f.key == "experiment" else s.runs.c[f.key]
@@ -548,6 +546,16 @@ class SqlMetadataStore(RegistryTables):
 
 _NO_CONTEXT = RunContext()
 _STATUS = {status.value: status for status in RunStatus}
+
+
+def compile_filter(node: Any, leaf: Callable[[q.Comparison], Any]) -> Any:
+    """A parsed filter as a SQL condition: ``and``/``or``/``not`` here, each comparison by ``leaf``."""
+    if isinstance(node, q.BoolOp):
+        parts = [compile_filter(x, leaf) for x in node.items]
+        return and_(*parts) if node.op == "and" else or_(*parts)
+    if isinstance(node, q.Not):
+        return not_(compile_filter(node.item, leaf))
+    return leaf(node)
 
 
 def _upper_status(node: q.Comparison) -> q.Comparison:
