@@ -22,7 +22,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 h1{font-size:1.5rem}h2{font-size:1.1rem;margin:0 0 .3rem}table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
 td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left}th{background:#f5f5f5}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:1rem}
-.card{border:1px solid #e3e3e3;border-radius:8px;padding:.8rem}.bad{color:#c0392b;font-weight:600}.ok{color:#2e7d32}
+.card{border:1px solid #e3e3e3;border-radius:8px;padding:.8rem;overflow-x:auto}.bad{color:#c0392b;font-weight:600}.ok{color:#2e7d32}
 .warn{color:#b26a00;font-weight:600}.muted{color:#777;font-size:.85rem}.legend span{margin-right:1rem}
 """
 

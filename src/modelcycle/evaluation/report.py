@@ -47,6 +47,8 @@ def _confusion(ev: Evaluation) -> str:
 def evaluation_html(ev: Evaluation, title: str | None = None) -> str:
     base = ev.baseline
     names = [ev.model or "candidate"] + ([base.model or "baseline"] if base else [])
+    if base and names[0] == names[1]:
+        names = [f"{names[0]} (candidate)", f"{names[1]} (baseline)"]
     metric_rows = "".join(
         f"<tr><td>{_e(k)}</td><td>{_num(v)}</td>" + (f"<td>{_num(base.metrics.get(k))}</td>" if base else "") + "</tr>"
         for k, v in ev.metrics.items())
@@ -67,8 +69,9 @@ def evaluation_html(ev: Evaluation, title: str | None = None) -> str:
             series[names[1]] = [base.slices[col].get(v, {}).get(key, float("nan")) for v in labels]
         rows = "".join(f"<tr><td>{_e(v)}</td><td>{int(groups[v]['rows']):,}</td><td>{_num(groups[v].get(key))}</td>"
                        + (f"<td>{_num(base.slices.get(col, {}).get(v, {}).get(key))}</td>" if base else "") + "</tr>" for v in labels)
+        short = ["candidate", "baseline"][: len(names)]
         body.append(f'<div class="card"><h2>{_e(key)} by {_e(col)}</h2>{bars(labels, series)}{_legend(list(series))}'
-                    f'{_table([col, "rows", *names], rows)}</div>')
+                    f'{_table([col, "rows", *short], rows)}</div>')
     body.append("</div>")
     return _page(title or f"Evaluation of {ev.model or 'the model'}", "".join(body))
 
