@@ -18,6 +18,9 @@ PUBLIC = [
     "AliasEvent", "ModelVersion", "Policy", "Verdict", "delete_alias", "evaluate", "evaluation", "get_model_version",
     "load_model", "log_model", "model_history", "models", "promote", "register_model", "rollback", "search_model_versions",
     "set_alias", "validate_model",
+    # pipelines, tuning and feature selection
+    "PipelineResult", "TrialPruned", "choice", "intrange", "loguniform", "pipeline", "register_materializer", "select_features",
+    "step", "tune", "uniform",
 ]
 HEAVY = ["pandas", "numpy", "sklearn", "sqlalchemy", "alembic", "fastapi", "dask", "pyarrow", "typer", "rich"]
 

@@ -37,6 +37,13 @@ _EXPORTS: dict[str, str] = {
     "ModelVersion": "modelcycle.entities",
     "AliasEvent": "modelcycle.entities",
     "Policy": "modelcycle.evaluation",
+    **{
+        name: "modelcycle.pipelines"
+        for name in (
+            "choice", "intrange", "loguniform", "pipeline", "register_materializer", "select_features", "step", "tune",
+            "uniform", "TrialPruned", "PipelineResult",
+        )
+    },
     "Verdict": "modelcycle.evaluation",
     **{
         name: "modelcycle.registry.fluent"
@@ -79,6 +86,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelcycle import data, errors, evaluation, models
     from modelcycle.entities import AliasEvent, Experiment, Metric, ModelVersion, Run, RunStatus
     from modelcycle.evaluation import Policy, Verdict
+    from modelcycle.pipelines import (
+        PipelineResult,
+        TrialPruned,
+        choice,
+        intrange,
+        loguniform,
+        pipeline,
+        register_materializer,
+        select_features,
+        step,
+        tune,
+        uniform,
+    )
     from modelcycle.registry.fluent import (
         delete_alias,
         evaluate,

@@ -14,6 +14,7 @@
     │   ├── UnsafeModelError      saving or loading would need pickle or an unaudited type
     │   └── ModelIntegrityError   a package's files no longer match its manifest
     ├── GateError                 an alias move that no passing verdict allows
+    ├── PipelineError             a pipeline step failed (``result`` says what finished and what was skipped)
     ├── NotFoundError             a run, experiment or artifact that does not exist (also a KeyError)
     ├── ConflictError             a write that contradicts what is already stored
     ├── DataValidationError       data that breaks its schema (raise_for_errors)
@@ -44,6 +45,7 @@ __all__ = [
     "ModelcycleError",
     "ModelcycleWarning",
     "NotFoundError",
+    "PipelineError",
     "ReproduceError",
     "SignatureError",
     "StoreBusyError",
@@ -130,6 +132,14 @@ class ModelIntegrityError(ModelError):
 
 class GateError(ModelcycleError):
     """An alias move refused because no passing verdict allows it (``force=True`` overrides, and is recorded)."""
+
+
+class PipelineError(ModelcycleError):
+    """A step of a pipeline failed; ``result`` holds what finished, what failed and what was skipped."""
+
+    def __init__(self, message: str, result: object = None):
+        super().__init__(message)
+        self.result = result
 
 
 class NotFoundError(ModelcycleError, KeyError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import os
 import signal
@@ -13,7 +14,7 @@ import time
 import traceback
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,6 +152,7 @@ class Client:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         parent: str | ActiveRun | Run | None = None,
+        activate: bool = True,
     ) -> ActiveRun:
         """Start a run; use it as a context manager.
 
@@ -160,6 +162,8 @@ class Client:
             params: params to record at once.
             tags: tags to record at once.
             parent: parent run (id or run) for nested runs; the active run when None.
+            activate: False starts the run without making it the active run here
+                (``activated(run)`` makes it active where the work happens, e.g. in another thread).
 
         Returns:
             The running run.
@@ -206,9 +210,23 @@ class Client:
             self.buffer.artifacts.append((run_id, DIFF_ARTIFACT, diff[0], diff[1], now))
         with self._lock:
             self._live[run_id] = run
-        self._stack.set((*self._stack.get(), run))
+        if activate:
+            self._stack.set((*self._stack.get(), run))
         self.buffer.ensure_started()
         return run
+
+    @contextlib.contextmanager
+    def activated(self, run: ActiveRun) -> Iterator[ActiveRun]:
+        """Make ``run`` the active run in this context (thread) for the duration of the block."""
+        token = self._stack.set((*self._stack.get(), run))
+        try:
+            yield run
+        finally:
+            self._stack.reset(token)
+
+    def resume_run(self, run_id: str) -> ActiveRun:
+        """A handle to log into a run that is still running, started elsewhere (another process)."""
+        return self._handle(run_id)
 
     def _parent_id(self, parent: str | ActiveRun | Run | None) -> str | None:
         if parent is None:

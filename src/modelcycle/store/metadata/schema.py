@@ -33,12 +33,13 @@ __all__ = [
     "registered_models",
     "run_inputs",
     "runs",
+    "step_cache",
     "tags",
     "verdicts",
 ]
 
 # The newest Alembic revision; a test checks it matches migrations/versions/.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 KEY = 250
 ID = 32
@@ -258,4 +259,21 @@ verdicts = Table(
     Column("run_id", String(ID)),
     Column("data", Text, nullable=False),  # JSON: the policy, every rule with its evidence
     Index(None, "name", "version"),
+)
+
+
+# --- pipelines ------------------------------------------------------------------------------
+# One row per successful step execution worth re-using: the key hashes the step's source, its
+# inputs' fingerprints and its parameters; the output is described by its files' sha256.
+step_cache = Table(
+    "step_cache",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("pipeline", String(KEY), nullable=False),
+    Column("step", String(KEY), nullable=False),
+    Column("run_id", String(ID), nullable=False),
+    Column("output", Text, nullable=False),  # JSON: kind, files {name: sha256}, sizes, fingerprint, items
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index(None, "pipeline", "step", "created_at"),
 )

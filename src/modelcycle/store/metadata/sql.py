@@ -29,6 +29,7 @@ from modelcycle.store.metadata import query as q
 from modelcycle.store.metadata import schema as s
 from modelcycle.store.metadata.base import NewRun, WriteBatch
 from modelcycle.store.metadata.migrate import ensure_schema
+from modelcycle.store.metadata.pipelines import PipelineTables
 from modelcycle.store.metadata.registry import RegistryTables
 
 __all__ = ["SqlMetadataStore"]
@@ -53,7 +54,7 @@ def _is_busy(exc: BaseException) -> bool:
     return code in {"40001", "40P01"}  # serialization failure, deadlock
 
 
-class SqlMetadataStore(RegistryTables):
+class SqlMetadataStore(RegistryTables, PipelineTables):
     """Runs, experiments, params, metrics, tags, artifacts and datasets in a SQL database.
 
     SQLite runs in WAL mode; every write transaction starts with ``BEGIN IMMEDIATE`` and is
@@ -355,7 +356,7 @@ class SqlMetadataStore(RegistryTables):
                 names = ", ".join(f"{r.name}/{r.version}" for r in registered)
                 raise ConflictError(f"run {run_id} made registered model versions ({names}); their packages live in the run, "
                                     "so the run cannot be deleted while they are registered")
-            for table in (s.metrics, s.latest_metrics, s.params, s.tags, s.artifacts, s.run_inputs):
+            for table in (s.metrics, s.latest_metrics, s.params, s.tags, s.artifacts, s.run_inputs, s.step_cache):
                 conn.execute(table.delete().where(table.c.run_id.in_(ids)))
             conn.execute(s.runs.delete().where(s.runs.c.id.in_(ids)))
 

@@ -1,0 +1,252 @@
+"""Step outputs stored by type: DataFrame → Parquet, ndarray → npy, model → model package, JSON-able → JSON.
+
+Anything else needs a materializer::
+
+    import modelcycle as mc
+
+    mc.register_materializer(
+        MyVocabulary,
+        save=lambda vocab, folder: (folder / "vocab.txt").write_text("\\n".join(vocab.words)),
+        load=lambda folder: MyVocabulary((folder / "vocab.txt").read_text().split("\\n")),
+    )
+
+``save(obj, folder)`` writes files into an empty folder; ``load(folder)`` reads them back. Tuples,
+lists and dicts whose items are all storable are stored item by item.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelcycle._hashing import hash_json
+from modelcycle.errors import InvalidInputError
+
+__all__ = ["Materializer", "Stored", "find_materializer", "load_output", "register_materializer", "save_output"]
+
+
+@dataclass(frozen=True)
+class Materializer:
+    name: str
+    save: Callable[[Any, Path], None]
+    load: Callable[[Path], Any]
+    matches: Callable[[Any], bool]
+
+
+@dataclass
+class Stored:
+    """An output written to the artifact store: its kind, its files (name → sha256), and one fingerprint."""
+
+    kind: str
+    files: dict[str, str]
+    fingerprint: str
+    items: list[Stored] | dict[str, Stored] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "files": self.files, "fingerprint": self.fingerprint, "meta": self.meta}
+        if isinstance(self.items, list):
+            out["items"] = [i.to_dict() for i in self.items]
+        elif isinstance(self.items, dict):
+            out["items"] = {k: v.to_dict() for k, v in self.items.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Stored:
+        items = d.get("items")
+        parsed: list[Stored] | dict[str, Stored] | None = None
+        if isinstance(items, list):
+            parsed = [cls.from_dict(i) for i in items]
+        elif isinstance(items, dict):
+            parsed = {k: cls.from_dict(v) for k, v in items.items()}
+        return cls(d["kind"], dict(d.get("files") or {}), d["fingerprint"], parsed, dict(d.get("meta") or {}))
+
+
+def _is_jsonable(obj: Any) -> bool:
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return True
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, (list, tuple)):
+        return all(_is_jsonable(x) for x in obj)
+    if isinstance(obj, dict):
+        return all(isinstance(k, str) and _is_jsonable(v) for k, v in obj.items())
+    return False
+
+
+def _pandas(obj: Any) -> bool:
+    return type(obj).__module__.startswith("pandas") and type(obj).__name__ == "DataFrame"
+
+
+def _numpy(obj: Any) -> bool:
+    return type(obj).__module__ == "numpy" and type(obj).__name__ == "ndarray" and obj.dtype != object
+
+
+def _model(obj: Any) -> bool:
+    try:
+        from modelcycle.models.flavours import flavour_for
+
+        return flavour_for(obj).name != "python" or _is_python_model(obj)
+    except (InvalidInputError, ImportError):
+        return False
+
+
+def _is_python_model(obj: Any) -> bool:
+    from modelcycle.models.python_model import PythonModel
+
+    return isinstance(obj, PythonModel)
+
+
+def _save_frame(obj: Any, folder: Path) -> None:
+    obj.to_parquet(folder / "data.parquet", index=True)
+
+
+def _load_frame(folder: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_parquet(folder / "data.parquet")
+
+
+def _save_array(obj: Any, folder: Path) -> None:
+    import numpy as np
+
+    np.save(folder / "data.npy", obj, allow_pickle=False)
+
+
+def _load_array(folder: Path) -> Any:
+    import numpy as np
+
+    return np.load(folder / "data.npy", allow_pickle=False)
+
+
+def _save_model(obj: Any, folder: Path) -> None:
+    from modelcycle.models import save_model
+
+    folder.rmdir()
+    save_model(obj, folder, allow_pickle=_is_python_model(obj))
+
+
+def _load_model(folder: Path) -> Any:
+    from modelcycle.models import load_package
+
+    return load_package(folder, trust=True).raw  # trust: this pipeline's own output, hash-verified on the way in
+
+
+def _save_json(obj: Any, folder: Path) -> None:
+    (folder / "data.json").write_text(json.dumps({"value": obj, "tuple": isinstance(obj, tuple)}, sort_keys=True))
+
+
+def _load_json(folder: Path) -> Any:
+    doc = json.loads((folder / "data.json").read_text())
+    return tuple(doc["value"]) if doc.get("tuple") else doc["value"]
+
+
+_BUILTIN = [
+    Materializer("json", _save_json, _load_json, _is_jsonable),
+    Materializer("dataframe", _save_frame, _load_frame, _pandas),
+    Materializer("ndarray", _save_array, _load_array, _numpy),
+    Materializer("model", _save_model, _load_model, _model),
+]
+_custom: list[tuple[type, Materializer]] = []
+
+
+def register_materializer(cls: type, save: Callable[[Any, Path], None], load: Callable[[Path], Any], name: str | None = None) -> None:
+    """Teach pipelines to store instances of ``cls``: ``save(obj, folder)`` writes files, ``load(folder)`` reads them.
+
+    A materializer registered for a class also serves its subclasses; the newest registration wins.
+    """
+    if not isinstance(cls, type):
+        raise InvalidInputError(f"register_materializer needs a class, not {type(cls).__name__}")
+    key = name or f"{cls.__module__}.{cls.__qualname__}"
+    _custom.insert(0, (cls, Materializer(key, save, load, lambda obj, c=cls: isinstance(obj, c))))
+
+
+def find_materializer(obj: Any) -> Materializer | None:
+    for cls, mat in _custom:
+        if isinstance(obj, cls):
+            return mat
+    for mat in _BUILTIN:
+        if mat.matches(obj):
+            return mat
+    return None
+
+
+def _by_name(name: str) -> Materializer:
+    for _, mat in _custom:
+        if mat.name == name:
+            return mat
+    for mat in _BUILTIN:
+        if mat.name == name:
+            return mat
+    raise InvalidInputError(f"no materializer named {name!r} is registered in this process; register it before loading")
+
+
+def _container_items(obj: Any) -> list[tuple[str, Any]] | None:
+    if isinstance(obj, (tuple, list)) and not _is_jsonable(obj):
+        return [(str(i), x) for i, x in enumerate(obj)]
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj) and not _is_jsonable(obj):
+        return list(obj.items())
+    return None
+
+
+def save_output(obj: Any, put_file: Callable[[Path, str], str], step: str, prefix: str = "outputs") -> Stored:
+    """Write ``obj`` through its materializer and ``put_file(local_path, artifact_name) -> sha256``.
+
+    Raises:
+        InvalidInputError: no materializer stores this type (naming the step and how to add one).
+    """
+    items = _container_items(obj)
+    if items is not None:
+        stored = {k: save_output(v, put_file, step, f"{prefix}/{k}") for k, v in items}
+        kind = "dict" if isinstance(obj, dict) else "tuple" if isinstance(obj, tuple) else "list"
+        fingerprint = hash_json({"kind": kind, "items": {k: s.fingerprint for k, s in stored.items()}})
+        return Stored(kind, {}, fingerprint, stored if kind == "dict" else list(stored.values()))
+    mat = find_materializer(obj)
+    if mat is None:
+        raise InvalidInputError(
+            f"step {step!r} returned a {type(obj).__module__}.{type(obj).__qualname__}, which modelcycle cannot store; "
+            f"return a DataFrame, an array, a model or JSON-able values, or register a materializer: "
+            f"mc.register_materializer({type(obj).__qualname__}, save=..., load=...)"
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="modelcycle-output-"))
+    try:
+        folder = tmp / "out"
+        folder.mkdir()
+        mat.save(obj, folder)
+        files: dict[str, str] = {}
+        for root, _, names in os.walk(folder):
+            for n in sorted(names):
+                path = Path(root) / n
+                rel = path.relative_to(folder).as_posix()
+                files[rel] = put_file(path, f"{prefix}/{rel}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Stored(mat.name, files, hash_json({"kind": mat.name, "files": files}))
+
+
+def load_output(stored: Stored, download: Callable[[str, Path], None]) -> Any:
+    """Read an output back: ``download(sha256, local_path)`` fetches (and verifies) each file."""
+    if stored.items is not None:
+        if isinstance(stored.items, dict):
+            return {k: load_output(v, download) for k, v in stored.items.items()}
+        values = [load_output(v, download) for v in stored.items]
+        return tuple(values) if stored.kind == "tuple" else values
+    mat = _by_name(stored.kind)
+    tmp = Path(tempfile.mkdtemp(prefix="modelcycle-input-"))
+    try:
+        folder = tmp / "out"
+        for rel, digest in stored.files.items():
+            from modelcycle.store.artifacts.base import safe_artifact_path
+
+            download(digest, folder / safe_artifact_path(rel))
+        folder.mkdir(exist_ok=True)
+        return mat.load(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

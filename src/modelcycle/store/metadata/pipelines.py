@@ -1,0 +1,49 @@
+"""The pipelines' part of the SQL metadata store: the step cache."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from modelcycle.store.metadata import schema as s
+
+__all__ = ["PipelineTables"]
+
+
+class PipelineTables:
+    """Mixed into SqlMetadataStore; uses its ``_read``, ``_write`` and ``_insert``."""
+
+    _read: Any
+    _write: Any
+    _insert: Any
+
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        """The cached execution with this key, or None."""
+        c = s.step_cache
+        row = self._read(lambda conn: conn.execute(select(c).where(c.c.key == key)).first())
+        return None if row is None else _row(row)
+
+    def cache_put(self, key: str, pipeline: str, step: str, run_id: str, output: dict[str, Any], fingerprint: str,
+                  created_at: float) -> None:
+        """Record a successful execution (the first one wins when two runs finish the same step at once)."""
+        stmt = self._insert(s.step_cache).values(key=key, pipeline=pipeline, step=step, run_id=run_id,
+                                                 output=json.dumps(output), fingerprint=fingerprint, created_at=created_at)
+        self._write(lambda conn: conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"])))
+
+    def cache_latest(self, pipeline: str, step: str) -> dict[str, Any] | None:
+        """The newest cached execution of ``step`` in ``pipeline`` (to say why a step was not cached)."""
+        c = s.step_cache
+        stmt = select(c).where(c.c.pipeline == pipeline, c.c.step == step).order_by(c.c.created_at.desc()).limit(1)
+        row = self._read(lambda conn: conn.execute(stmt).first())
+        return None if row is None else _row(row)
+
+    def cache_forget(self, key: str) -> None:
+        c = s.step_cache
+        self._write(lambda conn: conn.execute(c.delete().where(c.c.key == key)))
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {"key": row.key, "pipeline": row.pipeline, "step": row.step, "run_id": row.run_id,
+            "output": json.loads(row.output), "fingerprint": row.fingerprint, "created_at": row.created_at}
