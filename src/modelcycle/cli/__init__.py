@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modelcycle.cli import data, models, runs
+from modelcycle.cli import data, models, pipeline, runs
 from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json
 
 __all__ = ["app", "main"]
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
+app.add_typer(pipeline.app, name="pipeline")
 experiments = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 app.add_typer(experiments, name="experiments")
 
