@@ -185,3 +185,14 @@ def test_parquet_memory_stays_at_a_batch_not_the_file(tmp_path: Path) -> None:
     assert seen == 16 * rows
     whole = 16 * rows * 8 * 8  # the decoded file: ~100 MB
     assert held < whole / 2, f"arrow held {held / 2**20:.0f} MB while reading a {whole / 2**20:.0f} MB file"
+
+
+@pytest.mark.parametrize("values", [
+    np.arange(6000),                                  # small whole numbers: float bit patterns full of zeros
+    np.arange(6000) * 1024.0,
+    np.round(np.random.default_rng(0).normal(size=6000), 3),
+])
+def test_distinct_estimates_hold_for_regular_numbers(values: np.ndarray) -> None:
+    col = profile(pd.DataFrame({"v": values})).columns["v"]
+    true = len(np.unique(values))
+    assert col.distinct == pytest.approx(true, rel=0.15), f"estimated {col.distinct} distinct values, there are {true}"

@@ -30,7 +30,8 @@ HLL_LG_K = 12
 # error at a million distinct values. Up to EXACT_LIMIT distinct values are counted exactly.
 SAMPLE_BITS = 5
 _FREQ_LG_MAX = 10
-_MIX = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
 
 NUMERIC_BASES = ("numeric", "integer", "boolean", "datetime")
 
@@ -61,9 +62,10 @@ def _hash(values: np.ndarray) -> np.ndarray:
         import pandas as pd
 
         return pd.util.hash_array(values.astype(object), categorize=False)
-    with np.errstate(over="ignore"):
-        h = raw * _MIX
-        return h ^ (h >> np.uint64(29))
+    with np.errstate(over="ignore"):  # splitmix64's finaliser: every input bit reaches every output bit
+        h = (raw ^ (raw >> np.uint64(30))) * _M1
+        h = (h ^ (h >> np.uint64(27))) * _M2
+        return h ^ (h >> np.uint64(31))
 
 
 @dataclass
