@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[sklearn,plot]'
+	$(BIN)/python -m pip install -q -e '.[demo]'
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
@@ -19,6 +19,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.demo
 	$(BIN)/modelcycle demo
+	$(BIN)/modelcycle pipeline run examples/churn/pipeline.py:churn_training
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check --output-format concise src tests bench

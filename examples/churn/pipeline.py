@@ -65,7 +65,7 @@ def ensure_data(path: Path = DATA) -> str:
 
 
 @mc.pipeline
-def churn_training(data: str = str(DATA), n_trials: int = 12, model: str = "auto", k: int = 5, name: str = "churn"):
+def churn_training(data: str = str(DATA), n_trials: int = 12, model: str = "auto", k: int = 4, name: str = "churn"):
     ensure_data(Path(data))
     raw = load_table(data)
     df = validate_table(raw, schema=str(SCHEMA), target="churned")

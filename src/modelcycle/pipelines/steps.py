@@ -179,7 +179,7 @@ def validate_and_register(model: Any, train: Any, test: Any, target: str, name: 
         raise InvalidInputError("validate_and_register runs inside a pipeline step (it logs the model into the step's run)")
     logged = run.log_model(model, reference_data=train[features])
     version = register_model(logged, name, description=f"from pipeline step run {run.id[:8]}")
-    verdict = validate_model(version, test[[*features, target]], policy, target=target)
+    verdict = validate_model(version, test, policy, target=target)  # slice columns stay in; the model uses its features
     promoted = None
     if verdict.passed:
         promoted = promote(name, version.version, alias=alias, verdict=verdict).to_version
