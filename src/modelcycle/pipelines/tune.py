@@ -263,14 +263,14 @@ def tune(
                                 + next((str(r.get("error")) for r in rows if r.get("error")), "every trial was pruned"))
     best = study.best_trial
     best_row = trials[trials["number"] == best.number].iloc[0]
-    parent.log_params({f"best.{k}": v for k, v in best.params.items()})
+    best_params = {**{k: v for k, v in space.items() if not isinstance(v, (Distribution, Choice))}, **best.params}
+    parent.log_params({f"best.{k}": v for k, v in best_params.items()})
     parent.log_metric("best_value", float(best.value))
     parent.set_tag("best_trial_run", str(best_row["run_id"]))
     if own_parent:
         parent.end(RunStatus.FINISHED)
     client.flush()
-    return TuneResult({**{k: v for k, v in space.items() if not isinstance(v, (Distribution, Choice))}, **best.params},
-                      float(best.value), str(best_row["run_id"]), parent.id, trials, study)
+    return TuneResult(best_params, float(best.value), str(best_row["run_id"]), parent.id, trials, study)
 
 
 def _finish(optuna: Any, study: Any, trial: Any, run: Any, state: str, value: float, error: str | None) -> None:
