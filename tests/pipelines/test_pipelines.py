@@ -138,16 +138,19 @@ def test_a_failed_step_fails_the_run_keeps_what_finished_and_resumes(client: Cli
         side = as_array(df)
         return after(fragile(df, flag_path)), side
 
-    with pytest.raises(PipelineError, match="step 'fragile' failed: ValueError: the upstream system is down; skipped what depends on it: after") as err:
+    expected = "step 'fragile' failed: ValueError: the upstream system is down; skipped what depends on it: after"
+    with pytest.raises(PipelineError, match=expected) as err:
         flaky.run(flag_path=str(flag), client=client)
     result = err.value.result
     assert result.status == "FAILED"
-    assert {n: s.status for n, s in result.steps.items()} == {"make_frame": "finished", "as_array": "finished", "fragile": "failed", "after": "skipped"}
+    assert {n: s.status for n, s in result.steps.items()} == {
+        "make_frame": "finished", "as_array": "finished", "fragile": "failed", "after": "skipped"}
     assert client.get_run(result.run_id).status.value == "FAILED"
     assert "ValueError" in (client.get_run(result.steps["fragile"].run_id).error or "")
     flag.write_text("no")
     resumed = flaky.run(flag_path=str(flag), client=client)
-    assert {n: s.status for n, s in resumed.steps.items()} == {"make_frame": "cached", "as_array": "cached", "fragile": "finished", "after": "finished"}
+    assert {n: s.status for n, s in resumed.steps.items()} == {
+        "make_frame": "cached", "as_array": "cached", "fragile": "finished", "after": "finished"}
     assert "input file" not in resumed.steps["fragile"].reason
     assert resumed.output[0] == 50
 
@@ -176,9 +179,9 @@ def test_cache_switches_and_from_step(client: Client) -> None:
 def test_a_changed_source_is_a_cache_miss(client: Client) -> None:
     namespace: dict = {}
     code = "import modelcycle as mc\n@mc.step\ndef value() -> int:\n    return {}\n@mc.pipeline\ndef p():\n    return value()\n"
-    exec(compile(code.format(1), "<one>", "exec"), namespace)  # noqa: S102  (two versions of one step's source)
+    exec(compile(code.format(1), "<one>", "exec"), namespace)
     namespace["p"].run(client=client)
-    exec(compile(code.format(2), "<two>", "exec"), namespace)  # noqa: S102
+    exec(compile(code.format(2), "<two>", "exec"), namespace)
     result = namespace["p"].run(client=client)
     assert result.output == 2 and result.steps["value"].reason == "its source code changed"
 
@@ -253,7 +256,7 @@ def test_bad_definitions_and_parameters_are_named(client: Client) -> None:
     @pipeline
     def unpacked():
         df = make_frame(10)
-        a, b = as_array(df)  # no outputs= declared
+        a, _b = as_array(df)  # no outputs= declared
         return a
 
     with pytest.raises(InvalidInputError, match="declare its parts"):
@@ -279,7 +282,7 @@ def test_bad_definitions_and_parameters_are_named(client: Client) -> None:
     def odd_literal():
         return as_array(object())
 
-    with pytest.raises(InvalidInputError, match="parameter 'df' of step 'as_array' is a builtins.object"):
+    with pytest.raises(InvalidInputError, match=r"parameter 'df' of step 'as_array' is a builtins\.object"):
         odd_literal.run(client=client)
 
 

@@ -7,9 +7,11 @@ references travel through the scheduler, so workers on other machines need nothi
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,9 +57,10 @@ class LocalExecutor:
 
 
 def dask_client(address: str | None = None, n_workers: int = 2) -> Any:
-    """A ``distributed.Client``: on ``address`` (``dask://host:port`` or ``tcp://…``), else on a new LocalCluster.
+    """A ``distributed.Client``: on ``address`` (``dask://host:port`` or ``tcp://…``), else on this process's LocalCluster.
 
-    The LocalCluster listens on 127.0.0.1 only and has no dashboard.
+    The LocalCluster (``n_workers`` processes, one thread each) listens on 127.0.0.1 only, has no
+    dashboard, is started on first use and kept until the process exits.
     """
     try:
         from distributed import Client as DaskClient
@@ -70,9 +73,30 @@ def dask_client(address: str | None = None, n_workers: int = 2) -> Any:
             return DaskClient(target, timeout="10s")
         except OSError as e:
             raise ConfigurationError(f"cannot reach the Dask scheduler at {address}: {e}") from None
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=40)
+    with _shared_lock:
+        cluster = _shared.get(n_workers)
+        if cluster is None or cluster.status.name in ("closing", "closed", "failed"):
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, silence_logs=40)
+            _shared[n_workers] = cluster
+            if len(_shared) == 1:
+                atexit.register(_close_shared)
     return DaskClient(cluster)
+
+
+# One LocalCluster per process, started on first use and kept for later runs (and tuning), closed at exit:
+# starting worker processes costs a second or two, which a session of runs pays once.
+_shared: dict[int, Any] = {}
+_shared_lock = threading.Lock()
+
+
+def _close_shared() -> None:
+    for cluster in list(_shared.values()):
+        try:
+            cluster.close()
+        except Exception:
+            pass
+    _shared.clear()
 
 
 def _remote_step(settings: dict[str, Any], node: Node, run_id: str, arguments: dict[str, Any], outputs: dict[str, dict],
@@ -169,13 +193,7 @@ class DaskExecutor:
         future.cancel()
 
     def close(self) -> None:
-        if self.address is None:
-            cluster = self.dask.cluster
-            self.dask.close()
-            if cluster is not None:
-                cluster.close()
-        else:
-            self.dask.close()
+        self.dask.close()  # the shared LocalCluster stays up for the next run; it closes at exit
 
 
 def make_executor(spec: str | None, client: Client) -> Any:

@@ -60,7 +60,7 @@ def split_table(df: Any, target: str, method: str = "stratified", test_size: flo
         if time_column is None or time_column not in df.columns:
             raise InvalidInputError("a time split needs time_column= naming a column of the data")
         ordered = df.sort_values(time_column, kind="stable")
-        cut = int(round(len(ordered) * (1 - test_size)))
+        cut = round(len(ordered) * (1 - test_size))
         return ordered.iloc[:cut], ordered.iloc[cut:]
     if method not in ("random", "stratified"):
         raise InvalidInputError(f"unknown split method {method!r}; use random, stratified or time")

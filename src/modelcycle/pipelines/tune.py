@@ -328,7 +328,7 @@ def _tune_dask(optuna: Any, study: Any, objective: Callable[..., Any], takes_tri
                                 "on Dask, trials run to the end: give objective(params)")
     dask = dask_client(None if executor == "dask" else executor)
     settings = {k: (str(v) if k == "home" else v) for k, v in asdict(client.settings).items()}
-    width = max(1, sum(len(w) for w in [dask.nthreads()]) and sum(dask.nthreads().values()))
+    width = max(1, sum(dask.nthreads().values()))
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     pending: dict[Any, tuple[Any, Any, dict[str, Any]]] = {}
@@ -358,8 +358,5 @@ def _tune_dask(optuna: Any, study: Any, objective: Callable[..., Any], takes_tri
             if asked < n_trials and (timeout is None or time.monotonic() - started < timeout):
                 launch()
     finally:
-        cluster = dask.cluster if executor == "dask" else None
         dask.close()
-        if cluster is not None:
-            cluster.close()
     return rows
