@@ -10,6 +10,7 @@ existing file counts that file's size and modification time too).
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import threading
@@ -274,8 +275,10 @@ class Outcome:
     has_value: bool = False
 
 
-def _put(client: Client, run: ActiveRun, path: Path, name: str, sizes: dict[str, int]) -> str:
-    digest, size = client.artifact_store.put_file(path)
+def _put(client: Client, run: ActiveRun, source: Path | bytes, name: str, sizes: dict[str, int]) -> str:
+    # Without fsync: a step's output can be made again, and is verified whenever it is read.
+    store = client.artifact_store
+    digest, size = store.put_bytes(source, durable=False) if isinstance(source, bytes) else store.put_file(source, durable=False)
     client.buffer.artifacts.append((run.id, name, digest, size, time.time()))
     sizes[digest] = size
     return digest
@@ -300,10 +303,12 @@ def run_step(client: Client, run: ActiveRun, node: Node, kwargs: dict[str, Any],
                     print(f"[modelcycle] step {node.name!r} failed (attempt {attempt} of {node.step.retries + 1}), retrying:\n"
                           + traceback.format_exc(), file=sys.stderr)
             sizes: dict[str, int] = {}
-            stored = save_output(value, lambda path, name: _put(client, run, path, name, sizes), node.name)
+            put = lambda source, name: _put(client, run, source, name, sizes)  # noqa: E731
+            stored = save_output(value, put, node.name, put_bytes=put)
             stored.meta = {"components": components, "sizes": sizes}
         duration = time.perf_counter() - start
-        run.log_dict({"components": components, "output": stored.to_dict(), "duration": duration}, "step.json")
+        record = json.dumps({"components": components, "output": stored.to_dict(), "duration": duration}, indent=1, default=str)
+        _put(client, run, record.encode(), "step.json", {})
         _end_with_logs(run, buffer, RunStatus.FINISHED)
         return Outcome(True, stored, duration, value=value if keep_value else None, has_value=keep_value)
     except BaseException as e:  # a step's failure is recorded, not raised: the pipeline decides what happens next
@@ -423,7 +428,7 @@ def _loop(graph: Graph, client: Client, runner: Any, parent: ActiveRun, result: 
                 record.reason = ("caching is off for this run" if not cache else "the step has cache=False" if not node.step.cache
                                  else "forced by from_step")
             else:
-                hit = client.store.cache_get(key)
+                hit, previous = client.store.cache_lookup(key, graph.pipeline, name)
                 if hit is not None and all(client.artifact_store.exists(d) for d in _digests(Stored.from_dict(hit["output"]))):
                     stored = Stored.from_dict(hit["output"])
                     run = client.start_run(experiment=experiment, name=name, parent=parent, activate=False,
@@ -441,7 +446,6 @@ def _loop(graph: Graph, client: Client, runner: Any, parent: ActiveRun, result: 
                     notify(name, "cached")
                     started = True
                     continue
-                previous = client.store.cache_latest(graph.pipeline, name)
                 record.reason = _why(previous, components) if hit is None else "the cached output is no longer in the artifact store"
             kwargs = {arg: _resolve(v, value_of) for arg, v in node.arguments.items()} if runner.local else None
             run = client.start_run(experiment=experiment, name=name, parent=parent, activate=False,

@@ -38,6 +38,7 @@ class Materializer:
     save: Callable[[Any, Path], None]
     load: Callable[[Path], Any]
     matches: Callable[[Any], bool]
+    dump: Callable[[Any], dict[str, bytes] | None] | None = None  # in memory, when small enough: no temporary files
 
 
 @dataclass
@@ -104,8 +105,51 @@ def _is_python_model(obj: Any) -> bool:
     return isinstance(obj, PythonModel)
 
 
+_IN_MEMORY = 256 << 20  # frames and arrays up to this size are encoded in memory, larger ones through a file
+
+
+def _write_frame(obj: Any, sink: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(obj)  # a RangeIndex is kept as metadata, any other index as columns
+    # Dictionary encoding pays for text and categories; tried on numbers with many distinct values it
+    # costs 3-5x the write and saves nothing.
+    encode = [f.name for f in table.schema
+              if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
+    # Floating-point columns barely compress and cost the most to try: stored plain; the rest with snappy.
+    codecs = {f.name: ("none" if pa.types.is_floating(f.type) else "snappy") for f in table.schema}
+    pq.write_table(table, sink, use_dictionary=encode or False, write_statistics=False, compression=codecs)
+
+
 def _save_frame(obj: Any, folder: Path) -> None:
-    obj.to_parquet(folder / "data.parquet", index=True)
+    _write_frame(obj, folder / "data.parquet")
+
+
+def _dump_frame(obj: Any) -> dict[str, bytes] | None:
+    import pyarrow as pa
+
+    if obj.memory_usage(index=True, deep=False).sum() > _IN_MEMORY:
+        return None
+    sink = pa.BufferOutputStream()
+    _write_frame(obj, sink)
+    return {"data.parquet": sink.getvalue().to_pybytes()}
+
+
+def _dump_array(obj: Any) -> dict[str, bytes] | None:
+    import io
+
+    import numpy as np
+
+    if obj.nbytes > _IN_MEMORY:
+        return None
+    buf = io.BytesIO()
+    np.save(buf, obj, allow_pickle=False)
+    return {"data.npy": buf.getvalue()}
+
+
+def _dump_json(obj: Any) -> dict[str, bytes]:
+    return {"data.json": json.dumps({"value": obj, "tuple": isinstance(obj, tuple)}, sort_keys=True).encode()}
 
 
 def _load_frame(folder: Path) -> Any:
@@ -149,9 +193,9 @@ def _load_json(folder: Path) -> Any:
 
 
 _BUILTIN = [
-    Materializer("json", _save_json, _load_json, _is_jsonable),
-    Materializer("dataframe", _save_frame, _load_frame, _pandas),
-    Materializer("ndarray", _save_array, _load_array, _numpy),
+    Materializer("json", _save_json, _load_json, _is_jsonable, _dump_json),
+    Materializer("dataframe", _save_frame, _load_frame, _pandas, _dump_frame),
+    Materializer("ndarray", _save_array, _load_array, _numpy, _dump_array),
     Materializer("model", _save_model, _load_model, _model),
 ]
 _custom: list[tuple[type, Materializer]] = []
@@ -196,15 +240,17 @@ def _container_items(obj: Any) -> list[tuple[str, Any]] | None:
     return None
 
 
-def save_output(obj: Any, put_file: Callable[[Path, str], str], step: str, prefix: str = "outputs") -> Stored:
-    """Write ``obj`` through its materializer and ``put_file(local_path, artifact_name) -> sha256``.
+def save_output(obj: Any, put_file: Callable[[Path, str], str], step: str, prefix: str = "outputs",
+                put_bytes: Callable[[bytes, str], str] | None = None) -> Stored:
+    """Write ``obj`` through its materializer: ``put_file(local_path, artifact_name) -> sha256`` for files,
+    ``put_bytes(data, artifact_name) -> sha256`` for what a built-in materializer encodes in memory.
 
     Raises:
         InvalidInputError: no materializer stores this type (naming the step and how to add one).
     """
     items = _container_items(obj)
     if items is not None:
-        stored = {k: save_output(v, put_file, step, f"{prefix}/{k}") for k, v in items}
+        stored = {k: save_output(v, put_file, step, f"{prefix}/{k}", put_bytes) for k, v in items}
         kind = "dict" if isinstance(obj, dict) else "tuple" if isinstance(obj, tuple) else "list"
         fingerprint = hash_json({"kind": kind, "items": {k: s.fingerprint for k, s in stored.items()}})
         return Stored(kind, {}, fingerprint, stored if kind == "dict" else list(stored.values()))
@@ -215,12 +261,18 @@ def save_output(obj: Any, put_file: Callable[[Path, str], str], step: str, prefi
             f"return a DataFrame, an array, a model or JSON-able values, or register a materializer: "
             f"mc.register_materializer({type(obj).__qualname__}, save=..., load=...)"
         )
+    files: dict[str, str] = {}
+    dumped = mat.dump(obj) if mat.dump is not None and put_bytes is not None else None
+    if dumped is not None:
+        assert put_bytes is not None
+        for rel, data in sorted(dumped.items()):
+            files[rel] = put_bytes(data, f"{prefix}/{rel}")
+        return Stored(mat.name, files, hash_json({"kind": mat.name, "files": files}))
     tmp = Path(tempfile.mkdtemp(prefix="modelcycle-output-"))
     try:
         folder = tmp / "out"
         folder.mkdir()
         mat.save(obj, folder)
-        files: dict[str, str] = {}
         for root, _, names in os.walk(folder):
             for n in sorted(names):
                 path = Path(root) / n

@@ -63,12 +63,16 @@ class ArtifactStore(Protocol):
 
     uri: str
 
-    def put_bytes(self, data: bytes) -> tuple[str, int]:
+    def put_bytes(self, data: bytes, durable: bool = True) -> tuple[str, int]:
         """Store bytes; return (sha256, size). Storing the same bytes twice keeps one copy."""
         ...
 
-    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
-        """Store a file's bytes; return (sha256, size)."""
+    def put_file(self, path: str | os.PathLike[str], durable: bool = True) -> tuple[str, int]:
+        """Store a file's bytes; return (sha256, size).
+
+        ``durable=False`` skips the fsync: for bytes that can be made again (a pipeline step's
+        output), a power cut may then lose them, and reading them back reports it.
+        """
         ...
 
     def get_bytes(self, digest: str) -> bytes:
@@ -104,7 +108,7 @@ class ContentStore:
     def _open_read(self, key: str) -> BinaryIO:
         raise NotImplementedError
 
-    def _write_atomic(self, key: str | None, chunks: Iterable[bytes]) -> tuple[str, int]:
+    def _write_atomic(self, key: str | None, chunks: Iterable[bytes], durable: bool = True) -> tuple[str, int]:
         """Write chunks to a temporary object, then publish it under ``key`` (or under the
         digest of what was written when ``key`` is None). Returns (digest, size)."""
         raise NotImplementedError
@@ -122,19 +126,19 @@ class ContentStore:
             raise NotFoundError(f"{digest!r} is not a sha256 digest")
         return f"{digest[:2]}/{digest}"
 
-    def put_bytes(self, data: bytes) -> tuple[str, int]:
+    def put_bytes(self, data: bytes, durable: bool = True) -> tuple[str, int]:
         digest = hashlib.sha256(data).hexdigest()
         key = self._key(digest)
         if not self._exists(key):
-            self._write_atomic(key, [data])
+            self._write_atomic(key, [data], durable)
         return digest, len(data)
 
-    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+    def put_file(self, path: str | os.PathLike[str], durable: bool = True) -> tuple[str, int]:
         def chunks() -> Iterator[bytes]:
             with open(path, "rb") as f:
                 yield from iter(lambda: f.read(CHUNK), b"")
 
-        return self._write_atomic(None, chunks())
+        return self._write_atomic(None, chunks(), durable)
 
     def _verified_chunks(self, digest: str) -> Iterator[bytes]:
         key = self._key(digest)

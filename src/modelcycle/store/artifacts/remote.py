@@ -49,7 +49,7 @@ class FsspecArtifactStore(ContentStore):
     def _open_read(self, key: str) -> BinaryIO:
         return self.fs.open(self._path(key), "rb")
 
-    def _write_atomic(self, key: str | None, chunks: Iterable[bytes]) -> tuple[str, int]:
+    def _write_atomic(self, key: str | None, chunks: Iterable[bytes], durable: bool = True) -> tuple[str, int]:
         tmp = self._path(f".tmp/{uuid.uuid4().hex}")
         h = hashlib.sha256()
         size = 0

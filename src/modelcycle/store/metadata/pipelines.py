@@ -32,6 +32,20 @@ class PipelineTables:
                                                  output=json.dumps(output), fingerprint=fingerprint, created_at=created_at)
         self._write(lambda conn: conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"])))
 
+    def cache_lookup(self, key: str, pipeline: str, step: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """In one query: the execution with this key (a hit), else the step's newest one (to say what changed)."""
+        from sqlalchemy import case, or_
+
+        c = s.step_cache
+        hit = case((c.c.key == key, 1), else_=0)
+        stmt = (select(c).where(or_(c.c.key == key, (c.c.pipeline == pipeline) & (c.c.step == step)))
+                .order_by(hit.desc(), c.c.created_at.desc()).limit(1))
+        row = self._read(lambda conn: conn.execute(stmt).first())
+        if row is None:
+            return None, None
+        found = _row(row)
+        return (found, None) if found["key"] == key else (None, found)
+
     def cache_latest(self, pipeline: str, step: str) -> dict[str, Any] | None:
         """The newest cached execution of ``step`` in ``pipeline`` (to say why a step was not cached)."""
         c = s.step_cache
