@@ -38,6 +38,7 @@ test: lint
 bench: .venv-bench/.installed
 	.venv-bench/bin/python bench/tracking.py
 	.venv-bench/bin/python bench/models.py
+	.venv-bench/bin/python bench/pipelines.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache .modelcycle
