@@ -301,3 +301,21 @@ def test_two_runs_at_once_share_the_cache_safely(client: Client) -> None:
     assert results[0].output["score"] == results[1].output["score"]
     third = training.run(n=400, client=client)
     assert all(s.cached for s in third.steps.values())
+
+
+def test_an_output_from_another_pipeline_is_an_unknown_dependency(client: Client) -> None:
+    leaked = []
+
+    @pipeline
+    def first():
+        out = make_frame(10)
+        leaked.append(out)
+        return out
+
+    @pipeline
+    def second():
+        return as_array(leaked[0])
+
+    first.run(client=client)
+    with pytest.raises(InvalidInputError, match="step 'as_array' depends on the output of 'make_frame', which is not a step of pipeline 'second'"):
+        second.run(client=client)
