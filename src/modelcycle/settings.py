@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from modelcycle.errors import ConfigurationError
@@ -93,6 +93,7 @@ class Settings:
     capture: bool = True
     sqlite_sync: str = "normal"
     reproduces: str | None = None
+    serve_token: str | None = field(default=None, repr=False)  # MODELCYCLE_SERVE_TOKEN: bearer token the model server requires
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -132,6 +133,7 @@ class Settings:
             capture=_bool(env, "MODELCYCLE_CAPTURE", True),
             sqlite_sync=sync,
             reproduces=env.get("MODELCYCLE_REPRODUCES") or None,
+            serve_token=env.get("MODELCYCLE_SERVE_TOKEN") or None,
         )
 
     @classmethod

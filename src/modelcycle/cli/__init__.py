@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from modelcycle.cli import data, models, pipeline, runs
+from modelcycle.cli import serve as serve_cli
 from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json
 
 __all__ = ["app", "main"]
@@ -22,6 +23,8 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
+app.command("serve")(serve_cli.serve)
+app.command("predict")(serve_cli.predict)
 experiments = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 app.add_typer(experiments, name="experiments")
 

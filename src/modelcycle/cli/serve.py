@@ -1,0 +1,132 @@
+"""`modelcycle serve` (a model over HTTP) and `modelcycle predict` (batch scoring of a file)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from modelcycle.cli._common import console, errors
+from modelcycle.errors import ConfigurationError, InvalidInputError
+
+_ENV = "MODELCYCLE_SERVE_OPTIONS"  # how `serve --workers N` hands its options to each worker process
+
+
+def _loopback(host: str) -> bool:
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def factory() -> Any:
+    """The app of one uvicorn worker process, from the options `modelcycle serve` put in the environment."""
+    from modelcycle.serving.app import ServeConfig, create_app
+    from modelcycle.settings import Settings
+
+    options = json.loads(os.environ[_ENV])
+    settings = Settings.from_env()
+    config = ServeConfig(token=settings.serve_token if options["auth"] else None, max_queue=options["max_queue"],
+                         max_body_mb=options["max_body_mb"], log_predictions=options["log"], trust=options["trust"],
+                         poll_seconds=options["poll"])
+    return create_app(settings, options["model"], options["shadow"], config)
+
+
+def serve(
+    model: Annotated[str, typer.Argument(help="models:/name@alias, models:/name/3 or runs:/<run>/model")],
+    shadow: Annotated[str | None, typer.Option("--shadow", help="A challenger that predicts on the same inputs, logged, never answered.")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs a token or --no-auth.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="uvicorn worker processes.")] = 1,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without a token even on a non-loopback address.")] = False,
+    max_queue: Annotated[int, typer.Option("--max-queue", min=1, help="Requests in flight before the server answers 503.")] = 64,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="Largest request body.")] = 10.0,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
+    trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel packages (they can run any code).")] = False,
+    poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between checks of the alias.")] = 1.0,
+) -> None:
+    """Serve a model over HTTP: Open Inference Protocol, /predict and MLflow's /invocations; it follows its alias."""
+    from modelcycle.settings import Settings
+
+    @errors
+    def run() -> None:
+        import uvicorn
+
+        settings = Settings.from_env()
+        if not _loopback(host) and not settings.serve_token and not no_auth:
+            raise ConfigurationError(
+                f"listening on {host} would expose the model to the network without a token; set MODELCYCLE_SERVE_TOKEN=<secret> "
+                "(clients then send 'Authorization: Bearer <secret>'), or pass --no-auth to serve it openly")
+        options = {"model": model, "shadow": shadow, "auth": not no_auth, "max_queue": max_queue, "max_body_mb": max_body_mb,
+                   "log": not no_log, "trust": trust, "poll": poll}
+        os.environ[_ENV] = json.dumps(options)
+        factory()  # load the model once here: a model that cannot be served fails before the port is taken
+        console(stderr=True).print(f"serving {model} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}"
+                                   f"{', token required' if settings.serve_token and not no_auth else ''}); Ctrl-C to stop")
+        uvicorn.run("modelcycle.cli.serve:factory", factory=True, host=host, port=port, workers=workers, log_level="warning",
+                    timeout_graceful_shutdown=30, access_log=False)
+
+    run()
+
+
+def predict(
+    model: Annotated[str, typer.Argument(help="models:/name@alias, models:/name/3, runs:/<run>/model or a package folder")],
+    source: Annotated[Path, typer.Argument(help="Rows to score: .parquet or .csv")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows (.parquet).")],
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows per batch (memory stays bounded).")] = 100_000,
+    trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel packages.")] = False,
+) -> None:
+    """Score a file in batches, checked against the model's signature; writes the input with prediction columns."""
+
+    @errors
+    def run() -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from modelcycle.data.profile import iter_batches, total_rows
+        from modelcycle.registry.fluent import load_model
+
+        if output.suffix.lower() not in (".parquet", ".pq"):
+            raise InvalidInputError(f"{output.name}: write the scores as .parquet")
+        loaded = load_model(str(model), trust=trust)
+        total = total_rows(str(source))
+        tmp = output.with_name(f".{output.name}.partial")
+        writer = None
+        scored = 0
+        try:
+            with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True)) as bar:
+                task = bar.add_task("rows", total=total)
+                for batch in iter_batches(str(source), chunk_rows):
+                    out = batch.reset_index(drop=True).copy()
+                    prediction = np.asarray(loaded.predict(batch))
+                    out["prediction"] = prediction if prediction.ndim == 1 else list(prediction)
+                    if hasattr(loaded, "predict_proba"):
+                        proba = np.asarray(loaded.predict_proba(batch))
+                        for i, c in enumerate(getattr(loaded.raw, "classes_", range(proba.shape[1]))):
+                            out[f"proba.{c}"] = proba[:, i]
+                    table = pa.Table.from_pandas(out, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+                    scored += len(out)
+                    bar.update(task, advance=len(out))
+            if writer is None:
+                raise InvalidInputError(f"{source.name} has no rows to score")
+            writer.close()
+            writer = None
+            os.replace(tmp, output)
+        finally:
+            if writer is not None:
+                writer.close()
+            tmp.unlink(missing_ok=True)
+        console().print(f"scored {scored:,} rows with {model} → {output}")
+
+    run()

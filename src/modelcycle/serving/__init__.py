@@ -1,0 +1,13 @@
+"""Serving: models by alias over HTTP (Open Inference Protocol, MLflow-compatible bodies), hot swap, shadow, prediction log."""
+
+from modelcycle.serving.predlog import PredictionLog, read_labels, read_predictions, write_labels
+
+__all__ = ["PredictionLog", "create_app", "read_labels", "read_predictions", "write_labels"]
+
+
+def __getattr__(name: str):  # the app pulls in FastAPI: only when asked for
+    if name == "create_app":
+        from modelcycle.serving.app import create_app
+
+        return create_app
+    raise AttributeError(name)

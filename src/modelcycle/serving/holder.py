@@ -1,0 +1,92 @@
+"""The model a server answers with: loaded by URI, swapped atomically when its alias moves."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from modelcycle.registry.uri import parse_model_uri
+
+if TYPE_CHECKING:
+    from modelcycle.models import LoadedModel
+    from modelcycle.registry import Registry
+
+__all__ = ["ModelHolder"]
+
+log = logging.getLogger("modelcycle.serving")
+
+
+class ModelHolder:
+    """Holds the served model. ``current`` is one reference, replaced in one assignment: a request
+    that picked up the old model finishes on it, the next one gets the new one.
+
+    For ``models:/name@alias`` a watcher thread resolves the alias every ``poll`` seconds; a new
+    version is loaded and verified in the background and swapped in only if that succeeds. A
+    version that fails to load is remembered (and counted in ``failures``) and not tried again.
+    """
+
+    def __init__(self, registry: Registry, uri: str, trust: bool = False, poll: float = 1.0):
+        self.registry = registry
+        self.uri = uri
+        self.trust = trust
+        self.poll = poll
+        self.ref = parse_model_uri(uri)
+        self.current: LoadedModel = registry.load_model(uri, trust)
+        self.failures = 0
+        self.swaps = 0
+        self.last_error: str | None = None
+        self._bad: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        if self.ref.kind == "models" and self.ref.name:
+            return self.ref.name
+        return self.ref.path.rsplit("/", 1)[-1] if self.ref.path else "model"
+
+    @property
+    def version(self) -> int | None:
+        v = self.current.version
+        return v.version if v is not None else None
+
+    def start(self) -> None:
+        if self.ref.kind == "models" and (self.ref.alias or self.ref.latest) and self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="modelcycle-alias-watch", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> bool:
+        """Look at the alias once; swap when it moved to a version that loads. Returns True on a swap."""
+        try:
+            _, version = self.registry.resolve(self.uri)
+        except Exception as e:  # the store is briefly unreachable: keep serving
+            self.last_error = f"cannot resolve {self.uri}: {e}"
+            return False
+        if version is None or version.hash == self.current.hash or version.hash in self._bad:
+            return False
+        try:
+            loaded = self.registry.load_model(version.uri, self.trust)
+        except Exception as e:
+            self._bad.add(version.hash)
+            self.failures += 1
+            self.last_error = f"version {version.version} of {version.name} did not load and is not served: {e}"
+            log.error(self.last_error)
+            return False
+        self.current = loaded  # one assignment: atomic for readers
+        self.swaps += 1
+        log.info("now serving %s version %s", version.name, version.version)
+        return True
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll):
+            self.check()
+
+    def describe(self) -> dict[str, Any]:
+        m = self.current
+        return {"name": self.name, "version": self.version, "uri": self.uri, "flavour": m.flavour, "sha256": m.hash,
+                "swaps": self.swaps, "failed_swaps": self.failures, "last_error": self.last_error, "checked_at": time.time()}
