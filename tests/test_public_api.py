@@ -21,6 +21,8 @@ PUBLIC = [
     # pipelines, tuning and feature selection
     "PipelineResult", "TrialPruned", "choice", "intrange", "loguniform", "pipeline", "register_materializer", "select_features",
     "step", "tune", "uniform",
+    # serving
+    "log_labels", "read_predictions",
 ]
 HEAVY = ["pandas", "numpy", "sklearn", "sqlalchemy", "alembic", "fastapi", "dask", "pyarrow", "typer", "rich"]
 

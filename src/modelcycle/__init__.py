@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "ModelVersion": "modelcycle.entities",
     "AliasEvent": "modelcycle.entities",
     "Policy": "modelcycle.evaluation",
+    "read_predictions": "modelcycle.serving.fluent",
+    "log_labels": "modelcycle.serving.fluent",
     **{
         name: "modelcycle.pipelines"
         for name in (
@@ -112,6 +114,7 @@ if TYPE_CHECKING:  # pragma: no cover
         set_alias,
         validate_model,
     )
+    from modelcycle.serving.fluent import log_labels, read_predictions
     from modelcycle.settings import Settings
     from modelcycle.tracking.autolog import autolog
     from modelcycle.tracking.client import Client

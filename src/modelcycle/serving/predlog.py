@@ -160,9 +160,12 @@ def read_predictions(root: str | os.PathLike[str], model: str, start: Any = None
     return _read(Path(root), "predictions", model, start, end)
 
 
-def write_labels(root: str | os.PathLike[str], model: str, request_ids: Sequence[str], labels: Iterable[Any],
+def write_labels(root: str | os.PathLike[str], model: str | None, request_ids: Sequence[str], labels: Iterable[Any],
                  rows: Sequence[int] | None = None) -> int:
-    """Store ground truth for earlier predictions; returns how many labels were stored."""
+    """Store ground truth for earlier predictions; returns how many labels were stored.
+
+    Without ``model`` the labels are kept for every model (joined by request id).
+    """
     import pandas as pd
 
     ids = [str(r) for r in request_ids]
@@ -171,11 +174,20 @@ def write_labels(root: str | os.PathLike[str], model: str, request_ids: Sequence
         raise InvalidInputError(f"{len(ids)} request ids but {len(values)} labels; give one label per request id")
     if not ids:
         raise InvalidInputError("no labels given")
+    if rows is not None and len(rows) != len(ids):
+        raise InvalidInputError(f"{len(ids)} request ids but {len(rows)} row numbers")
     frame = pd.DataFrame({"request_id": ids, "row": list(rows) if rows is not None else [0] * len(ids), "label": values,
-                          "time": pd.Timestamp(datetime.now(tz=UTC)), "model": model})
-    _write_atomic(frame, _model_dir(Path(root), "labels", model) / f"date={frame['time'].iloc[0].strftime('%Y-%m-%d')}")
+                          "time": pd.Timestamp(datetime.now(tz=UTC)), "model": model or ""})
+    folder = _model_dir(Path(root), "labels", model) if model else Path(root) / "labels" / "unassigned"
+    _write_atomic(frame, folder / f"date={frame['time'].iloc[0].strftime('%Y-%m-%d')}")
     return len(ids)
 
 
 def read_labels(root: str | os.PathLike[str], model: str) -> Any:
-    return _read(Path(root), "labels", model, None, None)
+    """Labels given for ``model`` and those given for any model, newest last."""
+    import pandas as pd
+
+    mine = _read(Path(root), "labels", model, None, None)
+    shared_dir = Path(root) / "labels" / "unassigned"
+    shared = [pd.read_parquet(f) for f in sorted(shared_dir.glob("date=*/part-*.parquet"))] if shared_dir.is_dir() else []
+    return pd.concat([mine, *shared], ignore_index=True, sort=False) if shared else mine
