@@ -1,0 +1,194 @@
+"""A real `modelcycle serve` process on 127.0.0.1: load while the alias moves, overload, SIGTERM, refusals; batch scoring."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from modelcycle.registry import Registry
+from modelcycle.serving import read_predictions
+from modelcycle.settings import Settings
+from modelcycle.tracking.client import Client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    return X, pd.Series((X["a"] > 0).astype(int))
+
+
+@pytest.fixture
+def home(tmp_path: Path):
+    home = tmp_path / "home"
+    client = Client(Settings.for_home(home, capture=False))
+    registry = Registry(client)
+    X, y = frame(200)
+    for C in (1.0, 0.1, 0.01):
+        with client.start_run(experiment="serving"):
+            logged = client.log_model(make_pipeline(StandardScaler(), LogisticRegression(C=C)).fit(X, y), reference_data=X)
+        registry.register_model(logged, "churn")
+    registry.set_alias("churn", "champion", 1)
+    client.flush()
+    yield {"home": home, "client": client, "registry": registry}
+    client.close()
+
+
+def start(home: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    environment = {**os.environ, "MODELCYCLE_HOME": str(home), "MODELCYCLE_CAPTURE": "0", **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "serve", "models:/churn@champion", "--port", str(port), "--poll", "0.1",
+                             *extra], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited: {proc.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the server did not become ready")
+
+
+RECORD = {"records": [{"a": 0.5, "b": -0.2}]}
+
+
+@pytest.mark.slow
+def test_alias_moves_under_load_fail_no_request(home: dict) -> None:
+    proc, url = start(home["home"])
+    registry = home["registry"]
+    run = home["client"].get_run(registry.get_model_version("churn", 3).run_id)
+    digest = next(a.digest for a in run.artifacts if a.path == "model/model.skops")
+    blob = next(Path(home["client"].settings.artifact_uri).rglob(digest))
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-4] + b"XXXX")  # version 3 is damaged
+    stop = threading.Event()
+    seen: list[tuple[int, str]] = []
+    allowed = {"1"}
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            while not stop.is_set():
+                r = http.post("/predict", json=RECORD)
+                seen.append((r.status_code, r.headers.get("x-model-version", "")))
+
+    with cf.ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(client_loop) for _ in range(16)]
+        for target in (2, 3, 1, 3, 2, 1):
+            time.sleep(0.4)
+            if target != 3:
+                allowed.add(str(target))
+            registry.set_alias("churn", "champion", target)
+        time.sleep(0.5)
+        stop.set()
+        for f in futures:
+            f.result()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    codes = {c for c, _ in seen}
+    versions = {v for _, v in seen}
+    assert codes == {200}, f"answers: {codes}"
+    assert "3" not in versions and versions <= allowed and len(versions) >= 2, versions
+    assert len(seen) > 100
+
+
+@pytest.mark.slow
+def test_sigterm_drains_and_every_answer_is_logged(home: dict) -> None:
+    proc, url = start(home["home"])
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def client_loop(i: int) -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            n = 0
+            while not stop.is_set():
+                try:
+                    r = http.post("/predict", json=RECORD, headers={"X-Request-ID": f"c{i}-{n}"})
+                except httpx.HTTPError:
+                    return
+                n += 1
+                if r.status_code == 200:
+                    answered.append(r.headers["x-request-id"])
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    stop.set()
+    for t in threads:
+        t.join()
+    logged = read_predictions(home["home"], "churn")
+    assert len(answered) > 20
+    assert set(answered) <= set(logged["request_id"]), "every request answered 200 is in the prediction log"
+    assert not logged.duplicated(["request_id", "row"]).any()
+
+
+@pytest.mark.slow
+def test_overload_gets_503_not_500_and_service_recovers(home: dict) -> None:
+    proc, url = start(home["home"], "--max-queue", "2")
+    codes: list[int] = []
+    body = {"records": frame(20000)[0].to_dict("records")}  # slow enough to queue up
+
+    def one() -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            r = http.post("/predict", json=body)
+            codes.append(r.status_code)
+            if r.status_code == 503:
+                assert r.headers["retry-after"] == "1" and "busy" in r.json()["error"]["message"]
+
+    with cf.ThreadPoolExecutor(12) as pool:
+        list(pool.map(lambda _: one(), range(12)))
+    assert 503 in codes and 200 in codes and 500 not in codes
+    time.sleep(0.5)
+    assert httpx.post(url + "/predict", json=RECORD).status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+def test_refuses_a_network_address_without_a_token(home: dict) -> None:
+    env = {**os.environ, "MODELCYCLE_HOME": str(home["home"]), "MODELCYCLE_CAPTURE": "0"}
+    env.pop("MODELCYCLE_SERVE_TOKEN", None)
+    out = subprocess.run([sys.executable, "-m", "modelcycle", "serve", "models:/churn@champion", "--host", "0.0.0.0"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "MODELCYCLE_SERVE_TOKEN" in out.stderr and "--no-auth" in out.stderr
+
+
+def test_batch_scoring_a_file(home: dict, tmp_path: Path) -> None:
+    X, _ = frame(2500, seed=3)
+    X.to_parquet(tmp_path / "in.parquet")
+    env = {**os.environ, "MODELCYCLE_HOME": str(home["home"]), "MODELCYCLE_CAPTURE": "0"}
+    out = subprocess.run([sys.executable, "-m", "modelcycle", "predict", "models:/churn@champion", str(tmp_path / "in.parquet"),
+                          "-o", str(tmp_path / "scored.parquet"), "--chunk-rows", "1000"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    assert len(scored) == 2500 and {"a", "b", "prediction", "proba.0", "proba.1"} <= set(scored.columns)
+    X.drop(columns=["b"]).to_parquet(tmp_path / "bad.parquet")
+    bad = subprocess.run([sys.executable, "-m", "modelcycle", "predict", "models:/churn@champion", str(tmp_path / "bad.parquet"),
+                          "-o", str(tmp_path / "never.parquet")], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "missing columns: b" in bad.stderr and not (tmp_path / "never.parquet").exists()
