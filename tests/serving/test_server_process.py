@@ -96,14 +96,27 @@ def test_alias_moves_under_load_fail_no_request(home: dict) -> None:
                 r = http.post("/predict", json=RECORD)
                 seen.append((r.status_code, r.headers.get("x-model-version", "")))
 
+    def served() -> dict:
+        return httpx.get(url + "/version", timeout=10).json()["model"]
+
+    def wait_for(check, what: str) -> None:
+        deadline = time.time() + 30
+        while not check(served()):
+            assert time.time() < deadline, f"the server never {what}"
+            time.sleep(0.05)
+
     with cf.ThreadPoolExecutor(16) as pool:
         futures = [pool.submit(client_loop) for _ in range(16)]
-        for target in (2, 3, 1, 3, 2, 1):
-            time.sleep(0.4)
-            if target != 3:
-                allowed.add(str(target))
+        time.sleep(0.3)
+        for target in (2, 3, 1, 3, 2):
             registry.set_alias("churn", "champion", target)
-        time.sleep(0.5)
+            if target == 3:
+                failures = served()["failed_swaps"]
+                wait_for(lambda m, f=failures: m["failed_swaps"] > f or m["failed_swaps"] >= 1 and f >= 1, "noticed the damaged version")
+            else:
+                allowed.add(str(target))
+                wait_for(lambda m, t=target: m["version"] == t, f"swapped to version {target}")
+            time.sleep(0.3)
         stop.set()
         for f in futures:
             f.result()
