@@ -40,7 +40,8 @@ def served(client: Client):
     register(client)
     Registry(client).set_alias("churn", "champion", 1)
     client.flush()
-    app = create_app(client.settings, "models:/churn@champion", config=ServeConfig(poll_seconds=0.1, max_body_mb=1), client=client)
+    # poll_seconds=60: the tests check for alias moves by hand, so no watcher races them
+    app = create_app(client.settings, "models:/churn@champion", config=ServeConfig(poll_seconds=60, max_body_mb=1), client=client)
     with TestClient(app) as http:
         yield http, app
     # leaving the block ran the app's shutdown: the prediction log is flushed

@@ -112,7 +112,7 @@ def test_alias_moves_under_load_fail_no_request(home: dict) -> None:
             registry.set_alias("churn", "champion", target)
             if target == 3:
                 failures = served()["failed_swaps"]
-                wait_for(lambda m, f=failures: m["failed_swaps"] > f or m["failed_swaps"] >= 1 and f >= 1, "noticed the damaged version")
+                wait_for(lambda m, f=failures: m["failed_swaps"] > f or (m["failed_swaps"] >= 1 and f >= 1), "noticed the damaged version")
             else:
                 allowed.add(str(target))
                 wait_for(lambda m, t=target: m["version"] == t, f"swapped to version {target}")
