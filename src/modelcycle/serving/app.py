@@ -16,7 +16,6 @@ import os
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from modelcycle.errors import ModelcycleWarning, SignatureError
+from modelcycle.errors import SignatureError
 from modelcycle.serving.bodies import ClientError, from_mlflow, from_oip, from_predict, parse_json, to_oip
 
 __all__ = ["ServeConfig", "create_app"]
@@ -98,6 +97,10 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
     pool = cf.ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="modelcycle-predict")
     shadow_pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-shadow")
     state = {"ready": False, "inflight": 0, "shadow_pending": 0}
+    try:
+        from sklearn import config_context as sklearn_config
+    except ImportError:  # a server for non-scikit-learn models
+        sklearn_config = None
     lock = threading.Lock()
 
     @asynccontextmanager
@@ -143,7 +146,31 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def predict(frame: Any, rid: str) -> dict[str, Any]:
+    derive: dict[str, list[int]] = {}  # per model hash: [agreeing requests, disagreeing requests]
+
+    def run_model(model: Any, prepared: Any, want_proba: bool) -> tuple[Any, Any]:
+        """predict (and predict_proba); once a classifier's predict has matched the argmax of its
+        probabilities on 20 requests, predict is taken from the probabilities (one model pass, not two)."""
+        import numpy as np
+
+        raw = model.raw
+        if not model.manifest.has_predict_proba:
+            return np.asarray(raw.predict(prepared)), None
+        seen = derive.setdefault(model.hash, [0, 0])
+        classes = getattr(raw, "classes_", None)
+        if classes is not None and seen[1] == 0 and seen[0] >= 20:
+            proba = np.asarray(raw.predict_proba(prepared), dtype=float)
+            return np.asarray(classes)[proba.argmax(axis=1)], proba
+        prediction = np.asarray(raw.predict(prepared))
+        if not want_proba and seen[0] >= 20:
+            return prediction, None
+        proba = np.asarray(raw.predict_proba(prepared), dtype=float)
+        if classes is not None:
+            same = np.array_equal(np.asarray(classes)[proba.argmax(axis=1)], prediction)
+            seen[0 if same else 1] += 1
+        return prediction, proba
+
+    def predict(frame: Any, rid: str, want_proba: bool = True) -> dict[str, Any]:
         import numpy as np
 
         model = holder.current  # one read: this request stays on this version even if a swap happens now
@@ -151,52 +178,42 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
         extra: list[str] = []
         if signature is not None:
             extra = signature.extra_columns(frame)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ModelcycleWarning)
-                checked = signature.check(frame)
+            checked = signature.check(frame.drop(columns=extra) if extra else frame)
         else:
             checked = frame
-        bad = [c for c in checked.columns if checked[c].dtype.kind == "f" and bool(np.isinf(checked[c].to_numpy()).any())]
-        if bad:
-            raise ClientError(400, f"infinite values in {', '.join(bad)}; send finite numbers (or null where the column allows it)",
-                              "invalid_value", {"columns": bad})
+        floats = [c for c in checked.columns if checked[c].dtype.kind == "f"]
+        if floats:
+            infinite = np.isinf(checked[floats].to_numpy()).any(axis=0)
+            bad = [c for c, hit in zip(floats, infinite, strict=True) if hit]
+            if bad:
+                raise ClientError(400, f"infinite values in {', '.join(bad)}; send finite numbers (or null where the column allows it)",
+                                  "invalid_value", {"columns": bad})
         start = time.perf_counter()
-        prepared = model.prepare(checked)
-        prediction = np.asarray(model.raw.predict(prepared))
-        proba = np.asarray(model.raw.predict_proba(prepared), dtype=float) if model.manifest.has_predict_proba else None
+        prepared = model.prepare(checked, checked=True)
+        if sklearn_config is not None and model.flavour == "sklearn":
+            with sklearn_config(assume_finite=True):  # checked above
+                prediction, proba = run_model(model, prepared, want_proba)
+        else:
+            prediction, proba = run_model(model, prepared, want_proba)
         latency = (time.perf_counter() - start) * 1000.0
         version = model.version.version if model.version is not None else None
         classes = [str(c) for c in getattr(model.raw, "classes_", [])] if proba is not None else []
         metrics.rows.labels("champion").inc(len(checked))
-        if prediction.dtype.kind in "fiu" and proba is None:
-            for v in prediction[:100]:
-                metrics.prediction.observe(float(v))
-        elif proba is not None and proba.shape[1] == 2:
-            for v in proba[:100, 1]:
-                metrics.prediction.observe(float(v))
+        sample = proba[:20, 1] if proba is not None and proba.shape[1] == 2 else prediction[:20] if prediction.dtype.kind in "fiu" else ()
+        for v in sample:
+            metrics.prediction.observe(float(v))
         if predlog is not None:
-            predlog_add(checked, rid, model, version, "champion", latency, prediction, proba, classes)
+            predlog_add(checked, rid, version, "champion", latency, prediction, proba, classes)
         if shadow is not None:
             submit_shadow(checked, rid)
-        return {"prediction": prediction, "proba": proba, "version": version, "extra": extra, "classes": classes}
+        return {"prediction": prediction, "proba": proba if want_proba else None, "version": version, "extra": extra,
+                "classes": classes, "model_ms": latency}
 
-    def predlog_add(checked: Any, rid: str, model: Any, version: int | None, role: str, latency: float, prediction: Any,
+    def predlog_add(checked: Any, rid: str, version: int | None, role: str, latency: float, prediction: Any,
                     proba: Any, classes: list[str]) -> None:
-        import pandas as pd
-
-        frame = checked.add_prefix("input.").reset_index(drop=True)
-        frame.insert(0, "request_id", rid)
-        frame.insert(1, "row", range(len(frame)))
-        frame.insert(2, "time", pd.Timestamp.now(tz="UTC"))
-        frame.insert(3, "model", holder.name)
-        frame.insert(4, "version", version if version is not None else -1)
-        frame.insert(5, "role", role)
-        frame.insert(6, "latency_ms", latency)
-        frame["prediction"] = prediction if prediction.ndim == 1 else list(prediction)
-        if proba is not None:
-            for i, c in enumerate(classes or range(proba.shape[1])):
-                frame[f"proba.{c}"] = proba[:, i]
-        if not predlog.add(frame):  # type: ignore[union-attr]
+        record = {"request_id": rid, "time": time.time(), "model": holder.name, "version": version if version is not None else -1,
+                  "role": role, "latency_ms": latency, "inputs": checked, "prediction": prediction, "proba": proba, "classes": classes}
+        if not predlog.add(record):  # type: ignore[union-attr]  (built into rows by the writer thread, off the request path)
             metrics.dropped.set(predlog.dropped)  # type: ignore[union-attr]
 
     def submit_shadow(checked: Any, rid: str) -> None:
@@ -211,14 +228,14 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
             try:
                 model = shadow.current  # type: ignore[union-attr]
                 start = time.perf_counter()
-                prepared = model.prepare(checked[[c for c in checked.columns if model.signature is None or c in model.signature.input_names]])
+                prepared = model.prepare(checked)
                 prediction = np.asarray(model.raw.predict(prepared))
                 proba = np.asarray(model.raw.predict_proba(prepared), dtype=float) if model.manifest.has_predict_proba else None
                 classes = [str(c) for c in getattr(model.raw, "classes_", [])] if proba is not None else []
                 version = model.version.version if model.version is not None else None
                 metrics.rows.labels("shadow").inc(len(checked))
                 if predlog is not None:
-                    predlog_add(checked, rid, model, version, "shadow", (time.perf_counter() - start) * 1000, prediction, proba, classes)
+                    predlog_add(checked, rid, version, "shadow", (time.perf_counter() - start) * 1000, prediction, proba, classes)
             except Exception as e:  # the shadow never affects answers
                 metrics.errors.labels("shadow", type(e).__name__).inc()
             finally:
@@ -228,7 +245,7 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
         shadow_pool.submit(run)
 
     async def serve(request: Request, route: str, parse: Callable[[dict[str, Any]], Any], answer: Callable[..., Any],
-                    error: Callable[[ClientError], Response]) -> Response:
+                    error: Callable[[ClientError], Response], want_proba: bool = True) -> Response:
         rid = request_id(request)
         started = time.perf_counter()
         base = {"X-Request-ID": rid}
@@ -245,11 +262,15 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
                 body = parse_json(await read_body(request), request.headers.get("content-type"))
                 frame = parse(body)
                 loop = asyncio.get_running_loop()
-                out = await loop.run_in_executor(pool, predict, frame, rid)
+                t_predict = time.perf_counter()
+                out = await loop.run_in_executor(pool, predict, frame, rid, want_proba)
+                t_predict = time.perf_counter() - t_predict
             finally:
                 with lock:
                     state["inflight"] -= 1
-            headers = {**base, "X-Model-Version": str(out["version"])}
+            headers = {**base, "X-Model-Version": str(out["version"]),
+                       "Server-Timing": f"model;dur={out['model_ms']:.2f}, predict;dur={t_predict * 1000:.2f}, "
+                                        f"total;dur={(time.perf_counter() - started) * 1000:.2f}"}
             if out["extra"]:
                 headers["X-Modelcycle-Warning"] = "ignored columns the model does not use: " + ", ".join(out["extra"])[:500]
             response = _json(answer(out, rid), 200, headers)
@@ -311,7 +332,7 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
 
     @app.post("/invocations", tags=["mlflow"], summary="MLflow-compatible scoring")
     async def invocations(request: Request) -> Response:
-        return await serve(request, "invocations", from_mlflow, answer_mlflow, mlflow)
+        return await serve(request, "invocations", from_mlflow, answer_mlflow, mlflow, want_proba=False)  # MLflow answers predictions only
 
     @app.post("/v2/models/{name}/infer", tags=["open inference protocol"])
     async def infer(name: str, request: Request) -> Response:

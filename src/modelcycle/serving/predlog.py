@@ -48,6 +48,26 @@ def _write_atomic(frame: Any, folder: Path) -> Path:
     return folder / name
 
 
+def _rows(record: dict[str, Any]) -> Any:
+    """One request's record as log rows (built here, in the writer thread)."""
+    import pandas as pd
+
+    inputs = record["inputs"]
+    n = len(inputs)
+    frame = inputs.add_prefix("input.").reset_index(drop=True)
+    head = pd.DataFrame({"request_id": [record["request_id"]] * n, "row": range(n),
+                         "time": pd.to_datetime([record["time"]] * n, unit="s", utc=True), "model": [record["model"]] * n,
+                         "version": [record["version"]] * n, "role": [record["role"]] * n, "latency_ms": [record["latency_ms"]] * n})
+    frame = pd.concat([head, frame], axis=1)
+    prediction = record["prediction"]
+    frame["prediction"] = prediction if prediction.ndim == 1 else list(prediction)
+    proba = record["proba"]
+    if proba is not None:
+        for i, c in enumerate(record["classes"] or range(proba.shape[1])):
+            frame[f"proba.{c}"] = proba[:, i]
+    return frame
+
+
 class PredictionLog:
     """A bounded queue of prediction batches and the thread that writes them.
 
@@ -69,7 +89,9 @@ class PredictionLog:
         self._thread.start()
 
     def add(self, frame: Any) -> bool:
-        """Queue one request's rows (a DataFrame with the log's columns); False when it had to be dropped."""
+        """Queue one request's rows: a DataFrame with the log's columns, or a record the writer turns
+        into rows (request_id, time, model, version, role, latency_ms, inputs, prediction, proba, classes).
+        False when it had to be dropped."""
         try:
             with self._flushed:
                 self._pending += 1
@@ -78,7 +100,7 @@ class PredictionLog:
         except queue.Full:
             with self._flushed:
                 self._pending -= 1
-            self.dropped += len(frame)
+            self.dropped += len(frame["inputs"]) if isinstance(frame, dict) else len(frame)
             return False
 
     def _drain(self) -> list[Any]:
@@ -94,7 +116,7 @@ class PredictionLog:
 
         if not frames:
             return
-        batch = pd.concat(frames, ignore_index=True, sort=False)
+        batch = pd.concat([_rows(f) if isinstance(f, dict) else f for f in frames], ignore_index=True, sort=False)
         try:
             for (model, day), part in batch.groupby([batch["model"], batch["time"].dt.strftime("%Y-%m-%d")], sort=False):
                 _write_atomic(part, _model_dir(self.root, "predictions", str(model)) / f"date={day}")
