@@ -48,22 +48,29 @@ def _write_atomic(frame: Any, folder: Path) -> Path:
     return folder / name
 
 
-def _rows(record: dict[str, Any]) -> Any:
-    """One request's record as log rows (built here, in the writer thread)."""
+def _rows(records: list[dict[str, Any]]) -> Any:
+    """Request records as log rows, built in one pass per batch (in the writer thread)."""
+    import numpy as np
     import pandas as pd
 
-    inputs = record["inputs"]
-    n = len(inputs)
-    frame = inputs.add_prefix("input.").reset_index(drop=True)
-    head = pd.DataFrame({"request_id": [record["request_id"]] * n, "row": range(n),
-                         "time": pd.to_datetime([record["time"]] * n, unit="s", utc=True), "model": [record["model"]] * n,
-                         "version": [record["version"]] * n, "role": [record["role"]] * n, "latency_ms": [record["latency_ms"]] * n})
-    frame = pd.concat([head, frame], axis=1)
-    prediction = record["prediction"]
-    frame["prediction"] = prediction if prediction.ndim == 1 else list(prediction)
-    proba = record["proba"]
-    if proba is not None:
-        for i, c in enumerate(record["classes"] or range(proba.shape[1])):
+    inputs = pd.concat([r["inputs"] for r in records], ignore_index=True, sort=False).add_prefix("input.")
+    counts = [len(r["inputs"]) for r in records]
+
+    def repeat(key: str) -> Any:
+        return np.repeat(np.asarray([r[key] for r in records], dtype=object if key in ("request_id", "model", "role") else None), counts)
+
+    head = pd.DataFrame({"request_id": repeat("request_id"), "row": np.concatenate([np.arange(n) for n in counts]),
+                         "time": pd.to_datetime(repeat("time"), unit="s", utc=True), "model": repeat("model"),
+                         "version": repeat("version"), "role": repeat("role"), "latency_ms": repeat("latency_ms")})
+    frame = pd.concat([head, inputs], axis=1)
+    predictions = [r["prediction"] for r in records]
+    if all(p.ndim == 1 for p in predictions):
+        frame["prediction"] = np.concatenate(predictions)
+    else:
+        frame["prediction"] = [row for p in predictions for row in (p if p.ndim > 1 else p[:, None])]
+    if all(r["proba"] is not None for r in records) and len({tuple(r["classes"]) for r in records}) == 1:
+        proba = np.concatenate([r["proba"] for r in records])
+        for i, c in enumerate(records[0]["classes"] or range(proba.shape[1])):
             frame[f"proba.{c}"] = proba[:, i]
     return frame
 
@@ -116,14 +123,22 @@ class PredictionLog:
 
         if not frames:
             return
-        batch = pd.concat([_rows(f) if isinstance(f, dict) else f for f in frames], ignore_index=True, sort=False)
+        rows = sum(len(f["inputs"]) if isinstance(f, dict) else len(f) for f in frames)
         try:
+            records = [f for f in frames if isinstance(f, dict)]
+            ready = [f for f in frames if not isinstance(f, dict)]
+            if records:
+                groups: dict[tuple, list[dict[str, Any]]] = {}
+                for r in records:  # rows of one shape together (a new model version may take other columns)
+                    groups.setdefault((r["role"], tuple(r["inputs"].columns), r["proba"] is not None), []).append(r)
+                ready += [_rows(g) for g in groups.values()]
+            batch = pd.concat(ready, ignore_index=True, sort=False)
             for (model, day), part in batch.groupby([batch["model"], batch["time"].dt.strftime("%Y-%m-%d")], sort=False):
                 _write_atomic(part, _model_dir(self.root, "predictions", str(model)) / f"date={day}")
-            self.written += len(batch)
-        except Exception:
+            self.written += rows
+        except Exception:  # a full disk, a bad value: counted, and the server keeps answering
             self.failures += 1
-            self.dropped += len(batch)
+            self.dropped += rows
         finally:
             with self._flushed:
                 self._pending -= len(frames)
