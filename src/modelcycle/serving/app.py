@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from modelcycle.errors import SignatureError
-from modelcycle.serving.bodies import ClientError, from_mlflow, from_oip, from_predict, parse_json, to_oip
+from modelcycle.serving.bodies import ClientError, fast_numeric, from_mlflow, from_oip, from_predict, parse_json, to_oip
 
 __all__ = ["ServeConfig", "create_app"]
 
@@ -46,7 +46,12 @@ class ServeConfig:
 
 
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, allow_nan=False, separators=(",", ":"), default=str).encode()
+    try:
+        import orjson
+
+        return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY, default=str)  # NaN and inf become null
+    except ImportError:
+        return json.dumps(data, allow_nan=False, separators=(",", ":"), default=str).encode()
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -147,6 +152,7 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
         return b"".join(chunks)
 
     derive: dict[str, list[int]] = {}  # per model hash: [agreeing requests, disagreeing requests]
+    numeric_inputs: dict[str, bool] = {}  # per model hash: every input a double, so bodies can skip pandas
 
     def run_model(model: Any, prepared: Any, want_proba: bool) -> tuple[Any, Any]:
         """predict (and predict_proba); once a classifier's predict has matched the argmax of its
@@ -170,17 +176,26 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
             seen[0 if same else 1] += 1
         return prediction, proba
 
-    def predict(frame: Any, rid: str, want_proba: bool = True) -> dict[str, Any]:
+    def predict(body: dict[str, Any], parse: Callable[[dict[str, Any]], Any], rid: str, want_proba: bool = True) -> dict[str, Any]:
         import numpy as np
 
         model = holder.current  # one read: this request stays on this version even if a swap happens now
         signature = model.signature
         extra: list[str] = []
-        if signature is not None:
+        frame = None
+        numeric = numeric_inputs.get(model.hash)
+        if numeric is None and signature is not None:
+            numeric = numeric_inputs[model.hash] = all(c.type == "double" for c in signature.inputs)
+        if numeric and signature is not None and parse is not from_oip and not (parse is from_mlflow and "records" in body):
+            frame = fast_numeric(body, signature.input_names, [c.nullable for c in signature.inputs])
+        if frame is not None:
+            checked = frame
+        elif signature is not None:
+            frame = parse(body)
             extra = signature.extra_columns(frame)
             checked = signature.check(frame.drop(columns=extra) if extra else frame)
         else:
-            checked = frame
+            checked = parse(body)
         floats = [c for c in checked.columns if checked[c].dtype.kind == "f"]
         if floats:
             infinite = np.isinf(checked[floats].to_numpy()).any(axis=0)
@@ -260,10 +275,9 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
                 state["inflight"] += 1
             try:
                 body = parse_json(await read_body(request), request.headers.get("content-type"))
-                frame = parse(body)
                 loop = asyncio.get_running_loop()
                 t_predict = time.perf_counter()
-                out = await loop.run_in_executor(pool, predict, frame, rid, want_proba)
+                out = await loop.run_in_executor(pool, predict, body, parse, rid, want_proba)
                 t_predict = time.perf_counter() - t_predict
             finally:
                 with lock:
