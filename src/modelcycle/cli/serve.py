@@ -34,7 +34,7 @@ def factory() -> Any:
     settings = Settings.from_env()
     config = ServeConfig(token=settings.serve_token if options["auth"] else None, max_queue=options["max_queue"],
                          max_body_mb=options["max_body_mb"], log_predictions=options["log"], trust=options["trust"],
-                         poll_seconds=options["poll"])
+                         poll_seconds=options["poll"], threads=options.get("threads", 1))
     return create_app(settings, options["model"], options["shadow"], config)
 
 
@@ -50,6 +50,7 @@ def serve(
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
     trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel packages (they can run any code).")] = False,
     poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between checks of the alias.")] = 1.0,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="Prediction threads per worker (more help models that release the GIL).")] = 1,
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol, /predict and MLflow's /invocations; it follows its alias."""
     from modelcycle.settings import Settings
@@ -64,7 +65,7 @@ def serve(
                 f"listening on {host} would expose the model to the network without a token; set MODELCYCLE_SERVE_TOKEN=<secret> "
                 "(clients then send 'Authorization: Bearer <secret>'), or pass --no-auth to serve it openly")
         options = {"model": model, "shadow": shadow, "auth": not no_auth, "max_queue": max_queue, "max_body_mb": max_body_mb,
-                   "log": not no_log, "trust": trust, "poll": poll}
+                   "log": not no_log, "trust": trust, "poll": poll, "threads": threads}
         os.environ[_ENV] = json.dumps(options)
         factory()  # load the model once here: a model that cannot be served fails before the port is taken
         console(stderr=True).print(f"serving {model} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import gc
 import json
 import logging
 import math
@@ -42,7 +43,9 @@ class ServeConfig:
         self.log_predictions = log_predictions
         self.poll_seconds = poll_seconds
         self.trust = trust
-        self.threads = threads or min(8, (os.cpu_count() or 1) * 2)
+        # One thread by default: Python-bound predictions do not run in parallel anyway (the GIL), and
+        # several threads only take turns mid-request, which stretches the slowest answers.
+        self.threads = threads or 1
 
 
 def _dumps(data: Any) -> bytes:
@@ -113,6 +116,10 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
         holder.start()
         if shadow is not None:
             shadow.start()
+        # Everything loaded so far (libraries, the model) lives as long as the server: keep it out of the
+        # garbage collector's full passes, which would otherwise stall requests now and then.
+        gc.collect()
+        gc.freeze()
         state["ready"] = True
         yield
         state["ready"] = False  # readiness first; uvicorn has stopped accepting and lets in-flight requests finish
