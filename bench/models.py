@@ -33,18 +33,17 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from _report import print_targets  # bench/ is on the path when a benchmark runs as a script
+from _report import MARK, print_targets  # bench/ is on the path when a benchmark runs as a script
+from _report import run_worker as _run_worker
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-MARK = "BENCH-RESULT "
 KINDS = ("pipeline", "hgb", "rf")
 FULL = {"train_rows": 20_000, "eval_rows": 100_000, "loads": 7, "alias_calls": 200, "mlflow_alias_calls": 10, "evals": 5}
 QUICK = {"train_rows": 5_000, "eval_rows": 20_000, "loads": 3, "alias_calls": 50, "mlflow_alias_calls": 3, "evals": 2}
@@ -233,14 +232,7 @@ def worker(spec: str) -> None:
 
 # --- driver side ----------------------------------------------------------------------------------
 def run_worker(workload: str, sizes: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")} | {"PYTHONWARNINGS": "ignore"}
-    spec = json.dumps({"workload": workload, "sizes": sizes})
-    proc = subprocess.run([sys.executable, __file__, "--worker", spec], cwd=REPO, env=env, capture_output=True, text=True)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
-    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
-    raise RuntimeError(f"{workload} exited {proc.returncode}:\n{tail}")
+    return _run_worker(__file__, json.dumps({"workload": workload, "sizes": sizes}), REPO)
 
 
 def med(samples: list[dict], *keys: str) -> float | None:

@@ -29,18 +29,17 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from _report import print_targets  # bench/ is on the path when a benchmark runs as a script
+from _report import MARK, print_targets  # bench/ is on the path when a benchmark runs as a script
+from _report import run_worker as _run_worker
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-MARK = "BENCH-RESULT "
 ROWS = 100_000
 STEPS = 10
 TRIALS = 50
@@ -209,13 +208,7 @@ def worker(name: str) -> None:
 
 
 def run_worker(name: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")} | {"PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, __file__, "--worker", name], cwd=REPO, env=env, capture_output=True, text=True)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
-    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
-    raise RuntimeError(f"{name} exited {proc.returncode}:\n{tail}")
+    return _run_worker(__file__, name, REPO)
 
 
 def med(samples: list[dict], key: str) -> float | None:
