@@ -152,11 +152,25 @@ def run(
         con.print(_table(outcome.steps, f"{pipe.name} — run {outcome.run_id[:8]} {outcome.status}"))
         cached = sum(1 for s in outcome.steps.values() if s.cached)
         con.print(f"{len(outcome.steps)} steps, {cached} from the cache. `modelcycle pipeline show {outcome.run_id[:8]}` for lineage.")
+        if failure is None:
+            _print_output(con, outcome)
     if failure is not None:
         from rich.markup import escape
 
         console(stderr=True).print(f"[bold red]error:[/] {escape(str(failure))}")
         raise typer.Exit(1)
+
+
+def _print_output(con: Any, outcome: Any) -> None:
+    """What the pipeline returned, when it is small JSON (metrics, a decision); nothing for frames or models."""
+    try:
+        text = json.dumps(outcome.output, indent=1, default=None)
+    except (TypeError, ValueError, KeyError):
+        return
+    if len(text) <= 2000:
+        from rich.markup import escape
+
+        con.print("returned: " + escape(text))
 
 
 def _pipeline_json(run_id: str) -> tuple[Any, dict[str, Any]]:
