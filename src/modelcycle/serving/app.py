@@ -346,16 +346,31 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
     def answer_oip(out: dict[str, Any], rid: str) -> dict[str, Any]:
         return to_oip(holder.name, out["version"], rid, out["prediction"], out["proba"])
 
-    # --- routes -------------------------------------------------------------------------------------------
-    @app.post("/predict", tags=["predict"], summary="Predict from records, columns, or MLflow's dataframe bodies")
+    # --- routes (bodies are read raw, to answer mistakes in each protocol's shape; their schemas are documented) ---
+    rows_schema = {"type": "array", "items": {"type": "object"}}
+    predict_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "records": rows_schema, "columns": {"type": "object", "additionalProperties": {"type": "array"}},
+        "dataframe_split": {"type": "object"}, "dataframe_records": rows_schema}}}}}}
+    mlflow_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "dataframe_split": {"type": "object", "properties": {"columns": {"type": "array", "items": {"type": "string"}},
+                                                             "data": {"type": "array", "items": {"type": "array"}}}},
+        "dataframe_records": rows_schema}}}}}}
+    oip_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["inputs"],
+        "properties": {"id": {"type": "string"}, "inputs": {"type": "array", "items": {"type": "object", "required": ["name", "data"],
+            "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+                           "datatype": {"type": "string"}, "data": {"type": "array"}}}}}}}}}}
+    labels_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": [
+        "request_ids", "labels"], "properties": {"request_ids": {"type": "array", "items": {"type": "string"}}, "labels": {"type": "array"}}}}}}}
+
+    @app.post("/predict", tags=["predict"], summary="Predict from records, columns, or MLflow's dataframe bodies", openapi_extra=predict_body)
     async def predict_route(request: Request) -> Response:
         return await serve(request, "predict", from_predict, answer_predict, ours)
 
-    @app.post("/invocations", tags=["mlflow"], summary="MLflow-compatible scoring")
+    @app.post("/invocations", tags=["mlflow"], summary="MLflow-compatible scoring", openapi_extra=mlflow_body)
     async def invocations(request: Request) -> Response:
         return await serve(request, "invocations", from_mlflow, answer_mlflow, mlflow, want_proba=False)  # MLflow answers predictions only
 
-    @app.post("/v2/models/{name}/infer", tags=["open inference protocol"])
+    @app.post("/v2/models/{name}/infer", tags=["open inference protocol"], openapi_extra=oip_body)
     async def infer(name: str, request: Request) -> Response:
         if name != holder.name:
             return _json({"error": f"this server serves model {holder.name!r}, not {name!r}"}, 404)
@@ -413,7 +428,7 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
             metrics.dropped.set(predlog.dropped)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/labels", tags=["predict"], summary="Ground truth for earlier predictions, by request id")
+    @app.post("/labels", tags=["predict"], summary="Ground truth for earlier predictions, by request id", openapi_extra=labels_body)
     async def labels(request: Request) -> Response:
         rid = request_id(request)
         try:
