@@ -190,3 +190,14 @@ def test_a_token_guards_the_prediction_routes(client: Client) -> None:
         ok = http.post("/predict", json={"records": rows(1)}, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
         assert http.get("/v2/health/ready").status_code == 200, "health needs no token"
+
+
+def test_a_log_that_cannot_keep_up_drops_and_counts(tmp_path: Path) -> None:
+    from modelcycle.serving import PredictionLog
+
+    log = PredictionLog(tmp_path, flush_interval=3600, max_pending=2)
+    frame = pd.DataFrame({"request_id": ["a"], "time": [pd.Timestamp.now(tz="UTC")], "model": ["m"], "x": [1.0]})
+    accepted = [log.add(frame) for _ in range(5)]
+    assert accepted == [True, True, False, False, False] and log.dropped == 3
+    log.close()
+    assert len(read_predictions(tmp_path, "m")) == 2

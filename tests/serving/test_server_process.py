@@ -205,3 +205,42 @@ def test_batch_scoring_a_file(home: dict, tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "modelcycle", "predict", "models:/churn@champion", str(tmp_path / "bad.parquet"),
                           "-o", str(tmp_path / "never.parquet")], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "missing columns: b" in bad.stderr and not (tmp_path / "never.parquet").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_loses_at_most_the_last_second_and_tears_no_file(home: dict) -> None:
+    proc, url = start(home["home"])
+    answered: list[tuple[str, float]] = []
+    stop = threading.Event()
+
+    def client_loop(i: int) -> None:
+        with httpx.Client(base_url=url, timeout=5) as http:
+            n = 0
+            while not stop.is_set():
+                try:
+                    r = http.post("/predict", json=RECORD, headers={"X-Request-ID": f"k{i}-{n}"})
+                except httpx.HTTPError:
+                    return
+                n += 1
+                if r.status_code == 200:
+                    answered.append((r.headers["x-request-id"], time.monotonic()))
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(3.0)
+    killed_at = time.monotonic()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    stop.set()
+    for t in threads:
+        t.join()
+    files = list((home["home"] / "predictions").rglob("part-*.parquet"))  # published files; a .tmp one may remain, never read
+    assert files, "the log wrote files before the kill"
+    for f in files:
+        pd.read_parquet(f)  # every published file is whole
+    logged = read_predictions(home["home"], "churn")
+    assert not logged.duplicated(["request_id", "row"]).any()
+    missing = [(rid, at) for rid, at in answered if rid not in set(logged["request_id"])]
+    assert all(killed_at - at <= 2.5 for _, at in missing), "only the last second or so of answers may be missing"
+    assert len(logged) >= len(answered) - len(missing) and len(answered) > 20
