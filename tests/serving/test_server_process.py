@@ -244,3 +244,17 @@ def test_kill_9_loses_at_most_the_last_second_and_tears_no_file(home: dict) -> N
     missing = [(rid, at) for rid, at in answered if rid not in set(logged["request_id"])]
     assert all(killed_at - at <= 2.5 for _, at in missing), "only the last second or so of answers may be missing"
     assert len(logged) >= len(answered) - len(missing) and len(answered) > 20
+
+
+@pytest.mark.slow
+def test_batch_scoring_on_dask_matches_local(home: dict, tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    X, _ = frame(3000, seed=4)
+    X.to_parquet(tmp_path / "in.parquet")
+    env = {**os.environ, "MODELCYCLE_HOME": str(home["home"]), "MODELCYCLE_CAPTURE": "0"}
+    for name, extra in (("local", []), ("dask", ["--executor", "dask"])):
+        out = subprocess.run([sys.executable, "-m", "modelcycle", "predict", "models:/churn@champion", str(tmp_path / "in.parquet"),
+                              "-o", str(tmp_path / f"{name}.parquet"), "--chunk-rows", "700", *extra], env=env, capture_output=True,
+                             text=True, timeout=240)
+        assert out.returncode == 0, out.stderr[-2000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "dask.parquet"))

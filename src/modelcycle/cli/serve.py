@@ -82,12 +82,16 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows (.parquet).")],
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows per batch (memory stays bounded).")] = 100_000,
     trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel packages.")] = False,
+    executor: Annotated[str, typer.Option("--executor", help="local, dask (a LocalCluster) or dask://host:port")] = "local",
 ) -> None:
-    """Score a file in batches, checked against the model's signature; writes the input with prediction columns."""
+    """Score a file in batches, checked against the model's signature; writes the input with prediction columns.
+
+    With ``--executor dask`` the batches are scored in parallel on Dask workers (each loads the
+    verified package once) and written here in order.
+    """
 
     @errors
     def run() -> None:
-        import numpy as np
         import pyarrow as pa
         import pyarrow.parquet as pq
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -99,20 +103,16 @@ def predict(
             raise InvalidInputError(f"{output.name}: write the scores as .parquet")
         loaded = load_model(str(model), trust=trust)
         total = total_rows(str(source))
+        batches = iter_batches(str(source), chunk_rows)
+        local = (_score(loaded, batch) for batch in batches)
+        scored_batches = _on_dask(executor, loaded, batches, trust) if executor != "local" else local
         tmp = output.with_name(f".{output.name}.partial")
         writer = None
         scored = 0
         try:
             with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True)) as bar:
                 task = bar.add_task("rows", total=total)
-                for batch in iter_batches(str(source), chunk_rows):
-                    out = batch.reset_index(drop=True).copy()
-                    prediction = np.asarray(loaded.predict(batch))
-                    out["prediction"] = prediction if prediction.ndim == 1 else list(prediction)
-                    if hasattr(loaded, "predict_proba"):
-                        proba = np.asarray(loaded.predict_proba(batch))
-                        for i, c in enumerate(getattr(loaded.raw, "classes_", range(proba.shape[1]))):
-                            out[f"proba.{c}"] = proba[:, i]
+                for out in scored_batches:
                     table = pa.Table.from_pandas(out, preserve_index=False)
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, table.schema)
@@ -131,3 +131,48 @@ def predict(
         console().print(f"scored {scored:,} rows with {model} → {output}")
 
     run()
+
+
+def _score(loaded: Any, batch: Any) -> Any:
+    import numpy as np
+
+    out = batch.reset_index(drop=True).copy()
+    prediction = np.asarray(loaded.predict(batch))
+    out["prediction"] = prediction if prediction.ndim == 1 else list(prediction)
+    if hasattr(loaded, "predict_proba"):
+        proba = np.asarray(loaded.predict_proba(batch))
+        for i, c in enumerate(getattr(loaded.raw, "classes_", range(proba.shape[1]))):
+            out[f"proba.{c}"] = proba[:, i]
+    return out
+
+
+_WORKER_MODELS: dict[str, Any] = {}
+
+
+def _score_remote(package: str, sha: str, batch: Any, trust: bool) -> Any:
+    """In a Dask worker: the package (verified against its hash, loaded once per worker) scores one batch."""
+    from modelcycle.models import load_package
+
+    loaded = _WORKER_MODELS.get(sha)
+    if loaded is None:
+        loaded = _WORKER_MODELS[sha] = load_package(package, trust=trust, expected_hash=sha)
+    return _score(loaded, batch)
+
+
+def _on_dask(executor: str, loaded: Any, batches: Any, trust: bool, ahead: int = 4) -> Any:
+    """Scored batches, in order, computed on Dask with at most ``ahead`` batches in flight (memory stays bounded)."""
+    from collections import deque
+
+    from modelcycle.pipelines.executors import dask_client
+
+    dask = dask_client(None if executor == "dask" else executor)
+    try:
+        pending: deque[Any] = deque()
+        for batch in batches:
+            pending.append(dask.submit(_score_remote, str(loaded.path), loaded.hash, batch, trust, pure=False))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        dask.close()
