@@ -201,3 +201,17 @@ def test_a_log_that_cannot_keep_up_drops_and_counts(tmp_path: Path) -> None:
     assert accepted == [True, True, False, False, False] and log.dropped == 3
     log.close()
     assert len(read_predictions(tmp_path, "m")) == 2
+
+
+@pytest.mark.parametrize("body,words", [
+    ({"request_ids": ["a"], "labels": [[False, []]]}, "all numbers (or booleans) or all strings"),
+    ({"request_ids": ["a"], "labels": [{}]}, "all numbers (or booleans) or all strings"),
+    ({"request_ids": ["a", "b"], "labels": [1, "yes"]}, "all numbers (or booleans) or all strings"),
+    ({"request_ids": [""], "labels": [1]}, "must not be empty"),
+    ({"request_ids": ["a"], "labels": [1], "rows": ["x"]}, "whole numbers"),
+    ({"request_ids": ["a"], "labels": [1, 0]}, "one label per request id"),
+])
+def test_bad_labels_are_a_400(served, body: dict, words: str) -> None:
+    http, _ = served
+    answer = http.post("/labels", json=body)
+    assert answer.status_code == 400 and words in answer.json()["error"]["message"]

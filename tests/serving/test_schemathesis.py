@@ -30,7 +30,7 @@ def test_generated_requests_never_get_a_server_error(client: Client) -> None:
     for operation in schema.get_all_operations():
         op = operation.ok()
 
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=op.as_strategy())
         def check(case) -> None:
             response = case.call()

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from modelcycle.errors import SignatureError
+from modelcycle.errors import InvalidInputError, SignatureError
 from modelcycle.serving.bodies import ClientError, fast_numeric, from_mlflow, from_oip, from_predict, parse_json, to_oip
 
 __all__ = ["ServeConfig", "create_app"]
@@ -438,7 +438,13 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
             ids, values = body.get("request_ids"), body.get("labels")
             if not isinstance(ids, list) or not isinstance(values, list) or len(ids) != len(values) or not ids:
                 raise ClientError(400, "send {\"request_ids\": [...], \"labels\": [...]} with one label per request id", "bad_shape")
-            stored = write_labels(settings.home, holder.name, [str(i) for i in ids], values, body.get("rows"))
+            rows = body.get("rows")
+            if rows is not None and (not isinstance(rows, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in rows)):
+                raise ClientError(400, "rows, when given, must be a list of whole numbers (the row of each label in its request)", "bad_shape")
+            try:
+                stored = write_labels(settings.home, holder.name, [str(i) for i in ids], values, rows)
+            except InvalidInputError as e:
+                raise ClientError(400, str(e), "bad_labels") from None
             return _json({"stored": stored}, 200, {"X-Request-ID": rid})
         except ClientError as e:
             response = ours(e)

@@ -211,6 +211,14 @@ def write_labels(root: str | os.PathLike[str], model: str | None, request_ids: S
         raise InvalidInputError(f"{len(ids)} request ids but {len(values)} labels; give one label per request id")
     if not ids:
         raise InvalidInputError("no labels given")
+    if any(not i for i in ids):
+        raise InvalidInputError("request ids must not be empty; use the X-Request-ID the server returned")
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds <= {bool, int, float, str} or (str in kinds and len(kinds) > 1):
+        raise InvalidInputError("labels must be all numbers (or booleans) or all strings, one per request id; "
+                                f"got {', '.join(sorted(k.__name__ for k in kinds))}")
+    if kinds and kinds <= {bool, int, float} and len(kinds) > 1:
+        values = [None if v is None else float(v) for v in values]
     if rows is not None and len(rows) != len(ids):
         raise InvalidInputError(f"{len(ids)} request ids but {len(rows)} row numbers")
     frame = pd.DataFrame({"request_id": ids, "row": list(rows) if rows is not None else [0] * len(ids), "label": values,
