@@ -258,3 +258,20 @@ def test_batch_scoring_on_dask_matches_local(home: dict, tmp_path: Path) -> None
                              text=True, timeout=240)
         assert out.returncode == 0, out.stderr[-2000:]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "dask.parquet"))
+
+
+@pytest.mark.slow
+def test_several_workers_serve_and_log(home: dict) -> None:
+    proc, url = start(home["home"], "--workers", "2")
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            ids = []
+            for i in range(40):
+                r = http.post("/predict", json=RECORD, headers={"X-Request-ID": f"w{i}"})
+                assert r.status_code == 200 and r.headers["x-model-version"] == "1"
+                ids.append(r.headers["x-request-id"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    logged = read_predictions(home["home"], "churn")
+    assert set(ids) <= set(logged["request_id"]) and not logged.duplicated(["request_id", "row"]).any()
