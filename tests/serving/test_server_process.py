@@ -275,3 +275,49 @@ def test_several_workers_serve_and_log(home: dict) -> None:
         proc.wait(timeout=60)
     logged = read_predictions(home["home"], "churn")
     assert set(ids) <= set(logged["request_id"]) and not logged.duplicated(["request_id", "row"]).any()
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.slow
+def test_four_times_capacity_sheds_load_with_bounded_memory_and_recovers(home: dict) -> None:
+    proc, url = start(home["home"], "--max-queue", "8")
+    codes: list[int] = []
+    stop = threading.Event()
+    with httpx.Client(base_url=url, timeout=10) as http:  # warm, then the memory baseline
+        for _ in range(50):
+            http.post("/predict", json=RECORD)
+    baseline = _rss_mb(proc.pid)
+
+    def hammer() -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                codes.append(http.post("/predict", json=RECORD).status_code)
+
+    threads = [threading.Thread(target=hammer) for _ in range(32)]  # 32 clients against a queue of 8
+    for t in threads:
+        t.start()
+    time.sleep(6)
+    peak = _rss_mb(proc.pid)
+    stop.set()
+    for t in threads:
+        t.join()
+    stopped = time.monotonic()
+    recovered = None
+    with httpx.Client(base_url=url, timeout=10) as http:
+        while time.monotonic() - stopped < 10:
+            if http.post("/predict", json=RECORD).status_code == 200:
+                recovered = time.monotonic() - stopped
+                break
+            time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert 503 in codes and 200 in codes and 500 not in codes, sorted(set(codes))
+    assert peak < baseline + 200, f"memory grew from {baseline:.0f} MB to {peak:.0f} MB under overload"
+    assert recovered is not None, "normal service did not return within 10 s"
