@@ -77,6 +77,36 @@ def start(home: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.
 RECORD = {"records": [{"a": 0.5, "b": -0.2}]}
 
 
+class Clients:
+    """``n`` threads posting RECORD until stopped (or the server goes away), each answer 200 kept with its time."""
+
+    def __init__(self, url: str, n: int, prefix: str):
+        self.url, self.prefix = url, prefix
+        self.answered: list[tuple[str, float]] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._loop, args=(i,)) for i in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _loop(self, i: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as http:
+            n = 0
+            while not self.stop.is_set():
+                try:
+                    r = http.post("/predict", json=RECORD, headers={"X-Request-ID": f"{self.prefix}{i}-{n}"})
+                except httpx.HTTPError:
+                    return
+                n += 1
+                if r.status_code == 200:
+                    self.answered.append((r.headers["x-request-id"], time.monotonic()))
+
+    def join(self) -> list[tuple[str, float]]:
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+        return self.answered
+
+
 @pytest.mark.slow
 def test_alias_moves_under_load_fail_no_request(home: dict) -> None:
     proc, url = start(home["home"])
@@ -132,30 +162,11 @@ def test_alias_moves_under_load_fail_no_request(home: dict) -> None:
 @pytest.mark.slow
 def test_sigterm_drains_and_every_answer_is_logged(home: dict) -> None:
     proc, url = start(home["home"])
-    answered: list[str] = []
-    stop = threading.Event()
-
-    def client_loop(i: int) -> None:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            n = 0
-            while not stop.is_set():
-                try:
-                    r = http.post("/predict", json=RECORD, headers={"X-Request-ID": f"c{i}-{n}"})
-                except httpx.HTTPError:
-                    return
-                n += 1
-                if r.status_code == 200:
-                    answered.append(r.headers["x-request-id"])
-
-    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
+    clients = Clients(url, 8, "c")
     time.sleep(1.5)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
-    stop.set()
-    for t in threads:
-        t.join()
+    answered = [rid for rid, _ in clients.join()]
     logged = read_predictions(home["home"], "churn")
     assert len(answered) > 20
     assert set(answered) <= set(logged["request_id"]), "every request answered 200 is in the prediction log"
@@ -210,31 +221,12 @@ def test_batch_scoring_a_file(home: dict, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_kill_9_loses_at_most_the_last_second_and_tears_no_file(home: dict) -> None:
     proc, url = start(home["home"])
-    answered: list[tuple[str, float]] = []
-    stop = threading.Event()
-
-    def client_loop(i: int) -> None:
-        with httpx.Client(base_url=url, timeout=5) as http:
-            n = 0
-            while not stop.is_set():
-                try:
-                    r = http.post("/predict", json=RECORD, headers={"X-Request-ID": f"k{i}-{n}"})
-                except httpx.HTTPError:
-                    return
-                n += 1
-                if r.status_code == 200:
-                    answered.append((r.headers["x-request-id"], time.monotonic()))
-
-    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
+    clients = Clients(url, 8, "k")
     time.sleep(3.0)
     killed_at = time.monotonic()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    stop.set()
-    for t in threads:
-        t.join()
+    answered = clients.join()
     files = list((home["home"] / "predictions").rglob("part-*.parquet"))  # published files; a .tmp one may remain, never read
     assert files, "the log wrote files before the kill"
     for f in files:
