@@ -19,12 +19,6 @@ class PipelineTables:
     _write: Any
     _insert: Any
 
-    def cache_get(self, key: str) -> dict[str, Any] | None:
-        """The cached execution with this key, or None."""
-        c = s.step_cache
-        row = self._read(lambda conn: conn.execute(select(c).where(c.c.key == key)).first())
-        return None if row is None else _row(row)
-
     def cache_put(self, key: str, pipeline: str, step: str, run_id: str, output: dict[str, Any], fingerprint: str,
                   created_at: float) -> None:
         """Record a successful execution (the first one wins when two runs finish the same step at once)."""
@@ -45,17 +39,6 @@ class PipelineTables:
             return None, None
         found = _row(row)
         return (found, None) if found["key"] == key else (None, found)
-
-    def cache_latest(self, pipeline: str, step: str) -> dict[str, Any] | None:
-        """The newest cached execution of ``step`` in ``pipeline`` (to say why a step was not cached)."""
-        c = s.step_cache
-        stmt = select(c).where(c.c.pipeline == pipeline, c.c.step == step).order_by(c.c.created_at.desc()).limit(1)
-        row = self._read(lambda conn: conn.execute(stmt).first())
-        return None if row is None else _row(row)
-
-    def cache_forget(self, key: str) -> None:
-        c = s.step_cache
-        self._write(lambda conn: conn.execute(c.delete().where(c.c.key == key)))
 
 
 def _row(row: Any) -> dict[str, Any]:
