@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import gc
+import itertools
 import json
 import logging
 import math
@@ -136,9 +137,12 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
     app.state.holder, app.state.shadow, app.state.predlog, app.state.metrics, app.state.config = holder, shadow, predlog, metrics, cfg
 
     # --- helpers ------------------------------------------------------------------------------------------
+    # generated request ids: random per process (workers and restarts never collide), then a counter (no syscall per request)
+    id_prefix, id_counter = uuid.uuid4().hex[:20], itertools.count()
+
     def request_id(request: Request) -> str:
         given = request.headers.get("x-request-id", "")
-        return given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        return given if 0 < len(given) <= 128 and given.isprintable() else f"{id_prefix}{next(id_counter):012x}"
 
     def authorised(request: Request) -> bool:
         if not cfg.token:
@@ -159,7 +163,15 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
         return b"".join(chunks)
 
     derive: dict[str, list[int]] = {}  # per model hash: [agreeing requests, disagreeing requests]
-    numeric_inputs: dict[str, bool] = {}  # per model hash: every input a double, so bodies can skip pandas
+    numeric_inputs: dict[str, Any] = {}  # per model hash: (columns, nullable) when every input is a double, else None
+
+    def _numeric_columns(signature: Any) -> Any:
+        import pandas as pd
+
+        if signature is None or not all(c.type == "double" for c in signature.inputs):
+            return None
+        # an object-dtype index made once: scikit-learn reads the names on every call, and string-array indexes convert slowly
+        return pd.Index(signature.input_names, dtype=object), [c.nullable for c in signature.inputs]
 
     def run_model(model: Any, prepared: Any, want_proba: bool) -> tuple[Any, Any]:
         """predict (and predict_proba); once a classifier's predict has matched the argmax of its
@@ -190,26 +202,29 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
         signature = model.signature
         extra: list[str] = []
         frame = None
-        numeric = numeric_inputs.get(model.hash)
-        if numeric is None and signature is not None:
-            numeric = numeric_inputs[model.hash] = all(c.type == "double" for c in signature.inputs)
-        if numeric and signature is not None and parse is not from_oip and not (parse is from_mlflow and "records" in body):
-            frame = fast_numeric(body, signature.input_names, [c.nullable for c in signature.inputs])
+        numeric = numeric_inputs.get(model.hash, False)
+        if numeric is False:
+            numeric = numeric_inputs[model.hash] = _numeric_columns(signature)
+        if numeric is not None and parse is not from_oip and not (parse is from_mlflow and "records" in body):
+            frame = fast_numeric(body, *numeric)  # finite, typed and complete: already checked
+        array = None
         if frame is not None:
             checked = frame
-        elif signature is not None:
-            frame = parse(body)
-            extra = signature.extra_columns(frame)
-            checked = signature.check(frame.drop(columns=extra) if extra else frame)
+            array = frame.to_numpy()  # the block the frame was made from, not a copy
         else:
-            checked = parse(body)
-        floats = [c for c in checked.columns if checked[c].dtype.kind == "f"]
-        if floats:
-            infinite = np.isinf(checked[floats].to_numpy()).any(axis=0)
-            bad = [c for c, hit in zip(floats, infinite, strict=True) if hit]
-            if bad:
-                raise ClientError(400, f"infinite values in {', '.join(bad)}; send finite numbers (or null where the column allows it)",
-                                  "invalid_value", {"columns": bad})
+            if signature is not None:
+                frame = parse(body)
+                extra = signature.extra_columns(frame)
+                checked = signature.check(frame.drop(columns=extra) if extra else frame)
+            else:
+                checked = parse(body)
+            floats = [c for c, dtype in checked.dtypes.items() if dtype.kind == "f"]
+            if floats:
+                infinite = np.isinf(checked[floats].to_numpy()).any(axis=0)
+                bad = [c for c, hit in zip(floats, infinite, strict=True) if hit]
+                if bad:
+                    raise ClientError(400, f"infinite values in {', '.join(bad)}; send finite numbers (or null where the column allows it)",
+                                      "invalid_value", {"columns": bad})
         start = time.perf_counter()
         prepared = model.prepare(checked, checked=True)
         if sklearn_config is not None and model.flavour == "sklearn":
@@ -225,16 +240,17 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
         for v in sample:
             metrics.prediction.observe(float(v))
         if predlog is not None:
-            predlog_add(checked, rid, version, "champion", latency, prediction, proba, classes)
+            predlog_add(checked, rid, version, "champion", latency, prediction, proba, classes, array)
         if shadow is not None:
             submit_shadow(checked, rid)
         return {"prediction": prediction, "proba": proba if want_proba else None, "version": version, "extra": extra,
                 "classes": classes, "model_ms": latency}
 
     def predlog_add(checked: Any, rid: str, version: int | None, role: str, latency: float, prediction: Any,
-                    proba: Any, classes: list[str]) -> None:
+                    proba: Any, classes: list[str], array: Any = None) -> None:
         record = {"request_id": rid, "time": time.time(), "model": holder.name, "version": version if version is not None else -1,
-                  "role": role, "latency_ms": latency, "inputs": checked, "prediction": prediction, "proba": proba, "classes": classes}
+                  "role": role, "latency_ms": latency, "inputs": checked, "prediction": prediction, "proba": proba, "classes": classes,
+                  "array": array}
         if not predlog.add(record):  # type: ignore[union-attr]  (built into rows by the writer thread, off the request path)
             metrics.dropped.set(predlog.dropped)  # type: ignore[union-attr]
 
@@ -442,6 +458,8 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
             if rows is not None and (not isinstance(rows, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in rows)):
                 raise ClientError(400, "rows, when given, must be a list of whole numbers (the row of each label in its request)", "bad_shape")
             try:
+                if predlog is not None:  # the predictions being labelled may still be queued
+                    await asyncio.get_running_loop().run_in_executor(None, predlog.flush)
                 stored = write_labels(settings.home, holder.name, [str(i) for i in ids], values, rows)
             except InvalidInputError as e:
                 raise ClientError(400, str(e), "bad_labels") from None

@@ -170,12 +170,13 @@ def _plain(values: Any) -> list[Any]:
     return [None if isinstance(v, float) and not math.isfinite(v) else v for v in out]
 
 
-def fast_numeric(body: dict[str, Any], names: list[str], nullable: list[bool]) -> Any:
+def fast_numeric(body: dict[str, Any], columns: Any, nullable: list[bool]) -> Any:
     """For a model whose inputs are all numbers: the checked float64 frame straight from the body,
     or None when anything is unusual (the general path then parses it and names every problem)."""
     import numpy as np
     import pandas as pd
 
+    names = list(columns)
     try:
         if "records" in body or "dataframe_records" in body:
             records = body.get("records", body.get("dataframe_records"))
@@ -194,4 +195,4 @@ def fast_numeric(body: dict[str, Any], names: list[str], nullable: list[bool]) -
     if array.ndim != 2 or array.shape[1] != len(names) or not np.isfinite(array[:, [not n for n in nullable]]).all() \
             or np.isinf(array).any():
         return None
-    return pd.DataFrame(array, columns=names)
+    return pd.DataFrame(array, columns=columns, copy=False)
