@@ -12,48 +12,27 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import threading
 import time
-import uuid
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelcycle.errors import InvalidInputError
+from modelcycle.store.predictions import model_dir as _model_dir
+from modelcycle.store.predictions import read_labels, read_predictions, write_labels
+from modelcycle.store.predictions import write_atomic as _write_atomic
 
 __all__ = ["PredictionLog", "read_labels", "read_predictions", "write_labels"]
-
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
-
-
-def _model_dir(root: Path, kind: str, model: str) -> Path:
-    if not _SAFE.match(model):
-        raise InvalidInputError(f"{model!r} is not a valid model name")
-    return root / kind / f"model={model}"
-
-
-def _write_atomic(frame: Any, folder: Path) -> Path:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = folder / f".{name}.tmp"
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / name)
-    return folder / name
-
 
 def _rows(records: list[dict[str, Any]]) -> Any:
     """Request records as log rows, built in one pass per batch (in the writer thread)."""
     import numpy as np
     import pandas as pd
 
-    inputs = pd.concat([r["inputs"] for r in records], ignore_index=True, sort=False).add_prefix("input.")
+    arrays = [r.get("array") for r in records]
+    if all(a is not None for a in arrays):  # all-number inputs: one concatenation instead of a concat of many small frames
+        inputs = pd.DataFrame(np.concatenate(arrays), columns=["input." + str(c) for c in records[0]["inputs"].columns])
+    else:
+        inputs = pd.concat([r["inputs"] for r in records], ignore_index=True, sort=False).add_prefix("input.")
     counts = [len(r["inputs"]) for r in records]
 
     def repeat(key: str) -> Any:
@@ -162,77 +141,3 @@ class PredictionLog:
         self._stop.set()
         self._thread.join(timeout=30)
         self._write(self._drain())
-
-
-def _read(root: Path, kind: str, model: str, start: Any, end: Any) -> Any:
-    import pandas as pd
-
-    folder = _model_dir(root, kind, model)
-    start_ts = pd.Timestamp(start, tz="UTC") if start is not None and pd.Timestamp(start).tzinfo is None else (
-        pd.Timestamp(start) if start is not None else None)
-    end_ts = pd.Timestamp(end, tz="UTC") if end is not None and pd.Timestamp(end).tzinfo is None else (
-        pd.Timestamp(end) if end is not None else None)
-    frames = []
-    if folder.is_dir():
-        for day in sorted(folder.glob("date=*")):
-            day_value = day.name.split("=", 1)[1]
-            if start_ts is not None and day_value < start_ts.strftime("%Y-%m-%d"):
-                continue
-            if end_ts is not None and day_value > end_ts.strftime("%Y-%m-%d"):
-                continue
-            for file in sorted(day.glob("part-*.parquet")):
-                frames.append(pd.read_parquet(file))
-    if not frames:
-        return pd.DataFrame({"request_id": pd.Series(dtype=str), "time": pd.Series(dtype="datetime64[us, UTC]")})
-    out = pd.concat(frames, ignore_index=True, sort=False)
-    if start_ts is not None:
-        out = out[out["time"] >= start_ts]
-    if end_ts is not None:
-        out = out[out["time"] < end_ts]
-    return out.sort_values(["time", "request_id"], kind="stable").reset_index(drop=True)
-
-
-def read_predictions(root: str | os.PathLike[str], model: str, start: Any = None, end: Any = None) -> Any:
-    """The logged predictions of ``model`` between ``start`` (inclusive) and ``end`` (exclusive), as a DataFrame."""
-    return _read(Path(root), "predictions", model, start, end)
-
-
-def write_labels(root: str | os.PathLike[str], model: str | None, request_ids: Sequence[str], labels: Iterable[Any],
-                 rows: Sequence[int] | None = None) -> int:
-    """Store ground truth for earlier predictions; returns how many labels were stored.
-
-    Without ``model`` the labels are kept for every model (joined by request id).
-    """
-    import pandas as pd
-
-    ids = [str(r) for r in request_ids]
-    values = list(labels)
-    if len(ids) != len(values):
-        raise InvalidInputError(f"{len(ids)} request ids but {len(values)} labels; give one label per request id")
-    if not ids:
-        raise InvalidInputError("no labels given")
-    if any(not i for i in ids):
-        raise InvalidInputError("request ids must not be empty; use the X-Request-ID the server returned")
-    kinds = {type(v) for v in values if v is not None}
-    if not kinds <= {bool, int, float, str} or (str in kinds and len(kinds) > 1):
-        raise InvalidInputError("labels must be all numbers (or booleans) or all strings, one per request id; "
-                                f"got {', '.join(sorted(k.__name__ for k in kinds))}")
-    if kinds and kinds <= {bool, int, float} and len(kinds) > 1:
-        values = [None if v is None else float(v) for v in values]
-    if rows is not None and len(rows) != len(ids):
-        raise InvalidInputError(f"{len(ids)} request ids but {len(rows)} row numbers")
-    frame = pd.DataFrame({"request_id": ids, "row": list(rows) if rows is not None else [0] * len(ids), "label": values,
-                          "time": pd.Timestamp(datetime.now(tz=UTC)), "model": model or ""})
-    folder = _model_dir(Path(root), "labels", model) if model else Path(root) / "labels" / "unassigned"
-    _write_atomic(frame, folder / f"date={frame['time'].iloc[0].strftime('%Y-%m-%d')}")
-    return len(ids)
-
-
-def read_labels(root: str | os.PathLike[str], model: str) -> Any:
-    """Labels given for ``model`` and those given for any model, newest last."""
-    import pandas as pd
-
-    mine = _read(Path(root), "labels", model, None, None)
-    shared_dir = Path(root) / "labels" / "unassigned"
-    shared = [pd.read_parquet(f) for f in sorted(shared_dir.glob("date=*/part-*.parquet"))] if shared_dir.is_dir() else []
-    return pd.concat([mine, *shared], ignore_index=True, sort=False) if shared else mine
