@@ -1,0 +1,181 @@
+"""The prediction log's files: Parquet under ``<home>/predictions/model=<name>/date=<YYYY-MM-DD>/``,
+labels under ``<home>/labels/…``; written whole (temporary name, fsync, rename), read by time range.
+
+A file is named ``part-<ns>-<random>.parquet`` where ``<ns>`` is when it was written: every row in
+it is older than that, which lets readers pick a time range's files from their names alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelcycle.errors import InvalidInputError
+
+__all__ = ["LogFile", "list_files", "model_dir", "read_labels", "read_predictions", "logged_request_ids", "write_atomic", "write_labels"]
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
+
+
+def model_dir(root: Path, kind: str, model: str) -> Path:
+    if not _SAFE.match(model):
+        raise InvalidInputError(f"{model!r} is not a valid model name")
+    return root / kind / f"model={model}"
+
+
+def write_atomic(frame: Any, folder: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = folder / f".{name}.tmp"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / name)
+    return folder / name
+
+
+class LogFile:
+    """One published file of the log: its path, when it was written (ns since the epoch) and its size."""
+
+    __slots__ = ("path", "written_ns", "size")
+
+    def __init__(self, path: Path, written_ns: int, size: int):
+        self.path, self.written_ns, self.size = path, written_ns, size
+
+
+def list_files(root: str | os.PathLike[str], kind: str, model: str, start: float | None = None,
+               end: float | None = None) -> list[LogFile]:
+    """Published files of ``model`` written in ``[start, end)`` (seconds since the epoch), oldest first,
+    read from the folder listing only; temporary files of a writer still at work are left out."""
+    folder = model_dir(Path(root), kind, model)
+    if not folder.is_dir():
+        return []
+    first = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d") if start is not None else None
+    last = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d") if end is not None else None
+    lo = int(start * 1e9) if start is not None else None
+    hi = int(end * 1e9) if end is not None else None
+    out: list[LogFile] = []
+    for day in sorted(os.scandir(folder), key=lambda e: e.name):
+        if not day.name.startswith("date=") or not day.is_dir():
+            continue
+        value = day.name[5:]
+        if (first is not None and value < first) or (last is not None and value > last):
+            continue
+        for entry in os.scandir(day.path):
+            name = entry.name
+            if not (name.startswith("part-") and name.endswith(".parquet")):
+                continue
+            try:
+                written = int(name[5:].split("-", 1)[0])
+            except ValueError:
+                continue
+            if (lo is not None and written < lo) or (hi is not None and written >= hi):
+                continue
+            out.append(LogFile(Path(entry.path), written, entry.stat().st_size))
+    out.sort(key=lambda f: (f.written_ns, f.path.name))
+    return out
+
+
+def _read(root: Path, kind: str, model: str, start: Any, end: Any) -> Any:
+    import pandas as pd
+
+    folder = model_dir(root, kind, model)
+    start_ts = pd.Timestamp(start, tz="UTC") if start is not None and pd.Timestamp(start).tzinfo is None else (
+        pd.Timestamp(start) if start is not None else None)
+    end_ts = pd.Timestamp(end, tz="UTC") if end is not None and pd.Timestamp(end).tzinfo is None else (
+        pd.Timestamp(end) if end is not None else None)
+    frames = []
+    if folder.is_dir():
+        for day in sorted(folder.glob("date=*")):
+            day_value = day.name.split("=", 1)[1]
+            if start_ts is not None and day_value < start_ts.strftime("%Y-%m-%d"):
+                continue
+            if end_ts is not None and day_value > end_ts.strftime("%Y-%m-%d"):
+                continue
+            for file in sorted(day.glob("part-*.parquet")):
+                frames.append(pd.read_parquet(file))
+    if not frames:
+        return pd.DataFrame({"request_id": pd.Series(dtype=str), "time": pd.Series(dtype="datetime64[us, UTC]")})
+    out = pd.concat(frames, ignore_index=True, sort=False)
+    if start_ts is not None:
+        out = out[out["time"] >= start_ts]
+    if end_ts is not None:
+        out = out[out["time"] < end_ts]
+    return out.sort_values(["time", "request_id"], kind="stable").reset_index(drop=True)
+
+
+def read_predictions(root: str | os.PathLike[str], model: str, start: Any = None, end: Any = None) -> Any:
+    """The logged predictions of ``model`` between ``start`` (inclusive) and ``end`` (exclusive), as a DataFrame."""
+    return _read(Path(root), "predictions", model, start, end)
+
+
+def write_labels(root: str | os.PathLike[str], model: str | None, request_ids: Sequence[str], labels: Iterable[Any],
+                 rows: Sequence[int] | None = None) -> int:
+    """Store ground truth for earlier predictions; returns how many labels were stored.
+
+    Without ``model`` the labels are kept for every model (joined by request id).
+    """
+    import pandas as pd
+
+    ids = [str(r) for r in request_ids]
+    values = list(labels)
+    if len(ids) != len(values):
+        raise InvalidInputError(f"{len(ids)} request ids but {len(values)} labels; give one label per request id")
+    if not ids:
+        raise InvalidInputError("no labels given")
+    if any(not i for i in ids):
+        raise InvalidInputError("request ids must not be empty; use the X-Request-ID the server returned")
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds <= {bool, int, float, str} or (str in kinds and len(kinds) > 1):
+        raise InvalidInputError("labels must be all numbers (or booleans) or all strings, one per request id; "
+                                f"got {', '.join(sorted(k.__name__ for k in kinds))}")
+    if kinds and kinds <= {bool, int, float} and len(kinds) > 1:
+        values = [None if v is None else float(v) for v in values]
+    if rows is not None and len(rows) != len(ids):
+        raise InvalidInputError(f"{len(ids)} request ids but {len(rows)} row numbers")
+    known = logged_request_ids(root, model)
+    unknown = [i for i in dict.fromkeys(ids) if i not in known]
+    if unknown:
+        where = f"the prediction log of {model!r}" if model else "the prediction log"
+        raise InvalidInputError(
+            f"{len(unknown)} request id(s) are not in {where} (e.g. {', '.join(repr(u) for u in unknown[:3])}); labels join "
+            "logged predictions by the X-Request-ID the server answered with. No label was stored.")
+    frame = pd.DataFrame({"request_id": ids, "row": list(rows) if rows is not None else [0] * len(ids), "label": values,
+                          "time": pd.Timestamp(datetime.now(tz=UTC)), "model": model or ""})
+    folder = model_dir(Path(root), "labels", model) if model else Path(root) / "labels" / "unassigned"
+    write_atomic(frame, folder / f"date={frame['time'].iloc[0].strftime('%Y-%m-%d')}")
+    return len(ids)
+
+
+def logged_request_ids(root: str | os.PathLike[str], model: str | None) -> set[str]:
+    """Every request id in the prediction log of ``model`` (of every model when None)."""
+    import pyarrow.dataset as ds
+
+    base = Path(root) / "predictions"
+    if model:
+        files = [str(f.path) for f in list_files(root, "predictions", model)]
+    else:
+        files = [str(p) for p in base.glob("model=*/date=*/part-*.parquet")] if base.is_dir() else []
+    if not files:
+        return set()
+    column = ds.dataset(files, format="parquet").to_table(columns=["request_id"]).column("request_id")
+    return set(column.unique().to_pylist())
+
+
+def read_labels(root: str | os.PathLike[str], model: str) -> Any:
+    """Labels given for ``model`` and those given for any model, newest last."""
+    import pandas as pd
+
+    mine = _read(Path(root), "labels", model, None, None)
+    shared_dir = Path(root) / "labels" / "unassigned"
+    shared = [pd.read_parquet(f) for f in sorted(shared_dir.glob("date=*/part-*.parquet"))] if shared_dir.is_dir() else []
+    return pd.concat([mine, *shared], ignore_index=True, sort=False) if shared else mine
