@@ -40,7 +40,7 @@ def test_sklearn_pipeline_round_trip(tmp_path: Path) -> None:
     model = sklearn_pipeline(X, y)
     manifest = save_model(model, tmp_path / "pkg", reference_data=X, input_example=X.head(3))
     assert manifest.flavour == "sklearn"
-    assert set(manifest.files) == {"model.skops", PROFILE, "input_example.json", "requirements.txt"}
+    assert set(manifest.files) == {"model.skops", PROFILE, "predictions.bin", "input_example.json", "requirements.txt"}
     assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in manifest.files)
     assert [(c.name, c.type) for c in manifest.signature.inputs] == [("age", "long"), ("income", "double"), ("region", "string")]
     loaded = load_package(tmp_path / "pkg")
@@ -48,6 +48,9 @@ def test_sklearn_pipeline_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
     assert loaded.profile.rows == len(X) and loaded.profile.columns["region"].distinct == 3
     assert loaded.input_example.shape == (3, 3)
+    predicted = loaded.prediction_profile  # the model's own predictions on its reference data, for prediction drift
+    assert predicted.rows == len(X) and set(predicted.columns) == {"prediction", "proba.0", "proba.1"}
+    assert predicted.columns["proba.1"].mean == pytest.approx(model.predict_proba(X)[:, 1].mean())
     assert "scikit-learn" in manifest.requirements and "skops" in manifest.requirements
     assert "scikit-learn==" in (tmp_path / "pkg" / "requirements.txt").read_text()
 

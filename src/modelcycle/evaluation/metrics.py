@@ -10,7 +10,7 @@ from typing import Any
 
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "Evaluation", "evaluate_model", "higher_is_better"]
+__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "Evaluation", "evaluate_model", "higher_is_better", "score_predictions"]
 
 HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae", "mape", "latency_ms_per_row"}
@@ -131,6 +131,45 @@ def _classification(y: Any, pred: Any, proba: Any, classes: list[Any]) -> dict[s
         except ValueError:
             pass  # a slice with labels the model never saw: those two are left out for it
     return out
+
+
+def score_predictions(y: Any, prediction: Any, proba: Any = None, classes: Sequence[Any] | None = None,
+                      task: str = "auto") -> dict[str, float]:
+    """The metrics of predictions already made (a prediction log joined with its labels).
+
+    ``classes`` name the columns of ``proba``; labels and classes are matched by their text when their types differ
+    (labels posted as ``1`` meet a class logged as ``"1"``).
+
+    Example:
+        >>> score_predictions([0, 1, 1, 0], [0, 1, 0, 0])["accuracy"]
+        0.75
+    """
+    import numpy as np
+    import pandas as pd
+
+    y = pd.Series(np.asarray(y))
+    pred = pd.Series(np.asarray(prediction))
+    if task == "auto":
+        numeric = pd.api.types.is_float_dtype(pred.dtype) and not pd.api.types.is_bool_dtype(y.dtype)
+        task = "regression" if proba is None and numeric and y.nunique() > 20 else "classification"
+    if task == "regression":
+        return _regression(y.to_numpy(dtype=float), pred.to_numpy(dtype=float))
+    if task != "classification":
+        raise InvalidInputError(f"task must be 'auto', 'classification' or 'regression', not {task!r}")
+    names = [str(c) for c in classes] if classes is not None else None
+    if names is not None or y.dtype != pred.dtype:
+        y = y.map(_label_text)
+        pred = pred.map(_label_text)
+    found = names or sorted(set(y) | set(pred), key=str)
+    if proba is not None and np.asarray(proba).shape[1] != len(found):
+        proba = None
+    return _classification(y, pred, None if proba is None else np.asarray(proba, dtype=float), list(found))
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _regression(y: Any, pred: Any) -> dict[str, float]:

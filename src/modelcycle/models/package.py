@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,12 @@ from modelcycle._hashing import sha256_bytes, sha256_file
 from modelcycle.errors import InvalidInputError, ModelcycleWarning, ModelError, ModelIntegrityError, UnsafePathError
 from modelcycle.models.signature import Signature, infer_signature
 
-__all__ = ["MANIFEST", "LoadedModel", "Manifest", "load_package", "save_model", "verify_package"]
+__all__ = ["MANIFEST", "LoadedModel", "Manifest", "load_package", "prediction_columns", "save_model", "verify_package"]
 
 MANIFEST = "manifest.json"
 FORMAT = 1
 PROFILE = "profile.bin"
+PREDICTIONS = "predictions.bin"  # profile of the model's predictions on its reference data (prediction drift)
 EXAMPLE = "input_example.json"
 REQUIREMENTS = "requirements.txt"
 _MAX_MANIFEST = 16 << 20
@@ -72,6 +73,10 @@ class Manifest:
     @property
     def has_profile(self) -> bool:
         return PROFILE in self.files
+
+    @property
+    def has_prediction_profile(self) -> bool:
+        return PREDICTIONS in self.files
 
     @classmethod
     def parse(cls, raw: bytes) -> Manifest:
@@ -227,6 +232,9 @@ def save_model(
             from modelcycle.data import profile
 
             (staging / PROFILE).write_bytes(profile(reference).to_bytes())
+            predicted = _prediction_frame(model, reference if input_kind == "frame" else reference.to_numpy())
+            if predicted is not None:
+                (staging / PREDICTIONS).write_bytes(profile(predicted).to_bytes())
         requirements = _versions(tuple(chosen.requirements))
         (staging / REQUIREMENTS).write_text("".join(f"{k}=={v}\n" for k, v in requirements.items() if k != "python"))
         files = {name: {"sha256": sha256_file(staging / name), "size": (staging / name).stat().st_size} for name in _files(staging)}
@@ -246,6 +254,34 @@ def save_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Manifest.parse(raw)
+
+
+def prediction_columns(prediction: Any, proba: Any, classes: Sequence[Any]) -> Any:
+    """Predictions as the prediction log stores them: ``prediction`` and ``proba.<class>`` columns."""
+    import numpy as np
+    import pandas as pd
+
+    pred = np.asarray(prediction)
+    frame = pd.DataFrame({"prediction": pred if pred.ndim == 1 else list(pred)})
+    if proba is not None:
+        p = np.asarray(proba, dtype=float)
+        for i, c in enumerate(classes or range(p.shape[1])):
+            frame[f"proba.{c}"] = p[:, i]
+    return frame
+
+
+def _prediction_frame(model: Any, data: Any, rows: int = 100_000) -> Any:
+    """The model's predictions on (a sample of) its reference data, or None when it cannot predict on it."""
+    try:
+        sample = data[:rows] if not hasattr(data, "iloc") else data.iloc[:rows]
+        prediction = model.predict(sample)
+        proba = model.predict_proba(sample) if callable(getattr(model, "predict_proba", None)) else None
+        classes = [str(c) for c in getattr(model, "classes_", [])]
+        if proba is not None and len(classes) != getattr(proba, "shape", (0, 0))[1]:
+            classes = []
+        return prediction_columns(prediction, proba, classes)
+    except Exception:  # a model that cannot predict on its reference data still saves; prediction drift is then skipped
+        return None
 
 
 def _copy_artifacts(artifacts: Mapping[str, str | os.PathLike[str]], staging: Path) -> dict[str, str]:
@@ -357,6 +393,15 @@ class LoadedModel:
 
             self._profile = Profile.from_bytes((self.path / PROFILE).read_bytes())
         return self._profile
+
+    @property
+    def prediction_profile(self) -> Any:
+        """The profile of the model's own predictions on its reference data (None when there was none)."""
+        if self.manifest.has_prediction_profile:
+            from modelcycle.data import Profile
+
+            return Profile.from_bytes((self.path / PREDICTIONS).read_bytes())
+        return None
 
     @property
     def input_example(self) -> Any:
