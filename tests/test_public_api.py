@@ -23,6 +23,8 @@ PUBLIC = [
     "step", "tune", "uniform",
     # serving
     "log_labels", "read_predictions",
+    # monitoring
+    "AlertRules", "MonitorReport", "monitor",
 ]
 HEAVY = ["pandas", "numpy", "sklearn", "sqlalchemy", "alembic", "fastapi", "dask", "pyarrow", "typer", "rich"]
 

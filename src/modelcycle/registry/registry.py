@@ -268,6 +268,45 @@ class Registry:
                 self._cache.popitem(last=False)
         return loaded
 
+    def verify_version(self, name: str, version: int, trust: bool = False) -> LoadedModel:
+        """Load a registered version afresh from the artifact store (no cache of any kind), as a new server would.
+
+        Raises:
+            ModelIntegrityError: a file of the package changed in the store.
+        """
+        mv = self.get_model_version(name, version)
+        manifest, digests = self._run_package(self.client.get_run(mv.run_id), mv.artifact_path)
+        if manifest.hash != mv.hash:
+            raise ModelIntegrityError(f"{MANIFEST} of {mv.uri} is not the one registered; refusing to load it")
+        folder = Path(tempfile.mkdtemp(prefix="modelcycle-verify-"))
+        try:
+            for file, digest in digests.items():
+                try:
+                    self.client.artifact_store.download(digest, folder / safe_artifact_path(file))
+                except ArtifactCorruptedError:
+                    raise ModelIntegrityError(f"{file} of {mv.uri} was changed in the artifact store (its sha256 no longer "
+                                              "matches); the version cannot be loaded") from None
+            loaded = load_package(folder, trust=trust, expected_hash=mv.hash, version=mv)
+            return loaded
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def package_profiles(self, name: str, version: int) -> tuple[Any, Any]:
+        """A registered version's training-data profile and the profile of its predictions on that data
+        (None for what the package does not have), read from the artifact store without loading the model."""
+        from modelcycle.data import Profile
+        from modelcycle.models.package import PREDICTIONS, PROFILE
+
+        mv = self.get_model_version(name, version)
+        manifest, digests = self._run_package(self.client.get_run(mv.run_id), mv.artifact_path)
+        if manifest.hash != mv.hash:
+            raise ModelIntegrityError(f"{MANIFEST} of {mv.uri} is not the one registered; refusing to read its profiles")
+        out = []
+        for file in (PROFILE, PREDICTIONS):
+            digest = digests.get(file) if file in manifest.files else None
+            out.append(Profile.from_bytes(self.client.artifact_store.get_bytes(digest)) if digest else None)
+        return out[0], out[1]
+
     def _run_package(self, run: Any, path: str) -> tuple[Manifest, dict[str, str]]:
         """The package's manifest (verified by the artifact store) and the digests of its files."""
         prefix = path + "/"

@@ -18,7 +18,8 @@ from typing import Any
 
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["LogFile", "list_files", "model_dir", "read_labels", "read_predictions", "logged_request_ids", "write_atomic", "write_labels"]
+__all__ = ["LogFile", "label_files", "list_files", "logged_request_ids", "model_dir", "read_labels", "read_predictions", "write_atomic",
+           "write_labels"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
 
@@ -29,12 +30,12 @@ def model_dir(root: Path, kind: str, model: str) -> Path:
     return root / kind / f"model={model}"
 
 
-def write_atomic(frame: Any, folder: Path) -> Path:
+def write_atomic(frame: Any, folder: Path, written_ns: int | None = None) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+    name = f"part-{written_ns or time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
     tmp = folder / f".{name}.tmp"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
     with open(tmp, "rb") as f:
@@ -46,7 +47,7 @@ def write_atomic(frame: Any, folder: Path) -> Path:
 class LogFile:
     """One published file of the log: its path, when it was written (ns since the epoch) and its size."""
 
-    __slots__ = ("path", "written_ns", "size")
+    __slots__ = ("path", "size", "written_ns")
 
     def __init__(self, path: Path, written_ns: int, size: int):
         self.path, self.written_ns, self.size = path, written_ns, size
@@ -169,6 +170,15 @@ def logged_request_ids(root: str | os.PathLike[str], model: str | None) -> set[s
         return set()
     column = ds.dataset(files, format="parquet").to_table(columns=["request_id"]).column("request_id")
     return set(column.unique().to_pylist())
+
+
+def label_files(root: str | os.PathLike[str], model: str) -> list[str]:
+    """The names of the label files that concern ``model`` (its own and those given for any model)."""
+    names = [f.path.name for f in list_files(root, "labels", model)]
+    shared = Path(root) / "labels" / "unassigned"
+    if shared.is_dir():
+        names += sorted(p.name for p in shared.glob("date=*/part-*.parquet"))
+    return names
 
 
 def read_labels(root: str | os.PathLike[str], model: str) -> Any:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -18,8 +19,10 @@ from sqlalchemy import (
 
 __all__ = [
     "HEAD_REVISION",
+    "alerts",
     "alias_events",
     "artifacts",
+    "cycles",
     "datasets",
     "environments",
     "experiments",
@@ -29,6 +32,7 @@ __all__ = [
     "model_aliases",
     "model_version_tags",
     "model_versions",
+    "monitor_windows",
     "params",
     "registered_models",
     "run_inputs",
@@ -39,7 +43,7 @@ __all__ = [
 ]
 
 # The newest Alembic revision; a test checks it matches migrations/versions/.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 KEY = 250
 ID = 32
@@ -276,4 +280,63 @@ step_cache = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("created_at", Double, nullable=False),
     Index(None, "pipeline", "step", "created_at"),
+)
+
+
+# --- operations: monitoring and the controller ------------------------------------------------
+# A closed window of the prediction log, summarised once: its merged profile and its findings.
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("model", String(KEY), primary_key=True),
+    Column("role", String(16), primary_key=True),
+    Column("seconds", Integer, primary_key=True),
+    Column("start", Double, primary_key=True),
+    Column("rows", BigInteger, nullable=False),
+    Column("sources", String(64), nullable=False),  # fingerprint of the log files read: a late file re-summarises
+    Column("profile", LargeBinary),
+    Column("summary", Text, nullable=False),  # JSON: versions, quality, drift, prediction drift, performance
+    Column("computed_at", Double, nullable=False),
+)
+
+# Alert events: one row is raised when a rule's condition starts to hold and resolved when it stops.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("model", String(KEY), nullable=False),
+    Column("rule", String(KEY), nullable=False),
+    Column("state", String(16), nullable=False),  # firing | resolved
+    Column("window_start", Double),
+    Column("raised_at", Double, nullable=False),
+    Column("resolved_at", Double),
+    Column("message", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Index(None, "model", "rule", "state"),
+)
+
+# One continuous-training cycle per trigger: the unique key makes a trigger run at most one cycle,
+# the lease lets a restarted agent take over a cycle whose agent died.
+cycles = Table(
+    "cycles",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("project", String(KEY), nullable=False),
+    Column("trigger", String(KEY), nullable=False),
+    Column("trigger_key", String(KEY), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("owner", String(KEY)),
+    Column("lease_until", Double),
+    Column("started_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("finished_at", Double),
+    Column("alert_id", String(ID)),
+    Column("run_id", String(ID)),
+    Column("model", String(KEY)),
+    Column("version", Integer),
+    Column("verdict_id", String(ID)),
+    Column("alias_event_id", BigInteger),
+    Column("detail", Text, nullable=False),  # JSON: what the trigger saw, why not promoted, errors
+    Index(None, "project", "trigger_key", unique=True),
+    Index(None, "project", "started_at"),
 )

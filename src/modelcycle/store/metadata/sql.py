@@ -29,6 +29,7 @@ from modelcycle.store.metadata import query as q
 from modelcycle.store.metadata import schema as s
 from modelcycle.store.metadata.base import NewRun, WriteBatch
 from modelcycle.store.metadata.migrate import ensure_schema
+from modelcycle.store.metadata.operations import OperationsTables
 from modelcycle.store.metadata.pipelines import PipelineTables
 from modelcycle.store.metadata.registry import RegistryTables
 
@@ -54,7 +55,7 @@ def _is_busy(exc: BaseException) -> bool:
     return code in {"40001", "40P01"}  # serialization failure, deadlock
 
 
-class SqlMetadataStore(RegistryTables, PipelineTables):
+class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
     """Runs, experiments, params, metrics, tags, artifacts and datasets in a SQL database.
 
     SQLite runs in WAL mode; every write transaction starts with ``BEGIN IMMEDIATE`` and is

@@ -1,0 +1,180 @@
+"""The operations' part of the SQL metadata store: monitoring windows, alerts, continuous-training cycles.
+
+A cycle's trigger key is unique per project, so two agents that see the same trigger insert one
+cycle between them; a cycle is worked on by whoever holds its lease, and a cycle whose lease ran
+out (its agent died) can be claimed by the next agent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Connection
+
+from modelcycle.store.metadata import schema as s
+
+__all__ = ["OperationsTables"]
+
+CYCLE_FIELDS = ("state", "owner", "lease_until", "updated_at", "finished_at", "alert_id", "run_id", "model", "version",
+                "verdict_id", "alias_event_id")
+
+
+class OperationsTables:
+    """Mixed into SqlMetadataStore; uses its ``_read``, ``_write`` and ``_insert``."""
+
+    _read: Any
+    _write: Any
+    _insert: Any
+
+    # --- monitoring windows -------------------------------------------------------------------
+    def window_get(self, model: str, role: str, seconds: int, starts: list[float]) -> dict[float, dict[str, Any]]:
+        """Stored windows of ``model`` among ``starts`` (summary parsed, profile bytes as stored)."""
+        w = s.monitor_windows
+        found: dict[float, dict[str, Any]] = {}
+        for i in range(0, len(starts), 500):
+            chunk = starts[i:i + 500]
+            stmt = select(w).where(and_(w.c.model == model, w.c.role == role, w.c.seconds == seconds, w.c.start.in_(chunk)))
+            for row in self._read(lambda conn, st=stmt: conn.execute(st).all()):
+                found[row.start] = {"start": row.start, "rows": row.rows, "sources": row.sources, "profile": row.profile,
+                                    "summary": json.loads(row.summary), "computed_at": row.computed_at}
+        return found
+
+    def window_put(self, model: str, role: str, seconds: int, rows: list[dict[str, Any]]) -> None:
+        """Store (or replace) summarised windows."""
+        if not rows:
+            return
+        w = s.monitor_windows
+        values = [{"model": model, "role": role, "seconds": seconds, "start": r["start"], "rows": r["rows"], "sources": r["sources"],
+                   "profile": r.get("profile"), "summary": json.dumps(r["summary"], default=str), "computed_at": r["computed_at"]}
+                  for r in rows]
+
+        def tx(conn: Connection) -> None:
+            for v in values:
+                stmt = self._insert(w).values(**v)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["model", "role", "seconds", "start"], set_={
+                    k: stmt.excluded[k] for k in ("rows", "sources", "profile", "summary", "computed_at")}))
+
+        self._write(tx)
+
+    # --- alerts --------------------------------------------------------------------------------
+    def alert_firing(self, model: str) -> dict[str, dict[str, Any]]:
+        """The firing alert of each rule of ``model``."""
+        a = s.alerts
+        rows = self._read(lambda conn: conn.execute(select(a).where(and_(a.c.model == model, a.c.state == "firing"))).all())
+        return {r.rule: _alert(r) for r in rows}
+
+    def alert_raise(self, alert: Mapping[str, Any]) -> bool:
+        """Insert a firing alert unless the rule already has one (then False: it is not repeated)."""
+        a = s.alerts
+
+        def tx(conn: Connection) -> bool:
+            held = conn.execute(select(a.c.id).where(and_(a.c.model == alert["model"], a.c.rule == alert["rule"],
+                                                          a.c.state == "firing"))).first()
+            if held is not None:
+                return False
+            conn.execute(a.insert().values(id=alert["id"], model=alert["model"], rule=alert["rule"], state="firing",
+                                           window_start=alert.get("window_start"), raised_at=alert["raised_at"], resolved_at=None,
+                                           message=alert["message"], details=json.dumps(alert.get("details", {}), default=str)))
+            return True
+
+        return self._write(tx)
+
+    def alert_resolve(self, model: str, rule: str, at: float) -> str | None:
+        """Resolve the rule's firing alert; its id, or None when none was firing."""
+        a = s.alerts
+
+        def tx(conn: Connection) -> str | None:
+            row = conn.execute(select(a.c.id).where(and_(a.c.model == model, a.c.rule == rule, a.c.state == "firing"))).first()
+            if row is None:
+                return None
+            conn.execute(update(a).where(a.c.id == row.id).values(state="resolved", resolved_at=at))
+            return row.id
+
+        return self._write(tx)
+
+    def alert_list(self, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        a = s.alerts
+        stmt = select(a).order_by(a.c.raised_at.desc()).limit(limit)
+        if model is not None:
+            stmt = stmt.where(a.c.model == model)
+        return [_alert(r) for r in self._read(lambda conn: conn.execute(stmt).all())]
+
+    def alert_get(self, alert_id: str) -> dict[str, Any] | None:
+        a = s.alerts
+        row = self._read(lambda conn: conn.execute(select(a).where(a.c.id == alert_id)).first())
+        return _alert(row) if row is not None else None
+
+    # --- cycles --------------------------------------------------------------------------------
+    def cycle_claim_new(self, cycle: Mapping[str, Any]) -> bool:
+        """Insert a new cycle for its trigger key; False when that trigger already has a cycle."""
+        c = s.cycles
+        values = {**cycle, "detail": json.dumps(cycle.get("detail", {}), default=str)}
+        result = self._write(lambda conn: conn.execute(
+            self._insert(c).values(**values).on_conflict_do_nothing(index_elements=["project", "trigger_key"])))
+        return bool(result.rowcount)
+
+    def cycle_claim_stale(self, project: str, owner: str, now: float, lease_until: float) -> dict[str, Any] | None:
+        """Take over the oldest unfinished cycle whose lease ran out (its agent died); None when there is none."""
+        c = s.cycles
+
+        def tx(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(select(c).where(and_(c.c.project == project, c.c.finished_at.is_(None),
+                                                    or_(c.c.lease_until.is_(None), c.c.lease_until < now)))
+                               .order_by(c.c.started_at).limit(1).with_for_update(skip_locked=True)).first()
+            if row is None:
+                return None
+            claimed = conn.execute(update(c).where(and_(c.c.id == row.id, or_(c.c.lease_until.is_(None), c.c.lease_until < now)))
+                                   .values(owner=owner, lease_until=lease_until, updated_at=now))
+            return _cycle(row) | {"owner": owner, "lease_until": lease_until} if claimed.rowcount else None
+
+        return self._write(tx)
+
+    def cycle_update(self, cycle_id: str, owner: str | None = None, detail: Mapping[str, Any] | None = None,
+                     **fields: Any) -> bool:
+        """Change a cycle's fields (only while ``owner`` holds it, when given); False when the lease was lost."""
+        c = s.cycles
+        unknown = set(fields) - set(CYCLE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown cycle fields: {sorted(unknown)}")
+
+        def tx(conn: Connection) -> bool:
+            cond = c.c.id == cycle_id
+            if owner is not None:
+                cond = and_(cond, c.c.owner == owner)
+            values = dict(fields)
+            if detail is not None:
+                row = conn.execute(select(c.c.detail).where(cond)).first()
+                if row is None:
+                    return False
+                values["detail"] = json.dumps({**json.loads(row.detail), **detail}, default=str)
+            return bool(conn.execute(update(c).where(cond).values(**values)).rowcount)
+
+        return self._write(tx)
+
+    def cycle_get(self, cycle_id: str) -> dict[str, Any] | None:
+        c = s.cycles
+        row = self._read(lambda conn: conn.execute(select(c).where(c.c.id == cycle_id)).first())
+        return _cycle(row) if row is not None else None
+
+    def cycle_list(self, project: str | None = None, limit: int = 50, **equal: Any) -> list[dict[str, Any]]:
+        c = s.cycles
+        stmt = select(c).order_by(c.c.started_at.desc()).limit(limit)
+        if project is not None:
+            stmt = stmt.where(c.c.project == project)
+        for key, value in equal.items():
+            stmt = stmt.where(c.c[key] == value)
+        return [_cycle(r) for r in self._read(lambda conn: conn.execute(stmt).all())]
+
+
+def _alert(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "model": row.model, "rule": row.rule, "state": row.state, "window_start": row.window_start,
+            "raised_at": row.raised_at, "resolved_at": row.resolved_at, "message": row.message, "details": json.loads(row.details)}
+
+
+def _cycle(row: Any) -> dict[str, Any]:
+    out = {k: getattr(row, k) for k in ("id", "project", "trigger", "trigger_key", "started_at", *CYCLE_FIELDS)}
+    out["detail"] = json.loads(row.detail)
+    return out
