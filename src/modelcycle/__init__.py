@@ -39,6 +39,9 @@ _EXPORTS: dict[str, str] = {
     "Policy": "modelcycle.evaluation",
     "read_predictions": "modelcycle.serving.fluent",
     "log_labels": "modelcycle.serving.fluent",
+    "monitor": "modelcycle.monitoring",
+    "MonitorReport": "modelcycle.monitoring",
+    "AlertRules": "modelcycle.monitoring",
     **{
         name: "modelcycle.pipelines"
         for name in (
@@ -88,6 +91,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelcycle import data, errors, evaluation, models
     from modelcycle.entities import AliasEvent, Experiment, Metric, ModelVersion, Run, RunStatus
     from modelcycle.evaluation import Policy, Verdict
+    from modelcycle.monitoring import AlertRules, MonitorReport, monitor
     from modelcycle.pipelines import (
         PipelineResult,
         TrialPruned,

@@ -477,6 +477,6 @@ def _oip_datatype(kind: str) -> str:
 
 
 def _version() -> str:
-    from modelcycle import __version__
+    import sys
 
-    return __version__
+    return sys.modules["modelcycle"].__version__  # the package is imported already; importing it here would cross layers

@@ -1,0 +1,163 @@
+"""Alert rules on monitored windows, alert events, and their delivery to a webhook and a log file.
+
+A rule's alert is raised when its condition starts to hold and resolved when it stops: while it
+holds, later windows do not raise it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.request
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelcycle.errors import InvalidInputError
+
+__all__ = ["AlertRules", "evaluate_rules", "list_alerts"]
+
+log = logging.getLogger("modelcycle.monitoring")
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """What raises an alert, and where alerts go.
+
+    Args:
+        drift_share: input drift alert when at least this share of the columns drifted (None: no drift alert).
+        performance_metric: the live metric to watch (``roc_auc``, ``accuracy``, ``rmse`` …).
+        performance_min: alert when the metric falls below it (higher-is-better metrics).
+        performance_max: alert when the metric rises above it (lower-is-better metrics).
+        quality: alert when a window's inputs break the model's schema.
+        min_rows: windows with fewer rows are not judged for drift or quality.
+        min_labelled: windows with fewer labelled rows are not judged for performance.
+        webhook: URL that gets each alert as a JSON POST.
+        file: a file each alert is appended to as one JSON line.
+
+    Example:
+        >>> AlertRules(drift_share=0.3, performance_metric="roc_auc", performance_min=0.75).performance_metric
+        'roc_auc'
+    """
+
+    drift_share: float | None = 0.5
+    performance_metric: str | None = None
+    performance_min: float | None = None
+    performance_max: float | None = None
+    quality: bool = False
+    min_rows: int = 50
+    min_labelled: int = 30
+    webhook: str | None = None
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        from modelcycle.evaluation.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
+
+        if self.drift_share is not None and not 0 < self.drift_share <= 1:
+            raise InvalidInputError(f"drift share {self.drift_share!r} must be a fraction in (0, 1], e.g. 0.3")
+        if self.performance_metric is not None and self.performance_metric not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
+            raise InvalidInputError(f"unknown metric {self.performance_metric!r} for the performance alert; "
+                                    f"choose one of {', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))}")
+        if self.performance_metric is not None and self.performance_min is None and self.performance_max is None:
+            raise InvalidInputError(f"the performance alert on {self.performance_metric} needs min: or max:")
+        if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
+            raise InvalidInputError(f"webhook {self.webhook!r} must be an http:// or https:// URL")
+
+
+def _latest(windows: Sequence[Any], ok: Any) -> Any:
+    for w in reversed(windows):
+        if w.closed and ok(w):
+            return w
+    return None
+
+
+def _conditions(rules: AlertRules, windows: Sequence[Any]) -> dict[str, tuple[bool, Any, str, dict[str, Any]]]:
+    """rule → (holds, window, message, details), judged on the latest closed window with enough data."""
+    out: dict[str, tuple[bool, Any, str, dict[str, Any]]] = {}
+    enough = _latest(windows, lambda w: w.rows >= rules.min_rows)
+    if rules.drift_share is not None and enough is not None and enough.drift is not None:
+        share = enough.drift["share"]
+        cols = enough.drift["drifted_columns"]
+        out["drift"] = (share >= rules.drift_share, enough,
+                        f"input drift: {share:.0%} of the columns drifted ({', '.join(cols[:6])}) in the window from {enough.label}",
+                        {"share": share, "threshold": rules.drift_share, "drifted_columns": cols})
+    if rules.quality and enough is not None and enough.quality is not None:
+        errors = enough.quality["errors"]
+        out["quality"] = (errors > 0, enough, f"data quality: {errors} schema error(s) in the window from {enough.label}",
+                          {"anomalies": enough.quality["anomalies"][:5]})
+    metric = rules.performance_metric
+    if metric is not None:
+        labelled = _latest(windows, lambda w: w.labelled >= rules.min_labelled and metric in w.metrics)
+        if labelled is not None:
+            value = labelled.metrics[metric]
+            low = rules.performance_min is not None and value < rules.performance_min
+            high = rules.performance_max is not None and value > rules.performance_max
+            bound = f"below {rules.performance_min}" if low else f"above {rules.performance_max}" if high else "within bounds"
+            out["performance"] = (low or high, labelled,
+                                  f"performance: {metric} {value:.4g} is {bound} on {labelled.labelled} labelled rows "
+                                  f"in the window from {labelled.label}",
+                                  {"metric": metric, "value": value, "min": rules.performance_min, "max": rules.performance_max,
+                                   "labelled": labelled.labelled})
+    return out
+
+
+def evaluate_rules(store: Any, model: str, rules: AlertRules, windows: Sequence[Any], now: float | None = None) -> list[dict[str, Any]]:
+    """Raise alerts whose condition started to hold and resolve those that stopped; returns what changed."""
+    now = time.time() if now is None else now
+    changed: list[dict[str, Any]] = []
+    for rule, (holds, window, message, details) in _conditions(rules, windows).items():
+        if holds:
+            alert = {"id": uuid.uuid4().hex, "model": model, "rule": rule, "window_start": window.start, "raised_at": now,
+                     "message": message, "details": details}
+            if store.alert_raise(alert):
+                changed.append({**alert, "state": "firing"})
+        else:
+            resolved = store.alert_resolve(model, rule, now)
+            if resolved is not None:
+                changed.append({"id": resolved, "model": model, "rule": rule, "state": "resolved", "resolved_at": now,
+                                "message": f"resolved: {message}"})
+    for alert in changed:
+        deliver(alert, rules)
+    return changed
+
+
+def raise_alert(store: Any, model: str, rule: str, message: str, details: Mapping[str, Any] | None = None,
+                rules: AlertRules | None = None) -> dict[str, Any] | None:
+    """Raise an alert outside the window rules (a failed model load, a failed cycle); None when it is already firing."""
+    alert = {"id": uuid.uuid4().hex, "model": model, "rule": rule, "window_start": None, "raised_at": time.time(),
+             "message": message, "details": dict(details or {})}
+    if not store.alert_raise(alert):
+        return None
+    alert["state"] = "firing"
+    deliver(alert, rules)
+    return alert
+
+
+def deliver(alert: Mapping[str, Any], rules: AlertRules | None) -> None:
+    """Send an alert to the webhook and append it to the file; a failed delivery is logged, never raised."""
+    if rules is None:
+        return
+    body = json.dumps(dict(alert), default=str)
+    if rules.file:
+        try:
+            path = Path(rules.file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(body + "\n")
+        except OSError as e:
+            log.warning("could not append alert %s to %s: %s", alert.get("id"), rules.file, e)
+    if rules.webhook:
+        request = urllib.request.Request(rules.webhook, data=body.encode(), headers={"Content-Type": "application/json"},
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                r.read(1024)
+        except Exception as e:
+            log.warning("could not deliver alert %s to the webhook: %s", alert.get("id"), e)
+
+
+def list_alerts(store: Any, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    return store.alert_list(model, limit)

@@ -1,0 +1,255 @@
+"""``monitor``: the prediction log of a model, window by window, against what the model was trained on.
+
+A window is summarised once it has closed (its end is ``settle`` seconds in the past, so the log
+writer has published its rows): its findings and profile are stored, and later calls read them
+back instead of the raw log. A window is summarised again only when the set of log files it was
+made from changed (a late file) — and its live performance is recomputed when new labels arrived.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modelcycle.errors import InvalidInputError
+from modelcycle.monitoring.alerts import AlertRules, evaluate_rules
+from modelcycle.monitoring.windows import fingerprint, parse_window, performance, read_window, summarise
+
+__all__ = ["MonitorReport", "Window", "monitor"]
+
+
+@dataclass
+class Window:
+    """One window's findings (see ``MonitorReport``)."""
+
+    start: float
+    end: float
+    closed: bool
+    stored: bool
+    summary: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return datetime.fromtimestamp(self.start, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    @property
+    def rows(self) -> int:
+        return int(self.summary.get("rows", 0))
+
+    @property
+    def drift(self) -> dict[str, Any] | None:
+        return self.summary.get("drift")
+
+    @property
+    def quality(self) -> dict[str, Any] | None:
+        return self.summary.get("quality")
+
+    @property
+    def prediction_drift(self) -> dict[str, Any] | None:
+        return self.summary.get("prediction_drift")
+
+    @property
+    def labelled(self) -> int:
+        return int(self.summary.get("performance", {}).get("labelled", 0))
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.summary.get("performance", {}).get("metrics", {})
+
+    @property
+    def version(self) -> int | None:
+        versions = self.summary.get("versions") or {}
+        return int(max(versions, key=versions.get)) if versions else None
+
+
+@dataclass
+class MonitorReport:
+    """Per-window data quality, input drift, prediction drift, live performance and shadow agreement.
+
+    Example:
+        >>> report = MonitorReport(model="churn", window_seconds=3600)
+        >>> report.to_frame().empty
+        True
+    """
+
+    model: str
+    window_seconds: int
+    windows: list[Window] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    computed: int = 0  # windows read from the raw log in this call (the rest came from the store)
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        rows = []
+        for w in self.windows:
+            drift, pdrift, shadow = w.drift or {}, w.prediction_drift or {}, w.summary.get("shadow") or {}
+            rows.append({"start": pd.Timestamp(w.start, unit="s", tz="UTC"), "rows": w.rows, "version": w.version,
+                         "quality_errors": (w.quality or {}).get("errors"), "drift_share": drift.get("share"),
+                         "drifted": drift.get("dataset_drift"), "prediction_drift": pdrift.get("statistic"),
+                         "labelled": w.labelled, **{k: v for k, v in w.metrics.items()},
+                         "shadow_agreement": shadow.get("agreement"), "closed": w.closed})
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "window_seconds": self.window_seconds, "alerts": self.alerts,
+                "windows": [{"start": w.start, "end": w.end, "closed": w.closed, **w.summary} for w in self.windows]}
+
+    def to_html(self, path: str | None = None) -> str:
+        """A page with drift, prediction drift, performance and traffic over time, and the alerts."""
+        from modelcycle.data.report import write
+        from modelcycle.monitoring.report import monitor_html
+
+        return write(monitor_html(self), path)
+
+
+def _settle(seconds: int) -> float:
+    return float(min(60.0, max(2.0, seconds / 10)))
+
+
+class _References:
+    """Each served version's training profile and prediction profile, read from its package once."""
+
+    def __init__(self, registry: Any, model: str):
+        self.registry, self.model = registry, model
+        self._cache: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, version: int | None) -> tuple[Any, Any]:
+        if version is None or version < 0:
+            return None, None
+        if version not in self._cache:
+            try:
+                loaded = self.registry.package_profiles(self.model, version)
+            except Exception:  # a version deleted since, or a package without profiles: nothing to compare with
+                loaded = (None, None)
+            self._cache[version] = loaded
+        return self._cache[version]
+
+
+def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = None, *, client: Any = None,
+            rules: AlertRules | None = None, drift_method: str = "auto", drift_share: float | None = None,
+            progress: Any = None) -> MonitorReport:
+    """Summarise the prediction log of ``model`` in windows between ``start`` and ``end``.
+
+    Args:
+        model: the registered model's name (as the server logs it).
+        window: the window length: ``1h``, ``30m``, ``1d`` or seconds.
+        start, end: times (datetime, ISO text or epoch seconds); default: the first logged day until now.
+        client: the Client whose store keeps the window summaries (the default Client when None).
+        rules: alert rules to judge the latest windows with; alerts raised or resolved are in ``report.alerts``.
+        drift_method: ``auto`` or a method of ``modelcycle.data.compare``.
+        drift_share: share of drifted columns that makes a window drifted (default: the rules', else 0.5).
+
+    Example:
+        >>> import modelcycle as mc
+        >>> report = mc.monitor("churn", window="1h")      # doctest: +SKIP
+        >>> report.to_frame()[["start", "rows", "drift_share", "roc_auc"]]  # doctest: +SKIP
+    """
+    from modelcycle.registry.fluent import get_registry
+    from modelcycle.store.predictions import label_files, list_files, read_labels
+    from modelcycle.tracking.fluent import get_client
+
+    client = client or get_client()
+    registry = get_registry(client)
+    store = client.store
+    home = client.settings.home
+    seconds = parse_window(window)
+    share = drift_share if drift_share is not None else (rules.drift_share if rules and rules.drift_share else 0.5)
+    now = time.time()
+    end_s = _epoch(end) if end is not None else now
+    files = list_files(home, "predictions", model)
+    if start is not None:
+        start_s = _epoch(start)
+    elif files:
+        start_s = files[0].written_ns / 1e9 - _settle(seconds) - 1
+    else:
+        start_s = end_s
+    if end_s < start_s:
+        raise InvalidInputError(f"end ({end}) is before start ({start}); give a start before the end")
+    first = math.floor(start_s / seconds) * seconds
+    starts = [float(first + i * seconds) for i in range(max(0, math.ceil((end_s - first) / seconds)))]
+    if len(starts) > 100_000:
+        raise InvalidInputError(f"{len(starts):,} windows of {seconds} s between start and end; choose a longer window or a shorter span")
+    settle = _settle(seconds)
+    labels = read_labels(home, model)
+    if len(labels):
+        labels = labels.drop_duplicates(["request_id", "row"], keep="last")[["request_id", "row", "label"]]
+    labels_key = fingerprint(label_files(home, model))
+    stored = store.window_get(model, "champion", seconds, starts)
+    references = _References(registry, model)
+    report = MonitorReport(model=model, window_seconds=seconds)
+    to_store: list[dict[str, Any]] = []
+    by_window = _assign(files, starts, seconds, settle)
+    for i, s in enumerate(starts):
+        e = s + seconds
+        closed = e + settle <= now
+        mine = by_window.get(i, [])
+        key = fingerprint([f.path.name for f in mine])
+        row = stored.get(s)
+        if row is not None and closed and row["sources"] == key:
+            summary = row["summary"]
+            if summary.get("labels_key") != labels_key and summary.get("rows"):
+                frame = read_window(mine, s, e)
+                summary["performance"] = performance(frame[frame["role"] == "champion"], labels)
+                summary["labels_key"] = labels_key
+                to_store.append({"start": s, "rows": row["rows"], "sources": key, "profile": row["profile"], "summary": summary,
+                                 "computed_at": now})
+            report.windows.append(Window(s, e, True, True, summary))
+            continue
+        if not mine:
+            summary: dict[str, Any] = {"rows": 0, "versions": {}, "performance": {"labelled": 0, "metrics": {}}}
+            profile_bytes = None
+        else:
+            frame = read_window(mine, s, e)
+            champion_versions = frame.loc[frame["role"] == "champion", "version"]
+            version = int(champion_versions.mode().iloc[0]) if len(champion_versions) else None
+            reference, predicted = references.get(version)
+            summary, window_profile = summarise(frame, reference, predicted, drift_method, share, labels)
+            profile_bytes = window_profile.to_bytes() if window_profile is not None else None
+            report.computed += 1
+        summary["labels_key"] = labels_key
+        if closed:
+            to_store.append({"start": s, "rows": summary["rows"], "sources": key, "profile": profile_bytes, "summary": summary,
+                             "computed_at": now})
+        report.windows.append(Window(s, e, closed, False, summary))
+        if progress is not None:
+            progress(i + 1, len(starts))
+    store.window_put(model, "champion", seconds, to_store)
+    if rules is not None:
+        report.alerts = evaluate_rules(store, model, rules, report.windows, now)
+    return report
+
+
+def _assign(files: Sequence[Any], starts: Sequence[float], seconds: int, settle: float) -> dict[int, list[Any]]:
+    """The files each window reads: a file written at ``t`` holds rows older than ``t`` and (the writer
+    publishing at least every ``settle`` seconds) newer than ``t - settle`` — so a window ``[s, e)`` reads
+    the files written in ``[s, e + settle)``."""
+    if not starts:
+        return {}
+    first = starts[0]
+    out: dict[int, list[Any]] = {}
+    for f in files:
+        t = f.written_ns / 1e9
+        lo = math.floor((t - settle - first) / seconds)
+        hi = math.floor((t - first) / seconds)
+        for i in range(max(lo, 0), min(hi, len(starts) - 1) + 1):
+            out.setdefault(i, []).append(f)
+    return out
+
+
+def _epoch(value: Any) -> float:
+    import pandas as pd
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise InvalidInputError(f"{value!r} is not a time; give a datetime, ISO text such as 2026-11-27T10:00 or epoch seconds") from None
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.timestamp()

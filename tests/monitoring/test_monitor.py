@@ -1,0 +1,208 @@
+"""Monitoring on a real prediction log (Parquet files as the server writes them) and a real SQLite store."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from modelcycle.errors import InvalidInputError
+from modelcycle.monitoring import AlertRules, monitor
+from modelcycle.registry import Registry
+from modelcycle.store.predictions import model_dir, write_atomic, write_labels
+from modelcycle.tracking.client import Client
+
+HOUR = 3600
+T0 = 1_790_000_000 - 1_790_000_000 % HOUR  # an hour boundary in 2026
+
+
+def data(n: int, seed: int, shift: float = 0.0, flip: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"a": rng.normal(shift, 1, n), "b": rng.normal(0, 1, n), "c": rng.normal(shift, 1, n)})
+    y = ((X["a"] - shift) + 0.5 * X["b"] + rng.normal(0, 0.5, n) > 0).astype(int).to_numpy()
+    return X, (1 - y if flip else y)
+
+
+@pytest.fixture
+def served(client: Client):
+    X, y = data(2000, 0)
+    model = LogisticRegression().fit(X, y)
+    with client.start_run(experiment="monitor"):
+        logged = client.log_model(model, reference_data=X)
+    registry = Registry(client)
+    registry.register_model(logged, "churn")
+    registry.set_alias("churn", "champion", 1)
+    return model, registry
+
+
+def log(home: Path, model, frame: pd.DataFrame, start: float, seconds: float, version: int = 1, role: str = "champion",
+        prefix: str = "r", files: int = 6) -> list[str]:
+    """Log ``frame`` as a server would have between ``start`` and ``start + seconds``: one request per row, in
+    ``files`` files each published just after its last row."""
+    n = len(frame)
+    times = start + np.sort(np.random.default_rng(int(start)).uniform(0, seconds, n))
+    proba = model.predict_proba(frame)
+    ids = [f"{prefix}{int(start)}-{i}" for i in range(n)]
+    rows = pd.DataFrame({"request_id": ids, "row": 0, "time": pd.to_datetime(times, unit="s", utc=True), "model": "churn",
+                         "version": version, "role": role, "latency_ms": 0.4})
+    rows = pd.concat([rows, frame.reset_index(drop=True).add_prefix("input.")], axis=1)
+    rows["prediction"] = model.predict(frame)
+    rows["proba.0"], rows["proba.1"] = proba[:, 0], proba[:, 1]
+    folder = model_dir(home, "predictions", "churn")
+    for part in np.array_split(np.arange(n), files):
+        chunk = rows.iloc[part]
+        day = chunk["time"].iloc[0].strftime("%Y-%m-%d")
+        write_atomic(chunk, folder / f"date={day}", written_ns=int((times[part[-1]] + 0.5) * 1e9))
+    return ids
+
+
+def test_windows_show_drift_and_decay_and_are_stored(client: Client, served) -> None:
+    model, _ = served
+    home = client.settings.home
+    for hour in range(4):
+        drifted = hour >= 2
+        X, y = data(600, 10 + hour, shift=2.5 if drifted else 0.0, flip=drifted)
+        ids = log(home, model, X, T0 + hour * HOUR, HOUR)
+        write_labels(home, "churn", ids, y.tolist())
+    report = monitor("churn", window="1h", start=T0, end=T0 + 4 * HOUR, client=client)
+    assert [w.rows for w in report.windows] == [600] * 4 and report.computed == 4
+    shares = [w.drift["share"] for w in report.windows]
+    assert shares[0] < 0.5 and shares[1] < 0.5 and shares[2] >= 2 / 3 and shares[3] >= 2 / 3
+    assert report.windows[3].drift["drifted_columns"] == ["a", "c"]
+    pred = [w.prediction_drift["statistic"] for w in report.windows]
+    assert max(pred[:2]) < min(pred[2:]), pred
+    auc = [w.metrics["roc_auc"] for w in report.windows]
+    assert auc[0] > 0.85 and auc[1] > 0.85 and auc[2] < 0.3 and auc[3] < 0.3, auc
+    assert all(w.labelled == 600 for w in report.windows)
+    assert report.windows[0].quality["errors"] == 0 and report.windows[0].version == 1
+    frame = report.to_frame()
+    assert list(frame["rows"]) == [600] * 4 and "roc_auc" in frame.columns
+
+    again = monitor("churn", window="1h", start=T0, end=T0 + 4 * HOUR, client=client)
+    assert again.computed == 0 and all(w.stored for w in again.windows)  # read back, not recomputed
+    assert [w.summary["drift"] for w in again.windows] == [w.summary["drift"] for w in report.windows]
+
+    # labels that arrive later change the live performance of stored windows
+    late = log(home, model, data(100, 99)[0], T0 + 10, 60, prefix="late")
+    write_labels(home, "churn", late, [1] * 100)
+    third = monitor("churn", window="1h", start=T0, end=T0 + 4 * HOUR, client=client)
+    assert third.windows[0].rows == 700 and third.windows[0].labelled == 700  # a late file: the window was made again
+    assert third.computed == 1
+
+    page = third.to_html(str(client.settings.home / "monitor.html"))
+    assert "<svg" in page and "Input drift" in page and "roc_auc" in page
+
+
+def test_shadow_challenger_is_compared_on_the_same_requests(client: Client, served) -> None:
+    model, _ = served
+    home = client.settings.home
+    X, y = data(400, 5)
+    challenger = LogisticRegression(C=0.001).fit(X[["b", "c", "a"]][["a", "b", "c"]], 1 - y)  # disagrees on purpose
+    ids = log(home, model, X, T0, HOUR)
+    shadow_ids = log(home, challenger, X, T0, HOUR, version=2, role="shadow")
+    assert ids == shadow_ids
+    write_labels(home, "churn", ids, y.tolist())
+    w = monitor("churn", window="1h", start=T0, end=T0 + HOUR, client=client).windows[0]
+    shadow = w.summary["shadow"]
+    assert shadow["paired"] == 400 and shadow["versions"] == {"2": 400}
+    assert shadow["agreement"] < 0.3
+    assert shadow["metric_difference"]["accuracy"] < -0.5
+    assert w.rows == 400  # the champion's rows; the shadow's are not counted as traffic
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_alerts_are_raised_once_while_the_condition_holds_and_resolved(client: Client, served, tmp_path: Path) -> None:
+    model, _ = served
+    home = client.settings.home
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hook.received = []
+    rules = AlertRules(drift_share=0.5, performance_metric="roc_auc", performance_min=0.75,
+                       webhook=f"http://127.0.0.1:{server.server_port}/alerts", file=str(tmp_path / "alerts.jsonl"))
+    try:
+        X, y = data(300, 1)
+        write_labels(home, "churn", log(home, model, X, T0, HOUR), y.tolist())
+        first = monitor("churn", "1h", T0, T0 + HOUR, client=client, rules=rules)
+        assert first.alerts == []
+        for hour in (1, 2):
+            X, y = data(300, 1 + hour, shift=2.5, flip=True)
+            write_labels(home, "churn", log(home, model, X, T0 + hour * HOUR, HOUR), y.tolist())
+        drifted = monitor("churn", "1h", T0, T0 + 2 * HOUR, client=client, rules=rules)
+        assert sorted(a["rule"] for a in drifted.alerts) == ["drift", "performance"]
+        assert all(a["state"] == "firing" for a in drifted.alerts)
+        still = monitor("churn", "1h", T0, T0 + 3 * HOUR, client=client, rules=rules)
+        assert still.alerts == [], "an alert whose condition still holds is not raised again"
+        X, y = data(300, 8)  # seeds whose samples look like the reference to the KS test at 5%
+        write_labels(home, "churn", log(home, model, X, T0 + 3 * HOUR, HOUR), y.tolist())
+        recovered = monitor("churn", "1h", T0, T0 + 4 * HOUR, client=client, rules=rules)
+        assert sorted((a["rule"], a["state"]) for a in recovered.alerts) == [("drift", "resolved"), ("performance", "resolved")]
+    finally:
+        server.shutdown()
+    assert [a["rule"] for a in _Hook.received][:2] == sorted(a["rule"] for a in drifted.alerts) or len(_Hook.received) == 4
+    assert len(_Hook.received) == 4 and "roc_auc" in next(a for a in _Hook.received if a["rule"] == "performance")["message"]
+    lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and {json.loads(line)["state"] for line in lines} == {"firing", "resolved"}
+    stored = client.store.alert_list("churn")
+    assert len(stored) == 2 and {a["state"] for a in stored} == {"resolved"}
+
+
+def test_an_unreachable_webhook_does_not_stop_monitoring(client: Client, served) -> None:
+    model, _ = served
+    X, y = data(300, 3, shift=2.5, flip=True)
+    write_labels(client.settings.home, "churn", log(client.settings.home, model, X, T0, HOUR), y.tolist())
+    rules = AlertRules(drift_share=0.3, webhook="http://127.0.0.1:9/nothing-listens-here")
+    report = monitor("churn", "1h", T0, T0 + HOUR, client=client, rules=rules)
+    assert [a["rule"] for a in report.alerts] == ["drift"]
+
+
+def test_open_windows_are_shown_but_not_stored(client: Client, served) -> None:
+    model, _ = served
+    now = time.time()
+    log(client.settings.home, model, data(50, 4)[0], now - 30, 20, files=2)
+    report = monitor("churn", window="1h", start=now - 60, client=client)
+    assert sum(w.rows for w in report.windows) == 50
+    assert not report.windows[-1].closed and not report.windows[-1].stored
+    assert monitor("churn", window="1h", start=now - 60, client=client).computed >= 1  # made again: it was still open
+
+
+@pytest.mark.parametrize(("call", "words"), [
+    (lambda c: monitor("churn", window="soon", client=c), "write it like 1h"),
+    (lambda c: monitor("churn", window="1h", start="2026-11-27", end="2026-11-26", client=c), "before start"),
+    (lambda c: monitor("churn", window="1h", start="yesterday-ish", client=c), "is not a time"),
+    (lambda c: AlertRules(performance_metric="auc_roc", performance_min=0.7), "unknown metric 'auc_roc'"),
+    (lambda c: AlertRules(performance_metric="roc_auc"), "needs min: or max:"),
+    (lambda c: AlertRules(drift_share=30), "fraction"),
+    (lambda c: AlertRules(webhook="file:///etc/passwd"), "http://"),
+])
+def test_bad_input_is_named(client: Client, served, call, words: str) -> None:
+    with pytest.raises(InvalidInputError, match=words):
+        call(client)
+
+
+def test_labels_for_unknown_request_ids_are_refused_and_nothing_is_stored(client: Client, served) -> None:
+    model, _ = served
+    home = client.settings.home
+    ids = log(home, model, data(20, 8)[0], T0, 60, files=1)
+    with pytest.raises(InvalidInputError, match=r"not in the prediction log of 'churn'.*'nope'"):
+        write_labels(home, "churn", [*ids[:5], "nope"], [1] * 6)
+    assert not (home / "labels").exists()
+    assert write_labels(home, "churn", ids[:5], [1] * 5) == 5
