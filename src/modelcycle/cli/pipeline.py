@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,42 +12,11 @@ import typer
 
 from modelcycle.cli._common import JSON_OPTION, client, console, duration, errors, print_json, status, when
 from modelcycle.errors import InvalidInputError, NotFoundError
+from modelcycle.pipelines.loader import load_pipeline
 
 app = typer.Typer(help="Run pipelines, list their runs, show their steps, explain cache misses.", no_args_is_help=True)
 
 _STYLE = {"running": "yellow", "finished": "green", "cached": "cyan", "failed": "bold red", "skipped": "dim", "pending": "dim"}
-
-
-def load_pipeline(target: str) -> Any:
-    """``path/to/file.py:name`` or ``package.module:name`` → the Pipeline object."""
-    from modelcycle.pipelines import Pipeline
-
-    where, sep, name = target.rpartition(":")
-    if not sep or not where or not name:
-        raise InvalidInputError(f"{target!r}: name the pipeline as path/to/file.py:pipeline_name (or module:pipeline_name)")
-    if where.endswith(".py") or "/" in where or Path(where).is_file():
-        path = Path(where).resolve()
-        if not path.is_file():
-            raise InvalidInputError(f"{where!r} is not a file")
-        module_name = f"modelcycle_pipeline_{abs(hash(str(path)))}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise InvalidInputError(f"{where!r} cannot be imported as Python")
-        module = importlib.util.module_from_spec(spec)
-        module.__modelcycle_pipeline_file__ = True  # type: ignore[attr-defined]  (sent to Dask workers by value)
-        sys.modules[module_name] = module
-        sys.path.insert(0, str(path.parent))  # so the file's own imports of its neighbours work
-        spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as e:
-            raise InvalidInputError(f"cannot import {where!r}: {e}") from None
-    found = getattr(module, name, None)
-    if not isinstance(found, Pipeline):
-        pipelines = sorted(k for k, v in vars(module).items() if isinstance(v, Pipeline))
-        raise InvalidInputError(f"{where} has no pipeline named {name!r}; its pipelines: {', '.join(pipelines) or 'none'}")
-    return found
 
 
 def _params(pipe: Any, config: Path | None, values: list[str]) -> dict[str, Any]:

@@ -131,6 +131,25 @@ def _resolve(value: Any, fetch: Callable[[OutputRef], Any]) -> Any:
 
 
 # --- cache keys -----------------------------------------------------------------------------------
+def _folder_listing(folder: str, limit: int = 20_000) -> str:
+    """A hash of the names, sizes and modification times of the files under ``folder`` (hidden ones left out)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    count = 0
+    for base, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if f.startswith("."):
+                continue
+            st = os.stat(os.path.join(base, f))
+            h.update(f"{os.path.relpath(os.path.join(base, f), folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            count += 1
+            if count >= limit:
+                return h.hexdigest()
+    return h.hexdigest()
+
+
 def _literal(step: str, name: str, value: Any) -> Any:
     """A parameter as it enters the cache key: JSON-able values as they are, data by fingerprint."""
     from modelcycle.pipelines.materialize import _is_jsonable
@@ -140,6 +159,8 @@ def _literal(step: str, name: str, value: Any) -> Any:
     if isinstance(value, str) and len(value) < 4096 and os.path.isfile(value):
         st = os.stat(value)
         return {"file": value, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if isinstance(value, str) and len(value) < 4096 and value.strip() and os.path.isdir(value):
+        return {"folder": value, "files": _folder_listing(value)}  # a new or changed file in a data folder re-runs the step
     if _is_jsonable(value):
         return value
     if isinstance(value, (list, tuple)):
