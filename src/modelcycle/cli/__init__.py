@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modelcycle.cli import data, models, pipeline, runs
+from modelcycle.cli import data, models, ops, pipeline, runs
 from modelcycle.cli import serve as serve_cli
 from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json
 
@@ -25,6 +25,10 @@ app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
 app.command("serve")(serve_cli.serve)
 app.command("predict")(serve_cli.predict)
+app.command("monitor")(ops.monitor)
+app.command("alerts")(ops.alerts)
+app.command("agent")(ops.agent)
+app.command("lineage")(ops.lineage)
 experiments = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 app.add_typer(experiments, name="experiments")
 

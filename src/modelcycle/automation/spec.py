@@ -1,0 +1,334 @@
+"""The project spec, ``modelcycle.yaml``: what the controller trains, gates, serves, monitors and when it retrains.
+
+Every mistake is reported with the file, the line and how to fix it, before anything runs::
+
+    name: churn
+    pipeline: pipelines/training.py:training
+    data: {source: data/incoming/, schema: schema.yaml}
+    model: {name: churn, target: churned, policy: policy.yaml}
+    serve: {model: churn@champion, shadow: churn@challenger}
+    monitor: {window: 1h, drift: {method: auto, share: 0.3}, performance: {metric: roc_auc, min: 0.75}}
+    triggers:
+      - schedule: "0 3 * * *"
+      - on: new_data
+      - on: drift
+      - on: performance
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelcycle.errors import ConfigurationError
+
+__all__ = ["ProjectSpec", "SpecError", "Trigger", "load_spec"]
+
+SPEC_FILE = "modelcycle.yaml"
+TRIGGERS = ("new_data", "drift", "performance", "schedule")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
+_TOP = {"name", "pipeline", "data", "model", "serve", "monitor", "triggers", "agent", "params"}
+
+
+class SpecError(ConfigurationError):
+    """The project spec is not valid; the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: str  # new_data | drift | performance | schedule
+    schedule: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    """A loaded, checked ``modelcycle.yaml``; paths are absolute (relative ones are read from the spec's folder)."""
+
+    name: str
+    path: Path
+    root: Path
+    pipeline: str | None = None  # "file.py:function"
+    data_source: Path | None = None
+    schema: Path | None = None
+    model: str = ""
+    target: str | None = None
+    policy: Any = None  # a file path or a mapping
+    alias: str = "champion"
+    serve_model: str | None = None
+    serve_shadow: str | None = None
+    serve_url: str | None = None
+    window: str = "1h"
+    drift_method: str = "auto"
+    drift_share: float = 0.5
+    performance_metric: str | None = None
+    performance_min: float | None = None
+    performance_max: float | None = None
+    min_labelled: int = 30
+    min_rows: int = 50
+    alert_webhook: str | None = None
+    alert_file: Path | None = None
+    triggers: tuple[Trigger, ...] = ()
+    interval: float = 60.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def alert_rules(self) -> Any:
+        from modelcycle.monitoring import AlertRules
+
+        return AlertRules(drift_share=self.drift_share, performance_metric=self.performance_metric,
+                          performance_min=self.performance_min, performance_max=self.performance_max,
+                          min_labelled=self.min_labelled, min_rows=self.min_rows, webhook=self.alert_webhook,
+                          file=str(self.alert_file) if self.alert_file else None)
+
+    def has_trigger(self, kind: str) -> bool:
+        return any(t.kind == kind for t in self.triggers)
+
+
+class _Lines:
+    """YAML values with the line each came from, for messages."""
+
+    def __init__(self, path: Path, text: str):
+        import yaml
+
+        self.path = path
+        try:
+            node = yaml.compose(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark is not None else "somewhere"
+            raise SpecError(f"{path}: {where}: this is not valid YAML ({getattr(e, 'problem', e)}); check indentation and quotes") from None
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self.value = self._walk(node, ()) if node is not None else None
+
+    def _walk(self, node: Any, at: tuple[Any, ...]) -> Any:
+        import yaml
+
+        self.lines[at] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for k, v in node.value:
+                key = yaml.safe_load(yaml.serialize(k)) if not isinstance(k, yaml.ScalarNode) else k.value
+                self.lines[(*at, key)] = k.start_mark.line + 1
+                out[key] = self._walk(v, (*at, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._walk(v, (*at, i)) for i, v in enumerate(node.value)]
+        return yaml.safe_load(yaml.serialize(node))
+
+    def fail(self, at: tuple[Any, ...], message: str) -> SpecError:
+        line = self.lines.get(at)
+        while line is None and at:
+            at = at[:-1]
+            line = self.lines.get(at)
+        return SpecError(f"{self.path}, line {line or 1}: {message}")
+
+
+def load_spec(path: str | Path | None = None) -> ProjectSpec:
+    """Read and check a project spec (``modelcycle.yaml`` in the current folder by default).
+
+    Raises:
+        SpecError: the file is missing or not valid, naming the line and the fix.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "modelcycle.yaml").write_text("name: churn\\nmodel: {name: churn, target: churned}\\n")
+        >>> load_spec(folder).model
+        'churn'
+    """
+    p = Path(path) if path is not None else Path.cwd()
+    if p.is_dir():
+        p = p / SPEC_FILE
+    if not p.is_file():
+        raise SpecError(f"no project spec at {p}; create one with `modelcycle init NAME` or pass --spec path/to/modelcycle.yaml")
+    doc = _Lines(p, p.read_text(encoding="utf-8"))
+    d = doc.value
+    if not isinstance(d, dict):
+        raise doc.fail((), "the spec must be a mapping of keys such as name:, pipeline:, model: and triggers:")
+    for key in d:
+        if key not in _TOP:
+            raise doc.fail((key,), f"unknown key {key!r}; the spec's keys are {', '.join(sorted(_TOP))}")
+    root = p.parent.resolve()
+
+    def text(at: tuple[Any, ...], value: Any, what: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise doc.fail(at, f"{what} must be text, e.g. {at[-1]}: ...")
+        return value.strip()
+
+    def section(key: str, keys: set[str]) -> dict[str, Any]:
+        value = d.get(key) or {}
+        if not isinstance(value, dict):
+            raise doc.fail((key,), f"{key}: must be a mapping with keys {', '.join(sorted(keys))}")
+        for k in value:
+            if k not in keys:
+                raise doc.fail((key, k), f"unknown key {key}.{k}; {key}: takes {', '.join(sorted(keys))}")
+        return value
+
+    def number(at: tuple[Any, ...], value: Any, lo: float | None = None, hi: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise doc.fail(at, f"{'.'.join(map(str, at))} must be a number, not {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise doc.fail(at, f"{'.'.join(map(str, at))} must be between {lo} and {hi}, not {value}")
+        return float(value)
+
+    name = text(("name",), d.get("name"), "name") if "name" in d else ""
+    if not name:
+        raise doc.fail((), "the spec needs a name: (the project's name, e.g. name: churn)")
+    if not _NAME.match(name):
+        raise doc.fail(("name",), f"name {name!r} may use letters, digits, '.', '_' and '-' only")
+    out: dict[str, Any] = {"name": name, "path": p.resolve(), "root": root}
+
+    if "pipeline" in d:
+        ref = text(("pipeline",), d["pipeline"], "pipeline")
+        file, _, func = ref.rpartition(":")
+        if not file or not func.isidentifier():
+            raise doc.fail(("pipeline",), f"pipeline {ref!r} must name a file and a function: pipeline: pipelines/training.py:training")
+        if not (root / file).is_file():
+            raise doc.fail(("pipeline",), f"pipeline file {file} does not exist (looked in {root}); fix the path or create the file")
+        out["pipeline"] = f"{(root / file).resolve()}:{func}"
+
+    data = section("data", {"source", "schema"})
+    if "source" in data:
+        out["data_source"] = (root / text(("data", "source"), data["source"], "data.source")).resolve()
+    if "schema" in data:
+        schema = (root / text(("data", "schema"), data["schema"], "data.schema")).resolve()
+        if not schema.is_file():
+            raise doc.fail(("data", "schema"), f"schema file {schema} does not exist; write one with `modelcycle data infer-schema`")
+        out["schema"] = schema
+
+    model = section("model", {"name", "target", "policy", "alias"})
+    out["model"] = text(("model", "name"), model["name"], "model.name") if "name" in model else name
+    if "target" in model:
+        out["target"] = text(("model", "target"), model["target"], "model.target")
+    if "alias" in model:
+        out["alias"] = text(("model", "alias"), model["alias"], "model.alias")
+    if "policy" in model:
+        policy = model["policy"]
+        if isinstance(policy, str):
+            file = (root / policy).resolve()
+            if not file.is_file():
+                raise doc.fail(("model", "policy"), f"policy file {file} does not exist; fix the path or write the policy inline")
+            policy = file
+        elif not isinstance(policy, dict):
+            raise doc.fail(("model", "policy"), "model.policy must be a file name or a mapping of rules")
+        try:
+            from modelcycle.evaluation import Policy
+
+            Policy.coerce(policy)
+        except Exception as e:
+            raise doc.fail(("model", "policy"), f"the policy is not valid: {e}") from None
+        out["policy"] = policy
+
+    serve = section("serve", {"model", "shadow", "url"})
+    for key, attr in (("model", "serve_model"), ("shadow", "serve_shadow")):
+        if key in serve:
+            ref = text(("serve", key), serve[key], f"serve.{key}")
+            if "@" not in ref and "/" not in ref:
+                raise doc.fail(("serve", key), f"serve.{key} {ref!r} must name a model and an alias, e.g. {out['model']}@champion")
+            out[attr] = ref
+    if "url" in serve:
+        url = text(("serve", "url"), serve["url"], "serve.url")
+        if not url.startswith(("http://", "https://")):
+            raise doc.fail(("serve", "url"), f"serve.url {url!r} must be an http:// URL of the running server")
+        out["serve_url"] = url.rstrip("/")
+
+    monitor = section("monitor", {"window", "drift", "performance", "alerts", "min_rows"})
+    if "window" in monitor:
+        from modelcycle.monitoring import parse_window
+
+        try:
+            parse_window(monitor["window"])
+        except Exception as e:
+            raise doc.fail(("monitor", "window"), str(e)) from None
+        out["window"] = str(monitor["window"])
+    if "min_rows" in monitor:
+        out["min_rows"] = int(number(("monitor", "min_rows"), monitor["min_rows"], 1))
+    drift = monitor.get("drift") or {}
+    if not isinstance(drift, dict) or set(drift) - {"method", "share"}:
+        raise doc.fail(("monitor", "drift"), "monitor.drift takes method: (auto, psi, js, wasserstein, ks, chi2) and share: (0-1)")
+    if "method" in drift:
+        from modelcycle.data.drift import METHODS
+
+        if drift["method"] not in METHODS:
+            raise doc.fail(("monitor", "drift", "method"), f"unknown drift method {drift['method']!r}; choose one of {', '.join(METHODS)}")
+        out["drift_method"] = drift["method"]
+    if "share" in drift:
+        out["drift_share"] = number(("monitor", "drift", "share"), drift["share"], 0.0, 1.0)
+    perf = monitor.get("performance") or {}
+    if not isinstance(perf, dict) or set(perf) - {"metric", "min", "max", "min_labelled"}:
+        raise doc.fail(("monitor", "performance"), "monitor.performance takes metric:, min: or max:, and min_labelled:")
+    if perf:
+        from modelcycle.evaluation.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
+
+        metric = perf.get("metric")
+        known = HIGHER_IS_BETTER | LOWER_IS_BETTER
+        if metric not in known:
+            raise doc.fail(("monitor", "performance", "metric") if "metric" in perf else ("monitor", "performance"),
+                           f"unknown metric {metric!r}; choose one of {', '.join(sorted(known - {'latency_ms_per_row'}))}")
+        if "min" not in perf and "max" not in perf:
+            raise doc.fail(("monitor", "performance"), f"say when {metric} is too bad: min: 0.75 (or max: for error metrics)")
+        out["performance_metric"] = metric
+        if "min" in perf:
+            out["performance_min"] = number(("monitor", "performance", "min"), perf["min"])
+        if "max" in perf:
+            out["performance_max"] = number(("monitor", "performance", "max"), perf["max"])
+        if "min_labelled" in perf:
+            out["min_labelled"] = int(number(("monitor", "performance", "min_labelled"), perf["min_labelled"], 1))
+    alerts = monitor.get("alerts") or {}
+    if not isinstance(alerts, dict) or set(alerts) - {"webhook", "file"}:
+        raise doc.fail(("monitor", "alerts"), "monitor.alerts takes webhook: (an http:// URL) and file: (a path)")
+    if "webhook" in alerts:
+        hook = text(("monitor", "alerts", "webhook"), alerts["webhook"], "monitor.alerts.webhook")
+        if not hook.startswith(("http://", "https://")):
+            raise doc.fail(("monitor", "alerts", "webhook"), f"webhook {hook!r} must be an http:// or https:// URL")
+        out["alert_webhook"] = hook
+    if "file" in alerts:
+        out["alert_file"] = (root / text(("monitor", "alerts", "file"), alerts["file"], "monitor.alerts.file")).resolve()
+
+    triggers = d.get("triggers") or []
+    if not isinstance(triggers, list):
+        raise doc.fail(("triggers",), "triggers: must be a list, e.g.\n  - on: drift\n  - schedule: \"0 3 * * *\"")
+    parsed = []
+    for i, t in enumerate(triggers):
+        at = ("triggers", i)
+        line = doc.lines.get(at, 0)
+        if isinstance(t, dict) and set(t) == {"schedule"}:
+            from modelcycle.automation.cron import Cron
+
+            try:
+                Cron(str(t["schedule"]))
+            except ValueError as e:
+                raise doc.fail((*at, "schedule"), f"schedule {t['schedule']!r}: {e}") from None
+            parsed.append(Trigger("schedule", str(t["schedule"]), line))
+        elif isinstance(t, dict) and set(t) == {"on"}:
+            if t["on"] not in ("new_data", "drift", "performance"):
+                raise doc.fail((*at, "on"), f"unknown trigger on: {t['on']!r}; choose new_data, drift or performance (or schedule: \"cron\")")
+            if t["on"] == "new_data" and "data_source" not in out:
+                raise doc.fail((*at, "on"), "on: new_data needs data: {source: folder} to watch")
+            if t["on"] == "performance" and "performance_metric" not in out:
+                raise doc.fail((*at, "on"), "on: performance needs monitor: {performance: {metric: roc_auc, min: 0.75}}")
+            parsed.append(Trigger(t["on"], None, line))
+        else:
+            raise doc.fail(at, f"a trigger is either on: new_data|drift|performance or schedule: \"<cron>\", not {t!r}")
+    out["triggers"] = tuple(parsed)
+    if parsed and "pipeline" not in out:
+        raise doc.fail(("triggers",), "triggers retrain the model, so the spec needs pipeline: file.py:function")
+    if parsed and "target" not in out:
+        raise doc.fail(("model",), "the controller validates candidates on labelled data: add model: {target: <label column>}")
+
+    agent = section("agent", {"interval"})
+    if "interval" in agent:
+        from modelcycle.monitoring import parse_window
+
+        try:
+            out["interval"] = float(parse_window(agent["interval"]))
+        except Exception as e:
+            raise doc.fail(("agent", "interval"), str(e)) from None
+    params = d.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise doc.fail(("params",), "params: must map the pipeline's parameters to values")
+    out["params"] = dict(params)
+    return ProjectSpec(**out)

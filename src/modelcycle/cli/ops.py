@@ -1,0 +1,184 @@
+"""``modelcycle monitor``, ``alerts``, ``agent`` and ``lineage``: production monitoring and the closed loop."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, when
+
+__all__ = ["agent", "alerts", "lineage", "monitor"]
+
+SPEC_OPTION = typer.Option("--spec", help="The project spec (default: ./modelcycle.yaml).")
+
+
+def _spec(path: Path | None) -> Any:
+    from modelcycle.automation import load_spec
+
+    return load_spec(path)
+
+
+@errors
+def monitor(
+    model: Annotated[str, typer.Argument(help="The model whose prediction log to read.")],
+    window: Annotated[str, typer.Option("--window", "-w", help="Window length: 1h, 30m, 1d or seconds.")] = "1h",
+    start: Annotated[str | None, typer.Option("--start", help="From (ISO time); default: the first logged day.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Until (ISO time); default: now.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write an HTML report with charts here.")] = None,
+    spec: Annotated[Path | None, typer.Option("--spec", help="Judge windows with this project's alert rules.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Data quality, drift, prediction drift and live performance of a served model, window by window."""
+    from modelcycle.monitoring import monitor as run_monitor
+
+    project = _spec(spec) if spec is not None else None
+    rules = project.alert_rules() if project is not None else None
+    report = run_monitor(model, window, start, end, client=client(), rules=rules,
+                         drift_method=project.drift_method if project else "auto", drift_share=project.drift_share if project else None)
+    if html is not None:
+        report.to_html(str(html))
+    if as_json:
+        print_json(report.to_dict())
+        return
+    from rich.table import Table
+
+    con = console()
+    shown = [w for w in report.windows if w.rows]
+    if not shown:
+        con.print(f"No logged predictions of {model} in that time.")
+        return
+    metric_names = sorted({k for w in shown for k in w.metrics} & {"roc_auc", "accuracy", "f1", "rmse", "mae", "r2"})
+    table = Table(title=f"{model}: {len(shown)} windows of {report.window_seconds:,} s with traffic", header_style="bold")
+    for col in ("window", "rows", "version", "quality", "drift", "drifted columns", "pred. drift", "labelled", *metric_names):
+        table.add_column(col, justify="left" if col in ("window", "drifted columns") else "right")
+    for w in shown:
+        drift = w.drift or {}
+        share = f"{drift['share']:.0%}" if drift else "—"
+        table.add_row(w.label, f"{w.rows:,}", str(w.version or "—"), str((w.quality or {}).get("errors", "—")),
+                      f"[red]{share}[/]" if drift.get("dataset_drift") else share, ", ".join(drift.get("drifted_columns", [])[:4]),
+                      f"{w.prediction_drift['statistic']:.3f}" if w.prediction_drift else "—", f"{w.labelled:,}",
+                      *[f"{w.metrics[m]:.3f}" if m in w.metrics else "—" for m in metric_names])
+    con.print(table)
+    for a in report.alerts:
+        con.print(f"[bold]{a['state']}[/] {a['rule']}: {a['message']}")
+    if html is not None:
+        con.print(f"report: {html}")
+
+
+@errors
+def alerts(
+    model: Annotated[str | None, typer.Argument(help="Only this model's alerts.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Alerts raised by monitoring and the controller, newest first."""
+    found = client().store.alert_list(model, limit)
+    if as_json:
+        print_json(found)
+        return
+    from rich.table import Table
+
+    if not found:
+        console().print("No alerts.")
+        return
+    table = Table(header_style="bold")
+    for col in ("id", "model", "rule", "state", "raised", "resolved", "message"):
+        table.add_column(col)
+    for a in found:
+        table.add_row(a["id"][:8], a["model"], a["rule"], f"[red]{a['state']}[/]" if a["state"] == "firing" else a["state"],
+                      when(a["raised_at"]), when(a["resolved_at"]), a["message"])
+    console().print(table)
+
+
+@errors
+def agent(
+    spec: Annotated[Path | None, SPEC_OPTION] = None,
+    once: Annotated[bool, typer.Option("--once", help="Check the triggers and run what fires, then exit.")] = False,
+    interval: Annotated[float | None, typer.Option("--interval", min=0.1, help="Seconds between checks (default: the spec's).")] = None,
+    lease: Annotated[float, typer.Option("--lease", min=1, help="Seconds a cycle stays claimed without a sign of life.")] = 120.0,
+    status: Annotated[bool, typer.Option("--status", help="Show the project's recent cycles and exit.")] = False,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The controller: evaluates the spec's triggers and runs train → gate → promote cycles."""
+    from modelcycle.automation import Agent
+
+    project = _spec(spec)
+    c = client()
+    if status:
+        cycles = c.store.cycle_list(project.name, 50)
+        if as_json:
+            print_json(cycles)
+            return
+        _cycles_table(cycles, project.name)
+        return
+    con = console()
+
+    def say(line: str) -> None:
+        if not as_json:
+            from rich.markup import escape
+
+            con.print(f"[dim]{when(__import__('time').time())}[/] {escape(line)}")
+
+    runner = Agent(project, client=c, lease_seconds=lease, say=say)
+    if once:
+        done = runner.run_once()
+        if as_json:
+            print_json(done)
+        elif not done:
+            con.print("No trigger fired.")
+        else:
+            _cycles_table(done, project.name)
+        if any(cy["state"] == "failed" for cy in done):
+            raise typer.Exit(1)
+        return
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    say(f"agent for {project.name}: checking {len(project.triggers)} trigger(s) every {interval or project.interval:g} s")
+    try:
+        runner.run_forever(interval)
+    except KeyboardInterrupt:
+        runner.stop()
+
+
+def _cycles_table(cycles: list[dict[str, Any]], project: str) -> None:
+    from rich.table import Table
+
+    if not cycles:
+        console().print(f"No cycles for {project} yet.")
+        return
+    table = Table(title=f"continuous training: {project}", header_style="bold")
+    for col in ("cycle", "trigger", "state", "started", "pipeline run", "version", "verdict", "note"):
+        table.add_column(col)
+    for cy in cycles:
+        state = cy["state"]
+        style = {"done": "green", "rejected": "yellow", "failed": "red", "rolled_back": "red"}.get(state, "cyan")
+        note = cy["detail"].get("error") or "; ".join(cy["detail"].get("failures") or [])
+        table.add_row(cy["id"][:8], cy["trigger"], f"[{style}]{state}[/]", when(cy["started_at"]), (cy["run_id"] or "—")[:8],
+                      str(cy["version"] or "—"), (cy["verdict_id"] or "—")[:8], note[:80])
+    console().print(table)
+
+
+@errors
+def lineage(
+    ref: Annotated[str, typer.Argument(help="A cycle, alert, run or verdict id (a prefix is enough), an alias event or name/version.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Walk a continuous-training cycle: trigger → pipeline run → candidate → verdict → alias move → served version."""
+    from modelcycle.automation import lineage as walk
+
+    found = walk(ref, client=client())
+    if as_json:
+        print_json(found)
+        return
+    from rich.tree import Tree
+
+    root = Tree(f"[bold]cycle {found['cycle'][:8]}[/] ({found['project']}) {found['state']}, started {found['started']}")
+    node = root
+    for link in found["chain"]:
+        fields = ", ".join(f"{k}={v}" for k, v in link.items() if k != "step" and v not in (None, [], ""))
+        node = node.add(f"[bold]{link['step']}[/] {fields}")
+    if found.get("error"):
+        root.add(f"[red]error[/] {found['error']}")
+    console().print(root)
