@@ -19,7 +19,6 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.demo
 	$(BIN)/modelcycle demo
-	$(BIN)/modelcycle pipeline run examples/churn/pipeline.py:churn_training
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check --output-format concise src tests bench

@@ -89,11 +89,13 @@ def gc(
 
 @app.command("demo")
 @errors
-def demo() -> None:
-    """Train several scikit-learn models, track them, compare them and show how to reproduce the best."""
+def demo(
+    level0: Annotated[bool, typer.Option("--level0", help="Instead: a tracked sweep of models, compared, reproducible, gated.")] = False,
+) -> None:
+    """The whole loop on generated data: train, serve, monitor, detect drift, retrain, gate, promote, swap (~2 minutes)."""
     from modelcycle.demo import main as run_demo
 
-    run_demo()
+    run_demo(level0=level0)
 
 
 def main() -> None:

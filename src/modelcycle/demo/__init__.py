@@ -1,0 +1,17 @@
+"""`modelcycle demo`: the closed loop (``loop``), and the Level 0 tracked sweep (``level0``)."""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+
+def main(level0: bool = False) -> None:
+    """Run the closed-loop demo (or, with ``level0``, the tracked notebook-style sweep)."""
+    if level0:
+        from modelcycle.demo.level0 import main as sweep
+
+        sweep()
+        return
+    from modelcycle.demo.loop import main as loop
+
+    loop()

@@ -1,0 +1,284 @@
+"""The whole loop on generated data with a drift built in, in about two minutes.
+
+1. A project (``modelcycle.yaml``, a training pipeline, a policy) is written and the agent trains,
+   gates and promotes a first churn model from the data on disk.
+2. The model is served on 127.0.0.1 (hot-swapping, prediction log on); customers are scored and
+   their true outcome is sent back (``POST /labels``) a moment later.
+3. Halfway through, the customers change (other prices, other usage) and so does what makes them
+   churn: monitoring sees the input drift and the falling ROC AUC in the next window, raises
+   alerts, the agent's drift trigger retrains on the latest labelled data, the gate compares the
+   candidate with the champion, the candidate is promoted, and the server swaps to it.
+4. The traffic goes on and live performance recovers. The summary shows every window, the cycles
+   and the lineage of the retraining; an HTML report has the charts.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PIPELINE", "customers", "main", "write_project"]
+
+WINDOW = 8  # seconds per monitoring window: a day's hours compressed into a demo
+PIPELINE = '''"""Churn training: load the most recent labelled customers, split, train, hand model and test set to the gate."""
+
+import os
+
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+import modelcycle as mc
+
+FEATURES = ["tenure_months", "monthly_charges", "support_calls", "data_gb"]
+
+
+@mc.step
+def load_recent(data: str, rows: int = 2400) -> pd.DataFrame:
+    """The newest ``rows`` customers, oldest first: customers change, so old data ages out."""
+    files = sorted(f for f in os.listdir(data) if f.endswith(".parquet"))
+    frames, total = [], 0
+    for f in reversed(files):
+        frames.insert(0, pd.read_parquet(os.path.join(data, f)))
+        total += len(frames[0])
+        if total >= rows:
+            break
+    return pd.concat(frames, ignore_index=True).tail(rows).reset_index(drop=True)
+
+
+@mc.step
+def split(df: pd.DataFrame) -> dict:
+    """The newest 30% is the test set: data no earlier model was trained on, so the gate's comparison is fair."""
+    cut = int(len(df) * 0.7)
+    return {"train": df.iloc[:cut], "test": df.iloc[cut:]}
+
+
+@mc.step
+def train(train: pd.DataFrame):
+    model = HistGradientBoostingClassifier(max_iter=80, learning_rate=0.1, random_state=0)
+    return model.fit(train[FEATURES], train["churned"])
+
+
+@mc.pipeline
+def training(data: str = "data"):
+    parts = split(load_recent(data))
+    return {"model": train(parts["train"]), "train": parts["train"], "test": parts["test"]}
+'''
+
+SPEC = f"""\
+name: churn-demo
+pipeline: pipeline.py:training
+data: {{source: data/}}
+model: {{name: churn-demo, target: churned, policy: policy.yaml}}
+serve: {{model: churn-demo@champion}}
+monitor:
+  window: {WINDOW}s
+  min_rows: 400
+  drift: {{method: auto, share: 0.5}}
+  performance: {{metric: roc_auc, min: 0.75, min_labelled: 60}}
+  alerts: {{file: alerts.jsonl}}
+triggers:
+  - on: drift
+  - on: performance
+agent: {{interval: 2s}}
+"""
+
+POLICY = """\
+thresholds: {roc_auc: ">= 0.75"}
+improvement: {metric: roc_auc, over: champion, min_delta: 0.0}
+latency_ms_per_row: "<= 5"
+"""
+
+
+def customers(n: int, seed: int, drifted: bool = False) -> Any:
+    """Generated customers and whether they churned. After the drift, prices and usage move up and
+    churn follows data usage and tenure instead of support calls and charges."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    tenure = rng.gamma(2.0, 12.0, n).clip(0, 72)
+    charges = rng.normal(95 if drifted else 70, 20, n).clip(18, 160)
+    calls = rng.poisson(1.5, n).astype(float)
+    data_gb = rng.gamma(2.0, 12.0 if drifted else 5.0, n)
+    if drifted:
+        logit = 2.0 - 0.12 * tenure + 0.10 * (data_gb - 24) - 0.5 * calls + rng.normal(0, 0.3, n)
+    else:
+        logit = -0.5 - 0.06 * tenure + 0.06 * (charges - 70) + 0.9 * calls + rng.normal(0, 0.3, n)
+    churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"tenure_months": tenure.round(1), "monthly_charges": charges.round(2), "support_calls": calls,
+                         "data_gb": data_gb.round(2), "churned": churned})
+
+
+def write_project(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").mkdir(exist_ok=True)
+    (folder / "pipeline.py").write_text(PIPELINE)
+    (folder / "modelcycle.yaml").write_text(SPEC)
+    (folder / "policy.yaml").write_text(POLICY)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return {"body": json.loads(r.read()), "version": r.headers.get("X-Model-Version"), "id": r.headers.get("X-Request-ID")}
+
+
+class _Server:
+    """The prediction server in a thread of this process (``modelcycle serve`` runs the same app in its own)."""
+
+    def __init__(self, settings: Any, uri: str):
+        import uvicorn
+
+        from modelcycle.serving.app import ServeConfig, create_app
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = create_app(settings, uri, config=ServeConfig(poll_seconds=0.5, freeze_gc=False))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, name="modelcycle-demo-server", daemon=True)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/v2/health/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the demo server did not start")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, seconds_after: float = 7 * WINDOW) -> dict[str, Any]:
+    """Run the loop; returns what happened (the tests check it)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from modelcycle.automation import Agent, lineage, load_spec
+    from modelcycle.monitoring import monitor
+    from modelcycle.tracking.fluent import get_client
+
+    con = Console(highlight=False)
+    client = get_client()
+    home = Path(client.settings.home)
+    root = write_project(folder or home / "demo" / f"loop-{time.strftime('%Y%m%d-%H%M%S')}")
+    spec = load_spec(root)
+    started = time.time()
+    con.rule("[bold]modelcycle demo — the closed loop: train, serve, monitor, detect drift, retrain, gate, promote, swap")
+    con.print(f"project: {root}  (spec {root / 'modelcycle.yaml'}; store {home})")
+
+    def say(line: str) -> None:
+        con.print(f"  [dim]{time.time() - started:5.1f}s[/] [magenta]agent[/] {line}")
+
+    customers(2400, 0).to_parquet(root / "data" / "customers-0000.parquet", index=False)
+    agent = Agent(spec, client=client, say=say, lease_seconds=60)
+    con.print("\n[bold]1. First model[/]: the agent trains on the customers on disk, gates and promotes")
+    first = agent.run_now("the project's first model")
+    if first["state"] != "done":
+        raise RuntimeError(f"the first cycle ended {first['state']}: {first['detail']}")
+
+    con.print(f"\n[bold]2. Serving[/] {spec.model}@champion (version {first['version']}) on 127.0.0.1; "
+              f"customers are scored and their outcome comes back a moment later")
+    loop = threading.Thread(target=agent.run_forever, kwargs={"interval": 2.0}, name="modelcycle-demo-agent", daemon=True)
+    served: list[tuple[float, str | None, bool]] = []
+    drift_at = 0.0
+    with _Server(client.settings, f"models:/{spec.model}@champion") as server:
+        loop.start()
+        t0 = time.time()
+        batch_no, last_version = 0, None
+        pending: list[tuple[str, list[int]]] = []
+        feedback: list[Any] = []
+        while time.time() - t0 < seconds_before + seconds_after:
+            drifted = time.time() - t0 >= seconds_before
+            if drifted and not drift_at:
+                drift_at = time.time()
+                con.print(f"\n[bold]3. The customers change[/] ({time.time() - started:.0f}s): higher prices and data use, "
+                          "and churn now follows data use — watch monitoring and the agent")
+            frame = customers(40, 1000 + batch_no, drifted)
+            batch_no += 1
+            answer = _post(server.url + "/predict", {"records": frame.drop(columns=["churned"]).to_dict("records")})
+            served.append((time.time(), answer["version"], drifted))
+            if answer["version"] != last_version:
+                if last_version is not None:
+                    con.print(f"  [dim]{time.time() - started:5.1f}s[/] [green]server[/] now answers with version {answer['version']}")
+                last_version = answer["version"]
+            pending.append((answer["id"], frame["churned"].tolist()))
+            feedback.append(frame)
+            if len(pending) >= 5:  # outcomes arrive in batches, and are exported as new labelled data
+                ids = [rid for rid, labels in pending for _ in labels]
+                rows = [i for _, labels in pending for i in range(len(labels))]
+                _post(server.url + "/labels", {"request_ids": ids, "labels": [v for _, labels in pending for v in labels], "rows": rows})
+                import pandas as pd
+
+                pd.concat(feedback, ignore_index=True).to_parquet(root / "data" / f"customers-{batch_no:04d}.parquet", index=False)
+                pending, feedback = [], []
+            time.sleep(0.2)
+        agent.stop()
+        loop.join(timeout=120)
+    con.print(f"\n[bold]4. Summary[/] ({time.time() - started:.0f}s)")
+    report = monitor(spec.model, f"{WINDOW}s", start=t0 - 1, end=time.time(), client=client)
+    table = Table(title=f"{spec.model}: monitoring windows of {WINDOW} s", header_style="bold", box=box.SIMPLE_HEAD)
+    for col in ("window", "rows", "version", "drift", "drifted columns", "pred. drift", "labelled", "roc_auc"):
+        table.add_column(col, justify="left" if col in ("window", "drifted columns") else "right")
+    for w in report.windows:
+        if not w.rows:
+            continue
+        drift = w.drift or {}
+        auc = w.metrics.get("roc_auc")
+        table.add_row(w.label[11:], f"{w.rows:,}", str(w.version), f"{drift.get('share', 0):.0%}" if drift else "—",
+                      ", ".join(drift.get("drifted_columns", [])), f"{w.prediction_drift['statistic']:.2f}" if w.prediction_drift else "—",
+                      str(w.labelled), "—" if auc is None else f"[{'red' if auc < 0.75 else 'green'}]{auc:.3f}[/]")
+    con.print(table)
+    cycles = client.store.cycle_list(spec.name, 20)
+    ctable = Table(title="continuous-training cycles", header_style="bold", box=box.SIMPLE_HEAD)
+    for col in ("cycle", "trigger", "state", "version", "why"):
+        ctable.add_column(col)
+    for cy in reversed(cycles):
+        why = cy["detail"].get("trigger", {}).get("message") or cy["detail"].get("error") or "; ".join(cy["detail"].get("failures") or [])
+        ctable.add_row(cy["id"][:8], cy["trigger"], cy["state"], str(cy["version"]), why[:110])
+    con.print(ctable)
+    retrain = next((cy for cy in cycles if cy["trigger"] in ("drift", "performance") and cy["state"] == "done"), None)
+    chain = lineage(retrain["id"], client=client) if retrain else None
+    if chain:
+        con.print("[bold]Lineage of the retraining[/] (`modelcycle lineage " + retrain["id"][:8] + "`):")
+        for link in chain["chain"]:
+            shown = {k: v for k, v in link.items() if k in ("kind", "message", "run_id", "version", "passed", "to_version", "first_answer")}
+            con.print(f"  → {link['step']}: " + ", ".join(f"{k} {str(v)[:90]}" for k, v in shown.items()))
+    page = root / "report.html"
+    report.to_html(str(page))
+    before = [w.metrics["roc_auc"] for w in report.windows if w.rows and "roc_auc" in w.metrics and w.end <= drift_at]
+    after = [w.metrics["roc_auc"] for w in report.windows if w.rows and "roc_auc" in w.metrics and retrain
+             and w.version is not None and w.version == retrain["version"]]
+    con.print(f"\nROC AUC before the drift {_mean(before)}, after the swap to version {retrain['version'] if retrain else '—'}: {_mean(after)}")
+    con.print(f"Report with the drift and performance charts: [cyan]{page}[/]")
+    con.print(f"Explore: [cyan]modelcycle monitor {spec.model} --window {WINDOW}s[/], [cyan]modelcycle alerts[/], "
+              f"[cyan]modelcycle agent --status --spec {root}[/], [cyan]modelcycle models history {spec.model}[/]")
+    con.print(f"[dim]finished in {time.time() - started:.0f} s[/]")
+    return {"root": root, "first": first, "cycles": cycles, "retrain": retrain, "report": report, "served": served,
+            "drift_at": drift_at, "html": page, "lineage": chain}
+
+
+def _mean(values: list[float]) -> str:
+    return f"{sum(values) / len(values):.3f} over {len(values)} windows" if values else "—"
+
+
+if __name__ == "__main__":
+    main()
