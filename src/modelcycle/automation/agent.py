@@ -30,7 +30,7 @@ __all__ = ["Agent", "Hit", "data_fingerprint"]
 
 log = logging.getLogger("modelcycle.agent")
 
-FINISHED = ("done", "rejected", "rolled_back", "failed")
+FINISHED = ("done", "rejected", "rolled_back", "failed", "merged")
 
 
 @dataclass
@@ -149,16 +149,35 @@ class Agent:
                 break
             self.say(f"resuming cycle {cycle['id'][:8]} ({cycle['trigger']}) from {cycle['state']}")
             done.append(self._run(cycle))
+        claimed: dict[str, Any] | None = None
         for hit in self.check():
             now = time.time()
             cycle = {"id": uuid.uuid4().hex, "project": self.spec.name, "trigger": hit.kind, "trigger_key": hit.key[:250],
                      "state": "training", "owner": self.owner, "lease_until": now + self.lease_seconds, "started_at": now,
                      "updated_at": now, "alert_id": hit.alert_id, "model": self.spec.model, "detail": {"trigger": hit.detail}}
+            if claimed is not None:  # triggers that fire together retrain once: the others are recorded as merged into it
+                cycle |= {"state": "merged", "finished_at": now, "detail": {"trigger": hit.detail, "merged_into": claimed["id"]}}
             if not self.store.cycle_claim_new(cycle):
                 continue  # this trigger already has its cycle (run by us earlier, or by another agent)
-            self.say(f"{hit.kind} trigger fired: cycle {cycle['id'][:8]}")
-            done.append(self._run(self.store.cycle_get(cycle["id"])))
+            if claimed is None:
+                claimed = cycle
+                self.say(f"{hit.kind} trigger fired: cycle {cycle['id'][:8]}")
+            else:
+                self.say(f"{hit.kind} trigger fired too: merged into cycle {claimed['id'][:8]}")
+        if claimed is not None:
+            done.append(self._run(self.store.cycle_get(claimed["id"]) or claimed))
         return done
+
+    def run_now(self, reason: str = "manual") -> dict[str, Any]:
+        """Run one cycle now, whatever the triggers say (``modelcycle agent --now``); returns the finished cycle."""
+        now = time.time()
+        key = f"manual:{uuid.uuid4().hex}"
+        cycle = {"id": uuid.uuid4().hex, "project": self.spec.name, "trigger": "manual", "trigger_key": key, "state": "training",
+                 "owner": self.owner, "lease_until": now + self.lease_seconds, "started_at": now, "updated_at": now,
+                 "model": self.spec.model, "detail": {"trigger": {"message": reason}}}
+        self.store.cycle_claim_new(cycle)
+        self.say(f"manual run: cycle {cycle['id'][:8]} ({reason})")
+        return self._run(self.store.cycle_get(cycle["id"]) or cycle)
 
     def run_forever(self, interval: float | None = None) -> None:
         """Check the triggers every ``interval`` seconds (the spec's agent.interval) until ``stop()``."""
@@ -166,8 +185,8 @@ class Agent:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except ModelcycleError as e:
-                self.say(f"error: {e}")
+            except Exception as e:  # the agent keeps watching; the next check tries again
+                self.say(f"error: {type(e).__name__}: {e}")
             self._stop.wait(every)
 
     def stop(self) -> None:

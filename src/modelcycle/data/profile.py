@@ -126,12 +126,12 @@ class ColumnProfile:
             return [math.nan] * len(levels)
         return [float(v) for v in self._kll.get_quantiles(levels)]
 
-    def cdf(self, points: Iterable[float]) -> list[float]:
-        """Share of values at or below each point (numeric columns)."""
+    def cdf(self, points: Iterable[float], inclusive: bool = True) -> list[float]:
+        """Share of values at or below each point (below it, with ``inclusive=False``), for numeric columns."""
         points = sorted(points)
         if self._kll is None or self._kll.is_empty():
             return [math.nan] * len(points)
-        return [float(v) for v in self._kll.get_cdf(points)][: len(points)]
+        return [float(v) for v in self._kll.get_cdf(points, inclusive)][: len(points)]
 
     def frequent_values(self, top: int = 10) -> list[tuple[Any, int]]:
         """The most frequent values with their counts (exact, or estimates from the sketch)."""

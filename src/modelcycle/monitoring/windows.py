@@ -178,11 +178,15 @@ def _ks_against_reference(reference: Any, inputs: Any, names: Sequence[str]) -> 
         n = len(values)
         if n < 5:
             continue
-        cdf = np.asarray(reference.columns[name].cdf(values.tolist())[:n], dtype=float)
-        if np.isnan(cdf).any():
+        points, counts = np.unique(values, return_counts=True)  # the sketch's CDF takes strictly increasing points
+        ref = reference.columns[name]
+        at = np.asarray(ref.cdf(points.tolist())[: len(points)], dtype=float)  # the reference's CDF at each point
+        below = np.asarray(ref.cdf(points.tolist(), inclusive=False)[: len(points)], dtype=float)  # and just below it
+        if np.isnan(at).any() or np.isnan(below).any():
             continue
-        i = np.arange(1, n + 1)
-        statistic = float(max((i / n - cdf).max(), (cdf - (i - 1) / n).max()))
+        upper = np.cumsum(counts) / n  # the sample's, likewise (ties and whole numbers included)
+        lower = upper - counts / n
+        statistic = float(max(np.abs(upper - at).max(), np.abs(lower - below).max()))
         p_value = float(kstwo.sf(statistic, n))
         out[name] = {"statistic": statistic, "threshold": KS_P_VALUE, "method": "ks", "p_value": p_value,
                      "drifted": p_value < KS_P_VALUE}

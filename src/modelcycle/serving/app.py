@@ -37,7 +37,7 @@ class ServeConfig:
     """How the server behaves; the CLI fills it from its options."""
 
     def __init__(self, token: str | None = None, max_queue: int = 64, max_body_mb: float = 10.0, log_predictions: bool = True,
-                 poll_seconds: float = 1.0, trust: bool = False, threads: int | None = None):
+                 poll_seconds: float = 1.0, trust: bool = False, threads: int | None = None, freeze_gc: bool = True):
         self.token = token
         self.max_queue = max_queue
         self.max_body = int(max_body_mb * 1024 * 1024)
@@ -47,6 +47,7 @@ class ServeConfig:
         # One thread by default: Python-bound predictions do not run in parallel anyway (the GIL), and
         # several threads only take turns mid-request, which stretches the slowest answers.
         self.threads = threads or 1
+        self.freeze_gc = freeze_gc  # off when the server shares its process with other work (the demo)
 
 
 def _dumps(data: Any) -> bytes:
@@ -119,8 +120,9 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
             shadow.start()
         # Everything loaded so far (libraries, the model) lives as long as the server: keep it out of the
         # garbage collector's full passes, which would otherwise stall requests now and then.
-        gc.collect()
-        gc.freeze()
+        if cfg.freeze_gc:
+            gc.collect()
+            gc.freeze()
         state["ready"] = True
         yield
         state["ready"] = False  # readiness first; uvicorn has stopped accepting and lets in-flight requests finish

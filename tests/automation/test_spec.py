@@ -1,0 +1,102 @@
+"""modelcycle.yaml: what a valid spec gives, and every mistake named with its line and the fix."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from modelcycle.automation import SpecError, load_spec
+from modelcycle.automation.cron import Cron
+
+from .conftest import write_project
+
+
+def test_a_valid_spec_is_read_with_absolute_paths(project: Path) -> None:
+    spec = load_spec(project)
+    assert spec.name == "churn" and spec.model == "churn" and spec.target == "y"
+    assert spec.pipeline == f"{project / 'pipelines' / 'training.py'}:training"
+    assert spec.data_source == project / "data" and spec.policy == project / "policy.yaml"
+    assert [t.kind for t in spec.triggers] == ["new_data", "drift"]
+    assert spec.serve_model == "churn@champion" and spec.window == "1h" and spec.drift_share == 0.5
+    rules = spec.alert_rules()
+    assert rules.performance_metric == "roc_auc" and rules.performance_min == 0.75
+
+
+BASE = """name: churn
+pipeline: pipelines/training.py:training
+data: {source: data/}
+model: {name: churn, target: y, policy: policy.yaml}
+"""
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("name: churn\n  bad: [indent\n", 2, "not valid YAML"),
+    (BASE + "modle: {name: x}\n", 5, "unknown key 'modle'"),
+    (BASE + "monitor:\n  window: 1h\n  performance: {metric: auc_roc, min: 0.7}\n", 7, "unknown metric 'auc_roc'"),
+    (BASE + "monitor:\n  performance: {metric: roc_auc}\n", 6, "min: 0.75"),
+    (BASE.replace("pipelines/training.py", "pipelines/missing.py"), 2, "pipelines/missing.py does not exist"),
+    (BASE.replace("training.py:training", "training.py"), 2, "must name a file and a function"),
+    (BASE + "triggers:\n  - on: drfit\n", 6, "unknown trigger on: 'drfit'"),
+    (BASE + "triggers:\n  - schedule: \"0 25 * * *\"\n", 6, "outside 0-23 in the hour field"),
+    (BASE + "triggers:\n  - on: performance\n", 6, "needs monitor: {performance"),
+    (BASE + "monitor: {drift: {share: 3}}\n", 5, "between 0.0 and 1.0"),
+    (BASE + "monitor: {window: soon}\n", 5, "write it like 1h"),
+    (BASE + "monitor: {alerts: {webhook: ftp://x}}\n", 5, "http://"),
+    ("pipeline: pipelines/training.py:training\n", 1, "needs a name"),
+    (BASE.replace("target: y, ", "") + "triggers:\n  - on: new_data\n", 4, "model: {target"),
+])
+def test_mistakes_name_the_line_and_the_fix(tmp_path: Path, text: str, line: int, words: str) -> None:
+    root = write_project(tmp_path / "p")
+    (root / "modelcycle.yaml").write_text(text)
+    with pytest.raises(SpecError) as e:
+        load_spec(root)
+    message = str(e.value)
+    assert f"line {line}:" in message and words in message, message
+    assert str(root / "modelcycle.yaml") in message
+
+
+def test_a_missing_spec_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="modelcycle init"):
+        load_spec(tmp_path)
+
+
+def test_the_cli_reports_a_bad_spec_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from modelcycle.cli import app
+
+    root = write_project(tmp_path / "p")
+    (root / "modelcycle.yaml").write_text(BASE + "triggers:\n  - on: drfit\n")
+    monkeypatch.setenv("MODELCYCLE_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, ["agent", "--once", "--spec", str(root)])
+    assert result.exit_code == 1 and "line 6" in result.output and "drfit" in result.output and "Traceback" not in result.output
+    from modelcycle.settings import Settings
+    from modelcycle.tracking.client import Client
+
+    client = Client(Settings.for_home(tmp_path / "home", capture=False))
+    try:
+        assert client.store.cycle_list("churn") == []
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(("expr", "at", "fires"), [
+    ("0 3 * * *", datetime(2026, 11, 27, 3, 0, tzinfo=UTC), True),
+    ("0 3 * * *", datetime(2026, 11, 27, 4, 0, tzinfo=UTC), False),
+    ("*/15 * * * *", datetime(2026, 11, 27, 4, 45, tzinfo=UTC), True),
+    ("*/15 * * * *", datetime(2026, 11, 27, 4, 46, tzinfo=UTC), False),
+    ("0 9 * * mon-fri", datetime(2026, 11, 27, 9, 0, tzinfo=UTC), True),  # a Friday
+    ("0 9 * * mon-fri", datetime(2026, 11, 28, 9, 0, tzinfo=UTC), False),  # a Saturday
+    ("0 0 1 * *", datetime(2026, 12, 1, 0, 0, tzinfo=UTC), True),
+])
+def test_cron_schedules(expr: str, at: datetime, fires: bool) -> None:
+    assert Cron(expr).matches(at) is fires
+
+
+def test_cron_latest_tick_in_a_span() -> None:
+    start = datetime(2026, 11, 27, 2, 0, tzinfo=UTC).timestamp()
+    end = datetime(2026, 11, 27, 5, 0, tzinfo=UTC).timestamp()
+    assert Cron("0 3 * * *").latest(start, end) == datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+    assert Cron("0 6 * * *").latest(start, end) is None
