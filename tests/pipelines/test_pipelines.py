@@ -319,3 +319,27 @@ def test_an_output_from_another_pipeline_is_an_unknown_dependency(client: Client
     first.run(client=client)
     with pytest.raises(InvalidInputError, match="step 'as_array' depends on the output of 'make_frame', which is not a step of pipeline 'second'"):
         second.run(client=client)
+
+
+@step
+def count_rows(folder: str) -> int:
+    return sum(len(pd.read_csv(f)) for f in sorted(Path(folder).glob("*.csv")))
+
+
+@pipeline
+def folder_pipeline(folder: str):
+    return count_rows(folder)
+
+
+def test_a_data_folder_reruns_its_step_when_a_file_is_added_or_changed(client: Client, tmp_path: Path) -> None:
+    data = tmp_path / "incoming"
+    data.mkdir()
+    pd.DataFrame({"x": range(3)}).to_csv(data / "a.csv", index=False)
+    first = folder_pipeline.run(client=client, folder=str(data))
+    assert first.output == 3
+    assert folder_pipeline.run(client=client, folder=str(data)).steps["count_rows"].cached
+    pd.DataFrame({"x": range(4)}).to_csv(data / "b.csv", index=False)  # new data arrives
+    added = folder_pipeline.run(client=client, folder=str(data))
+    assert not added.steps["count_rows"].cached and added.output == 7
+    pd.DataFrame({"x": range(10)}).to_csv(data / "a.csv", index=False)  # a file is rewritten
+    assert folder_pipeline.run(client=client, folder=str(data)).output == 14

@@ -1,0 +1,74 @@
+"""`modelcycle monitor`, `alerts`, `agent` and `lineage` through Typer's runner, on a real store and project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+from typer.testing import CliRunner
+
+from modelcycle.cli import app
+from modelcycle.registry import Registry
+from modelcycle.settings import Settings
+from modelcycle.store.predictions import write_labels
+from modelcycle.tracking.client import Client
+
+from ..automation.conftest import batch, write_project
+from ..monitoring.test_monitor import HOUR, T0, data, log
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("MODELCYCLE_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "220")
+    return home
+
+
+def test_monitor_prints_windows_writes_html_and_json(home: Path, tmp_path: Path) -> None:
+    client = Client(Settings.for_home(home, capture=False))
+    X, y = data(2000, 0)
+    model = LogisticRegression().fit(X, y)
+    with client.start_run(experiment="m"):
+        logged = client.log_model(model, reference_data=X)
+    Registry(client).register_model(logged, "churn")
+    for hour, shift in ((0, 0.0), (1, 2.5)):
+        X, y = data(500, 20 + hour, shift=shift, flip=bool(shift))
+        write_labels(home, "churn", log(home, model, X, T0 + hour * HOUR, HOUR), y.tolist())
+    client.close()
+    window = ["--window", "1h", "--start", "2026-09-21T14:00:00", "--end", "2026-09-21T16:00:00"]
+    assert T0 == 1789999200  # the times above
+    out = runner.invoke(app, ["monitor", "churn", *window, "--html", str(tmp_path / "m.html")])
+    assert out.exit_code == 0, out.output
+    assert "2026-09-21 14:00:00" in out.output and "15:00:00" in out.output and "roc_auc" in out.output
+    assert "<svg" in (tmp_path / "m.html").read_text()
+    report = json.loads(runner.invoke(app, ["monitor", "churn", *window, "--json"]).output)
+    assert [w["rows"] for w in report["windows"]] == [500, 500]
+    assert report["windows"][1]["drift"]["dataset_drift"] is True and report["windows"][0]["drift"]["dataset_drift"] is False
+    assert {"a", "c"} <= set(report["windows"][1]["drift"]["drifted_columns"])
+    bad = runner.invoke(app, ["monitor", "churn", "--window", "soon"])
+    assert bad.exit_code == 1 and "write it like 1h" in bad.output and "Traceback" not in bad.output
+
+
+def test_agent_once_status_alerts_and_lineage(home: Path, tmp_path: Path) -> None:
+    root = write_project(tmp_path / "project")
+    batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
+    first = runner.invoke(app, ["agent", "--once", "--spec", str(root), "--json"])
+    assert first.exit_code == 0, first.output
+    [cycle] = json.loads(first.output)
+    assert cycle["state"] == "done" and cycle["version"] == 1
+    again = runner.invoke(app, ["agent", "--once", "--spec", str(root)])
+    assert again.exit_code == 0 and "No trigger fired" in again.output
+    status = runner.invoke(app, ["agent", "--status", "--spec", str(root)])
+    assert cycle["id"][:8] in status.output and "new_data" in status.output and "done" in status.output
+    chain = runner.invoke(app, ["lineage", cycle["id"][:8]])
+    assert chain.exit_code == 0 and "candidate" in chain.output and "alias move" in chain.output, chain.output
+    walked = json.loads(runner.invoke(app, ["lineage", "churn/1", "--json"]).output)
+    assert walked["cycle"] == cycle["id"] and walked["chain"][2]["version"] == 1
+    missing = runner.invoke(app, ["lineage", "nothing-like-this"])
+    assert missing.exit_code == 1 and "no continuous-training cycle" in missing.output
+    assert "No alerts" in runner.invoke(app, ["alerts"]).output
