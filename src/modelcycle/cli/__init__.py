@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modelcycle.cli import data, models, ops, pipeline, runs
+from modelcycle.cli import data, models, ops, pipeline, project, runs
 from modelcycle.cli import serve as serve_cli
 from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json
 
@@ -29,6 +29,8 @@ app.command("monitor")(ops.monitor)
 app.command("alerts")(ops.alerts)
 app.command("agent")(ops.agent)
 app.command("lineage")(ops.lineage)
+app.command("ci")(project.ci)
+app.command("init")(project.init)
 experiments = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 app.add_typer(experiments, name="experiments")
 
