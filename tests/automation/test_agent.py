@@ -95,3 +95,36 @@ def test_a_failing_pipeline_is_recorded_and_the_champion_stays(project: Path, cl
     assert cycle["state"] == "failed" and cycle["detail"]["error"]
     assert Registry(client).get_model_version("churn", "champion").version == 1
     assert any(a["rule"] == "cycle_failed" for a in client.store.alert_list("churn"))
+
+
+def test_with_serve_url_the_cycle_waits_until_the_server_answers_with_the_new_version(project: Path, client: Client, agent_for) -> None:
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from modelcycle.serving.app import ServeConfig, create_app
+
+    agent = agent_for(project)
+    agent.run_once()  # version 1 is the champion, so the server has something to serve
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(client.settings, "models:/churn@champion", config=ServeConfig(poll_seconds=0.2, freeze_gc=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        (project / "modelcycle.yaml").write_text((project / "modelcycle.yaml").read_text().replace(
+            "serve: {model: churn@champion}", f"serve: {{model: churn@champion, url: 'http://127.0.0.1:{port}'}}"))
+        watched = agent_for(project)
+        batch(600, 1).to_parquet(project / "data" / "batch-001.parquet")
+        [cycle] = watched.run_once()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert cycle["state"] == "done" and cycle["version"] == 2
+    assert cycle["detail"]["served_version"] == 2, "the cycle ends when the server answers with the new version"
