@@ -131,7 +131,7 @@ class Agent:
         seconds = parse_window(self.spec.window)
         model = self._served_name()
         monitor(model, seconds, start=now - 24 * seconds, end=now, client=self.client, rules=self.spec.alert_rules(),
-                drift_method=self.spec.drift_method, drift_share=self.spec.drift_share)
+                drift_method=self.spec.drift_method, drift_share=self.spec.drift_share, closed_only=True)
         return self.store.alert_firing(model)
 
     def _served_name(self) -> str:

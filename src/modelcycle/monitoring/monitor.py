@@ -132,7 +132,7 @@ class _References:
 
 def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = None, *, client: Any = None,
             rules: AlertRules | None = None, drift_method: str = "auto", drift_share: float | None = None,
-            progress: Any = None) -> MonitorReport:
+            closed_only: bool = False, progress: Any = None) -> MonitorReport:
     """Summarise the prediction log of ``model`` in windows between ``start`` and ``end``.
 
     Args:
@@ -143,6 +143,7 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
         rules: alert rules to judge the latest windows with; alerts raised or resolved are in ``report.alerts``.
         drift_method: ``auto`` or a method of ``modelcycle.data.compare``.
         drift_share: share of drifted columns that makes a window drifted (default: the rules', else 0.5).
+        closed_only: leave out the window still open (the controller judges closed windows only, read from the store).
 
     Example:
         >>> import modelcycle as mc
@@ -160,21 +161,22 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
     seconds = parse_window(window)
     share = drift_share if drift_share is not None else (rules.drift_share if rules and rules.drift_share else 0.5)
     now = time.time()
+    settle = _settle(seconds)
     end_s = _epoch(end) if end is not None else now
-    files = list_files(home, "predictions", model)
+    if closed_only:
+        end_s = min(end_s, math.floor((now - settle) / seconds) * seconds)
     if start is not None:
         start_s = _epoch(start)
-    elif files:
-        start_s = files[0].written_ns / 1e9 - _settle(seconds) - 1
+        if end_s < start_s:
+            raise InvalidInputError(f"end ({end}) is before start ({start}); give a start before the end")
+        files = list_files(home, "predictions", model, start=math.floor(start_s / seconds) * seconds, end=end_s + settle + 1)
     else:
-        start_s = end_s
-    if end_s < start_s:
-        raise InvalidInputError(f"end ({end}) is before start ({start}); give a start before the end")
+        files = list_files(home, "predictions", model, end=end_s + settle + 1)
+        start_s = min(files[0].written_ns / 1e9 - settle - 1, end_s) if files else end_s
     first = math.floor(start_s / seconds) * seconds
     starts = [float(first + i * seconds) for i in range(max(0, math.ceil((end_s - first) / seconds)))]
     if len(starts) > 100_000:
         raise InvalidInputError(f"{len(starts):,} windows of {seconds} s between start and end; choose a longer window or a shorter span")
-    settle = _settle(seconds)
     labels = read_labels(home, model)
     if len(labels):
         labels = labels.drop_duplicates(["request_id", "row"], keep="last")[["request_id", "row", "label"]]
