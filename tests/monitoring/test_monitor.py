@@ -206,3 +206,55 @@ def test_labels_for_unknown_request_ids_are_refused_and_nothing_is_stored(client
         write_labels(home, "churn", [*ids[:5], "nope"], [1] * 6)
     assert not (home / "labels").exists()
     assert write_labels(home, "churn", ids[:5], [1] * 5) == 5
+
+
+def test_compaction_merges_an_hour_into_one_file_and_readers_never_double_count(client: Client, served, tmp_path: Path) -> None:
+    import shutil
+
+    from modelcycle.store.predictions import compact, list_files, read_predictions
+
+    model, _ = served
+    home = client.settings.home
+    for hour in range(2):
+        log(home, model, data(300, 30 + hour)[0], T0 + hour * HOUR, HOUR, files=60)
+    before = monitor("churn", "1h", T0, T0 + 2 * HOUR, client=client)
+    folder = model_dir(home, "predictions", "churn")
+    day = next(folder.iterdir())
+    kept = tmp_path / "copy"
+    shutil.copytree(day, kept)  # the originals, to put back as if a compaction stopped before deleting them
+    assert compact(home, "predictions", "churn", T0, T0 + HOUR) == 60
+    files = list_files(home, "predictions", "churn")
+    assert len(files) == 61 and sum("compact" in f.path.name for f in files) == 1
+    for f in kept.iterdir():  # a compaction killed after publishing the merged file: the originals are still there
+        if not (day / f.name).exists():
+            shutil.copy(f, day / f.name)
+    assert len(list_files(home, "predictions", "churn")) == 61, "originals held by a merged file are not read"
+    logged = read_predictions(home, "churn")
+    assert len(logged) == 600 and not logged.duplicated(["request_id", "row"]).any()
+    client.store.window_put("churn", "champion", 3600, [])  # the stored windows stay; a fresh call reads the merged file
+    after = monitor("churn", "1h", T0, T0 + 2 * HOUR, client=client)
+    assert [w.rows for w in after.windows] == [w.rows for w in before.windows] == [300, 300]
+    assert after.computed == 1, "the compacted hour is summarised again from its one file (its sources changed)"
+    assert after.windows[0].summary["performance"] == before.windows[0].summary["performance"]
+
+
+def test_the_servers_log_writer_compacts_each_closed_period(tmp_path: Path) -> None:
+    from modelcycle.serving.predlog import PredictionLog
+    from modelcycle.store.predictions import list_files, read_predictions
+
+    writer = PredictionLog(tmp_path, flush_interval=0.1, compact_every=1.0)
+    sent = 0
+    deadline = time.time() + 3.5
+    while time.time() < deadline:
+        frame = pd.DataFrame({"request_id": [f"r{sent}"], "row": [0], "time": [pd.Timestamp.now(tz="UTC")], "model": ["churn"],
+                              "version": [1], "role": ["champion"], "latency_ms": [0.1], "input.a": [0.5], "prediction": [1]})
+        writer.add(frame)
+        sent += 1
+        time.sleep(0.02)
+    time.sleep(1.5)
+    writer.close()
+    files = list_files(tmp_path, "predictions", "churn")
+    assert any("compact" in f.path.name for f in files), [f.path.name for f in files]
+    assert len(files) < 15, "each closed second's files were merged"
+    logged = read_predictions(tmp_path, "churn")
+    assert len(logged) == sent and logged["request_id"].is_unique

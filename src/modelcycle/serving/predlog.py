@@ -61,8 +61,14 @@ class PredictionLog:
     so a slow disk cannot slow the server down.
     """
 
-    def __init__(self, root: str | os.PathLike[str], flush_interval: float = 1.0, max_pending: int = 10_000):
+    def __init__(self, root: str | os.PathLike[str], flush_interval: float = 1.0, max_pending: int = 10_000,
+                 compact_every: float = 3600.0):
         self.root = Path(root)
+        # Publishing every second makes thousands of small files an hour; once an hour has closed, its files are
+        # merged into one, so monitoring reads a day in a few dozen files.
+        self.compact_every = compact_every
+        self._next_compaction = (time.time() // compact_every + 1) * compact_every + 5 * flush_interval
+        self._models: set[str] = set()
         self.flush_interval = flush_interval
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
         self.dropped = 0
@@ -114,6 +120,7 @@ class PredictionLog:
             batch = pd.concat(ready, ignore_index=True, sort=False)
             for (model, day), part in batch.groupby([batch["model"], batch["time"].dt.strftime("%Y-%m-%d")], sort=False):
                 _write_atomic(part, _model_dir(self.root, "predictions", str(model)) / f"date={day}")
+                self._models.add(str(model))
             self.written += rows
         except Exception:  # a full disk, a bad value: counted, and the server keeps answering
             self.failures += 1
@@ -127,7 +134,20 @@ class PredictionLog:
         while not self._stop.is_set():
             self._stop.wait(self.flush_interval)
             self._write(self._drain())
+            if time.time() >= self._next_compaction:  # in its own thread: writing goes on every second meanwhile
+                end = self._next_compaction - 5 * self.flush_interval
+                self._next_compaction = end + self.compact_every + 5 * self.flush_interval
+                threading.Thread(target=self._compact, args=(end,), name="modelcycle-log-compaction", daemon=True).start()
         self._write(self._drain())
+
+    def _compact(self, end: float) -> None:
+        from modelcycle.store.predictions import compact
+
+        for model in sorted(self._models):
+            try:
+                compact(self.root, "predictions", model, end - self.compact_every, end)
+            except Exception:  # a failed merge leaves the small files, which read the same
+                self.failures += 1
 
     def flush(self, timeout: float = 30.0) -> None:
         """Write everything queued so far (waits for the writer)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["LogFile", "label_files", "list_files", "logged_request_ids", "model_dir", "read_labels", "read_predictions", "write_atomic",
+__all__ = ["LogFile", "compact", "label_files", "list_files", "logged_request_ids", "model_dir", "read_labels", "read_predictions", "write_atomic",
            "write_labels"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
@@ -71,14 +71,15 @@ def list_files(root: str | os.PathLike[str], kind: str, model: str, start: float
         value = day.name[5:]
         if (first is not None and value < first) or (last is not None and value > last):
             continue
+        found: list[tuple[int, int, os.DirEntry[str]]] = []
         for entry in os.scandir(day.path):
-            name = entry.name
-            if not (name.startswith("part-") and name.endswith(".parquet")):
-                continue
-            try:
-                written = int(name[5:].split("-", 1)[0])
-            except ValueError:
-                continue
+            span = _span(entry.name)
+            if span is not None:
+                found.append((*span, entry))
+        merged = [(lo_ns, hi_ns, e.name) for lo_ns, hi_ns, e in found if lo_ns != hi_ns]
+        for lo_ns, written, entry in found:
+            if merged and any(m_lo <= lo_ns and written <= m_hi and name != entry.name for m_lo, m_hi, name in merged):
+                continue  # merged into a compacted file (a compaction that stopped before deleting it)
             if (lo is not None and written < lo) or (hi is not None and written >= hi):
                 continue
             out.append(LogFile(Path(entry.path), written, entry.stat().st_size))
@@ -86,24 +87,71 @@ def list_files(root: str | os.PathLike[str], kind: str, model: str, start: float
     return out
 
 
+def _span(name: str) -> tuple[int, int] | None:
+    """``part-<ns>-<random>.parquet`` → (ns, ns); ``part-<last ns>-compact<first ns>.parquet`` → (first, last)."""
+    if not (name.startswith("part-") and name.endswith(".parquet")):
+        return None
+    head, _, rest = name[5:-8].partition("-")
+    try:
+        written = int(head)
+        return (int(rest[7:]), written) if rest.startswith("compact") else (written, written)
+    except ValueError:
+        return None
+
+
+def compact(root: str | os.PathLike[str], kind: str, model: str, start: float, end: float, min_files: int = 2) -> int:
+    """Merge the files of ``model`` written in ``[start, end)`` into one file per date folder; returns how many were merged.
+
+    The merged file is published before the originals are deleted, and is named after the span it
+    covers, so readers skip any original it holds: a compaction stopped at any point loses and doubles nothing.
+    """
+    import fcntl
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = list_files(root, kind, model, start, end)
+    by_folder: dict[Path, list[LogFile]] = {}
+    for f in files:
+        by_folder.setdefault(f.path.parent, []).append(f)
+    merged = 0
+    for folder, group in by_folder.items():
+        if len(group) < min_files:
+            continue
+        with open(folder / ".compact.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one compaction per folder at a time (several server workers)
+            group = [f for f in group if f.path.exists()]
+            if len(group) < min_files:
+                continue
+            spans = [_span(f.path.name) for f in group]
+            first_ns = min(s[0] for s in spans if s)
+            last_ns = max(s[1] for s in spans if s)
+            table = pa.concat_tables([pq.read_table(f.path) for f in group], promote_options="default")
+            name = f"part-{last_ns}-compact{first_ns}.parquet"
+            tmp = folder / f".{name}.tmp"
+            pq.write_table(table, tmp, row_group_size=256_000)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, folder / name)
+            for f in group:
+                if f.path.name != name:
+                    try:
+                        f.path.unlink()
+                    except FileNotFoundError:
+                        pass
+            merged += len(group)
+    return merged
+
+
 def _read(root: Path, kind: str, model: str, start: Any, end: Any) -> Any:
     import pandas as pd
 
-    folder = model_dir(root, kind, model)
     start_ts = pd.Timestamp(start, tz="UTC") if start is not None and pd.Timestamp(start).tzinfo is None else (
         pd.Timestamp(start) if start is not None else None)
     end_ts = pd.Timestamp(end, tz="UTC") if end is not None and pd.Timestamp(end).tzinfo is None else (
         pd.Timestamp(end) if end is not None else None)
-    frames = []
-    if folder.is_dir():
-        for day in sorted(folder.glob("date=*")):
-            day_value = day.name.split("=", 1)[1]
-            if start_ts is not None and day_value < start_ts.strftime("%Y-%m-%d"):
-                continue
-            if end_ts is not None and day_value > end_ts.strftime("%Y-%m-%d"):
-                continue
-            for file in sorted(day.glob("part-*.parquet")):
-                frames.append(pd.read_parquet(file))
+    frames = [pd.read_parquet(f.path) for f in list_files(root, kind, model)
+              if (start_ts is None or f.written_ns >= start_ts.value) and (end_ts is None or _day(f) <= end_ts)]
     if not frames:
         return pd.DataFrame({"request_id": pd.Series(dtype=str), "time": pd.Series(dtype="datetime64[us, UTC]")})
     out = pd.concat(frames, ignore_index=True, sort=False)
@@ -112,6 +160,12 @@ def _read(root: Path, kind: str, model: str, start: Any, end: Any) -> Any:
     if end_ts is not None:
         out = out[out["time"] < end_ts]
     return out.sort_values(["time", "request_id"], kind="stable").reset_index(drop=True)
+
+
+def _day(f: LogFile) -> Any:
+    import pandas as pd
+
+    return pd.Timestamp(f.path.parent.name[5:], tz="UTC")
 
 
 def read_predictions(root: str | os.PathLike[str], model: str, start: Any = None, end: Any = None) -> Any:
@@ -162,10 +216,8 @@ def logged_request_ids(root: str | os.PathLike[str], model: str | None) -> set[s
     import pyarrow.dataset as ds
 
     base = Path(root) / "predictions"
-    if model:
-        files = [str(f.path) for f in list_files(root, "predictions", model)]
-    else:
-        files = [str(p) for p in base.glob("model=*/date=*/part-*.parquet")] if base.is_dir() else []
+    models = [model] if model else [p.name[6:] for p in base.glob("model=*")] if base.is_dir() else []
+    files = [str(f.path) for m in models for f in list_files(root, "predictions", m)]
     if not files:
         return set()
     column = ds.dataset(files, format="parquet").to_table(columns=["request_id"]).column("request_id")
