@@ -100,3 +100,11 @@ def test_cron_latest_tick_in_a_span() -> None:
     end = datetime(2026, 11, 27, 5, 0, tzinfo=UTC).timestamp()
     assert Cron("0 3 * * *").latest(start, end) == datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
     assert Cron("0 6 * * *").latest(start, end) is None
+
+
+def test_the_label_column_may_come_from_the_policy(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p", policy="target: y\nthresholds: {roc_auc: '>= 0.7'}\n")
+    text = (root / "modelcycle.yaml").read_text().replace("model: {name: churn, target: y, policy: policy.yaml}",
+                                                          "model: {name: churn, policy: policy.yaml}")
+    (root / "modelcycle.yaml").write_text(text)
+    assert load_spec(root).target == "y"

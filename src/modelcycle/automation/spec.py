@@ -217,10 +217,12 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
         try:
             from modelcycle.evaluation import Policy
 
-            Policy.coerce(policy)
+            rules = Policy.coerce(policy)
         except Exception as e:
             raise doc.fail(("model", "policy"), f"the policy is not valid: {e}") from None
         out["policy"] = policy
+        if "target" not in out and "target" in rules.source:
+            out["target"] = rules.target  # the policy names the label column
 
     serve = section("serve", {"model", "shadow", "url"})
     for key, attr in (("model", "serve_model"), ("shadow", "serve_shadow")):
@@ -317,7 +319,8 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
     if parsed and "pipeline" not in out:
         raise doc.fail(("triggers",), "triggers retrain the model, so the spec needs pipeline: file.py:function")
     if parsed and "target" not in out:
-        raise doc.fail(("model",), "the controller validates candidates on labelled data: add model: {target: <label column>}")
+        raise doc.fail(("model",), "the controller validates candidates on labelled data: add model: {target: <label column>} "
+                                   "(or target: in the policy)")
 
     agent = section("agent", {"interval"})
     if "interval" in agent:
