@@ -38,6 +38,8 @@ bench: .venv-bench/.installed
 	.venv-bench/bin/python bench/tracking.py
 	.venv-bench/bin/python bench/models.py
 	.venv-bench/bin/python bench/pipelines.py
+	.venv-bench/bin/python bench/monitoring.py
+	.venv-bench/bin/python bench/agent_idle.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache .modelcycle
