@@ -216,19 +216,20 @@ def test_compaction_merges_an_hour_into_one_file_and_readers_never_double_count(
     model, _ = served
     home = client.settings.home
     for hour in range(2):
-        log(home, model, data(300, 30 + hour)[0], T0 + hour * HOUR, HOUR, files=60)
+        log(home, model, data(300, 30 + hour)[0], T0 + hour * HOUR, HOUR, files=120)  # 30 s each: within the writer's settle
     before = monitor("churn", "1h", T0, T0 + 2 * HOUR, client=client)
+    tens = [w.rows for w in monitor("churn", "10m", T0, T0 + 2 * HOUR, client=client).windows]
     folder = model_dir(home, "predictions", "churn")
     day = next(folder.iterdir())
     kept = tmp_path / "copy"
     shutil.copytree(day, kept)  # the originals, to put back as if a compaction stopped before deleting them
-    assert compact(home, "predictions", "churn", T0, T0 + HOUR) == 60
+    assert compact(home, "predictions", "churn", T0, T0 + HOUR) == 120
     files = list_files(home, "predictions", "churn")
-    assert len(files) == 61 and sum("compact" in f.path.name for f in files) == 1
+    assert len(files) == 121 and sum("compact" in f.path.name for f in files) == 1
     for f in kept.iterdir():  # a compaction killed after publishing the merged file: the originals are still there
         if not (day / f.name).exists():
             shutil.copy(f, day / f.name)
-    assert len(list_files(home, "predictions", "churn")) == 61, "originals held by a merged file are not read"
+    assert len(list_files(home, "predictions", "churn")) == 121, "originals held by a merged file are not read"
     logged = read_predictions(home, "churn")
     assert len(logged) == 600 and not logged.duplicated(["request_id", "row"]).any()
     client.store.window_put("churn", "champion", 3600, [])  # the stored windows stay; a fresh call reads the merged file
@@ -236,6 +237,9 @@ def test_compaction_merges_an_hour_into_one_file_and_readers_never_double_count(
     assert [w.rows for w in after.windows] == [w.rows for w in before.windows] == [300, 300]
     assert after.computed == 1, "the compacted hour is summarised again from its one file (its sources changed)"
     assert after.windows[0].summary["performance"] == before.windows[0].summary["performance"]
+    assert compact(home, "predictions", "churn", T0 + HOUR, T0 + 2 * HOUR) == 120
+    # shorter windows than the merged hour: each still finds its rows in the one file
+    assert [w.rows for w in monitor("churn", "10m", T0, T0 + 2 * HOUR, client=client).windows] == tens and sum(tens) == 600
 
 
 def test_the_servers_log_writer_compacts_each_closed_period(tmp_path: Path) -> None:

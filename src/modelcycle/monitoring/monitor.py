@@ -17,7 +17,7 @@ from typing import Any
 
 from modelcycle.errors import InvalidInputError
 from modelcycle.monitoring.alerts import AlertRules, evaluate_rules
-from modelcycle.monitoring.windows import fingerprint, parse_window, performance, read_window, summarise
+from modelcycle.monitoring.windows import Labels, fingerprint, parse_window, performance, read_window, summarise
 
 __all__ = ["MonitorReport", "Window", "monitor"]
 
@@ -177,10 +177,14 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
     starts = [float(first + i * seconds) for i in range(max(0, math.ceil((end_s - first) / seconds)))]
     if len(starts) > 100_000:
         raise InvalidInputError(f"{len(starts):,} windows of {seconds} s between start and end; choose a longer window or a shorter span")
-    labels = read_labels(home, model)
-    if len(labels):
-        labels = labels.drop_duplicates(["request_id", "row"], keep="last")[["request_id", "row", "label"]]
-    labels_key = fingerprint(label_files(home, model))
+    label_spans = label_files(home, model)
+    loaded: list[Labels] = []
+
+    def labels() -> Labels:  # read only when a window is summarised or its labels changed
+        if not loaded:
+            loaded.append(Labels(read_labels(home, model)))
+        return loaded[0]
+
     stored = store.window_get(model, "champion", seconds, starts)
     references = _References(registry, model)
     report = MonitorReport(model=model, window_seconds=seconds)
@@ -192,11 +196,12 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
         mine = by_window.get(i, [])
         key = fingerprint([f.path.name for f in mine])
         row = stored.get(s)
+        labels_key = fingerprint([name for name, lo, hi in label_spans if lo < e and hi > s])  # the labels of this window's predictions
         if row is not None and closed and row["sources"] == key:
             summary = row["summary"]
             if summary.get("labels_key") != labels_key and summary.get("rows"):
                 frame = read_window(mine, s, e)
-                summary["performance"] = performance(frame[frame["role"] == "champion"], labels)
+                summary["performance"] = performance(frame[frame["role"] == "champion"], labels())
                 summary["labels_key"] = labels_key
                 to_store.append({"start": s, "rows": row["rows"], "sources": key, "profile": row["profile"], "summary": summary,
                                  "computed_at": now})
@@ -210,7 +215,7 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
             champion_versions = frame.loc[frame["role"] == "champion", "version"]
             version = int(champion_versions.mode().iloc[0]) if len(champion_versions) else None
             reference, predicted = references.get(version)
-            summary, window_profile = summarise(frame, reference, predicted, drift_method, share, labels)
+            summary, window_profile = summarise(frame, reference, predicted, drift_method, share, labels())
             profile_bytes = window_profile.to_bytes() if window_profile is not None else None
             report.computed += 1
         summary["labels_key"] = labels_key
@@ -234,10 +239,9 @@ def _assign(files: Sequence[Any], starts: Sequence[float], seconds: int, settle:
         return {}
     first = starts[0]
     out: dict[int, list[Any]] = {}
-    for f in files:
-        t = f.written_ns / 1e9
-        lo = math.floor((t - settle - first) / seconds)
-        hi = math.floor((t - first) / seconds)
+    for f in files:  # a merged file spans the files it holds: from the first one's rows to the last one's
+        lo = math.floor((f.first_ns / 1e9 - settle - first) / seconds)
+        hi = math.floor((f.written_ns / 1e9 - first) / seconds)
         for i in range(max(lo, 0), min(hi, len(starts) - 1) + 1):
             out.setdefault(i, []).append(f)
     return out

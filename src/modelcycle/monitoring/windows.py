@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["parse_window", "performance", "summarise"]
+__all__ = ["Labels", "parse_window", "performance", "summarise"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _WINDOW = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -41,14 +41,21 @@ def read_window(files: Sequence[Any], start: float, end: float, columns: Sequenc
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     if not files:
         return pd.DataFrame()
-    tables = []
-    for f in files:  # files of one model can differ in columns (a new version may take other inputs)
-        table = ds.dataset(str(f.path), format="parquet").to_table(columns=[c for c in columns or () if c] or None)
-        tables.append(table)
-    table = pa.concat_tables(tables, promote_options="default")
+    wanted = [c for c in columns or () if c] or None
+    paths = [str(f.path) for f in files]
+    first, last = pq.read_schema(paths[0]), pq.read_schema(paths[-1])
+    table = None
+    if first.equals(last):  # one dataset over the window's files: read in parallel, in one call
+        try:
+            table = ds.dataset(paths, format="parquet", schema=first).to_table(columns=wanted)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            table = None
+    if table is None:  # a version with other inputs served in this window: read one by one, columns joined
+        table = pa.concat_tables([pq.read_table(p, columns=wanted) for p in paths], promote_options="default")
     unit = table.schema.field("time").type
     times = table.column("time")
     scale = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit.unit]
@@ -61,7 +68,30 @@ def _classes(frame: Any) -> list[str]:
     return [c[len("proba."):] for c in frame.columns if c.startswith("proba.")]
 
 
-def performance(rows: Any, labels: Any) -> dict[str, Any]:
+class Labels:
+    """The labels of a model, indexed once by (request id, row) so each window finds its own by lookup."""
+
+    def __init__(self, frame: Any):
+        import pandas as pd
+
+        frame = frame[frame["label"].notna()].drop_duplicates(["request_id", "row"], keep="last") if len(frame) else frame
+        self.index = pd.MultiIndex.from_arrays([frame["request_id"].astype(str), frame["row"].astype("int64")]) if len(frame) else None
+        self.values = frame["label"].to_numpy() if len(frame) else None
+
+    def __len__(self) -> int:
+        return 0 if self.values is None else len(self.values)
+
+    def join(self, rows: Any) -> tuple[Any, Any]:
+        """The rows that have a label, and their labels."""
+        import pandas as pd
+
+        keys = pd.MultiIndex.from_arrays([rows["request_id"].astype(str), rows["row"].astype("int64")])
+        at = self.index.get_indexer(keys)  # type: ignore[union-attr]
+        hit = at >= 0
+        return rows[hit], self.values[at[hit]]  # type: ignore[index]
+
+
+def performance(rows: Any, labels: Labels | None) -> dict[str, Any]:
     """Metrics of logged predictions against the labels joined to them by request id and row."""
     import numpy as np
 
@@ -69,10 +99,10 @@ def performance(rows: Any, labels: Any) -> dict[str, Any]:
 
     if labels is None or not len(labels) or not len(rows):
         return {"labelled": 0, "metrics": {}}
-    joined = rows.merge(labels, on=["request_id", "row"], how="inner")
-    joined = joined[joined["label"].notna()]
+    joined, truth = labels.join(rows)
     if not len(joined):
         return {"labelled": 0, "metrics": {}}
+    joined = joined.assign(label=truth)
     classes = _classes(joined)
     proba = joined[[f"proba.{c}" for c in classes]].to_numpy(dtype=float) if classes else None
     if proba is not None and np.isnan(proba).any():

@@ -18,8 +18,18 @@ from typing import Any
 
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["LogFile", "compact", "label_files", "list_files", "logged_request_ids", "model_dir", "read_labels", "read_predictions", "write_atomic",
-           "write_labels"]
+__all__ = [
+    "LogFile",
+    "compact",
+    "find_predictions",
+    "label_files",
+    "list_files",
+    "model_dir",
+    "read_labels",
+    "read_predictions",
+    "write_atomic",
+    "write_labels",
+]
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
 
@@ -30,12 +40,12 @@ def model_dir(root: Path, kind: str, model: str) -> Path:
     return root / kind / f"model={model}"
 
 
-def write_atomic(frame: Any, folder: Path, written_ns: int | None = None) -> Path:
+def write_atomic(frame: Any, folder: Path, written_ns: int | None = None, tag: str = "") -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{written_ns or time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+    name = f"part-{written_ns or time.time_ns()}-{uuid.uuid4().hex[:8]}{tag}.parquet"
     tmp = folder / f".{name}.tmp"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
     with open(tmp, "rb") as f:
@@ -45,18 +55,24 @@ def write_atomic(frame: Any, folder: Path, written_ns: int | None = None) -> Pat
 
 
 class LogFile:
-    """One published file of the log: its path, when it was written (ns since the epoch) and its size."""
+    """One published file of the log: its path, when it was written (ns since the epoch) and its size.
 
-    __slots__ = ("path", "size", "written_ns")
+    A merged (compacted) file holds what files written from ``first_ns`` to ``written_ns`` held; for
+    any other file the two are equal.
+    """
 
-    def __init__(self, path: Path, written_ns: int, size: int):
+    __slots__ = ("first_ns", "path", "size", "written_ns")
+
+    def __init__(self, path: Path, written_ns: int, size: int, first_ns: int | None = None):
         self.path, self.written_ns, self.size = path, written_ns, size
+        self.first_ns = written_ns if first_ns is None else first_ns
 
 
 def list_files(root: str | os.PathLike[str], kind: str, model: str, start: float | None = None,
                end: float | None = None) -> list[LogFile]:
-    """Published files of ``model`` written in ``[start, end)`` (seconds since the epoch), oldest first,
-    read from the folder listing only; temporary files of a writer still at work are left out."""
+    """Published files of ``model`` written in ``[start, end)`` (seconds since the epoch; a merged file when
+    the span it covers overlaps it), oldest first, read from the folder listing only; temporary files of a
+    writer still at work are left out."""
     folder = model_dir(Path(root), kind, model)
     if not folder.is_dir():
         return []
@@ -80,9 +96,9 @@ def list_files(root: str | os.PathLike[str], kind: str, model: str, start: float
         for lo_ns, written, entry in found:
             if merged and any(m_lo <= lo_ns and written <= m_hi and name != entry.name for m_lo, m_hi, name in merged):
                 continue  # merged into a compacted file (a compaction that stopped before deleting it)
-            if (lo is not None and written < lo) or (hi is not None and written >= hi):
+            if (lo is not None and written < lo) or (hi is not None and lo_ns >= hi):
                 continue
-            out.append(LogFile(Path(entry.path), written, entry.stat().st_size))
+            out.append(LogFile(Path(entry.path), written, entry.stat().st_size, lo_ns))
     out.sort(key=lambda f: (f.written_ns, f.path.name))
     return out
 
@@ -123,9 +139,8 @@ def compact(root: str | os.PathLike[str], kind: str, model: str, start: float, e
             group = [f for f in group if f.path.exists()]
             if len(group) < min_files:
                 continue
-            spans = [_span(f.path.name) for f in group]
-            first_ns = min(s[0] for s in spans if s)
-            last_ns = max(s[1] for s in spans if s)
+            first_ns = min(f.first_ns for f in group)
+            last_ns = max(f.written_ns for f in group)
             table = pa.concat_tables([pq.read_table(f.path) for f in group], promote_options="default")
             name = f"part-{last_ns}-compact{first_ns}.parquet"
             tmp = folder / f".{name}.tmp"
@@ -197,8 +212,8 @@ def write_labels(root: str | os.PathLike[str], model: str | None, request_ids: S
         values = [None if v is None else float(v) for v in values]
     if rows is not None and len(rows) != len(ids):
         raise InvalidInputError(f"{len(ids)} request ids but {len(rows)} row numbers")
-    known = logged_request_ids(root, model)
-    unknown = [i for i in dict.fromkeys(ids) if i not in known]
+    when = find_predictions(root, model, ids)
+    unknown = [i for i in dict.fromkeys(ids) if i not in when]
     if unknown:
         where = f"the prediction log of {model!r}" if model else "the prediction log"
         raise InvalidInputError(
@@ -207,30 +222,50 @@ def write_labels(root: str | os.PathLike[str], model: str | None, request_ids: S
     frame = pd.DataFrame({"request_id": ids, "row": list(rows) if rows is not None else [0] * len(ids), "label": values,
                           "time": pd.Timestamp(datetime.now(tz=UTC)), "model": model or ""})
     folder = model_dir(Path(root), "labels", model) if model else Path(root) / "labels" / "unassigned"
-    write_atomic(frame, folder / f"date={frame['time'].iloc[0].strftime('%Y-%m-%d')}")
+    # the file's name says when the labelled predictions were made, so monitoring knows which windows it changes
+    span = f"-t{int(min(when.values()))}-{int(max(when.values())) + 1}"
+    write_atomic(frame, folder / f"date={frame['time'].iloc[0].strftime('%Y-%m-%d')}", tag=span)
     return len(ids)
 
 
-def logged_request_ids(root: str | os.PathLike[str], model: str | None) -> set[str]:
-    """Every request id in the prediction log of ``model`` (of every model when None)."""
+def find_predictions(root: str | os.PathLike[str], model: str | None, request_ids: Sequence[str], chunk: int = 64) -> dict[str, float]:
+    """When each of ``request_ids`` was predicted (epoch seconds), searching the log newest first and
+    stopping once all are found (labels usually follow their predictions closely); missing ids are left out."""
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     base = Path(root) / "predictions"
     models = [model] if model else [p.name[6:] for p in base.glob("model=*")] if base.is_dir() else []
-    files = [str(f.path) for m in models for f in list_files(root, "predictions", m)]
-    if not files:
-        return set()
-    column = ds.dataset(files, format="parquet").to_table(columns=["request_id"]).column("request_id")
-    return set(column.unique().to_pylist())
+    files = sorted((f for m in models for f in list_files(root, "predictions", m)), key=lambda f: -f.written_ns)
+    wanted = set(request_ids)
+    found: dict[str, float] = {}
+    for i in range(0, len(files), chunk):
+        if not wanted:
+            break
+        table = ds.dataset([str(f.path) for f in files[i:i + chunk]], format="parquet").to_table(
+            columns=["request_id", "time"], filter=pc.field("request_id").isin(list(wanted)))
+        for rid, at in zip(table.column("request_id").to_pylist(), table.column("time").to_pylist(), strict=True):
+            found[rid] = min(found.get(rid, at.timestamp()), at.timestamp())
+        wanted -= set(found)
+    return found
 
 
-def label_files(root: str | os.PathLike[str], model: str) -> list[str]:
-    """The names of the label files that concern ``model`` (its own and those given for any model)."""
+def label_files(root: str | os.PathLike[str], model: str) -> list[tuple[str, float, float]]:
+    """The label files that concern ``model`` (its own and those given for any model), each with the span
+    of prediction times it labels (``-inf, inf`` for a file that does not say)."""
     names = [f.path.name for f in list_files(root, "labels", model)]
     shared = Path(root) / "labels" / "unassigned"
     if shared.is_dir():
         names += sorted(p.name for p in shared.glob("date=*/part-*.parquet"))
-    return names
+    out = []
+    for name in names:
+        _, _, tail = name[:-8].rpartition("-t")
+        lo, _, hi = tail.partition("-")
+        try:
+            out.append((name, float(lo), float(hi)))
+        except ValueError:
+            out.append((name, float("-inf"), float("inf")))
+    return out
 
 
 def read_labels(root: str | os.PathLike[str], model: str) -> Any:
