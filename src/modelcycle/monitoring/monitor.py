@@ -211,7 +211,14 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
             summary: dict[str, Any] = {"rows": 0, "versions": {}, "performance": {"labelled": 0, "metrics": {}}}
             profile_bytes = None
         else:
-            frame = read_window(mine, s, e)
+            try:
+                frame = read_window(mine, s, e)
+            except FileNotFoundError:  # merged by a compaction since the listing: the merged file holds it
+                files = list_files(home, "predictions", model, start=first, end=end_s + settle + 1)
+                by_window = _assign(files, starts, seconds, settle)
+                mine = by_window.get(i, [])
+                key = fingerprint([f.path.name for f in mine])
+                frame = read_window(mine, s, e)
             champion_versions = frame.loc[frame["role"] == "champion", "version"]
             version = int(champion_versions.mode().iloc[0]) if len(champion_versions) else None
             reference, predicted = references.get(version)

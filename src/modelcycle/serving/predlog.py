@@ -69,6 +69,7 @@ class PredictionLog:
         self.compact_every = compact_every
         self._next_compaction = (time.time() // compact_every + 1) * compact_every + 5 * flush_interval
         self._models: set[str] = set()
+        self._compactor: threading.Thread | None = None
         self.flush_interval = flush_interval
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
         self.dropped = 0
@@ -137,7 +138,8 @@ class PredictionLog:
             if time.time() >= self._next_compaction:  # in its own thread: writing goes on every second meanwhile
                 end = self._next_compaction - 5 * self.flush_interval
                 self._next_compaction = end + self.compact_every + 5 * self.flush_interval
-                threading.Thread(target=self._compact, args=(end,), name="modelcycle-log-compaction", daemon=True).start()
+                self._compactor = threading.Thread(target=self._compact, args=(end,), name="modelcycle-log-compaction", daemon=True)
+                self._compactor.start()
         self._write(self._drain())
 
     def _compact(self, end: float) -> None:
@@ -161,3 +163,5 @@ class PredictionLog:
         self._stop.set()
         self._thread.join(timeout=30)
         self._write(self._drain())
+        if self._compactor is not None:
+            self._compactor.join(timeout=60)

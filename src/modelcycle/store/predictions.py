@@ -165,8 +165,14 @@ def _read(root: Path, kind: str, model: str, start: Any, end: Any) -> Any:
         pd.Timestamp(start) if start is not None else None)
     end_ts = pd.Timestamp(end, tz="UTC") if end is not None and pd.Timestamp(end).tzinfo is None else (
         pd.Timestamp(end) if end is not None else None)
-    frames = [pd.read_parquet(f.path) for f in list_files(root, kind, model)
-              if (start_ts is None or f.written_ns >= start_ts.value) and (end_ts is None or _day(f) <= end_ts)]
+    for attempt in range(3):  # a file merged by a compaction between listing and reading: list again
+        try:
+            frames = [pd.read_parquet(f.path) for f in list_files(root, kind, model)
+                      if (start_ts is None or f.written_ns >= start_ts.value) and (end_ts is None or _day(f) <= end_ts)]
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
     if not frames:
         return pd.DataFrame({"request_id": pd.Series(dtype=str), "time": pd.Series(dtype="datetime64[us, UTC]")})
     out = pd.concat(frames, ignore_index=True, sort=False)
