@@ -228,6 +228,9 @@ def main() -> int:
     p99, ml_p99 = med("modelcycle", "one", "p99_ms"), med("mlflow", "one", "p99_ms")
     rows, ml_rows = med("modelcycle", "thousand", "rps"), med("mlflow", "thousand", "rps")
     nolog = med("modelcycle-nolog", "one", "rps")
+    # the log's price from paired repetitions (log on and off run back to back, so they share the machine's mood)
+    cost = {load: statistics.median(1 - a[load]["rps"] / b[load]["rps"] for a, b in zip(samples["modelcycle"], samples["modelcycle-nolog"],
+                                                                                       strict=True)) for load in ("one", "thousand")}
 
     def check(ok: bool) -> str:
         return "PASS" if ok else "FAIL"
@@ -236,8 +239,9 @@ def main() -> int:
         ("single-row requests/s ≥ 3x MLflow's", f"{rps / ml_rps:.2f}x ({rps:,.0f} vs {ml_rps:,.0f})", check(rps >= 3 * ml_rps)),
         ("single-row p99 ≤ 1/3 of MLflow's", f"{p99:.1f} vs {ml_p99:.1f} ms", check(p99 * 3 <= ml_p99)),
         ("1,000-row rows/s ≥ 2x MLflow's", f"{rows / ml_rows:.2f}x", check(rows >= 2 * ml_rows)),
-        ("prediction log costs < 10% of throughput", f"{(1 - rps / nolog) * 100:.1f}% ({rps:,.0f} vs {nolog:,.0f} req/s)",
-         check(rps >= 0.9 * nolog)),
+        ("prediction log costs < 10% of throughput (median of paired repetitions)",
+         f"1 row {cost['one'] * 100:.1f}%, 1,000 rows {cost['thousand'] * 100:.1f}% (medians {rps:,.0f} vs {nolog:,.0f} req/s)",
+         check(max(cost.values()) < 0.10)),
     ]
     print_targets(console, tgts)
     if args.json:
