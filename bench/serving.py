@@ -197,7 +197,10 @@ def main() -> int:
         work = Path(tmp)
         prepare(work)
         for rep in range(repeats):
-            for tool, log in (("mlflow", True), ("modelcycle", True), ("modelcycle-nolog", False)):
+            order = [("mlflow", True), ("modelcycle", True), ("modelcycle-nolog", False)]
+            if rep % 2:  # log on and off take turns going first, so neither always follows MLflow's run
+                order[1], order[2] = order[2], order[1]
+            for tool, log in order:
                 proc, url = start("mlflow" if tool == "mlflow" else "modelcycle", work, log)
                 try:
                     wrk(url, work / "one.lua", 2)  # warm-up
