@@ -122,7 +122,11 @@ def damage(home: dict, version: int) -> None:
 def test_64_clients_for_60_s_while_the_alias_moves_10_times(home: dict) -> None:
     """The issue's reliability test at full scale: 10 s of steady state, then 10 alias moves over 50 s, two of
     them to versions whose files were damaged. No request fails, the damaged versions never answer, every
-    answer names a version the alias pointed to, and the p99 latency stays within 2x of the steady state's."""
+    answer names a version the alias pointed to, and the p99 latency stays within 2x of the steady state's.
+
+    "Steady" is every request sent away from a move (in the first 10 s, and more than 2 s after the last
+    move), "swapping" every request sent in the 2 s after a move: both are spread over the same minute,
+    so whatever else the machine does weighs on both alike."""
     registry = home["registry"]
     X, y = frame(200)
     for C in (0.5, 0.05):  # versions 4 and 5
@@ -167,7 +171,9 @@ def test_64_clients_for_60_s_while_the_alias_moves_10_times(home: dict) -> None:
             t.start()
         time.sleep(10)
         moves_began = time.monotonic()
+        moved_at: list[float] = []
         for i, target in enumerate((2, 3, 1, 4, 2, 5, 1, 4, 2, 1)):
+            moved_at.append(time.monotonic())
             registry.set_alias("churn", "champion", target)
             if target in (3, 5):
                 failures = served()["failed_swaps"]
@@ -183,7 +189,7 @@ def test_64_clients_for_60_s_while_the_alias_moves_10_times(home: dict) -> None:
         stop.set()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    assert time.monotonic() - began >= 60
+    assert time.monotonic() - began >= 60 and moves_began - began >= 10
     failed = [a for a in answers if a[2] != 200]
     assert not failed, f"{len(failed)} of {len(answers)} requests failed, e.g. {failed[:3]}"
     versions = {a[3] for a in answers}
@@ -193,11 +199,14 @@ def test_64_clients_for_60_s_while_the_alias_moves_10_times(home: dict) -> None:
     def p99(rows: list) -> float:
         return float(np.percentile([a[1] for a in rows], 99))
 
-    steady = [a for a in answers if began + 2 <= a[0] < moves_began]  # the first 2 s warm the clients up
-    moving = [a for a in answers if a[0] >= moves_began]
-    print(f"{len(answers)} answers; p99 steady {p99(steady) * 1000:.0f} ms, while moving {p99(moving) * 1000:.0f} ms")
-    assert len(steady) > 200 and len(moving) > 1000
-    assert p99(moving) <= 2 * p99(steady), f"p99 {p99(moving) * 1000:.0f} ms while moving vs {p99(steady) * 1000:.0f} ms steady"
+    def swapping(sent: float) -> bool:
+        return any(m <= sent < m + 2 for m in moved_at)
+
+    steady = [a for a in answers if a[0] >= began + 2 and not swapping(a[0])]  # the first 2 s warm the clients up
+    moving = [a for a in answers if swapping(a[0])]
+    print(f"{len(answers)} answers; p99 steady {p99(steady) * 1000:.0f} ms, while swapping {p99(moving) * 1000:.0f} ms")
+    assert len(steady) > 1000 and len(moving) > 500
+    assert p99(moving) <= 2 * p99(steady), f"p99 {p99(moving) * 1000:.0f} ms while swapping vs {p99(steady) * 1000:.0f} ms steady"
 
 
 @pytest.mark.slow
