@@ -397,9 +397,9 @@ class Profile:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), default=_json_default)
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, level: int = 6) -> bytes:
         """Compact bytes (zlib-compressed JSON, no pickle): safe to store and to load anywhere."""
-        return zlib.compress(self.to_json().encode(), 6)
+        return zlib.compress(self.to_json().encode(), level)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:

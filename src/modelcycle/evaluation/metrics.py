@@ -158,8 +158,8 @@ def score_predictions(y: Any, prediction: Any, proba: Any = None, classes: Seque
         raise InvalidInputError(f"task must be 'auto', 'classification' or 'regression', not {task!r}")
     names = [str(c) for c in classes] if classes is not None else None
     if names is not None or y.dtype != pred.dtype:
-        y = y.map(_label_text)
-        pred = pred.map(_label_text)
+        y = _texts(y)
+        pred = _texts(pred)
     found = names or sorted(set(y) | set(pred), key=str)
     if proba is not None and np.asarray(proba).shape[1] != len(found):
         proba = None
@@ -189,6 +189,20 @@ def _binary(y: Any, pred: Any, proba: Any) -> dict[str, float]:
         p = np.clip(proba / proba.sum(axis=1, keepdims=True), np.finfo(proba.dtype).eps, 1 - np.finfo(proba.dtype).eps)
         out["log_loss"] = float(-np.mean(np.log(np.where(y, p[:, 1], p[:, 0]))))
     return out
+
+
+def _texts(values: Any) -> Any:
+    """Labels as text, whole numbers without ``.0``; vectorised for number columns."""
+    import numpy as np
+
+    kind = values.dtype.kind
+    if kind in "biu":
+        return values.astype("int64").astype(str).astype(object)
+    if kind == "f":
+        v = values.to_numpy()
+        if np.isfinite(v).all() and (v == np.round(v)).all():
+            return values.astype("int64").astype(str).astype(object)
+    return values.map(_label_text)
 
 
 def _label_text(value: Any) -> str:

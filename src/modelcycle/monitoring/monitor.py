@@ -223,7 +223,7 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
             version = int(champion_versions.mode().iloc[0]) if len(champion_versions) else None
             reference, predicted = references.get(version)
             summary, window_profile = summarise(frame, reference, predicted, drift_method, share, labels())
-            profile_bytes = window_profile.to_bytes() if window_profile is not None else None
+            profile_bytes = window_profile.to_bytes(level=1) if window_profile is not None else None  # stored often, read rarely
             report.computed += 1
         summary["labels_key"] = labels_key
         if closed:

@@ -68,6 +68,18 @@ def _classes(frame: Any) -> list[str]:
     return [c[len("proba."):] for c in frame.columns if c.startswith("proba.")]
 
 
+def _keys(ids: Any, rows: Any) -> Any:
+    """One text key per (request id, row): the id alone for row 0 (most requests have one row)."""
+    import numpy as np
+
+    keys = np.asarray(ids, dtype=object).copy()
+    rows = np.asarray(rows)
+    later = rows != 0
+    if later.any():
+        keys[later] = [f"{i}#{r}" for i, r in zip(keys[later], rows[later], strict=True)]
+    return keys
+
+
 class Labels:
     """The labels of a model, indexed once by (request id, row) so each window finds its own by lookup."""
 
@@ -75,7 +87,8 @@ class Labels:
         import pandas as pd
 
         frame = frame[frame["label"].notna()].drop_duplicates(["request_id", "row"], keep="last") if len(frame) else frame
-        self.index = pd.MultiIndex.from_arrays([frame["request_id"].astype(str), frame["row"].astype("int64")]) if len(frame) else None
+        # object dtype on purpose: an index of Arrow strings converts the keys it is asked for on every lookup
+        self.index = pd.Index(_keys(frame["request_id"].astype(str), frame["row"].astype("int64")), dtype=object) if len(frame) else None
         self.values = frame["label"].to_numpy() if len(frame) else None
 
     def __len__(self) -> int:
@@ -85,7 +98,7 @@ class Labels:
         """The rows that have a label, and their labels."""
         import pandas as pd
 
-        keys = pd.MultiIndex.from_arrays([rows["request_id"].astype(str), rows["row"].astype("int64")])
+        keys = pd.Index(_keys(rows["request_id"].astype(str), rows["row"].astype("int64")), dtype=object)
         at = self.index.get_indexer(keys)  # type: ignore[union-attr]
         hit = at >= 0
         return rows[hit], self.values[at[hit]]  # type: ignore[index]
