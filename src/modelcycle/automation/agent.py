@@ -48,21 +48,20 @@ class LeaseLost(ModelcycleError):
 
 
 def data_fingerprint(source: Any) -> tuple[str, int]:
-    """A hash of the names, sizes and modification times of the files under ``source``, and their number."""
+    """A hash of the names, sizes and modification times of the files under ``source``, and their number
+    (the same fingerprint the pipeline cache keys a data folder by)."""
     from pathlib import Path
+
+    from modelcycle.pipelines.engine import folder_fingerprint
 
     root = Path(source)
     if root.is_file():
-        files = [root]
-    elif root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    else:
+        st = root.stat()
+        return hashlib.sha256(f"{root.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()).hexdigest()[:24], 1
+    if not root.is_dir():
         return "", 0
-    h = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.relative_to(root) if f != root else f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:24], len(files)
+    digest, count = folder_fingerprint(str(root), limit=1_000_000)
+    return digest[:24], count
 
 
 class Agent:

@@ -131,8 +131,9 @@ def _resolve(value: Any, fetch: Callable[[OutputRef], Any]) -> Any:
 
 
 # --- cache keys -----------------------------------------------------------------------------------
-def _folder_listing(folder: str, limit: int = 20_000) -> str:
-    """A hash of the names, sizes and modification times of the files under ``folder`` (hidden ones left out)."""
+def folder_fingerprint(folder: str, limit: int = 20_000) -> tuple[str, int]:
+    """A hash of the names, sizes and modification times of the files under ``folder`` (hidden ones left out),
+    and how many files it covers (at most ``limit``): what changes when data arrive or are rewritten."""
     import hashlib
 
     h = hashlib.sha256()
@@ -146,8 +147,8 @@ def _folder_listing(folder: str, limit: int = 20_000) -> str:
             h.update(f"{os.path.relpath(os.path.join(base, f), folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
             count += 1
             if count >= limit:
-                return h.hexdigest()
-    return h.hexdigest()
+                return h.hexdigest(), count
+    return h.hexdigest(), count
 
 
 def _literal(step: str, name: str, value: Any) -> Any:
@@ -160,7 +161,7 @@ def _literal(step: str, name: str, value: Any) -> Any:
         st = os.stat(value)
         return {"file": value, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if isinstance(value, str) and len(value) < 4096 and value.strip() and os.path.isdir(value):
-        return {"folder": value, "files": _folder_listing(value)}  # a new or changed file in a data folder re-runs the step
+        return {"folder": value, "files": folder_fingerprint(value)[0]}  # a new or changed file in a data folder re-runs the step
     if _is_jsonable(value):
         return value
     if isinstance(value, (list, tuple)):
