@@ -18,7 +18,7 @@ Every mistake is reported with the file, the line and how to fix it, before anyt
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,32 +91,35 @@ class _Lines:
     """YAML values with the line each came from, for messages."""
 
     def __init__(self, path: Path, text: str):
-        import yaml
+        from modelcycle import _yaml
 
         self.path = path
+        self.lines: dict[tuple[Any, ...], int] = {}
         try:
-            node = yaml.compose(text)
-        except yaml.YAMLError as e:
+            node = _yaml.compose(text, source=str(path), error=SpecError)
+            self.value = self._walk(node, ()) if node is not None else None
+        except _yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark is not None else "somewhere"
             raise SpecError(f"{path}: {where}: this is not valid YAML ({getattr(e, 'problem', e)}); check indentation and quotes") from None
-        self.lines: dict[tuple[Any, ...], int] = {}
-        self.value = self._walk(node, ()) if node is not None else None
 
     def _walk(self, node: Any, at: tuple[Any, ...]) -> Any:
-        import yaml
+        # The nodes come from _yaml.compose: aliases and nesting are bounded, merge keys applied, so this walk is too.
+        from modelcycle import _yaml
 
         self.lines[at] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, _yaml.MappingNode):
             out = {}
             for k, v in node.value:
-                key = yaml.safe_load(yaml.serialize(k)) if not isinstance(k, yaml.ScalarNode) else k.value
+                key = k.value if isinstance(k, _yaml.ScalarNode) else _yaml.construct(k)
+                if not isinstance(key, Hashable):
+                    raise SpecError(f"{self.path}, line {k.start_mark.line + 1}: a key must be a plain word, not a list or a mapping")
                 self.lines[(*at, key)] = k.start_mark.line + 1
                 out[key] = self._walk(v, (*at, key))
             return out
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, _yaml.SequenceNode):
             return [self._walk(v, (*at, i)) for i, v in enumerate(node.value)]
-        return yaml.safe_load(yaml.serialize(node))
+        return _yaml.construct(node)
 
     def fail(self, at: tuple[Any, ...], message: str) -> SpecError:
         line = self.lines.get(at)

@@ -79,11 +79,11 @@ class Schema:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "schema") -> Schema:
-        import yaml
+        from modelcycle import _yaml
 
         try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as e:
+            doc = _yaml.load(text, source=source)
+        except _yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
             raise InvalidInputError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None

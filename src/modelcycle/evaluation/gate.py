@@ -94,13 +94,13 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
-        import yaml
+        from modelcycle import _yaml
 
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = _yaml.load(Path(path).read_text(), source=str(path))
         except FileNotFoundError:
             raise InvalidInputError(f"policy file {str(path)!r} does not exist") from None
-        except yaml.YAMLError as e:
+        except _yaml.YAMLError as e:
             raise InvalidInputError(f"policy file {path} is not valid YAML: {e}") from None
         try:
             return cls.from_dict(data or {})
