@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from modelcycle.cli import app
+from modelcycle.monitoring.alerts import AlertRules, flush, raise_alert
 from modelcycle.registry import Registry
 from modelcycle.settings import Settings
 from modelcycle.store.predictions import write_labels
@@ -72,3 +75,43 @@ def test_agent_once_status_alerts_and_lineage(home: Path, tmp_path: Path) -> Non
     missing = runner.invoke(app, ["lineage", "nothing-like-this"])
     assert missing.exit_code == 1 and "no continuous-training cycle" in missing.output
     assert "No alerts" in runner.invoke(app, ["alerts"]).output
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(204 if self.path == "/ok" else 302)
+        self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_alerts_show_their_webhook_delivery(home: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = Client(Settings.for_home(home, capture=False))
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        assert "delivery" not in runner.invoke(app, ["alerts"]).output
+        raise_alert(client.store, "churn", "no_webhook", "raised without a webhook")
+        assert "delivery" not in runner.invoke(app, ["alerts"]).output, "no column when no webhook is configured"
+        ok = raise_alert(client.store, "churn", "load_failure", "version 2 failed to load", rules=AlertRules(webhook=f"{url}/ok"))
+        moved = raise_alert(client.store, "churn", "cycle_failed", "cycle 1 failed", rules=AlertRules(webhook=f"{url}/moved"))
+        assert flush(60)
+        waiting = raise_alert(client.store, "iris", "drift", "input drift")  # as if its delivery were still queued
+        client.store.alert_delivery(waiting["id"], {"event": "firing", "state": "pending", "attempts": 0, "error": None, "at": 0.0})
+    finally:
+        flush(60)
+        server.shutdown()
+        client.close()
+    out = runner.invoke(app, ["alerts"])
+    assert out.exit_code == 0, out.output
+    assert "delivery" in out.output and "delivered" in out.output and "pending" in out.output
+    assert "failed: the webhook answered 302" in " ".join(out.output.split())
+    found = {a["id"]: a for a in json.loads(runner.invoke(app, ["alerts", "--json"]).output)}
+    assert found[ok["id"]]["delivery"]["state"] == "delivered" and found[ok["id"]]["delivery"]["event"] == "firing"
+    assert found[moved["id"]]["delivery"]["state"] == "failed" and "redirect" in found[moved["id"]]["delivery"]["error"]
+    assert found[waiting["id"]]["delivery"]["state"] == "pending"

@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 
 from modelcycle.errors import InvalidInputError
 from modelcycle.monitoring import AlertRules, monitor
+from modelcycle.monitoring.alerts import flush
 from modelcycle.registry import Registry
 from modelcycle.store.predictions import model_dir, write_atomic, write_labels
 from modelcycle.tracking.client import Client
@@ -155,6 +156,7 @@ def test_alerts_are_raised_once_while_the_condition_holds_and_resolved(client: C
         write_labels(home, "churn", log(home, model, X, T0 + 3 * HOUR, HOUR), y.tolist())
         recovered = monitor("churn", "1h", T0, T0 + 4 * HOUR, client=client, rules=rules)
         assert sorted((a["rule"], a["state"]) for a in recovered.alerts) == [("drift", "resolved"), ("performance", "resolved")]
+        assert flush(60), "the webhook is posted to in the background"
     finally:
         server.shutdown()
     assert len(_Hook.received) == 4
@@ -165,6 +167,7 @@ def test_alerts_are_raised_once_while_the_condition_holds_and_resolved(client: C
     assert len(lines) == 4 and {json.loads(line)["state"] for line in lines} == {"firing", "resolved"}
     stored = client.store.alert_list("churn")
     assert len(stored) == 2 and {a["state"] for a in stored} == {"resolved"}
+    assert [(a["delivery"]["event"], a["delivery"]["state"], a["delivery"]["attempts"]) for a in stored] == [("resolved", "delivered", 1)] * 2
 
 
 def test_an_unreachable_webhook_does_not_stop_monitoring(client: Client, served) -> None:
@@ -174,6 +177,10 @@ def test_an_unreachable_webhook_does_not_stop_monitoring(client: Client, served)
     rules = AlertRules(drift_share=0.3, webhook="http://127.0.0.1:9/nothing-listens-here")
     report = monitor("churn", "1h", T0, T0 + HOUR, client=client, rules=rules)
     assert [a["rule"] for a in report.alerts] == ["drift"]
+    assert flush(60)
+    [alert] = client.store.alert_list("churn")
+    assert alert["delivery"]["state"] == "failed" and alert["delivery"]["attempts"] == 3
+    assert "could not reach the webhook" in alert["delivery"]["error"]
 
 
 def test_open_windows_are_shown_but_not_stored(client: Client, served) -> None:
@@ -194,6 +201,7 @@ def test_open_windows_are_shown_but_not_stored(client: Client, served) -> None:
     (lambda c: AlertRules(performance_metric="roc_auc"), "needs min: or max:"),
     (lambda c: AlertRules(drift_share=30), "fraction"),
     (lambda c: AlertRules(webhook="file:///etc/passwd"), "http://"),
+    (lambda c: AlertRules(webhook="ftp://x"), "http://"),
 ])
 def test_bad_input_is_named(client: Client, served, call, words: str) -> None:
     with pytest.raises(InvalidInputError, match=words):

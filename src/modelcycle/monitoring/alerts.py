@@ -1,7 +1,9 @@
 """Alert rules on monitored windows, alert events, and their delivery to a webhook and a log file.
 
 A rule's alert is raised when its condition starts to hold and resolved when it stops: while it
-holds, later windows do not raise it again.
+holds, later windows do not raise it again. Both events go to the file at once and to the webhook
+in the background (see ``modelcycle.monitoring.webhook``): the alert's row in the store records how
+its latest event was delivered.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle.errors import InvalidInputError
+from modelcycle.monitoring.webhook import check_url, flush, submit
 
-__all__ = ["AlertRules", "evaluate_rules", "list_alerts"]
+__all__ = ["AlertRules", "deliver", "evaluate_rules", "flush", "list_alerts", "raise_alert"]
 
 log = logging.getLogger("modelcycle.monitoring")
 
@@ -35,7 +37,7 @@ class AlertRules:
         quality: alert when a window's inputs break the model's schema.
         min_rows: windows with fewer rows are not judged for drift or quality.
         min_labelled: windows with fewer labelled rows are not judged for performance.
-        webhook: URL that gets each alert as a JSON POST.
+        webhook: ``http://`` or ``https://`` URL that gets each alert event as a JSON POST (redirects are not followed).
         file: a file each alert is appended to as one JSON line.
 
     Example:
@@ -63,8 +65,8 @@ class AlertRules:
                                     f"choose one of {', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))}")
         if self.performance_metric is not None and self.performance_min is None and self.performance_max is None:
             raise InvalidInputError(f"the performance alert on {self.performance_metric} needs min: or max:")
-        if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
-            raise InvalidInputError(f"webhook {self.webhook!r} must be an http:// or https:// URL")
+        if self.webhook is not None:
+            check_url(self.webhook)
 
 
 def _latest(windows: Sequence[Any], ok: Any) -> Any:
@@ -120,7 +122,7 @@ def evaluate_rules(store: Any, model: str, rules: AlertRules, windows: Sequence[
                 changed.append({"id": resolved, "model": model, "rule": rule, "state": "resolved", "resolved_at": now,
                                 "message": f"resolved: {message}"})
     for alert in changed:
-        deliver(alert, rules)
+        deliver(alert, rules, store)
     return changed
 
 
@@ -132,12 +134,20 @@ def raise_alert(store: Any, model: str, rule: str, message: str, details: Mappin
     if not store.alert_raise(alert):
         return None
     alert["state"] = "firing"
-    deliver(alert, rules)
+    deliver(alert, rules, store)
     return alert
 
 
-def deliver(alert: Mapping[str, Any], rules: AlertRules | None) -> None:
-    """Send an alert to the webhook and append it to the file; a failed delivery is logged, never raised."""
+def deliver(alert: Mapping[str, Any], rules: AlertRules | None, store: Any = None) -> None:
+    """Append an alert event to the rules' file and queue it for their webhook; returns without waiting for the webhook.
+
+    A failed append or delivery is logged (and, for the webhook, recorded in the store), never raised.
+
+    Args:
+        alert: the event (``state`` firing or resolved), sent as JSON.
+        rules: where it goes (nothing happens when None).
+        store: the metadata store whose alert row records the webhook delivery (pending, then delivered or failed).
+    """
     if rules is None:
         return
     body = json.dumps(dict(alert), default=str)
@@ -150,13 +160,7 @@ def deliver(alert: Mapping[str, Any], rules: AlertRules | None) -> None:
         except OSError as e:
             log.warning("could not append alert %s to %s: %s", alert.get("id"), rules.file, e)
     if rules.webhook:
-        request = urllib.request.Request(rules.webhook, data=body.encode(), headers={"Content-Type": "application/json"},
-                                         method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as r:
-                r.read(1024)
-        except Exception as e:
-            log.warning("could not deliver alert %s to the webhook: %s", alert.get("id"), e)
+        submit(alert, rules.webhook, store)
 
 
 def list_alerts(store: Any, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -95,6 +95,27 @@ class OperationsTables:
 
         return self._write(tx)
 
+    def alert_delivery(self, alert_id: str, record: Mapping[str, Any]) -> bool:
+        """Store how the alert's latest event reached the webhook: ``event`` (firing or resolved), ``state``
+        (pending, delivered, failed), ``attempts``, ``error`` and ``at``.
+
+        The resolution is the later event: a record of the firing never replaces one of the resolution (a
+        firing still being retried when the resolution was queued). False then, or when there is no such alert.
+        """
+        a = s.alerts
+        value = json.dumps(dict(record), default=str)
+
+        def tx(conn: Connection) -> bool:
+            row = conn.execute(select(a.c.delivery).where(a.c.id == alert_id).with_for_update()).first()
+            if row is None:
+                return False
+            if record.get("event") != "resolved" and row.delivery and json.loads(row.delivery).get("event") == "resolved":
+                return False
+            conn.execute(update(a).where(a.c.id == alert_id).values(delivery=value))
+            return True
+
+        return self._write(tx)
+
     def alert_list(self, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         a = s.alerts
         stmt = select(a).order_by(a.c.raised_at.desc()).limit(limit)
@@ -171,7 +192,8 @@ class OperationsTables:
 
 def _alert(row: Any) -> dict[str, Any]:
     return {"id": row.id, "model": row.model, "rule": row.rule, "state": row.state, "window_start": row.window_start,
-            "raised_at": row.raised_at, "resolved_at": row.resolved_at, "message": row.message, "details": json.loads(row.details)}
+            "raised_at": row.raised_at, "resolved_at": row.resolved_at, "message": row.message, "details": json.loads(row.details),
+            "delivery": json.loads(row.delivery) if row.delivery else None}
 
 
 def _cycle(row: Any) -> dict[str, Any]:

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # The newest Alembic revision; a test checks it matches migrations/versions/.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 KEY = 250
 ID = 32
@@ -312,6 +312,7 @@ alerts = Table(
     Column("resolved_at", Double),
     Column("message", Text, nullable=False),
     Column("details", Text, nullable=False),
+    Column("delivery", Text),  # JSON: how the latest event reached the webhook (event, state, attempts, error, at)
     Index(None, "model", "rule", "state"),
 )
 
