@@ -22,7 +22,8 @@
     │   └── StoreBusyError        the database stayed locked for longer than the timeout
     ├── ArtifactError             the artifact store cannot be used
     │   └── ArtifactCorruptedError  stored bytes no longer match their hash
-    └── ReproduceError            a run cannot be reproduced here (no git, missing diff, …)
+    ├── ReproduceError            a run cannot be reproduced here (no git, missing diff, …)
+    └── MissingDependencyError    an optional library is not installed (also an ImportError); names the extra to install
 
 The command line prints an error's message on one line and exits non-zero.
 """
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidKeyError",
     "InvalidValueError",
+    "MissingDependencyError",
     "ModelError",
     "ModelIntegrityError",
     "ModelcycleError",
@@ -179,3 +181,24 @@ class ArtifactCorruptedError(ArtifactError):
 
 class ReproduceError(ModelcycleError):
     """A run cannot be reproduced here."""
+
+
+class MissingDependencyError(ModelcycleError, ImportError):
+    """An optional library that is not installed; the message names the extra that installs it.
+
+    Attributes:
+        module: the module that could not be imported, e.g. ``"skops"``.
+        extra: the modelcycle extra that installs it, e.g. ``"sklearn"`` (None when no extra does).
+
+    Example:
+        >>> e = MissingDependencyError("tuning needs Optuna, which is not installed: pip install 'modelcycle[tune]'",
+        ...                            module="optuna", extra="tune")
+        >>> isinstance(e, ImportError), e.extra
+        (True, 'tune')
+    """
+
+    def __init__(self, message: str, module: str | None = None, extra: str | None = None):
+        super().__init__(message)
+        self.name = module  # ImportError's attribute: the module that is missing
+        self.module = module
+        self.extra = extra

@@ -109,3 +109,44 @@ def test_real_subprocess(home: Path) -> None:
     assert version.stdout.startswith("modelcycle ")
     bad = subprocess.run([str(exe), "runs", "show", "zzz"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.startswith("error:")
+
+
+def test_download_names_the_artifact_it_cannot_write(home: Path, tmp_path: Path) -> None:
+    """A run logged before names were checked may hold a file 'a' and a file 'a/b': one line, exit 1, the rest written."""
+    import time
+
+    client = Client(Settings.for_home(home, capture=False))
+    with client.start_run(experiment="old", name="clash") as run:
+        run.log_text("file", "a")
+        digest, size = client.artifact_store.put_bytes(b"inside")
+        client.buffer.artifacts.append((run.id, "a/b", digest, size, time.time()))
+    client.close()
+    out = invoke("runs", "download", run.id, "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1
+    lines = [line for line in out.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "'a'" in lines[0] and "'a/b'" in lines[0], out.output
+    assert "Traceback" not in out.output and isinstance(out.exception, SystemExit), out.exception
+    assert (tmp_path / "out" / "a" / "b").read_bytes() == b"inside"
+
+
+EVIL = "\x1b[31mred\x1b[0m\r\nforged line\x07\x00 [bold]markup[/]"
+
+
+def test_stored_strings_are_printed_escaped_and_json_stays_exact(home: Path) -> None:
+    """Names and values come from whoever logged them: printed raw, they could rewrite the terminal."""
+    import time
+
+    client = Client(Settings.for_home(home, capture=False))
+    with client.start_run(experiment="churn", name=EVIL, params={"p": EVIL}, tags={"t": EVIL}) as run:
+        digest, size = client.artifact_store.put_bytes(b"x")
+        client.buffer.artifacts.append((run.id, "old\x1b]0;title\x07.txt", digest, size, time.time()))  # logged before names were checked
+    client.close()
+    for args in (("runs", "show", run.id), ("runs", "ls", "-e", "churn"), ("runs", "compare", run.id, run.id)):
+        out = invoke(*args)
+        assert out.exit_code == 0, out.output
+        assert not set(out.output) & {"\x1b", "\r", "\x07", "\x00"}, (args, out.output)
+    shown = invoke("runs", "show", run.id).output
+    assert "\\x1b[31mred" in shown and "\\r\\nforged line\\x07\\x00" in shown and "[bold]markup[/]" in shown
+    assert "old\\x1b]0;title\\x07.txt" in shown
+    data = json.loads(invoke("runs", "show", run.id, "--json").output)
+    assert data["name"] == EVIL and data["params"]["p"] == EVIL and data["tags"]["t"] == EVIL

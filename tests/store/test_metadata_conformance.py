@@ -95,6 +95,21 @@ def test_batch_applies_params_tags_artifacts_inputs_and_updates(store) -> None:
     assert store.referenced_digests() == {"0" * 64}
 
 
+def test_artifact_clash_finds_a_name_that_is_both_a_file_and_a_folder(store) -> None:
+    """What the tracking client asks before it accepts an artifact name (LIKE and range characters included)."""
+    rid, other = _run(store), _run(store)
+    names = ["a", "x/b", "p_q%r/s", "deep/er/file.txt", "c!d"]
+    store.write(WriteBatch(artifacts=[(rid, n, "0" * 64, 1, 0.0) for n in names] + [(other, "free", "0" * 64, 1, 0.0)]))
+    assert store.artifact_clash(rid, ["a/b"]) == ("a", "a/b")
+    assert store.artifact_clash(rid, ["x"]) == ("x/b", "x")
+    assert store.artifact_clash(rid, ["deep/er"]) == ("deep/er/file.txt", "deep/er")
+    assert store.artifact_clash(rid, ["deep/er/file.txt/more"]) == ("deep/er/file.txt", "deep/er/file.txt/more")
+    assert store.artifact_clash(rid, ["ok", "a/b"]) == ("a", "a/b")
+    assert store.artifact_clash(rid, ["p_q%r"]) == ("p_q%r/s", "p_q%r")
+    for fits in (["a"], ["x/c"], ["ab/c"], ["x0"], ["pxqyr"], ["p_q"], ["c"], ["c!d"], ["deep/other"], ["free/x"], []):
+        assert store.artifact_clash(rid, fits) is None, fits
+
+
 def test_stale_heartbeat_marks_run_lost_but_fresh_ones_stay_running(store) -> None:
     old = _run(store, start=time.time() - 500)
     fresh = _run(store)

@@ -17,6 +17,7 @@ from modelcycle.errors import (
     ArtifactCorruptedError,
     ConflictError,
     FilterSyntaxError,
+    InvalidInputError,
     InvalidKeyError,
     InvalidValueError,
     ModelcycleError,
@@ -256,13 +257,92 @@ def test_artifacts_of_every_kind(client: Client, tmp_path: Path) -> None:
     assert list(table["p"]) == [0.9, 0.2]
 
 
-@pytest.mark.parametrize("name", ["../evil.txt", "/abs/path.txt", "a/../../b", "nul\x00byte"])
+@pytest.mark.parametrize("name", ["../evil.txt", "/abs/path.txt", "a/../../b", "nul\x00byte", "..\\evil.txt", "C:\\evil.txt",
+                                  "esc\x1b[31m.txt", "two\nlines.txt", "back\rto-start.txt", "bell\x07.txt", "del\x7f.txt"])
 def test_unsafe_artifact_names_are_refused_and_nothing_is_written(client: Client, tmp_path: Path, name: str) -> None:
     with client.start_run() as run, pytest.raises(UnsafePathError):
         run.log_text("x", name)
     assert client.get_run(run.id).artifacts == ()
     assert not (tmp_path / "evil.txt").exists()
     assert not (tmp_path.parent / "evil.txt").exists()
+
+
+@pytest.mark.parametrize(("first", "second"), [("a", "a/b"), ("a/b", "a"), ("a", "a/b/c"), ("a/b/c", "a"), ("x/a", "x/a/b")])
+def test_a_name_cannot_be_both_a_file_and_a_folder(any_client: Client, first: str, second: str) -> None:
+    """'a' and 'a/b' cannot both be written to disk, so the second is refused when it is logged, naming both."""
+    with any_client.start_run() as run:
+        run.log_text("first", first)
+        with pytest.raises(InvalidInputError) as refused:
+            run.log_text("second", second)
+        assert repr(first) in str(refused.value) and repr(second) in str(refused.value), refused.value
+        assert "choose another name" in str(refused.value)
+        run.log_text("again", first)  # the same name again replaces it
+        run.log_text("other", "c")  # a refused name reserves nothing
+    assert {a.path for a in any_client.get_run(run.id).artifacts} == {first, "c"}
+    assert any_client.read_artifact(run.id, first) == b"again"
+
+
+def test_every_way_of_logging_is_checked(client: Client, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "x.txt").write_text("x")
+    single = tmp_path / "single.txt"
+    single.write_text("s")
+    model = LogisticRegression().fit(pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1])
+    with client.start_run() as run:
+        run.log_text("t", "text")
+        run.log_text("t", "pkg/sub")
+        run.log_text("t", "model")
+        attempts = [
+            lambda: run.log_artifact(single, "text/single.txt"),
+            lambda: run.log_artifact(folder, "pkg"),  # pkg/sub/x.txt needs the folder pkg/sub
+            lambda: run.log_bytes(b"b", "text/bytes"),
+            lambda: run.log_dict({"a": 1}, "text/d.json"),
+            lambda: run.log_model(model, "model"),  # model/model.skops, model/manifest.json …
+            lambda: run.log_text("t", "pkg"),
+        ]
+        for attempt in attempts:
+            with pytest.raises(InvalidInputError, match="already has an artifact"):
+                attempt()
+        logged = run.log_model(model, "m")
+        with pytest.raises(InvalidInputError, match=re.escape("'m/manifest.json'")):
+            run.log_text("t", "m/manifest.json/x")
+    paths = {a.path for a in client.get_run(run.id).artifacts}
+    assert {p for p in paths if not p.startswith("m/")} == {"text", "pkg/sub", "model"}, "nothing refused was stored"
+    assert "m/manifest.json" in paths and logged.uri.endswith("/m")
+    assert mc.models.load_package(client.download_artifacts(run.id, "m")) is not None
+
+
+def test_names_logged_by_another_process_are_checked_too(any_client: Client) -> None:
+    with any_client.start_run() as run:
+        run.log_text("x", "shared")
+        any_client.flush()
+        other = Client(any_client.settings)  # another process: it knows the names only from the store
+        try:
+            with pytest.raises(InvalidInputError, match="'shared'; 'shared/y' would need a folder"):
+                other.log_text("y", "shared/y", run_id=run.id)
+            other.log_text("z", "fine/z", run_id=run.id)
+            other.flush()
+        finally:
+            other.close()
+        with pytest.raises(InvalidInputError, match="'fine/z' in a folder named 'fine'"):
+            run.log_text("w", "fine")
+
+
+def test_download_skips_a_file_named_like_a_folder_from_before_the_check(client: Client, tmp_path: Path) -> None:
+    import time
+
+    with client.start_run() as run:
+        run.log_text("file", "a")
+        run.log_text("ok", "ok.txt")
+        digest, size = client.artifact_store.put_bytes(b"inside")
+        client.buffer.artifacts.append((run.id, "a/b", digest, size, time.time()))  # as stores written before the check hold
+    with pytest.raises(ConflictError, match=r"1 artifact\(s\) not downloaded: 'a' \(the artifact 'a/b' needs a folder"):
+        client.download_artifacts(run.id, dst=tmp_path / "out")
+    assert (tmp_path / "out" / "a" / "b").read_bytes() == b"inside"
+    assert (tmp_path / "out" / "ok.txt").read_bytes() == b"ok"
 
 
 def test_corrupted_artifact_fails_on_read(client: Client) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from modelcycle.cli import data, models, ops, pipeline, project, runs
 from modelcycle.cli import serve as serve_cli
-from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json
+from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, printable
 
 __all__ = ["app", "main"]
 
@@ -69,7 +69,7 @@ def experiments_ls(as_json: bool = JSON_OPTION) -> None:
     for col in ("id", "name", "runs", "created"):
         table.add_column(col, justify="right" if col in ("id", "runs") else "left")
     for e in exps:
-        table.add_row(str(e.id), e.name, str(e.run_count or 0), when(e.created_at))
+        table.add_row(str(e.id), printable(e.name), str(e.run_count or 0), when(e.created_at))
     console().print(table)
 
 
@@ -101,5 +101,22 @@ def demo(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Every command is wrapped by ``errors``; this is the net under what runs outside one (callbacks,
+    option parsing): a ModelcycleError or a missing optional library is still one line and exit code 1.
+    """
+    from modelcycle.cli._common import command_name, error_line, fail, missing_extra, printable
+    from modelcycle.errors import ModelcycleError
+
+    try:
+        app()
+    except ModelcycleError as e:
+        fail(error_line(e))
+        raise SystemExit(1) from None
+    except ModuleNotFoundError as e:
+        message = missing_extra(e, command_name())
+        if message is None:
+            raise
+        fail(printable(message))
+        raise SystemExit(1) from None

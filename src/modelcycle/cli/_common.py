@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -37,22 +38,116 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
+# C0 and C1 control characters, and the Unicode ones that move the cursor or reorder text
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    ch = match.group()
+    return _NAMED.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
+def printable(value: Any, markup: bool = True) -> str:
+    """A stored name or value made safe to print: control characters shown as ``\\x1b``, ``\\n`` …,
+    and rich markup escaped (pass ``markup=False`` where the text is printed with ``markup=False``).
+
+    Names, params, tags and artifact paths come from whoever logged them: printed raw, an escape
+    sequence could rewrite the terminal and a ``[tag]`` would be read as rich markup. ``--json``
+    output needs none of this (JSON escapes control characters itself).
+
+    Example:
+        >>> print(printable("a\\x1b[31mb\\nc [red]d"))
+        a\\x1b[31mb\\nc \\[red]d
+        >>> printable("[bold]x[/]", markup=False)
+        '[bold]x[/]'
+    """
+    text = value if isinstance(value, str) else str(value)
+    text = _CONTROL.sub(_escape_control, text)
+    if markup:
+        from rich.markup import escape
+
+        text = escape(text)
+    return text
+
+
 def fail(message: str) -> typer.Exit:
     console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
+def command_name() -> str:
+    """The command being run, as a user types it: ``"modelcycle runs ls"``."""
+    ctx = _current_context()
+    if ctx is None:  # outside a command (main's net): read it from the command line
+        return command_of(sys.argv[1:])
+    names: list[str] = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["modelcycle", *reversed(names)])
+
+
+def _current_context() -> Any:
+    import importlib
+
+    for module in ("typer._click.globals", "click.globals"):  # recent Typer releases carry their own copy of Click
+        try:
+            ctx = importlib.import_module(module).get_current_context(silent=True)
+        except (ImportError, AttributeError):
+            continue
+        if ctx is not None:
+            return ctx
+    return None
+
+
+def command_of(argv: list[str]) -> str:
+    """``"modelcycle runs ls"`` from the command line's arguments: the subcommands, not their arguments."""
+    import typer.main
+
+    from modelcycle.cli import app
+
+    words = ["modelcycle"]
+    try:
+        command: Any = typer.main.get_command(app)
+    except Exception:  # only wording: the net that calls this must not fail
+        return words[0]
+    for arg in argv:
+        commands = getattr(command, "commands", None)
+        if not isinstance(commands, dict) or arg not in commands:
+            break
+        words.append(arg)
+        command = commands[arg]
+    return " ".join(words)
+
+
+def missing_extra(error: ModuleNotFoundError, command: str) -> str | None:
+    """The one line for an optional library that is not installed (None for any other missing module)."""
+    from modelcycle._deps import missing_message
+
+    return missing_message(error.name, command)
+
+
+def error_line(error: BaseException) -> str:
+    """An error's message as one printable line (markup escaped)."""
+    text = str(error)
+    return printable(text.splitlines()[0] if text.strip() else type(error).__name__)
+
+
 def errors(fn: F) -> F:
-    """Turn a ModelcycleError into one plain line on stderr and exit code 1."""
+    """Turn a ModelcycleError, or a missing optional library, into one plain line on stderr and exit code 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ModelcycleError as e:
-            from rich.markup import escape
-
-            raise fail(escape(str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
+            raise fail(error_line(e)) from None
+        except ModuleNotFoundError as e:  # a lazy import that did not go through modelcycle._deps.require
+            message = missing_extra(e, command_name())
+            if message is None:
+                raise
+            raise fail(printable(message)) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelcycle.cli._common import JSON_OPTION, console, errors, number, print_json
+from modelcycle.cli._common import JSON_OPTION, console, errors, number, print_json, printable
 
 app = typer.Typer(help="Profile, validate and compare datasets (CSV or Parquet).", no_args_is_help=True)
 
@@ -28,7 +28,7 @@ def _progress(path: Path, what: str, quiet: bool) -> Iterator[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     total = total_rows(path)
-    with Progress(SpinnerColumn(), TextColumn(f"{what} {path.name}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(SpinnerColumn(), TextColumn(f"{what} {printable(path.name)}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("rows"), TimeElapsedColumn(), console=console(stderr=True), transient=True) as bar:
         task = bar.add_task(what, total=total)
         yield lambda rows: bar.update(task, completed=rows)
@@ -55,7 +55,7 @@ def profile_cmd(path: Annotated[Path, FILE], html: Path | None = HTML_OPTION, as
         return
     from rich.table import Table
 
-    table = Table(title=f"{path.name}: {p.rows:,} rows, {len(p.columns)} columns", header_style="bold")
+    table = Table(title=f"{printable(path.name)}: {p.rows:,} rows, {len(p.columns)} columns", header_style="bold")
     for col in ("column", "type", "missing", "distinct", "min", "median", "max", "mean", "top values"):
         table.add_column(col, justify="left" if col in ("column", "type", "top values") else "right")
     for name, c in p.columns.items():
@@ -63,9 +63,9 @@ def profile_cmd(path: Annotated[Path, FILE], html: Path | None = HTML_OPTION, as
         top = ", ".join(f"{v} ({n:,})" for v, n in c.frequent_values(3)) if c.kind in ("categorical", "boolean", "text") else ""
         numeric = c.base in ("numeric", "integer", "datetime")
         table.add_row(
-            name, c.kind, f"{c.missing / total:.1%}" if total else "—", f"{c.distinct:,}",
+            printable(name), printable(c.kind), f"{c.missing / total:.1%}" if total else "—", f"{c.distinct:,}",
             number(c.min, 4) if numeric else "", number(c.quantiles([0.5])[0], 4) if numeric else "",
-            number(c.max, 4) if numeric else "", number(c.mean, 4) if numeric and c.kind != "datetime" else "", top,
+            number(c.max, 4) if numeric else "", number(c.mean, 4) if numeric and c.kind != "datetime" else "", printable(top),
         )
     console().print(table)
 
@@ -82,7 +82,8 @@ def infer_schema_cmd(
     with _progress(path, "profiling", False) as tick:
         schema = infer_schema(profile(path, progress=tick))
     schema.save(output)
-    console().print(f"wrote {output} ({len(schema.columns)} columns); review it, then `modelcycle data validate FILE --schema {output}`")
+    console().print(f"wrote {printable(output)} ({len(schema.columns)} columns); review it, "
+                    f"then `modelcycle data validate FILE --schema {printable(output)}`")
 
 
 @app.command("validate")
@@ -104,15 +105,15 @@ def validate_cmd(
 
         con = console()
         if not report.anomalies:
-            con.print(f"[green]{path.name}: {report.rows:,} rows, no anomaly[/]")
+            con.print(f"[green]{printable(path.name)}: {report.rows:,} rows, no anomaly[/]")
         else:
-            table = Table(title=f"{path.name}: {report.rows:,} rows", header_style="bold")
+            table = Table(title=f"{printable(path.name)}: {report.rows:,} rows", header_style="bold")
             for col in ("column", "check", "severity", "expected", "observed", "examples"):
                 table.add_column(col)
             for a in report.anomalies:
                 style = "red" if a.severity == "error" else "yellow"
-                table.add_row(a.column, a.check, f"[{style}]{a.severity}[/]", a.expected, a.observed,
-                              ", ".join(repr(x) for x in a.examples[:3]))
+                table.add_row(printable(a.column), printable(a.check), f"[{style}]{printable(a.severity)}[/]", printable(a.expected),
+                              printable(a.observed), printable(", ".join(repr(x) for x in a.examples[:3])))
             con.print(table)
             verdict = "[red]failed[/]" if not report.passed else "[green]passed[/] with warnings"
             con.print(f"{verdict}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
@@ -140,7 +141,7 @@ def compare_cmd(
     if _emit(report, html, as_json):
         from rich.table import Table
 
-        table = Table(title=f"{current.name} against {reference.name}", header_style="bold")
+        table = Table(title=f"{printable(current.name)} against {printable(reference.name)}", header_style="bold")
         for col in ("column", "type", "method", "value", "threshold", "drift", "notes"):
             table.add_column(col, justify="right" if col in ("value", "threshold") else "left")
         for c in report.columns.values():
@@ -149,8 +150,8 @@ def compare_cmd(
                 notes.append(f"unseen: {', '.join(map(str, c.unseen[:3]))} ({c.unseen_share:.1%})")
             if abs(c.missing_current - c.missing_reference) >= 0.01:
                 notes.append(f"missing {c.missing_reference:.1%} → {c.missing_current:.1%}")
-            table.add_row(c.column, c.kind, c.method, number(c.statistic, 4), number(c.threshold, 4),
-                          "[red]drifted[/]" if c.drifted else "[green]ok[/]", "; ".join(notes))
+            table.add_row(printable(c.column), printable(c.kind), printable(c.method), number(c.statistic, 4), number(c.threshold, 4),
+                          "[red]drifted[/]" if c.drifted else "[green]ok[/]", printable("; ".join(notes)))
         con = console()
         con.print(table)
         con.print(f"{len(report.drifted_columns)} of {len(report.columns)} columns drifted ({report.drift_share:.0%}); "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, when
+from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, printable, when
 
 if TYPE_CHECKING:
     from modelcycle.registry import Registry
@@ -64,7 +64,7 @@ def ls(as_json: bool = JSON_OPTION) -> None:
         table.add_column(col, justify="right" if col in ("versions", "latest") else "left")
     for m in models:
         aliases = ", ".join(f"{a}→{v}" for a, v in m["aliases"].items())
-        table.add_row(m["name"], str(m["versions"]), str(m["latest"] or "—"), aliases or "—", when(m["updated_at"]))
+        table.add_row(printable(m["name"]), str(m["versions"]), str(m["latest"] or "—"), printable(aliases or "—"), when(m["updated_at"]))
     con.print(table)
 
 
@@ -84,12 +84,13 @@ def show(
             return
         from rich.table import Table
 
-        table = Table(title=f"{name}: {len(versions)} version(s)", header_style="bold")
+        table = Table(title=f"{printable(name)}: {len(versions)} version(s)", header_style="bold")
         for col in ("version", "aliases", "flavour", "run", "created", "by", "sha256", "tags"):
             table.add_column(col, justify="right" if col == "version" else "left")
         for v in versions:
-            table.add_row(str(v.version), ", ".join(v.aliases) or "—", v.flavour, v.run_id[:8], when(v.created_at), v.created_by or "",
-                          v.hash[:12], ", ".join(f"{k}={val}" for k, val in v.tags.items()))
+            table.add_row(str(v.version), printable(", ".join(v.aliases) or "—"), printable(v.flavour), printable(v.run_id[:8]),
+                          when(v.created_at), printable(v.created_by or ""), printable(v.hash[:12]),
+                          printable(", ".join(f"{k}={val}" for k, val in v.tags.items())))
         console().print(table)
         return
     version = registry.get_model_version(name, which)
@@ -103,21 +104,23 @@ def show(
     from rich.table import Table
 
     con = console()
-    con.print(f"[bold]{version.name}[/] version [bold]{version.version}[/]"
-              + (f"  aliases: {', '.join(version.aliases)}" if version.aliases else ""))
-    con.print(f"  {manifest.model_class} ({version.flavour}), from {version.source}, sha256 {version.hash}")
-    con.print(f"  registered {when(version.created_at)} by {version.created_by or '?'}" + (f": {version.description}" if version.description else ""))
+    con.print(f"[bold]{printable(version.name)}[/] version [bold]{version.version}[/]"
+              + (f"  aliases: {printable(', '.join(version.aliases))}" if version.aliases else ""))
+    con.print(f"  {printable(manifest.model_class)} ({printable(version.flavour)}), from {printable(version.source)}, "
+              f"sha256 {printable(version.hash)}")
+    con.print(f"  registered {when(version.created_at)} by {printable(version.created_by or '?')}"
+              + (f": {printable(version.description)}" if version.description else ""))
     if manifest.signature is not None:
         sig = Table(title="signature", title_justify="left", header_style="bold")
         for col in ("input", "type", "nullable"):
             sig.add_column(col)
         for c in manifest.signature.inputs:
-            sig.add_row(c.name, c.type, "yes" if c.nullable else "no")
+            sig.add_row(printable(c.name), printable(c.type), "yes" if c.nullable else "no")
         con.print(sig)
-    con.print("  requires " + ", ".join(f"{k} {v}" for k, v in manifest.requirements.items()))
+    con.print("  requires " + printable(", ".join(f"{k} {v}" for k, v in manifest.requirements.items())))
     for v in verdicts:
         state = "[green]passed[/]" if v["passed"] else "[red]failed[/]"
-        con.print(f"  verdict {v['id'][:8]} {state} {when(v['created_at'])}")
+        con.print(f"  verdict {printable(v['id'][:8])} {state} {when(v['created_at'])}")
 
 
 @app.command("history")
@@ -135,15 +138,15 @@ def history(
     from rich.table import Table
 
     if not events:
-        console().print(f"{name}'s aliases have never moved.")
+        console().print(f"{printable(name)}'s aliases have never moved.")
         return
-    table = Table(title=f"{name}: alias history", header_style="bold")
+    table = Table(title=f"{printable(name)}: alias history", header_style="bold")
     for col in ("#", "when", "alias", "action", "from", "to", "by", "verdict", "reason"):
         table.add_column(col)
     for e in events:
-        action = e.action + (" [red](forced)[/]" if e.forced else "")
-        table.add_row(str(e.id), when(e.at), e.alias, action, str(e.from_version or "—"), str(e.to_version or "—"), e.actor,
-                      (e.verdict_id or "—")[:8], e.reason or "")
+        action = printable(e.action) + (" [red](forced)[/]" if e.forced else "")
+        table.add_row(str(e.id), when(e.at), printable(e.alias), action, str(e.from_version or "—"), str(e.to_version or "—"),
+                      printable(e.actor), printable((e.verdict_id or "—")[:8]), printable(e.reason or ""))
     console().print(table)
 
 
@@ -160,7 +163,7 @@ def register(
     if as_json:
         print_json(_version_json(version))
         return
-    console().print(f"registered [bold]{version.name}[/] version [bold]{version.version}[/] from {version.source}")
+    console().print(f"registered [bold]{printable(version.name)}[/] version [bold]{version.version}[/] from {printable(version.source)}")
 
 
 @app.command("promote")
@@ -178,7 +181,7 @@ def promote(
     if as_json:
         print_json(_event_json(event))
         return
-    console().print(f"{name}@{alias}: {event.from_version or '—'} → [bold]{event.to_version}[/]"
+    console().print(f"{printable(name)}@{printable(alias)}: {event.from_version or '—'} → [bold]{event.to_version}[/]"
                     + (" [red](forced)[/]" if event.forced else ""))
 
 
@@ -195,7 +198,7 @@ def rollback(
     if as_json:
         print_json(_event_json(event))
         return
-    console().print(f"{name}@{alias}: {event.from_version} → [bold]{event.to_version}[/] (rolled back)")
+    console().print(f"{printable(name)}@{printable(alias)}: {event.from_version} → [bold]{event.to_version}[/] (rolled back)")
 
 
 def _read_table(path: Path) -> Any:
@@ -243,19 +246,20 @@ def validate(
     else:
         from rich.table import Table
 
-        table = Table(title=f"{name}/{version} against {policy.name}" + (f" ({verdict.baseline})" if verdict.baseline else ""),
+        table = Table(title=f"{printable(name)}/{version} against {printable(policy.name)}"
+                      + (f" ({printable(verdict.baseline)})" if verdict.baseline else ""),
                       header_style="bold")
         for col in ("rule", "result", "expected", "evidence"):
             table.add_column(col, overflow="fold")
         for r in verdict.rules:
-            table.add_row(r.rule, "[green]pass[/]" if r.passed else "[bold red]FAIL[/]", r.expected, r.detail)
+            table.add_row(printable(r.rule), "[green]pass[/]" if r.passed else "[bold red]FAIL[/]", printable(r.expected), printable(r.detail))
         con = console()
         con.print(table)
-        con.print(f"verdict {verdict.id[:8]}: " + ("[bold green]PASSED[/]" if verdict.passed else "[bold red]FAILED[/]"))
+        con.print(f"verdict {printable(verdict.id[:8])}: " + ("[bold green]PASSED[/]" if verdict.passed else "[bold red]FAILED[/]"))
         if event is not None:
-            con.print(f"{name}@{promote_to}: {event.from_version or '—'} → [bold]{event.to_version}[/]")
+            con.print(f"{printable(name)}@{printable(promote_to)}: {event.from_version or '—'} → [bold]{event.to_version}[/]")
         elif promote_to:
-            con.print(f"{name}@{promote_to} was not moved.")
+            con.print(f"{printable(name)}@{printable(promote_to)} was not moved.")
     if not verdict.passed:
         raise typer.Exit(1)
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelcycle.cli._common import JSON_OPTION, client, console, duration, errors, print_json, status, when
+from modelcycle.cli._common import JSON_OPTION, client, console, duration, errors, fail, print_json, printable, status, when
 from modelcycle.errors import InvalidInputError, NotFoundError
 from modelcycle.pipelines.loader import load_pipeline
 
@@ -20,15 +20,14 @@ _STYLE = {"running": "yellow", "finished": "green", "cached": "cyan", "failed": 
 
 
 def _params(pipe: Any, config: Path | None, values: list[str]) -> dict[str, Any]:
-    import yaml
-
+    from modelcycle import _yaml
     from modelcycle.pipelines.core import convert_cli_value
 
     params: dict[str, Any] = {}
     if config is not None:
         try:
-            loaded = yaml.safe_load(config.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
+            loaded = _yaml.load(config.read_text(), source=str(config)) or {}
+        except (OSError, _yaml.YAMLError) as e:
             raise InvalidInputError(f"cannot read the config {config}: {e}") from None
         if not isinstance(loaded, dict):
             raise InvalidInputError(f"{config}: the config must map parameter names to values")
@@ -48,7 +47,7 @@ def _params(pipe: Any, config: Path | None, values: list[str]) -> dict[str, Any]
 def _table(result_steps: dict[str, Any], title: str) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, header_style="bold")
+    table = Table(title=printable(title), header_style="bold")
     for col in ("step", "status", "took", "run", "why"):
         table.add_column(col, overflow="fold")
     for name, s in result_steps.items():
@@ -56,7 +55,8 @@ def _table(result_steps: dict[str, Any], title: str) -> Any:
         dur = s["duration"] if isinstance(s, dict) else s.duration
         run_id = s["run_id"] if isinstance(s, dict) else s.run_id
         reason = (s.get("error") or s["reason"]) if isinstance(s, dict) else (s.error or s.reason)
-        table.add_row(name, f"[{_STYLE.get(st, '')}]{st}[/]", f"{dur:.2f} s" if dur else "—", (run_id or "—")[:8], reason or "")
+        table.add_row(printable(name), f"[{_STYLE.get(st, '')}]{printable(st)}[/]", f"{dur:.2f} s" if dur else "—",
+                      printable((run_id or "—")[:8]), printable(reason or ""))
     return table
 
 
@@ -117,14 +117,11 @@ def run(
     elif outcome is not None:
         con.print(_table(outcome.steps, f"{pipe.name} — run {outcome.run_id[:8]} {outcome.status}"))
         cached = sum(1 for s in outcome.steps.values() if s.cached)
-        con.print(f"{len(outcome.steps)} steps, {cached} from the cache. `modelcycle pipeline show {outcome.run_id[:8]}` for lineage.")
+        con.print(f"{len(outcome.steps)} steps, {cached} from the cache. `modelcycle pipeline show {printable(outcome.run_id[:8])}` for lineage.")
         if failure is None:
             _print_output(con, outcome)
     if failure is not None:
-        from rich.markup import escape
-
-        console(stderr=True).print(f"[bold red]error:[/] {escape(str(failure))}")
-        raise typer.Exit(1)
+        raise fail(printable(failure))  # one line, however long
 
 
 def _print_output(con: Any, outcome: Any) -> None:
@@ -172,8 +169,9 @@ def ls(
     for col in ("run", "pipeline", "status", "started", "took", "executor", "params"):
         table.add_column(col, overflow="fold")
     for r in runs:
-        table.add_row(r.id[:8], r.tags.get("modelcycle.pipeline", ""), status(r.status.value), when(r.start_time, short=True),
-                      duration(r.duration), r.tags.get("modelcycle.executor", ""), ", ".join(f"{k}={v}" for k, v in r.params.items()))
+        table.add_row(r.id[:8], printable(r.tags.get("modelcycle.pipeline", "")), status(r.status.value), when(r.start_time, short=True),
+                      duration(r.duration), printable(r.tags.get("modelcycle.executor", "")),
+                      printable(", ".join(f"{k}={v}" for k, v in r.params.items())))
     console().print(table)
 
 
@@ -186,8 +184,8 @@ def show(run_id: Annotated[str, typer.Argument(help="A pipeline run (a unique pr
         print_json({"run_id": run.id, "status": run.status.value, **data})
         return
     con = console()
-    con.print(f"[bold]{data['pipeline']}[/] run {run.id[:8]} {status(run.status.value)}, executor {data.get('executor')}, "
-              f"params: {', '.join(f'{k}={v}' for k, v in data.get('params', {}).items()) or 'none'}")
+    con.print(f"[bold]{printable(data['pipeline'])}[/] run {run.id[:8]} {status(run.status.value)}, executor {printable(data.get('executor'))}, "
+              f"params: {printable(', '.join(f'{k}={v}' for k, v in data.get('params', {}).items()) or 'none')}")
     con.print(_table(data["steps"], "steps"))
     from rich.tree import Tree
 
@@ -195,10 +193,10 @@ def show(run_id: Annotated[str, typer.Argument(help="A pipeline run (a unique pr
     for name, s in data["steps"].items():
         out = s.get("output") or {}
         label = f"{name} → {out.get('kind', '—')} {str(out.get('fingerprint', ''))[:12]}"
-        node = tree.add(label)
+        node = tree.add(printable(label))
         for up in s.get("upstream", []):
             upo = data["steps"].get(up, {}).get("output") or {}
-            node.add(f"from {up} ({str(upo.get('fingerprint', ''))[:12]})")
+            node.add(printable(f"from {up} ({str(upo.get('fingerprint', ''))[:12]})"))
     con.print(tree)
 
 
@@ -222,14 +220,14 @@ def explain(
         return
     con = console()
     verb = "came from the cache" if s["cached"] else "was not cached" if s["status"] in ("finished", "failed") else s["status"]
-    con.print(f"step [bold]{step}[/] of run {run.id[:8]} {verb}: {s['reason'] or '—'}")
+    con.print(f"step [bold]{printable(step)}[/] of run {run.id[:8]} {printable(verb)}: {printable(s['reason'] or '—')}")
     if s.get("error"):
-        con.print(f"  error: {s['error']}")
+        con.print(f"  error: {printable(s['error'])}")
     if s.get("cache_key"):
-        con.print(f"  cache key {s['cache_key']}")
+        con.print(f"  cache key {printable(s['cache_key'])}")
     if components:
-        con.print(f"  source sha256 {components['source'][:16]}…")
+        con.print(f"  source sha256 {printable(components['source'][:16])}…")
         for arg, fp in components.get("inputs", {}).items():
-            con.print(f"  input {arg}: {json.dumps(fp)[:80]}")
+            con.print(f"  input {printable(arg)}: {printable(json.dumps(fp)[:80])}")
         for arg, value in components.get("params", {}).items():
-            con.print(f"  parameter {arg} = {json.dumps(value)[:80]}")
+            con.print(f"  parameter {printable(arg)} = {printable(json.dumps(value)[:80])}")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, when
+from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, printable, when
 
 __all__ = ["ci", "init"]
 
@@ -26,8 +26,6 @@ def ci(
     """Check a project: validate a data sample, run the pipeline on it, gate its model. Exit code 1 when a check fails."""
     import time
 
-    from rich.markup import escape
-
     from modelcycle.automation.ci import run_ci
     from modelcycle.automation.spec import load_spec
 
@@ -36,7 +34,7 @@ def ci(
 
     def say(line: str) -> None:
         if not as_json:
-            con.print(f"[dim]{when(time.time())}[/] {escape(line)}")
+            con.print(f"[dim]{when(time.time())}[/] {printable(line)}")
 
     report = run_ci(project, client=client(), sample_rows=sample_rows, junit=junit, summary=summary, promote=promote, say=say)
     if as_json:
@@ -45,25 +43,24 @@ def ci(
         _report_table(report)
         for path, what in ((junit, "JUnit report"), (summary, "summary")):
             if path is not None:
-                con.print(f"{what}: {escape(str(path))}")
+                con.print(f"{what}: {printable(str(path))}")
     if not report.passed:
         raise typer.Exit(1)
 
 
 def _report_table(report: Any) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     verdict = "[green]passed[/]" if report.passed else f"[bold red]failed[/] ({len(report.failures)} of {len(report.checks)} checks)"
-    table = Table(title=f"modelcycle ci: {escape(report.project)} — {verdict}", header_style="bold")
+    table = Table(title=f"modelcycle ci: {printable(report.project)} — {verdict}", header_style="bold")
     for col in ("check", "result", "details", "took"):
         table.add_column(col, overflow="fold", justify="right" if col == "took" else "left")
     for c in report.checks:
-        table.add_row(escape(c.name), f"[{_STYLE.get(c.status, '')}]{c.status}[/]", escape(c.message), f"{c.seconds:.1f} s")
+        table.add_row(printable(c.name), f"[{_STYLE.get(c.status, '')}]{c.status}[/]", printable(c.message), f"{c.seconds:.1f} s")
     console().print(table)
     if report.promoted:
         p = report.promoted
-        console().print(f"promoted {escape(p['model'])}@{escape(p['alias'])} to version {p['version']}")
+        console().print(f"promoted {printable(p['model'])}@{printable(p['alias'])} to version {p['version']}")
 
 
 @errors
@@ -72,16 +69,14 @@ def init(
     path: Annotated[Path | None, typer.Option("--path", help="The folder to write it in (default: ./NAME); new or empty.")] = None,
 ) -> None:
     """Start a project: spec, pipeline, schema, gate, unit tests and CI/CD (GitHub Actions and Jenkins) that run as written."""
-    from rich.markup import escape
-
     from modelcycle.automation.scaffold import init_project
 
     folder = path if path is not None else Path.cwd() / name
     written = init_project(name, folder)
     con = console()
-    con.print(f"Created {escape(name)} in {escape(str(folder))}:")
+    con.print(f"Created {printable(name)} in {printable(str(folder))}:")
     for f in written:
-        con.print(f"  {escape(str(f.relative_to(folder)))}")
+        con.print(f"  {printable(str(f.relative_to(folder)))}")
     try:
         where = folder.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
@@ -91,4 +86,4 @@ def init(
                  "modelcycle ci                       # check data, pipeline and gate",
                  "modelcycle agent --once             # train, gate and promote",
                  f"modelcycle serve models:/{name}@champion"):
-        con.print(f"  {escape(line)}")
+        con.print(f"  {printable(line)}")

@@ -16,6 +16,7 @@ from modelcycle.cli._common import (
     errors,
     number,
     print_json,
+    printable,
     status,
     when,
 )
@@ -60,7 +61,7 @@ def ls(
     metric_keys = metric_keys[: max(1, room * 2 // 3)]
     param_keys = param_keys[: max(0, room - len(metric_keys))]
     experiments = {r.experiment for r in runs}
-    table = Table(title=f"{len(runs)} run(s)" + (f" of {next(iter(experiments))}" if len(experiments) == 1 else ""),
+    table = Table(title=f"{len(runs)} run(s)" + (f" of {printable(next(iter(experiments)))}" if len(experiments) == 1 else ""),
                   header_style="bold")
     table.add_column("run", no_wrap=True)
     if len(experiments) > 1:
@@ -70,15 +71,15 @@ def ls(
     table.add_column("started", no_wrap=True)
     table.add_column("took", no_wrap=True, justify="right")
     for k in metric_keys:
-        table.add_column(k, justify="right", style="bold", no_wrap=True, max_width=12)
+        table.add_column(printable(k), justify="right", style="bold", no_wrap=True, max_width=12)
     for k in param_keys:
-        table.add_column(k, style="dim", max_width=14)
+        table.add_column(printable(k), style="dim", max_width=14)
     for r in runs:
         table.add_row(
-            r.id[:8], *([r.experiment] if len(experiments) > 1 else []), r.name or "", status(r.status.value),
+            r.id[:8], *([printable(r.experiment)] if len(experiments) > 1 else []), printable(r.name or ""), status(r.status.value),
             when(r.start_time, short=True), duration(r.duration),
             *[number(r.metrics.get(k), 4) for k in metric_keys],
-            *[r.params.get(k, "—") for k in param_keys],
+            *[printable(r.params.get(k, "—")) for k in param_keys],
         )
     con.print(table)
 
@@ -97,22 +98,22 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix o
     from rich.table import Table
 
     con = console()
-    con.print(f"[bold]{run.name or run.id}[/]  {status(run.status.value)}  experiment [bold]{run.experiment}[/]")
+    con.print(f"[bold]{printable(run.name or run.id)}[/]  {status(run.status.value)}  experiment [bold]{printable(run.experiment)}[/]")
     con.print(f"id {run.id}   started {when(run.start_time)}   duration {duration(run.duration)}"
-              + (f"   parent {run.parent_id[:8]}" if run.parent_id else "")
-              + (f"   reproduces {run.reproduces[:8]}" if run.reproduces else ""))
+              + (f"   parent {printable(run.parent_id[:8])}" if run.parent_id else "")
+              + (f"   reproduces {printable(run.reproduces[:8])}" if run.reproduces else ""))
     for title, items, fmt in (("params", run.params, str), ("metrics", run.metrics, number), ("tags", run.tags, str)):
         if items:
             t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
             for k in sorted(items):
-                t.add_row(k, fmt(items[k]))
+                t.add_row(printable(k), printable(fmt(items[k])))
             con.print(t)
     if run.inputs:
         t = Table(title="datasets", title_justify="left", header_style="bold")
         for col in ("name", "role", "rows", "columns", "fingerprint"):
             t.add_column(col)
         for d in run.inputs:
-            t.add_row(d.name, d.role, number(d.rows), str(len(d.columns)), d.fingerprint[:16])
+            t.add_row(printable(d.name), printable(d.role), number(d.rows), str(len(d.columns)), printable(d.fingerprint[:16]))
         con.print(t)
     if run.artifacts:
         t = Table(title="artifacts", title_justify="left", header_style="bold")
@@ -120,21 +121,22 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix o
         t.add_column("size", justify="right")
         t.add_column("sha256")
         for a in run.artifacts:
-            t.add_row(a.path, f"{a.size:,} B", a.digest[:16])
+            t.add_row(printable(a.path), f"{a.size:,} B", printable(a.digest[:16]))
         con.print(t)
     ctx = run.context
     t = Table(title="reproducibility", title_justify="left", show_header=False, box=None, padding=(0, 2))
-    t.add_row("git", f"{ctx.git_commit[:12]} on {ctx.git_branch or 'detached HEAD'}"
+    t.add_row("git", f"{printable(ctx.git_commit[:12])} on {printable(ctx.git_branch or 'detached HEAD')}"
               + (" [yellow](uncommitted changes captured)[/]" if ctx.git_dirty else "") if ctx.git_commit else "not a git repository")
-    t.add_row("command", " ".join(ctx.command) if ctx.command else "interactive session")
-    t.add_row("directory", ctx.cwd or "—")
-    t.add_row("python", f"{ctx.python or '—'} on {ctx.platform or '—'}")
+    t.add_row("command", printable(" ".join(ctx.command)) if ctx.command else "interactive session")
+    t.add_row("directory", printable(ctx.cwd or "—"))
+    t.add_row("python", printable(f"{ctx.python or '—'} on {ctx.platform or '—'}"))
     if ctx.seed is not None:
         t.add_row("seed", str(ctx.seed))
     con.print(t)
     if run.error:
         con.print("[red]error[/]")
-        con.print(run.error.rstrip(), markup=False)
+        for line in run.error.rstrip().splitlines():  # a traceback: its lines stay lines, nothing else moves the cursor
+            con.print(printable(line, markup=False), markup=False)
 
 
 @app.command("compare")
@@ -168,10 +170,10 @@ def compare(
     table.add_column("")
     table.add_column("key")
     for r in runs:
-        table.add_column(f"{r.name or ''}\n{r.id[:8]}", justify="right")
+        table.add_column(f"{printable(r.name or '')}\n{r.id[:8]}", justify="right")
     for kind, key, values, differs in rows:
         style = "bold yellow" if differs else "dim"
-        table.add_row(kind[:-1], key, *[number(v) for v in values], style=style)
+        table.add_row(kind[:-1], printable(key), *[printable(number(v)) for v in values], style=style)
     console().print(table)
 
 
@@ -193,13 +195,15 @@ def reproduce(
     plan = rp.plan(c, run_id)
     con = console()
     if not as_json:
-        con.print(f"Reproduce [bold]{plan.run.name or plan.run.id}[/] ({plan.run.id[:8]}) of experiment [bold]{plan.run.experiment}[/]")
+        con.print(f"Reproduce [bold]{printable(plan.run.name or plan.run.id)}[/] ({plan.run.id[:8]}) "
+                  f"of experiment [bold]{printable(plan.run.experiment)}[/]")
         for i, step in enumerate(plan.steps, 1):
-            con.print(f"[bold]{i}. {step.title}[/]")
+            con.print(f"[bold]{i}. {printable(step.title)}[/]")
             if step.command:
-                con.print(f"   {step.command}", markup=False, soft_wrap=True)
+                for line in step.command.splitlines():  # a command spans lines on purpose (a shell script)
+                    con.print(f"   {printable(line, markup=False)}", markup=False, soft_wrap=True)
             if step.note:
-                con.print(f"   [dim]{step.note}[/]")
+                con.print(f"   [dim]{printable(step.note)}[/]")
     if not execute:
         if as_json:
             print_json({"run": plan.run.id, "runnable": plan.runnable, "problem": plan.problem,
@@ -224,7 +228,7 @@ def reproduce(
             for col in ("metric", "original", "reproduced", ""):
                 t.add_column(col, justify="right" if col in ("original", "reproduced") else "left")
             for m in result.metrics:
-                t.add_row(m.key, number(m.original), number(m.reproduced), "[green]same[/]" if m.matches else "[red]differs[/]")
+                t.add_row(printable(m.key), number(m.original), number(m.reproduced), "[green]same[/]" if m.matches else "[red]differs[/]")
             con.print(t)
             con.print("[green]Reproduced: every metric matches.[/]" if result.matches else "[red]Not reproduced: see the differences above.[/]")
     if not result.matches:
@@ -245,13 +249,16 @@ def download(
         import tempfile
 
         tmp = Path(tempfile.mkdtemp())
-        path = c.download_artifacts(run_id, name, tmp)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), output)
-        console().print(f"wrote {output}")
+        try:
+            path = c.download_artifacts(run_id, name, tmp)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), output)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        console().print(f"wrote {printable(output)}")
         return
     path = c.download_artifacts(run_id, name, output)
-    console().print(f"wrote {path}")
+    console().print(f"wrote {printable(path)}")
 
 
 @app.command("rm")
@@ -264,7 +271,7 @@ def rm(
     c = client()
     runs = [c.get_run(r) for r in run_ids]
     if not yes:
-        names = ", ".join(f"{r.id[:8]} ({r.name})" for r in runs)
+        names = ", ".join(f"{r.id[:8]} ({printable(r.name, markup=False)})" for r in runs)
         typer.confirm(f"Delete {names}?", abort=True)
     for r in runs:
         c.delete_run(r.id)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelcycle._deps import require
 from modelcycle.errors import InvalidInputError
 
 __all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "Evaluation", "evaluate_model", "higher_is_better", "score_predictions"]
@@ -111,8 +112,8 @@ def _classes(model: Any, y: Any, proba: Any) -> list[Any]:
 
 def _classification(y: Any, pred: Any, proba: Any, classes: list[Any]) -> dict[str, float]:
     import numpy as np
-    from sklearn import metrics as m
 
+    m = require("sklearn.metrics", "evaluating a classifier")
     out = {"accuracy": float(m.accuracy_score(y, pred))}
     binary = len(classes) == 2
     average = "binary" if binary else "macro"

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from modelcycle._deps import require
 from modelcycle.errors import InvalidInputError
 
 __all__ = ["FeatureSelection", "select_features"]
@@ -126,6 +127,7 @@ def select_features(X: Any, y: Any, method: str = "mutual_info", k: int | None =
         raise InvalidInputError(f"X has {len(X)} rows and y {len(y)}; give the same, non-zero number")
     if X.shape[1] == 0:
         raise InvalidInputError("X has no columns to select from")
+    require("sklearn", "select_features")
     if k is not None and not (isinstance(k, int) and 1 <= k <= X.shape[1]):
         raise InvalidInputError(f"k must be between 1 and the number of columns ({X.shape[1]}), not {k!r}")
     kind = _task(y, task)

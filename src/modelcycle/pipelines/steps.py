@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelcycle._deps import require
 from modelcycle.errors import InvalidInputError
 from modelcycle.pipelines.core import step
 
@@ -64,6 +65,7 @@ def split_table(df: Any, target: str, method: str = "stratified", test_size: flo
         return ordered.iloc[:cut], ordered.iloc[cut:]
     if method not in ("random", "stratified"):
         raise InvalidInputError(f"unknown split method {method!r}; use random, stratified or time")
+    require("sklearn", "the built-in step split_table")
     from sklearn.model_selection import train_test_split
 
     train, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[target] if method == "stratified" else None)
@@ -80,6 +82,8 @@ def select_columns(train: Any, target: str, method: str = "mutual_info", k: int 
 
 def _preprocessor(X: Any) -> Any:
     from pandas.api import types as t
+
+    require("sklearn", "the built-in training steps")
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -96,6 +100,7 @@ def _preprocessor(X: Any) -> Any:
 
 
 def _estimator(family: str, params: dict[str, Any], seed: int, classification: bool) -> Any:
+    require("sklearn", "the built-in training steps")
     from sklearn.ensemble import (
         HistGradientBoostingClassifier,
         HistGradientBoostingRegressor,
@@ -121,6 +126,8 @@ def tune_and_train(train: Any, target: str, features: list | None = None, model:
     Every trial is a child run of the step's run. Returns a scikit-learn Pipeline (preprocessing + estimator).
     """
     from pandas.api import types as t
+
+    require("sklearn", "the built-in step tune_and_train")
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import Pipeline
 

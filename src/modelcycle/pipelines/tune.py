@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelcycle._deps import require
 from modelcycle.entities import RunStatus
-from modelcycle.errors import ConfigurationError, InvalidInputError
+from modelcycle.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,10 +124,7 @@ class TuneResult:
 
 
 def _optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigurationError("tuning needs Optuna: pip install 'modelcycle[tune]'") from None
+    optuna = require("optuna", "tuning")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 

@@ -9,6 +9,7 @@ import time
 import warnings
 from typing import Any
 
+from modelcycle._deps import require
 from modelcycle.errors import ModelcycleError, ModelcycleWarning
 
 __all__ = ["autolog"]
@@ -153,11 +154,8 @@ def autolog(disable: bool = False, log_datasets: bool = True) -> None:
             cls.fit = original  # type: ignore[attr-defined]
         _patched.clear()
         return
-    try:
-        from sklearn.pipeline import Pipeline
-        from sklearn.utils import all_estimators
-    except ImportError:
-        raise ModelcycleError("autolog needs scikit-learn: pip install 'modelcycle[sklearn]'") from None
+    Pipeline = require("sklearn.pipeline", "autolog").Pipeline
+    all_estimators = require("sklearn.utils", "autolog").all_estimators
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         classes = [cls for _, cls in all_estimators()] + [Pipeline]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import atexit
+import bisect
 import contextlib
 import contextvars
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -14,13 +16,14 @@ import time
 import traceback
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelcycle.entities import Experiment, LoggedModel, Run, RunContext, RunStatus
-from modelcycle.errors import InvalidInputError, ModelcycleWarning, NotFoundError
+from modelcycle.errors import ConflictError, InvalidInputError, ModelcycleWarning, NotFoundError, UnsafePathError
 from modelcycle.settings import Settings
 from modelcycle.store.artifacts.base import safe_artifact_path
 from modelcycle.tracking.run import ActiveRun
@@ -37,6 +40,45 @@ if TYPE_CHECKING:
 __all__ = ["Client", "GcReport"]
 
 DIFF_ARTIFACT = "modelcycle/code.diff"
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _folders(name: str) -> list[str]:
+    """The folders an artifact name needs: ``["a", "a/b"]`` for ``"a/b/c"``."""
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+class _ArtifactNames:
+    """The artifact names one run was given through this client (queued or stored), and the folders they need."""
+
+    __slots__ = ("files", "folders")
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()
+        self.folders: Counter[str] = Counter()
+
+    def add(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self.files:
+                self.files.add(name)
+                self.folders.update(_folders(name))
+
+    def remove(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name in self.files:
+                self.files.discard(name)
+                self.folders.subtract(_folders(name))
+                self.folders += Counter()  # drops the folders no name needs any more
+
+
+def _clash(run_id: str, stored: str, new: str) -> InvalidInputError:
+    """A file and a folder of the same name cannot both exist where the artifacts are downloaded."""
+    if new.startswith(stored + "/"):
+        return InvalidInputError(f"run {run_id} already has an artifact {stored!r}; {new!r} would need a folder of that name "
+                                 "— choose another name")
+    return InvalidInputError(f"run {run_id} already has an artifact {stored!r} in a folder named {new!r}; {new!r} cannot also be "
+                             "a file — choose another name")
 
 
 @dataclass(frozen=True)
@@ -91,6 +133,8 @@ class Client:
         self._uncaught: BaseException | None = None
         self._reproduces: tuple[str, int | None] | None = None
         self._closed = False
+        self._names: dict[str, _ArtifactNames] = {}
+        self._names_lock = threading.Lock()
         self._lost_checked = 0.0
         self._validations = 0
 
@@ -207,6 +251,8 @@ class Client:
         run = ActiveRun(self, run_id, exp_name, name, parent_id)
         run._params.update(checked_params)
         if diff is not None:
+            with self._names_lock:
+                self._names.setdefault(run_id, _ArtifactNames()).add([DIFF_ARTIFACT])
             self.buffer.artifacts.append((run_id, DIFF_ARTIFACT, diff[0], diff[1], now))
         with self._lock:
             self._live[run_id] = run
@@ -299,6 +345,8 @@ class Client:
         buffer.updates.append((run.id, values))
         with self._lock:
             self._live.pop(run.id, None)
+        with self._names_lock:
+            self._names.pop(run.id, None)
         stack = self._stack.get()
         if run in stack:
             self._stack.set(tuple(r for r in stack if r is not run))
@@ -347,6 +395,53 @@ class Client:
     def log_model(self, model: Any, name: str = "model", *, run_id: str | None = None, **options: Any) -> LoggedModel:
         """Store a model package in the active run (or ``run_id``); see :meth:`ActiveRun.log_model`."""
         return self._handle(run_id).log_model(model, name, **options)
+
+    @contextlib.contextmanager
+    def _artifact_names(self, run: ActiveRun, names: Sequence[str]) -> Iterator[None]:
+        """Claim ``names`` (normalised) for ``run`` while the block stores them.
+
+        A file and a folder of one name cannot both exist on disk, so ``a`` and ``a/b`` cannot both
+        be artifacts of a run: the second is refused here, before anything is stored, whichever way
+        it is logged. Names are checked against those this client gave the run (queued or not) and
+        against the store's (logged by other processes), with a few index probes. If the block
+        fails, the names it did not store are given back.
+
+        Raises:
+            InvalidInputError: naming the artifact the run already has and the new name.
+        """
+        new = self._claim_artifact_names(run.id, names)
+        try:
+            yield
+        except BaseException:
+            with self._names_lock:
+                known = self._names.get(run.id)
+                if known is not None:
+                    known.remove(new)
+            raise
+
+    def _claim_artifact_names(self, run_id: str, names: Sequence[str]) -> list[str]:
+        for name in names:
+            bad = _CONTROL.search(name)
+            if bad is not None:  # no file system wants them, and printed they can rewrite a terminal
+                raise UnsafePathError(f"artifact name {name!r} contains the control character {bad.group()!r}; "
+                                      "use printable characters")
+        with self._names_lock:  # check and record at once: two threads cannot claim 'a' and 'a/b' together
+            known = self._names.setdefault(run_id, _ArtifactNames())
+            batch = _ArtifactNames()
+            for name in names:
+                for folder in _folders(name):
+                    if folder in known.files or folder in batch.files:
+                        raise _clash(run_id, folder, name)
+                if known.folders[name] or batch.folders[name]:
+                    raise _clash(run_id, next(f for f in (*known.files, *batch.files) if f.startswith(name + "/")), name)
+                batch.add([name])
+            new = sorted(batch.files - known.files)
+            check = getattr(self.store, "artifact_clash", None)  # stores that cannot tell are checked in this process only
+            found = check(run_id, new) if check is not None and new else None
+            if found is not None:
+                raise _clash(run_id, found[0], found[1])
+            known.add(new)
+            return new
 
     def _put_file(self, run: ActiveRun, path: Path, name: str) -> str:
         digest, size = self.artifact_store.put_file(path)
@@ -511,6 +606,10 @@ class Client:
         """Copy a run's artifacts (all, one file, or one folder) into ``dst``, verifying each.
 
         Returns the local path of what was asked for.
+
+        Raises:
+            ConflictError: some artifacts could not be written (a file named like a folder another artifact
+                needs, a file already in the way); it names each, and the others were written.
         """
         run = self.get_run(run_id)
         prefix = safe_artifact_path(name) if name else ""
@@ -519,11 +618,28 @@ class Client:
             raise NotFoundError(f"run {run.id} has no artifact {prefix!r}")
         root = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix=f"modelcycle-{run.id[:8]}-"))
         root = root.resolve()
+        # Runs logged before names were checked may hold both 'a' and 'a/b': the folder wins, the file is skipped.
+        paths = sorted(a.path for a in chosen)
+        skipped: list[str] = []
         for art in chosen:
-            target = (root / safe_artifact_path(art.path)).resolve()
+            i = bisect.bisect_left(paths, art.path + "/")
+            if i < len(paths) and paths[i].startswith(art.path + "/"):
+                skipped.append(f"{art.path!r} (the artifact {paths[i]!r} needs a folder of that name)")
+                continue
+            try:
+                target = (root / safe_artifact_path(art.path)).resolve()
+            except UnsafePathError as e:
+                skipped.append(f"{art.path!r} ({e})")
+                continue
             if root not in target.parents:
                 raise InvalidInputError(f"artifact {art.path!r} would be written outside {root}")
-            self.artifact_store.download(art.digest, target)
+            try:
+                self.artifact_store.download(art.digest, target)
+            except OSError as e:  # a file or folder already in the way, no permission, a full disk: say which, go on
+                skipped.append(f"{art.path!r} ({e.strerror or type(e).__name__}: {e.filename or target})")
+        if skipped:
+            raise ConflictError(f"run {run.id}: {len(skipped)} artifact(s) not downloaded: {'; '.join(skipped)}; "
+                                f"the other {len(chosen) - len(skipped)} are in {root}")
         return root / prefix if prefix else root
 
     def delete_run(self, run_id: str) -> None:
@@ -606,6 +722,7 @@ class Client:
         """In a forked child: keep logging into the parent's runs, with a queue and connections of its own."""
         if self._buffer is not None:
             self._buffer.reset_after_fork()
+        self._names_lock = threading.Lock()  # another thread may have held it at the fork
         store = self._store
         if store is not None and hasattr(store, "engine"):
             store.engine.dispose(close=False)

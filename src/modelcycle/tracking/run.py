@@ -179,10 +179,14 @@ class ActiveRun:
             raise InvalidInputError(f"log_artifact: {str(path)!r} does not exist")
         target = safe_artifact_path(name if name is not None else path.name)
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
-                self._client._put_file(self, file, f"{target}/{file.relative_to(path).as_posix()}")
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            names = [f"{target}/{file.relative_to(path).as_posix()}" for file in files]
+            with self._client._artifact_names(self, names):  # all are checked before any is stored
+                for file, file_name in zip(files, names, strict=True):
+                    self._client._put_file(self, file, file_name)
             return target
-        self._client._put_file(self, path, target)
+        with self._client._artifact_names(self, [target]):
+            self._client._put_file(self, path, target)
         return target
 
     def log_bytes(self, data: bytes, name: str) -> str:
@@ -190,7 +194,9 @@ class ActiveRun:
         self._check_open()
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InvalidInputError(f"log_bytes needs bytes, not {type(data).__name__}")
-        return self._client._put_bytes(self, bytes(data), safe_artifact_path(name))
+        target = safe_artifact_path(name)
+        with self._client._artifact_names(self, [target]):
+            return self._client._put_bytes(self, bytes(data), target)
 
     def log_text(self, text: str, name: str) -> str:
         """Store text as an artifact, e.g. ``log_text(report, "notes/summary.md")``."""
@@ -273,9 +279,10 @@ class ActiveRun:
                 reference_data=reference_data, allow_pickle=allow_pickle, trusted_types=trusted_types,
                 artifacts=artifacts, init_kwargs=init_kwargs, metadata=metadata,
             )
-            for file in sorted(manifest.files):
-                self._client._put_file(self, folder / file, f"{prefix}/{file}")
-            self._client._put_file(self, folder / MANIFEST, f"{prefix}/{MANIFEST}")  # last: a package is complete once it is listed
+            with self._client._artifact_names(self, [f"{prefix}/{file}" for file in (*sorted(manifest.files), MANIFEST)]):
+                for file in sorted(manifest.files):
+                    self._client._put_file(self, folder / file, f"{prefix}/{file}")
+                self._client._put_file(self, folder / MANIFEST, f"{prefix}/{MANIFEST}")  # last: a package is complete once it is listed
         self._models.add(prefix)
         return LoggedModel(self.id, prefix, manifest.hash, manifest.flavour)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from sqlalchemy import and_, bindparam, create_engine, event, exists, false, fun
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
+from modelcycle._deps import require
 from modelcycle.entities import ArtifactInfo, DatasetInput, Experiment, Metric, Run, RunContext, RunStatus
 from modelcycle.errors import (
     ConfigurationError,
@@ -93,11 +95,14 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
             self.engine = self._sqlite_engine(url)
             from sqlalchemy.dialects.sqlite import insert
         elif self.dialect == "postgresql":
+            if url.get_driver_name() == "psycopg":
+                require("psycopg", "a PostgreSQL store")  # MissingDependencyError naming modelcycle[postgres]
             try:
                 self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-            except ImportError:
+            except ImportError:  # another driver named in the URL (postgresql+psycopg2://…)
                 raise ConfigurationError(
-                    "PostgreSQL needs psycopg: pip install 'modelcycle[postgres]'"
+                    f"PostgreSQL through {url.get_driver_name()} needs that driver installed; "
+                    "or use postgresql+psycopg:// with pip install 'modelcycle[postgres]'"
                 ) from None
             from sqlalchemy.dialects.postgresql import insert
         else:
@@ -432,6 +437,44 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
 
     def referenced_digests(self) -> set[str]:
         return set(self._read(lambda c: list(c.execute(select(s.artifacts.c.digest).distinct()).scalars())))
+
+    def artifact_clash(self, run_id: str, names: Iterable[str]) -> tuple[str, str] | None:
+        """A stored artifact of ``run_id`` that cannot share a folder with one of ``names``, as ``(stored, new)``:
+        a stored file named like a folder of a new name (``a`` for ``a/b``), or a stored name inside a folder
+        that a new name would be a file of (``a/b`` for ``a``). None when every name fits.
+
+        It runs on every artifact logged, so it is one plain statement on the ``(run_id, path)`` primary
+        key: the exact paths of the new names' folders, and the range of paths under each new name.
+        """
+        new = sorted(set(names))
+        if not new:
+            return None
+        parents: dict[str, str] = {}
+        for name in new:
+            parts = name.split("/")
+            for i in range(1, len(parts)):
+                parents.setdefault("/".join(parts[:i]), name)
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        if self.dialect == "sqlite":  # binary collation: exactly the paths that start with "name/", on the index
+            under, bounds = f"(path >= {mark} AND path < {mark})", lambda n: [n + "/", n + "0"]
+        else:  # PostgreSQL collations do not order '/' bytewise: a LIKE on the run's own rows
+            under, bounds = f"path LIKE {mark} ESCAPE '!'", lambda n: [re.sub(r"([!%_])", r"!\1", n) + "/%"]
+        listed = list(parents)
+
+        def read(conn: Connection) -> tuple[str, str] | None:
+            for i in range(0, max(len(listed), len(new)), 100):
+                some_parents, some_names = listed[i:i + 100], new[i:i + 100]
+                terms = [f"path IN ({', '.join([mark] * len(some_parents))})"] if some_parents else []
+                terms += [under] * len(some_names)
+                if not terms:
+                    continue
+                sql = f"SELECT path FROM artifacts WHERE run_id = {mark} AND ({' OR '.join(terms)}) LIMIT 1"
+                hit = conn.exec_driver_sql(sql, (run_id, *some_parents, *(b for n in some_names for b in bounds(n)))).scalar()
+                if hit is not None:
+                    return (hit, parents[hit]) if hit in parents else (hit, next(n for n in new if hit.startswith(n + "/")))
+            return None
+
+        return self._read(read)
 
     def search_runs(
         self,
