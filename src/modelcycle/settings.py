@@ -58,6 +58,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name}={raw!r} is not a yes/no value; use 1 or 0")
 
 
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name) or ""
+    names = tuple(sorted({n.strip() for n in raw.replace(";", ",").split(",") if n.strip()}))
+    bad = [n for n in names if not all(part.isidentifier() for part in n.replace(":", ".").split("."))]
+    if bad:
+        raise ConfigurationError(f"{name}: {', '.join(map(repr, bad))} is not a type name; list them as module.Class, separated by commas")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where modelcycle keeps its records and how it behaves; built once by the edges.
@@ -75,6 +84,8 @@ class Settings:
         sqlite_sync: SQLite's ``synchronous`` level: "normal" survives any process crash;
             "full" also survives a power cut, at the price of an fsync per transaction.
         reproduces: id of the run being reproduced (set by ``modelcycle runs reproduce``).
+        trusted_types: type names (``module.Class``) model files may build beyond the library allow-list,
+            for every model this process loads (``MODELCYCLE_TRUSTED_TYPES``, comma-separated).
 
     Example:
         >>> s = Settings.from_env({"MODELCYCLE_HOME": "/tmp/mc"})
@@ -93,6 +104,7 @@ class Settings:
     capture: bool = True
     sqlite_sync: str = "normal"
     reproduces: str | None = None
+    trusted_types: tuple[str, ...] = ()
     serve_token: str | None = field(default=None, repr=False)  # MODELCYCLE_SERVE_TOKEN: bearer token the model server requires
 
     @classmethod
@@ -133,6 +145,7 @@ class Settings:
             capture=_bool(env, "MODELCYCLE_CAPTURE", True),
             sqlite_sync=sync,
             reproduces=env.get("MODELCYCLE_REPRODUCES") or None,
+            trusted_types=_names(env, "MODELCYCLE_TRUSTED_TYPES"),
             serve_token=env.get("MODELCYCLE_SERVE_TOKEN") or None,
         )
 

@@ -72,6 +72,8 @@ class Agent:
         client: where runs, versions, cycles and alerts are kept (one is built from the environment when None).
         lease_seconds: how long a cycle stays claimed without a sign of life from its agent.
         say: called with one line per step, for people watching (the CLI prints it).
+        trust: allow pickled (PythonModel) versions to load at the gate and after promotion; the types model files may
+            build beyond the library allow-list come from ``MODELCYCLE_TRUSTED_TYPES`` (the client's settings).
 
     Example:
         >>> agent = Agent(load_spec("modelcycle.yaml"))   # doctest: +SKIP
@@ -79,7 +81,7 @@ class Agent:
     """
 
     def __init__(self, spec: ProjectSpec, client: Any = None, lease_seconds: float = 120.0,
-                 say: Callable[[str], None] | None = None, owner: str | None = None):
+                 say: Callable[[str], None] | None = None, owner: str | None = None, trust: bool = False):
         from modelcycle.registry.fluent import get_registry
         from modelcycle.tracking import fluent
 
@@ -89,6 +91,7 @@ class Agent:
         self.registry = get_registry(self.client)
         self.store = self.client.store
         self.lease_seconds = lease_seconds
+        self.trust = bool(trust)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.say = say or (lambda line: log.info(line))
         self._last_schedule_check: float | None = None
@@ -291,7 +294,8 @@ class Agent:
             failures = [f"{r['rule']}: {r['detail']}" for r in stored[-1].get("rules", []) if not r.get("passed")]
         else:
             output, _ = self._train(cycle)  # the test data: the pipeline's steps come from the cache
-            verdict = validate_model(f"models:/{name}/{version}", output["test"], self.spec.policy or {}, target=self.spec.target)
+            verdict = validate_model(f"models:/{name}/{version}", output["test"], self.spec.policy or {}, target=self.spec.target,
+                                     trust=self.trust)
             verdict_id, passed, failures = verdict.id, verdict.passed, verdict.failures()
         self.say(f"cycle {cycle['id'][:8]}: version {version} {'passed' if passed else 'failed'} the gate"
                  + ("" if passed else f" ({'; '.join(failures)[:300]})"))
@@ -316,7 +320,7 @@ class Agent:
         name, alias, version = self.spec.model, self.spec.alias, cycle["version"]
         problem = None
         try:
-            self.registry.verify_version(name, version)  # from the store, as the server will
+            self.registry.verify_version(name, version, trust=self.trust)  # from the store, as the server will
         except Exception as e:
             problem = f"version {version} failed to load after promotion: {e}"
         served = None

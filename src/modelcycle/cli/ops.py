@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, when
+from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, printable, when
 
 __all__ = ["agent", "alerts", "lineage", "monitor"]
 
@@ -38,6 +38,8 @@ def monitor(
     rules = project.alert_rules() if project is not None else None
     report = run_monitor(model, window, start, end, client=client(), rules=rules,
                          drift_method=project.drift_method if project else "auto", drift_share=project.drift_share if project else None)
+    if report.alerts:
+        _flush_alerts(None if as_json else console())
     if html is not None:
         report.to_html(str(html))
     if as_json:
@@ -48,24 +50,24 @@ def monitor(
     con = console()
     shown = [w for w in report.windows if w.rows]
     if not shown:
-        con.print(f"No logged predictions of {model} in that time.")
+        con.print(f"No logged predictions of {printable(model)} in that time.")
         return
     metric_names = sorted({k for w in shown for k in w.metrics} & {"roc_auc", "accuracy", "f1", "rmse", "mae", "r2"})
-    table = Table(title=f"{model}: {len(shown)} windows of {report.window_seconds:,} s with traffic", header_style="bold")
+    table = Table(title=f"{printable(model)}: {len(shown)} windows of {report.window_seconds:,} s with traffic", header_style="bold")
     for col in ("window", "rows", "version", "quality", "drift", "drifted columns", "pred. drift", "labelled", *metric_names):
         table.add_column(col, justify="left" if col in ("window", "drifted columns") else "right")
     for w in shown:
         drift = w.drift or {}
         share = f"{drift['share']:.0%}" if drift else "—"
-        table.add_row(w.label, f"{w.rows:,}", str(w.version or "—"), str((w.quality or {}).get("errors", "—")),
-                      f"[red]{share}[/]" if drift.get("dataset_drift") else share, ", ".join(drift.get("drifted_columns", [])[:4]),
+        table.add_row(printable(w.label), f"{w.rows:,}", printable(w.version or "—"), str((w.quality or {}).get("errors", "—")),
+                      f"[red]{share}[/]" if drift.get("dataset_drift") else share, printable(", ".join(drift.get("drifted_columns", [])[:4])),
                       f"{w.prediction_drift['statistic']:.3f}" if w.prediction_drift else "—", f"{w.labelled:,}",
                       *[f"{w.metrics[m]:.3f}" if m in w.metrics else "—" for m in metric_names])
     con.print(table)
     for a in report.alerts:
-        con.print(f"[bold]{a['state']}[/] {a['rule']}: {a['message']}")
+        con.print(f"[bold]{printable(a['state'])}[/] {printable(a['rule'])}: {printable(a['message'])}")
     if html is not None:
-        con.print(f"report: {html}")
+        con.print(f"report: {printable(html)}")
 
 
 @errors
@@ -74,23 +76,49 @@ def alerts(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Alerts raised by monitoring and the controller, newest first."""
+    """Alerts raised by monitoring and the controller, newest first (with their webhook delivery, when there is a webhook)."""
     found = client().store.alert_list(model, limit)
     if as_json:
         print_json(found)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     if not found:
         console().print("No alerts.")
         return
+    webhook = any(a.get("delivery") for a in found)  # only alerts raised with a webhook configured have a delivery record
     table = Table(header_style="bold")
-    for col in ("id", "model", "rule", "state", "raised", "resolved", "message"):
+    for col in ("id", "model", "rule", "state", "raised", "resolved", "message", *(["delivery"] if webhook else [])):
         table.add_column(col)
     for a in found:
-        table.add_row(a["id"][:8], a["model"], a["rule"], f"[red]{a['state']}[/]" if a["state"] == "firing" else a["state"],
-                      when(a["raised_at"]), when(a["resolved_at"]), a["message"])
+        table.add_row(printable(a["id"][:8]), printable(a["model"]), printable(a["rule"]),
+                      f"[red]{printable(a['state'])}[/]" if a["state"] == "firing" else printable(a["state"]),
+                      when(a["raised_at"]), when(a["resolved_at"]), escape(printable(a["message"], markup=False)),
+                      *([_delivery(a.get("delivery"))] if webhook else []))
     console().print(table)
+
+
+def _delivery(record: dict[str, Any] | None) -> str:
+    """A delivery record as a table cell: delivered, failed: <reason> (in red), pending."""
+    if not record:
+        return "—"
+    from rich.markup import escape
+
+    state = record.get("state")
+    if state == "failed":
+        return f"[red]failed: {escape(printable(record.get('error') or 'unknown reason', markup=False))}[/]"
+    if state == "pending" and record.get("error"):  # being retried
+        return f"pending (attempt {record.get('attempts')} failed: {escape(printable(record['error'], markup=False))})"
+    return escape(printable(state, markup=False))
+
+
+def _flush_alerts(con: Any) -> None:
+    """Wait a bounded time for the alert webhook deliveries this command queued (see ``modelcycle.monitoring.webhook``)."""
+    from modelcycle.monitoring.alerts import flush
+
+    if not flush() and con is not None:
+        con.print("[yellow]some alert deliveries to the webhook were still pending; `modelcycle alerts` shows their state[/]")
 
 
 @errors
@@ -100,9 +128,13 @@ def agent(
     interval: Annotated[float | None, typer.Option("--interval", min=0.1, help="Seconds between checks (default: the spec's).")] = None,
     lease: Annotated[float, typer.Option("--lease", min=1, help="Seconds a cycle stays claimed without a sign of life.")] = 120.0,
     status: Annotated[bool, typer.Option("--status", help="Show the project's recent cycles and exit.")] = False,
+    trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel versions to load (they can run any code).")] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """The controller: evaluates the spec's triggers and runs train → gate → promote cycles."""
+    """The controller: evaluates the spec's triggers and runs train → gate → promote cycles.
+
+    Model files may build only library types and those named in MODELCYCLE_TRUSTED_TYPES.
+    """
     from modelcycle.automation import Agent
 
     project = _spec(spec)
@@ -120,11 +152,14 @@ def agent(
         if not as_json:
             from rich.markup import escape
 
-            con.print(f"[dim]{when(__import__('time').time())}[/] {escape(line)}")
+            con.print(f"[dim]{when(__import__('time').time())}[/] {escape(printable(line, markup=False))}")
 
-    runner = Agent(project, client=c, lease_seconds=lease, say=say)
+    runner = Agent(project, client=c, lease_seconds=lease, say=say, trust=trust)
     if once:
-        done = runner.run_once()
+        try:
+            done = runner.run_once()
+        finally:
+            _flush_alerts(None if as_json else con)
         if as_json:
             print_json(done)
         elif not done:
@@ -146,17 +181,18 @@ def _cycles_table(cycles: list[dict[str, Any]], project: str) -> None:
     from rich.table import Table
 
     if not cycles:
-        console().print(f"No cycles for {project} yet.")
+        console().print(f"No cycles for {printable(project)} yet.")
         return
-    table = Table(title=f"continuous training: {project}", header_style="bold")
+    table = Table(title=f"continuous training: {printable(project)}", header_style="bold")
     for col in ("cycle", "trigger", "state", "started", "pipeline run", "version", "verdict", "note"):
         table.add_column(col)
     for cy in cycles:
         state = cy["state"]
         style = {"done": "green", "rejected": "yellow", "failed": "red", "rolled_back": "red"}.get(state, "cyan")
         note = cy["detail"].get("error") or "; ".join(cy["detail"].get("failures") or [])
-        table.add_row(cy["id"][:8], cy["trigger"], f"[{style}]{state}[/]", when(cy["started_at"]), (cy["run_id"] or "—")[:8],
-                      str(cy["version"] or "—"), (cy["verdict_id"] or "—")[:8], note[:80])
+        table.add_row(printable(cy["id"][:8]), printable(cy["trigger"]), f"[{style}]{printable(state)}[/]", when(cy["started_at"]),
+                      printable((cy["run_id"] or "—")[:8]), printable(cy["version"] or "—"), printable((cy["verdict_id"] or "—")[:8]),
+                      printable(note[:80]))
     console().print(table)
 
 
@@ -174,11 +210,12 @@ def lineage(
         return
     from rich.tree import Tree
 
-    root = Tree(f"[bold]cycle {found['cycle'][:8]}[/] ({found['project']}) {found['state']}, started {found['started']}")
+    root = Tree(f"[bold]cycle {printable(found['cycle'][:8])}[/] ({printable(found['project'])}) {printable(found['state'])}, "
+                f"started {printable(found['started'])}")
     node = root
     for link in found["chain"]:
         fields = ", ".join(f"{k}={v}" for k, v in link.items() if k != "step" and v not in (None, [], ""))
-        node = node.add(f"[bold]{link['step']}[/] {fields}")
+        node = node.add(f"[bold]{printable(link['step'])}[/] {printable(fields)}")
     if found.get("error"):
-        root.add(f"[red]error[/] {found['error']}")
+        root.add(f"[red]error[/] {printable(found['error'])}")
     console().print(root)

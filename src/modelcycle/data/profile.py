@@ -20,11 +20,13 @@ import numpy as np
 
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["EXACT_LIMIT", "ColumnProfile", "Profile", "iter_batches", "profile", "total_rows"]
+__all__ = ["EXACT_LIMIT", "MAX_PROFILE_BYTES", "ColumnProfile", "Profile", "iter_batches", "profile", "total_rows"]
 
 EXACT_LIMIT = 1000  # distinct values counted exactly per column
 KLL_K = 1000  # KLL accuracy: ~0.3% rank error; smaller k made drift scores too noisy to trust near thresholds
 HLL_LG_K = 12
+# A profile read from bytes expands to at most this much JSON: about 30 KB a column, so some 4,000 columns.
+MAX_PROFILE_BYTES = 128 << 20
 # Distinct counts of wide columns come from an HLL over the values whose hash falls in 1/32 of
 # the hash space (a fixed rule, so partitions merge): 32x fewer sketch updates for about 2% more
 # error at a million distinct values. Up to EXACT_LIMIT distinct values are counted exactly.
@@ -402,11 +404,25 @@ class Profile:
         return zlib.compress(self.to_json().encode(), level)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Profile:
+    def from_bytes(cls, data: bytes, limit: int = MAX_PROFILE_BYTES) -> Profile:
+        """Read bytes written by :meth:`to_bytes`; decompression stops at ``limit`` bytes (a compression bomb is refused).
+
+        Raises:
+            InvalidInputError: not a profile, or it would expand beyond ``limit``.
+        """
         try:
-            return cls.from_dict(json.loads(zlib.decompress(data)))
-        except (zlib.error, ValueError, KeyError) as e:
+            inflater = zlib.decompressobj()
+            text = inflater.decompress(data, limit)
+            bomb = bool(inflater.unconsumed_tail)
+        except zlib.error as e:
             raise InvalidInputError(f"these bytes are not a modelcycle profile: {e}") from None
+        if bomb:
+            raise InvalidInputError(f"this profile expands to more than {limit:,} bytes; refusing to read it "
+                                    "(profiles are a few MB at most: the bytes are damaged or crafted)")
+        try:
+            return cls.from_dict(json.loads(text))
+        except (zlib.error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise InvalidInputError(f"these bytes are not a modelcycle profile: {type(e).__name__}: {str(e)[:200]}") from None
 
     def to_html(self, path: str | None = None) -> str:
         """A page with each column's statistics and distribution."""

@@ -33,6 +33,7 @@ from typing import Any
 from modelcycle._hashing import sha256_bytes, sha256_file
 from modelcycle.errors import InvalidInputError, ModelcycleWarning, ModelError, ModelIntegrityError, UnsafePathError
 from modelcycle.models.signature import Signature, infer_signature
+from modelcycle.models.trust import Trust, check_loaded
 
 __all__ = ["MANIFEST", "LoadedModel", "Manifest", "load_package", "prediction_columns", "save_model", "verify_package"]
 
@@ -187,7 +188,8 @@ def save_model(
         input_example: a few rows of input, stored with the package.
         reference_data: the training features; its profile is stored for drift and skew checks.
         allow_pickle: consent to pickle a PythonModel.
-        trusted_types: type names skops may build beyond the audited libraries (scikit-learn, numpy, scipy, …).
+        trusted_types: type names (``module.Class``) the model may build beyond the library allow-list
+            (see :mod:`modelcycle.models.trust`); whoever loads the model must name them too.
         artifacts: files a PythonModel needs, ``{"name": local_path}``; copied in, given to ``load_context``.
         init_kwargs: JSON-able arguments that rebuild a PyTorch module before its weights are loaded.
         metadata: free JSON-able notes stored in the manifest.
@@ -207,7 +209,8 @@ def save_model(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".modelcycle-package-", dir=target.parent))
     try:
-        options = {"allow_pickle": allow_pickle, "trusted_types": list(trusted_types or ()), "init_kwargs": dict(init_kwargs or {})}
+        options = {"allow_pickle": allow_pickle, "trusted_types": sorted(Trust.of(False, trusted_types).types),
+                   "init_kwargs": dict(init_kwargs or {})}
         meta = chosen.save(model, staging, options)
         if artifacts:
             if chosen.name != "python":
@@ -429,29 +432,62 @@ class LoadedModel:
         raise AttributeError(name)
 
 
-def load_package(path: str | os.PathLike[str], trust: bool = False, expected_hash: str | None = None, version: Any = None) -> LoadedModel:
+def load_package(path: str | os.PathLike[str], trust: bool | Trust = False, expected_hash: str | None = None, version: Any = None,
+                 trusted_types: Sequence[str] | None = None) -> LoadedModel:
     """Verify a package folder, then load it with its flavour's safe loader.
+
+    What the model file may build is decided here, never by the package: the library allow-list of
+    :mod:`modelcycle.models.trust`, plus ``trusted_types``; a pickled package needs ``trust=True``.
 
     Args:
         trust: allow a pickled PythonModel to load (it can run any code).
         expected_hash: the sha256 the manifest must have (the registry's record of it).
+        trusted_types: type names (``module.Class``) the model may build beyond the library allow-list.
 
     Raises:
-        ModelIntegrityError: a file or the manifest changed, or files were added or removed.
-        UnsafeModelError: the package needs pickle and ``trust`` is False, or holds unaudited types.
+        ModelIntegrityError: a file or the manifest changed, files were added or removed, or the manifest names a file it does not verify.
+        UnsafeModelError: the package needs pickle and ``trust`` is False, holds types the loader does not allow, or is not a model.
     """
     from modelcycle.models.flavours import get_flavour
     from modelcycle.models.python_model import ModelContext
 
+    allowed = trust if isinstance(trust, Trust) else Trust.of(bool(trust), trusted_types)
+    if isinstance(trust, Trust) and trusted_types:
+        allowed = allowed | Trust.of(False, trusted_types)
     folder = Path(path)
     manifest = verify_package(folder, expected_hash)
     try:
         flavour = get_flavour(manifest.flavour)
     except Exception:
         raise ModelError(f"the package's flavour {manifest.flavour!r} is not available here") from None
+    artifacts = _package_paths(manifest, folder)
     _check_requirements(manifest)
-    raw = flavour.load(folder, dict(manifest.flavour_meta), trust)
+    raw = flavour.load(folder, dict(manifest.flavour_meta), allowed)
     if manifest.flavour == "python" and hasattr(raw, "load_context"):
-        artifacts = {k: folder / v for k, v in (manifest.flavour_meta.get("artifacts") or {}).items()}
         raw.load_context(ModelContext(folder, artifacts))
+    check_loaded(raw, f"the model package {folder.name}", proba=manifest.has_predict_proba and manifest.flavour != "python")
     return LoadedModel(raw, manifest, folder, version)
+
+
+def _package_paths(manifest: Manifest, folder: Path) -> dict[str, Path]:
+    """Every path the manifest's flavour metadata names must be one of the files it verified; the artifacts' local paths.
+
+    Raises:
+        ModelIntegrityError: a path outside the package (absolute, ``..``) or a file the manifest does not list.
+    """
+    meta = manifest.flavour_meta
+    named = meta.get("file")
+    if named is not None and named not in manifest.files:
+        raise ModelIntegrityError(f"the manifest names the model file {str(named)[:200]!r}, which is not one of the package's verified files; "
+                                  "refusing to load it")
+    artifacts = meta.get("artifacts") or {}
+    if not isinstance(artifacts, dict):
+        raise ModelIntegrityError("the manifest's artifacts are not a mapping of names to files; refusing to load the package")
+    out: dict[str, Path] = {}
+    for key, rel in artifacts.items():
+        rel = str(rel)
+        if rel not in manifest.files and not any(f.startswith(rel.rstrip("/") + "/") for f in manifest.files):
+            raise ModelIntegrityError(f"the manifest's artifact {str(key)[:100]!r} points at {rel[:200]!r}, which is not in the package; "
+                                      "refusing to load it")
+        out[str(key)] = folder / _safe_name(rel)
+    return out

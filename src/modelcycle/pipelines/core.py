@@ -14,11 +14,12 @@ import inspect
 import re
 import textwrap
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelcycle.errors import InvalidInputError
+from modelcycle.models.trust import Trust
 
 __all__ = ["Graph", "Node", "OutputRef", "Pipeline", "Step", "parse_duration", "pipeline", "step"]
 
@@ -155,7 +156,8 @@ class Step:
     """
 
     def __init__(self, fn: Callable[..., Any], name: str | None = None, retries: int = 0,
-                 timeout: str | float | None = None, cache: bool = True, outputs: tuple[str, ...] | int | None = None):
+                 timeout: str | float | None = None, cache: bool = True, outputs: tuple[str, ...] | int | None = None,
+                 allow_pickle: bool = False, trusted_types: Sequence[str] = ()):
         if not callable(fn):
             raise InvalidInputError(f"@mc.step decorates a function, not {type(fn).__name__}")
         self.fn = fn
@@ -168,12 +170,18 @@ class Step:
         self.timeout = parse_duration(timeout)
         self.cache = bool(cache)
         self.outputs = tuple(range(outputs)) if isinstance(outputs, int) else tuple(outputs or ())
+        self.allow_pickle = bool(allow_pickle)
+        self.trusted_types = tuple(sorted(Trust.of(False, trusted_types).types))
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
 
     @functools.cached_property
     def source_hash(self) -> str:
         return _source_hash(self.fn)
+
+    def trust(self, settings: Any = None) -> Trust:
+        """What this step's stored outputs may build when read back: what the step declares, plus the settings' trusted types."""
+        return Trust.of(self.allow_pickle, [*self.trusted_types, *(getattr(settings, "trusted_types", ()) or ())])
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         graph = _TRACE.get()
@@ -186,7 +194,8 @@ class Step:
 
 
 def step(fn: Callable[..., Any] | None = None, *, name: str | None = None, retries: int = 0, timeout: str | float | None = None,
-         cache: bool = True, outputs: tuple[str, ...] | int | None = None) -> Any:
+         cache: bool = True, outputs: tuple[str, ...] | int | None = None, allow_pickle: bool = False,
+         trusted_types: Sequence[str] = ()) -> Any:
     """Make a function a pipeline step: ``@mc.step`` or ``@mc.step(retries=2, timeout="10m", cache=False)``.
 
     Args:
@@ -194,10 +203,13 @@ def step(fn: Callable[..., Any] | None = None, *, name: str | None = None, retri
         timeout: a step running longer fails with a message naming it (``"90s"``, ``"10m"``, seconds).
         cache: False re-runs the step every time.
         outputs: names (or the number) of the parts of a tuple it returns, so ``a, b = split(df)`` works in a pipeline.
+        allow_pickle: the step returns a PythonModel, stored with pickle; its stored output is then read back with
+            ``trust=True`` (for this step only: a cache row never grants it).
+        trusted_types: types (``module.Class``) of the models it returns that the model loader does not allow by itself.
     """
     if fn is not None:
         return Step(fn)
-    return lambda f: Step(f, name, retries, timeout, cache, outputs)
+    return lambda f: Step(f, name, retries, timeout, cache, outputs, allow_pickle, trusted_types)
 
 
 _SIMPLE = {int, float, str, bool}
@@ -241,9 +253,13 @@ def convert_cli_value(pipeline: str, name: str, text: str, annotation: Any) -> A
     except ValueError:
         raise InvalidInputError(
             f"parameter {name!r} of pipeline {pipeline!r} expects {annotation.__name__}, got {text!r}") from None
-    import yaml
+    from modelcycle import _yaml
 
-    return yaml.safe_load(text)
+    where = f"parameter {name!r} of pipeline {pipeline!r}"
+    try:
+        return _yaml.load(text, source=where)
+    except _yaml.YAMLError as e:
+        raise InvalidInputError(f"{where}: {text!r} is not valid YAML ({getattr(e, 'problem', e)}); quote it or fix the brackets") from None
 
 
 class Pipeline:

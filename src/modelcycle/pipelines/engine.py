@@ -72,7 +72,7 @@ class _Outputs(Mapping[str, Any]):
             step = r.steps[name]
             if step.output is None:
                 raise KeyError(f"step {name!r} has no output ({step.status})")
-            r._values[name] = load_output(step.output, r._download)
+            r._values[name] = load_output(step.output, r._download, r._trusts.get(name))
         return r._values[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -93,6 +93,7 @@ class PipelineResult:
         self.error: str | None = None
         self._values: dict[str, Any] = {}
         self._download = download
+        self._trusts: dict[str, Any] = {}  # per step: what its stored model outputs may build (the step's declaration)
         self._graph_output: Any = None
         self.outputs: Mapping[str, Any] = _Outputs(self)
 
@@ -326,7 +327,7 @@ def run_step(client: Client, run: ActiveRun, node: Node, kwargs: dict[str, Any],
                           + traceback.format_exc(), file=sys.stderr)
             sizes: dict[str, int] = {}
             put = lambda source, name: _put(client, run, source, name, sizes)  # noqa: E731
-            stored = save_output(value, put, node.name, put_bytes=put)
+            stored = save_output(value, put, node.name, put_bytes=put, trust=node.step.trust(client.settings))
             stored.meta = {"components": components, "sizes": sizes}
         duration = time.perf_counter() - start
         record = json.dumps({"components": components, "output": stored.to_dict(), "duration": duration}, indent=1, default=str)
@@ -380,6 +381,7 @@ def execute(pipeline: Pipeline, params: Mapping[str, Any], *, executor: str | No
     steps = {name: StepResult(name, upstream=list(node.upstream)) for name, node in graph.nodes.items()}
     result = PipelineResult(pipeline.name, parent.id, steps, download)
     result._graph_output = graph.output
+    result._trusts = {name: node.step.trust(client.settings) for name, node in graph.nodes.items()}
     outputs: dict[str, Stored] = {}
     _install_tee()
     try:
@@ -422,7 +424,7 @@ def _loop(graph: Graph, client: Client, runner: Any, parent: ActiveRun, result: 
 
     def value_of(ref: OutputRef) -> Any:
         if ref.node not in values:
-            values[ref.node] = load_output(outputs[ref.node], lambda d, p: client.artifact_store.download(d, p))
+            values[ref.node] = load_output(outputs[ref.node], lambda d, p: client.artifact_store.download(d, p), result._trusts[ref.node])
         return _index(values[ref.node], ref.path)
 
     def settle(name: str) -> None:
@@ -476,7 +478,7 @@ def _loop(graph: Graph, client: Client, runner: Any, parent: ActiveRun, result: 
                                          "modelcycle.cache_key": key, **{f"input.{k}": _string(v) for k, v in components["inputs"].items()}})
             record.run_id = run.id
             notify(name, "running")
-            future = runner.submit(node, run, kwargs, components, outputs)
+            future = runner.submit(node, run, kwargs, components, outputs, {u: result._trusts[u] for u in node.upstream})
             deadline = time.monotonic() + node.step.timeout if node.step.timeout else None
             running[future] = (name, deadline, run)
             started = True

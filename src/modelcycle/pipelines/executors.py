@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelcycle._deps import require
 from modelcycle.errors import ConfigurationError, InvalidInputError
 from modelcycle.pipelines.materialize import Stored
 
@@ -37,7 +38,7 @@ class LocalExecutor:
         self.pool = cf.ThreadPoolExecutor(max_workers=max_workers or min(8, os.cpu_count() or 1), thread_name_prefix="modelcycle-step")
 
     def submit(self, node: Node, run: ActiveRun, kwargs: dict[str, Any] | None, components: dict[str, Any],
-               outputs: dict[str, Stored]) -> cf.Future:
+               outputs: dict[str, Stored], trusts: dict[str, Any] | None = None) -> cf.Future:
         from modelcycle.pipelines.engine import run_step
 
         return self.pool.submit(run_step, self.client, run, node, kwargs or {}, components, True)
@@ -62,11 +63,8 @@ def dask_client(address: str | None = None, n_workers: int = 2) -> Any:
     The LocalCluster (``n_workers`` processes, one thread each) listens on 127.0.0.1 only, has no
     dashboard, is started on first use and kept until the process exits.
     """
-    try:
-        from distributed import Client as DaskClient
-        from distributed import LocalCluster
-    except ImportError:
-        raise ConfigurationError("executor='dask' needs Dask: pip install 'modelcycle[dask]'") from None
+    distributed = require("distributed", "executor='dask'")
+    DaskClient, LocalCluster = distributed.Client, distributed.LocalCluster
     if address:
         target = "tcp://" + address.split("://", 1)[1] if address.startswith("dask://") else address
         try:
@@ -100,7 +98,7 @@ def _close_shared() -> None:
 
 
 def _remote_step(settings: dict[str, Any], node: Node, run_id: str, arguments: dict[str, Any], outputs: dict[str, dict],
-                 components: dict[str, Any]) -> dict[str, Any]:
+                 components: dict[str, Any], trusts: dict[str, Any] | None = None) -> dict[str, Any]:
     """Runs in a Dask worker: open the stores, read the inputs, run the step in its run, store the output."""
     from modelcycle.pipelines.core import OutputRef
     from modelcycle.pipelines.engine import _index, _resolve, run_step
@@ -119,7 +117,7 @@ def _remote_step(settings: dict[str, Any], node: Node, run_id: str, arguments: d
 
     def value_of(ref: OutputRef) -> Any:
         if ref.node not in loaded:
-            loaded[ref.node] = load_output(stored[ref.node], client.artifact_store.download)
+            loaded[ref.node] = load_output(stored[ref.node], client.artifact_store.download, (trusts or {}).get(ref.node))
         return _index(loaded[ref.node], ref.path)
 
     kwargs = {arg: _resolve(v, value_of) for arg, v in arguments.items()}
@@ -158,13 +156,13 @@ class DaskExecutor:
                     pass
 
     def submit(self, node: Node, run: ActiveRun, kwargs: dict[str, Any] | None, components: dict[str, Any],
-               outputs: dict[str, Stored]) -> Any:
+               outputs: dict[str, Stored], trusts: dict[str, Any] | None = None) -> Any:
         from dataclasses import asdict
 
         self.client.flush()  # the worker logs into this run: it must exist in the store
         needed = {u: outputs[u].to_dict() for u in node.upstream}
         settings = {k: (str(v) if k == "home" else v) for k, v in asdict(self.client.settings).items()}
-        return self.dask.submit(_remote_step, settings, node, run.id, node.arguments, needed, components, pure=False,
+        return self.dask.submit(_remote_step, settings, node, run.id, node.arguments, needed, components, trusts or {}, pure=False,
                                 key=f"{node.name}-{run.id[:8]}")
 
     def wait(self, futures: list[Any], timeout: float | None) -> set[Any]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from modelcycle._hashing import hash_json
 from modelcycle.errors import InvalidInputError
+from modelcycle.models.trust import Trust
 
 __all__ = ["Materializer", "Stored", "find_materializer", "load_output", "register_materializer", "save_output"]
 
@@ -39,6 +40,7 @@ class Materializer:
     load: Callable[[Path], Any]
     matches: Callable[[Any], bool]
     dump: Callable[[Any], dict[str, bytes] | None] | None = None  # in memory, when small enough: no temporary files
+    trusted: bool = False  # save and load take the step's Trust as a third argument (model packages)
 
 
 @dataclass
@@ -170,17 +172,23 @@ def _load_array(folder: Path) -> Any:
     return np.load(folder / "data.npy", allow_pickle=False)
 
 
-def _save_model(obj: Any, folder: Path) -> None:
+def _save_model(obj: Any, folder: Path, trust: Trust) -> None:
     from modelcycle.models import save_model
 
+    if _is_python_model(obj) and not trust.pickle:
+        raise InvalidInputError(
+            f"the step returned a {type(obj).__name__}, which can only be stored with pickle (and loading a pickle runs code); "
+            "declare it on the step to allow that: @mc.step(allow_pickle=True)"
+        )
     folder.rmdir()
-    save_model(obj, folder, allow_pickle=_is_python_model(obj))
+    save_model(obj, folder, allow_pickle=trust.pickle and _is_python_model(obj), trusted_types=sorted(trust.types))
 
 
-def _load_model(folder: Path) -> Any:
+def _load_model(folder: Path, trust: Trust) -> Any:
     from modelcycle.models import load_package
 
-    return load_package(folder, trust=True).raw  # trust: this pipeline's own output, hash-verified on the way in
+    # What the stored package may build is what the producing step declares, never what the cache row or the package says.
+    return load_package(folder, trust=trust).raw
 
 
 def _save_json(obj: Any, folder: Path) -> None:
@@ -196,7 +204,7 @@ _BUILTIN = [
     Materializer("json", _save_json, _load_json, _is_jsonable, _dump_json),
     Materializer("dataframe", _save_frame, _load_frame, _pandas, _dump_frame),
     Materializer("ndarray", _save_array, _load_array, _numpy, _dump_array),
-    Materializer("model", _save_model, _load_model, _model),
+    Materializer("model", _save_model, _load_model, _model, trusted=True),
 ]
 _custom: list[tuple[type, Materializer]] = []
 
@@ -241,7 +249,7 @@ def _container_items(obj: Any) -> list[tuple[str, Any]] | None:
 
 
 def save_output(obj: Any, put_file: Callable[[Path, str], str], step: str, prefix: str = "outputs",
-                put_bytes: Callable[[bytes, str], str] | None = None) -> Stored:
+                put_bytes: Callable[[bytes, str], str] | None = None, trust: Trust | None = None) -> Stored:
     """Write ``obj`` through its materializer: ``put_file(local_path, artifact_name) -> sha256`` for files,
     ``put_bytes(data, artifact_name) -> sha256`` for what a built-in materializer encodes in memory.
 
@@ -250,7 +258,7 @@ def save_output(obj: Any, put_file: Callable[[Path, str], str], step: str, prefi
     """
     items = _container_items(obj)
     if items is not None:
-        stored = {k: save_output(v, put_file, step, f"{prefix}/{k}", put_bytes) for k, v in items}
+        stored = {k: save_output(v, put_file, step, f"{prefix}/{k}", put_bytes, trust) for k, v in items}
         kind = "dict" if isinstance(obj, dict) else "tuple" if isinstance(obj, tuple) else "list"
         fingerprint = hash_json({"kind": kind, "items": {k: s.fingerprint for k, s in stored.items()}})
         return Stored(kind, {}, fingerprint, stored if kind == "dict" else list(stored.values()))
@@ -272,7 +280,13 @@ def save_output(obj: Any, put_file: Callable[[Path, str], str], step: str, prefi
     try:
         folder = tmp / "out"
         folder.mkdir()
-        mat.save(obj, folder)
+        if mat.trusted:
+            try:
+                mat.save(obj, folder, trust or Trust())  # type: ignore[call-arg]
+            except InvalidInputError as e:
+                raise InvalidInputError(f"step {step!r}: {e}") from None
+        else:
+            mat.save(obj, folder)
         for root, _, names in os.walk(folder):
             for n in sorted(names):
                 path = Path(root) / n
@@ -283,12 +297,13 @@ def save_output(obj: Any, put_file: Callable[[Path, str], str], step: str, prefi
     return Stored(mat.name, files, hash_json({"kind": mat.name, "files": files}))
 
 
-def load_output(stored: Stored, download: Callable[[str, Path], None]) -> Any:
-    """Read an output back: ``download(sha256, local_path)`` fetches (and verifies) each file."""
+def load_output(stored: Stored, download: Callable[[str, Path], None], trust: Trust | None = None) -> Any:
+    """Read an output back: ``download(sha256, local_path)`` fetches (and verifies) each file; a model
+    package may build only what ``trust`` (the producing step's declaration) allows."""
     if stored.items is not None:
         if isinstance(stored.items, dict):
-            return {k: load_output(v, download) for k, v in stored.items.items()}
-        values = [load_output(v, download) for v in stored.items]
+            return {k: load_output(v, download, trust) for k, v in stored.items.items()}
+        values = [load_output(v, download, trust) for v in stored.items]
         return tuple(values) if stored.kind == "tuple" else values
     mat = _by_name(stored.kind)
     tmp = Path(tempfile.mkdtemp(prefix="modelcycle-input-"))
@@ -299,6 +314,6 @@ def load_output(stored: Stored, download: Callable[[str, Path], None]) -> Any:
 
             download(digest, folder / safe_artifact_path(rel))
         folder.mkdir(exist_ok=True)
-        return mat.load(folder)
+        return mat.load(folder, trust or Trust()) if mat.trusted else mat.load(folder)  # type: ignore[call-arg]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -86,12 +86,15 @@ def model_history(name: str, alias: str | None = None) -> list[AliasEvent]:
     return get_registry().history(name, alias)
 
 
-def load_model(uri: str | LoggedModel, trust: bool = False) -> LoadedModel:
+def load_model(uri: str | LoggedModel, trust: bool = False, trusted_types: Sequence[str] | None = None) -> LoadedModel:
     """Load ``runs:/<run_id>/model``, ``models:/name/3``, ``models:/name@champion`` or a package folder, verified first.
 
+    What the model file may build is decided by the loader: scikit-learn, XGBoost, LightGBM, numpy
+    and scipy types (see :mod:`modelcycle.models.trust`), plus the types you name in
+    ``trusted_types`` (or ``MODELCYCLE_TRUSTED_TYPES``), never what the package itself lists.
     ``trust=True`` is needed (and only then allowed) for pickled PythonModel packages.
     """
-    return get_registry().load_model(uri, trust)
+    return get_registry().load_model(uri, trust, trusted_types)
 
 
 def _model(model: Any, registry: Registry, trust: bool) -> tuple[Any, str]:

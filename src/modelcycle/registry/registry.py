@@ -10,13 +10,14 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelcycle.entities import AliasEvent, LoggedModel, ModelVersion
 from modelcycle.errors import ArtifactCorruptedError, GateError, InvalidInputError, ModelIntegrityError, NotFoundError
 from modelcycle.models.package import MANIFEST, LoadedModel, Manifest, load_package
+from modelcycle.models.trust import Trust
 from modelcycle.registry.uri import ModelRef, check_alias, check_model_name, parse_model_uri
 from modelcycle.store.artifacts.base import safe_artifact_path
 
@@ -222,20 +223,26 @@ class Registry:
             return ref, None
         return ref, self.get_model_version(ref.name or "", self._version_spec(ref))
 
-    def load_model(self, uri: str | LoggedModel, trust: bool = False) -> LoadedModel:
+    def trust(self, trust: bool = False, trusted_types: Sequence[str] | None = None) -> Trust:
+        """What a load may build: ``trusted_types`` and the settings' ``MODELCYCLE_TRUSTED_TYPES``; pickle only with ``trust=True``."""
+        return Trust.of(trust, [*self.client.settings.trusted_types, *(trusted_types or ())])
+
+    def load_model(self, uri: str | LoggedModel, trust: bool = False, trusted_types: Sequence[str] | None = None) -> LoadedModel:
         """Load ``runs:/<run_id>/model``, ``models:/name/3``, ``models:/name@champion`` or a local package folder.
 
         The package is verified file by file against its manifest, and the manifest against the
-        hash recorded when the model was logged, before anything is deserialised. Loaded models
-        are cached per package hash; an alias is resolved again on every call, so a moved alias
-        loads the new version.
+        hash recorded when the model was logged, before anything is deserialised; what the model
+        file may build is decided by the loader (see :mod:`modelcycle.models.trust`). Loaded models
+        are cached per package hash and trust; an alias is resolved again on every call, so a moved
+        alias loads the new version.
         """
+        allowed = self.trust(trust, trusted_types)
         text = uri.uri if isinstance(uri, LoggedModel) else uri
         ref, version = self.resolve(text)
         if ref.kind == "path":
-            return load_package(ref.path or "", trust=trust)
+            return load_package(ref.path or "", trust=allowed)
         if version is not None:
-            key = (version.hash, trust)
+            key = (version.hash, allowed)
             cached = self._cache.get(key)
             if cached is not None:
                 return LoadedModel(cached.raw, cached.manifest, cached.path, version)
@@ -251,29 +258,30 @@ class Registry:
             raise ModelIntegrityError(
                 f"{MANIFEST} of {text} is not the one registered (sha256 {manifest.hash[:12]}…, registered {expected[:12]}…); "
                 "refusing to load it")
-        key = (manifest.hash, trust)
+        key = (manifest.hash, allowed)
         cached = self._cache.get(key)
         if cached is not None:
             return LoadedModel(cached.raw, cached.manifest, cached.path, version)
         folder = self._materialise(manifest.hash, digests)
         try:
-            loaded = load_package(folder, trust=trust, expected_hash=manifest.hash, version=version)
+            loaded = load_package(folder, trust=allowed, expected_hash=manifest.hash, version=version)
         except ModelIntegrityError:  # the local cache was changed: fetch the verified files again
             shutil.rmtree(folder, ignore_errors=True)
             folder = self._materialise(manifest.hash, digests)
-            loaded = load_package(folder, trust=trust, expected_hash=manifest.hash, version=version)
+            loaded = load_package(folder, trust=allowed, expected_hash=manifest.hash, version=version)
         with self._lock:
             self._cache[key] = loaded
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         return loaded
 
-    def verify_version(self, name: str, version: int, trust: bool = False) -> LoadedModel:
+    def verify_version(self, name: str, version: int, trust: bool = False, trusted_types: Sequence[str] | None = None) -> LoadedModel:
         """Load a registered version afresh from the artifact store (no cache of any kind), as a new server would.
 
         Raises:
             ModelIntegrityError: a file of the package changed in the store.
         """
+        allowed = self.trust(trust, trusted_types)
         mv = self.get_model_version(name, version)
         manifest, digests = self._run_package(self.client.get_run(mv.run_id), mv.artifact_path)
         if manifest.hash != mv.hash:
@@ -286,7 +294,7 @@ class Registry:
                 except ArtifactCorruptedError:
                     raise ModelIntegrityError(f"{file} of {mv.uri} was changed in the artifact store (its sha256 no longer "
                                               "matches); the version cannot be loaded") from None
-            loaded = load_package(folder, trust=trust, expected_hash=mv.hash, version=mv)
+            loaded = load_package(folder, trust=allowed, expected_hash=mv.hash, version=mv)
             return loaded
         finally:
             shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Model flavours: how each kind of model is written to files that run no code when read.
 
 A flavour is a small object with ``name``, ``handles(model)``, ``save(model, folder, options)``
-(returns JSON-able metadata), ``load(folder, meta, trust)`` and ``requirements`` (distribution
+(returns JSON-able metadata), ``load(folder, meta, trust)`` (``trust`` is a :class:`~modelcycle.models.trust.Trust`:
+what the caller allows beyond the library allow-list; it is falsy unless pickle is allowed) and ``requirements`` (distribution
 names whose versions the package records). Built-ins are looked up lazily by name; third-party
 flavours register an entry point in the group ``modelcycle.model_flavour``.
 """
@@ -13,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from modelcycle import plugins
 from modelcycle.errors import InvalidInputError
+from modelcycle.models.trust import Trust
 
 __all__ = ["BUILTIN_ORDER", "Flavour", "flavour_for", "get_flavour"]
 
@@ -29,7 +31,7 @@ class Flavour(Protocol):
 
     def save(self, model: Any, folder: Path, options: dict[str, Any]) -> dict[str, Any]: ...
 
-    def load(self, folder: Path, meta: dict[str, Any], trust: bool) -> Any: ...
+    def load(self, folder: Path, meta: dict[str, Any], trust: Trust) -> Any: ...
 
 
 def get_flavour(name: str) -> Flavour:

@@ -62,12 +62,11 @@ class LightGBMFlavour:
             kind = "regressor"
         return {"file": FILE, "kind": kind, "classes": classes}
 
-    def load(self, folder: Path, meta: dict[str, Any], trust: bool) -> Any:
-        try:
-            import lightgbm
-        except ImportError:
-            raise ModelError("this model needs LightGBM: pip install lightgbm") from None
-        path = folder / meta.get("file", FILE)
+    def load(self, folder: Path, meta: dict[str, Any], trust: Any) -> Any:
+        from modelcycle._deps import require
+
+        lightgbm = require("lightgbm", "loading a LightGBM model")
+        path = folder / FILE
         try:
             booster = lightgbm.Booster(model_file=str(path))
         except Exception as e:  # LightGBMError, or a decoding error raised while reporting one

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle.errors import ModelError, UnsafeModelError
+from modelcycle.models.trust import Trust
 
 __all__ = ["PythonFlavour"]
 
@@ -38,8 +39,8 @@ class PythonFlavour:
             raise ModelError(f"cannot pickle this {type(model).__name__}: {e}") from None
         return {"file": FILE, "pickle": True}
 
-    def load(self, folder: Path, meta: dict[str, Any], trust: bool) -> Any:
-        if not trust:
+    def load(self, folder: Path, meta: dict[str, Any], trust: Trust) -> Any:
+        if not trust.pickle:
             raise UnsafeModelError(
                 "this model is a pickled PythonModel: loading it runs whatever code it contains; "
                 "load it with trust=True only if you trust whoever saved it"
@@ -48,6 +49,6 @@ class PythonFlavour:
             import cloudpickle  # noqa: F401  (registers what cloudpickled classes need)
         except ImportError:
             pass
-        with open(folder / meta.get("file", FILE), "rb") as f:
+        with open(folder / FILE, "rb") as f:
             model = pickle.load(f)  # trust=True: the caller accepted that this runs code
         return model

@@ -36,15 +36,14 @@ class XGBoostFlavour:
         model.save_model(folder / FILE)
         return {"file": FILE, "class": type(model).__name__}
 
-    def load(self, folder: Path, meta: dict[str, Any], trust: bool) -> Any:
-        try:
-            import xgboost
-        except ImportError:
-            raise ModelError("this model needs XGBoost: pip install xgboost") from None
+    def load(self, folder: Path, meta: dict[str, Any], trust: Any) -> Any:
+        from modelcycle._deps import require
+
+        xgboost = require("xgboost", "loading an XGBoost model")
         cls_name = meta.get("class")
         if cls_name not in CLASSES:
             raise ModelError(f"unknown XGBoost model class {cls_name!r}; expected one of {', '.join(CLASSES)}")
-        path = folder / meta.get("file", FILE)
+        path = folder / FILE
         with open(path, "rb") as f:
             if f.read(64).lstrip()[:1] != b"{":
                 raise ModelError(f"{path.name} is not an XGBoost JSON model; refusing to load it")

@@ -1,0 +1,552 @@
+"""Loading never runs code: changed files are refused before parsing, and pickles never reach an unpickler.
+
+Each malicious payload, when unpickled, creates a marker file. The tests place such payloads in
+packages whose manifests were rewritten to match (an attacker who can write the folder can do
+that too) and check that loading refuses them and the marker never appears.
+"""
+
+from __future__ import annotations
+
+import builtins
+import gzip
+import io
+import json
+import os
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelcycle._hashing import sha256_bytes, sha256_file
+from modelcycle.errors import ModelError, ModelIntegrityError, UnsafeModelError
+from modelcycle.models import load_package, save_model
+from modelcycle.models.package import MANIFEST
+from tests.security import hostile
+
+
+class CreatesFile:
+    """Unpickling this calls open(path, "w"): the file appearing proves code ran."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (builtins.open, (self.path, "w"))
+
+
+def payloads(marker: Path) -> dict[str, bytes]:
+    import cloudpickle
+    import joblib
+
+    raw = pickle.dumps(CreatesFile(marker))
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:  # the layout of a torch.save file
+        z.writestr("archive/data.pkl", raw)
+        z.writestr("archive/version", "3\n")
+    job = io.BytesIO()
+    joblib.dump(CreatesFile(marker), job)
+    return {"pickle": raw, "gzip": gzip.compress(raw), "zip": zipped.getvalue(), "joblib": job.getvalue(),
+            "cloudpickle": cloudpickle.dumps(CreatesFile(marker))}
+
+
+def rehash(folder: Path) -> None:
+    """Rewrite the manifest so every listed hash matches the files now in the folder."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for name in manifest["files"]:
+        manifest["files"][name] = {"sha256": sha256_file(folder / name), "size": (folder / name).stat().st_size}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def sklearn_package(tmp_path: Path, name: str = "pkg") -> tuple[Path, pd.DataFrame]:
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame({"a": np.linspace(0, 1, 40), "b": np.linspace(1, 0, 40)})
+    model = LogisticRegression().fit(X, (X["a"] > 0.5).astype(int))
+    save_model(model, tmp_path / name, input_example=X.head())
+    return tmp_path / name, X
+
+
+@pytest.mark.parametrize("kind", ["pickle", "gzip", "zip", "joblib", "cloudpickle"])
+@pytest.mark.parametrize("trust", [False, True])
+def test_pickles_renamed_to_skops_never_run(tmp_path: Path, kind: str, trust: bool) -> None:
+    marker = tmp_path / "pwned"
+    folder, _ = sklearn_package(tmp_path)
+    (folder / "model.skops").write_bytes(payloads(marker)[kind])
+    rehash(folder)
+    with pytest.raises(ModelError):
+        load_package(folder, trust=trust)  # trust allows pickled PythonModels, never a pickle posing as skops
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["pickle", "gzip", "zip", "joblib", "cloudpickle"])
+def test_pickles_renamed_to_safetensors_never_run(tmp_path: Path, kind: str) -> None:
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "torch"
+    folder.mkdir()
+    data = payloads(marker)[kind]
+    (folder / "weights.safetensors").write_bytes(data)
+    manifest = {"format": 1, "flavour": "pytorch", "model_class": "torch.nn.Linear",
+                "flavour_meta": {"file": "weights.safetensors", "class": "torch.nn:Linear", "init_kwargs": {}},
+                "files": {"weights.safetensors": {"sha256": sha256_bytes(data), "size": len(data)}}}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(UnsafeModelError, match="not a safetensors file"):
+        load_package(folder, trust=True)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("flavour", ["xgboost", "lightgbm"])
+def test_pickles_renamed_to_native_tree_formats_never_run(tmp_path: Path, flavour: str) -> None:
+    lib = pytest.importorskip(flavour)
+    marker = tmp_path / "pwned"
+    X = pd.DataFrame({"a": np.linspace(0, 1, 60), "b": np.linspace(1, 0, 60)})
+    y = (X["a"] > 0.5).astype(int)
+    model = lib.XGBClassifier(n_estimators=2) if flavour == "xgboost" else lib.LGBMClassifier(n_estimators=2, verbose=-1)
+    model.fit(X, y)
+    manifest = save_model(model, tmp_path / "pkg")
+    (tmp_path / "pkg" / manifest.flavour_meta["file"]).write_bytes(payloads(marker)["pickle"])
+    rehash(tmp_path / "pkg")
+    with pytest.raises(ModelError):
+        load_package(tmp_path / "pkg", trust=True)
+    assert not marker.exists()
+
+
+def test_pickled_python_model_is_refused_without_trust(tmp_path: Path) -> None:
+    from modelcycle.models import PythonModel
+
+    class Echo(PythonModel):
+        def predict(self, model_input):
+            return model_input
+
+    marker = tmp_path / "pwned"
+    save_model(Echo(), tmp_path / "py", allow_pickle=True)
+    (tmp_path / "py" / "python_model.pkl").write_bytes(payloads(marker)["pickle"])
+    rehash(tmp_path / "py")
+    with pytest.raises(UnsafeModelError, match="trust=True"):
+        load_package(tmp_path / "py")
+    assert not marker.exists()
+
+
+def test_one_changed_byte_is_refused_naming_the_file(tmp_path: Path) -> None:
+    folder, _ = sklearn_package(tmp_path)
+    data = bytearray((folder / "model.skops").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (folder / "model.skops").write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match=r"model\.skops .*changed after the model was saved"):
+        load_package(folder)
+
+
+def test_changed_manifest_is_refused(tmp_path: Path) -> None:
+    folder, _ = sklearn_package(tmp_path)
+    registered = sha256_file(folder / MANIFEST)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["flavour_meta"]["trusted_types"] = ["builtins.exec"]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError, match=r"manifest\.json .*changed after the model was saved"):
+        load_package(folder, expected_hash=registered)
+    (folder / MANIFEST).write_text("{not json")
+    with pytest.raises(ModelIntegrityError, match="not a valid model manifest"):
+        load_package(folder)
+
+
+def test_added_or_removed_files_are_refused(tmp_path: Path) -> None:
+    folder, _ = sklearn_package(tmp_path)
+    (folder / "extra.py").write_text("import os")
+    with pytest.raises(ModelIntegrityError, match=r"files not in the manifest: extra\.py"):
+        load_package(folder)
+    (folder / "extra.py").unlink()
+    (folder / "input_example.json").unlink()
+    with pytest.raises(ModelIntegrityError, match=r"files missing: input_example\.json"):
+        load_package(folder)
+
+
+def test_symlinks_are_refused(tmp_path: Path) -> None:
+    folder, _ = sklearn_package(tmp_path)
+    target = tmp_path / "elsewhere.skops"
+    shutil.move(folder / "model.skops", target)
+    os.symlink(target, folder / "model.skops")
+    with pytest.raises(ModelIntegrityError, match="not a plain file"):
+        load_package(folder)
+
+
+def _function_transformer_package(tmp_path: Path, func, recorded: list[str]) -> Path:
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    folder, _ = sklearn_package(tmp_path)
+    sio.dump(FunctionTransformer(func=func), folder / "model.skops")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["flavour_meta"]["trusted_types"] = recorded
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    rehash(folder)
+    return folder
+
+
+def test_skops_types_not_recorded_at_save_are_refused(tmp_path: Path) -> None:
+    folder = _function_transformer_package(tmp_path, builtins.eval, [])
+    with pytest.raises(UnsafeModelError, match=r"can run code when loaded: builtins\.eval"):
+        load_package(folder, trust=True)
+
+
+def test_dangerous_types_are_refused_even_when_recorded(tmp_path: Path) -> None:
+    import operator
+
+    folder = _function_transformer_package(tmp_path, operator.call, ["_operator.call"])
+    with pytest.raises(UnsafeModelError, match=r"can run code when loaded: _operator\.call"):
+        load_package(folder, trust=True)
+
+
+def test_saving_a_dangerous_type_is_refused(tmp_path: Path) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    with pytest.raises(UnsafeModelError, match=r"builtins\.eval"):
+        save_model(FunctionTransformer(func=builtins.eval), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".modelcycle-package-")], "no staging folder is left behind"
+
+
+def test_unaudited_types_need_to_be_named_to_save_and_to_load(tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    model = make_pipeline(FunctionTransformer(func=double), LinearRegression()).fit(X, [2.0, 4.0, 6.0])
+    with pytest.raises(UnsafeModelError, match=r"trusted_types=\['tests.security.test_packages.double'\]"):
+        save_model(model, tmp_path / "f")
+    save_model(model, tmp_path / "f", trusted_types=["tests.security.test_packages.double"])
+    # the package lists the type, but only the one who loads it decides
+    with pytest.raises(UnsafeModelError, match=r"load with trusted_types=\['tests.security.test_packages.double'\]"):
+        load_package(tmp_path / "f")
+    loaded = load_package(tmp_path / "f", trusted_types=["tests.security.test_packages.double"])
+    assert loaded.predict(pd.DataFrame({"x": [5.0]})).round(6).tolist() == [10.0]
+
+
+def double(x):
+    return x * 2
+
+
+# --- skops files whose schema calls code: the loader decides, never the file -----------------------------
+
+
+@pytest.fixture
+def canary(tmp_path: Path):
+    marker = tmp_path / "canary"
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    hostile.canary_module(modules, marker)
+    script = tmp_path / "script.py"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    yield marker, script
+    import sys
+
+    sys.path[:] = [p for p in sys.path if p != str(modules)]
+    sys.modules.pop(hostile.CANARY_MODULE, None)
+
+
+def _payload_names() -> list[str]:
+    return list(hostile.payloads(Path("/x"), Path("/y")))
+
+
+@pytest.mark.parametrize("payload", _payload_names())
+@pytest.mark.parametrize("trust", [False, True])
+def test_a_schema_that_calls_code_is_refused_by_name_before_anything_is_built(tmp_path: Path, canary, payload: str, trust: bool) -> None:
+    marker, script = canary
+    node = hostile.payloads(marker, script)[payload]
+    folder = hostile.hostile_package(tmp_path, node)  # the manifest even lists the type as trusted, and its hashes match
+    name = f"{node['__module__']}.{node['__class__']}"
+    with pytest.raises(UnsafeModelError, match=name.replace(".", r"\.")):
+        load_package(folder, trust=trust)  # trust=True allows pickled PythonModels, never a type the loader refuses
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("payload", ["cProfile.run", "profile.run", "timeit.timeit", "builtins.exec", "os.system", "subprocess.getoutput",
+                                     "runpy.run_path", "importlib.import_module", "import by function reference", "import by object"])
+def test_each_payload_is_live_when_skops_is_told_to_trust_it(tmp_path: Path, canary, payload: str) -> None:
+    """The control: skops alone, told to trust the type the file names, runs the payload. So the refusals above are real."""
+    import skops.io as sio
+
+    marker, script = canary
+    node = hostile.payloads(marker, script)[payload]
+    folder = hostile.hostile_package(tmp_path, node)
+    name = f"{node['__module__']}.{node['__class__']}"
+    try:
+        sio.load(folder / "model.skops", trusted=[*sio.get_untrusted_types(file=folder / "model.skops"), name])
+    except Exception:
+        pass  # some payloads raise once they have run
+    assert marker.exists()
+
+
+def test_a_registered_hostile_version_is_refused_by_load_model(tmp_path: Path, canary) -> None:
+    """Registering records the attacker's own hash: the hash check passes, the loader still refuses."""
+    from modelcycle.registry import Registry
+    from modelcycle.settings import Settings
+    from modelcycle.tracking.client import Client
+
+    marker, script = canary
+    folder = hostile.hostile_package(tmp_path, hostile.payloads(marker, script)["cProfile.run"])
+    client = Client(Settings.for_home(tmp_path / "home", capture=False))
+    try:
+        with client.start_run(experiment="x") as run:
+            run.log_artifact(folder, "model")
+        registry = Registry(client)
+        version = registry.register_model(f"runs:/{run.id}/model", "churn")
+        registry.set_alias("churn", "champion", version.version)
+        with pytest.raises(UnsafeModelError, match=r"cProfile\.run"):
+            registry.load_model("models:/churn@champion")
+        with pytest.raises(UnsafeModelError, match=r"cProfile\.run"):
+            registry.load_model("models:/churn@champion", trust=True)
+    finally:
+        client.close()
+    assert not marker.exists()
+
+
+def test_a_type_named_by_the_caller_loads(tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    model = make_pipeline(FunctionTransformer(func=double), LinearRegression()).fit(X, [2.0, 4.0, 6.0])
+    save_model(model, tmp_path / "f", trusted_types=["tests.security.test_packages.double"])
+    with pytest.raises(UnsafeModelError, match="does not load without your say-so"):
+        load_package(tmp_path / "f", trust=True)
+    assert load_package(tmp_path / "f", trusted_types=["tests.security.test_packages.double"]).predict(X).round(6).tolist() == [2.0, 4.0, 6.0]
+
+
+def test_denied_types_cannot_be_trusted_even_by_name(tmp_path: Path) -> None:
+    folder, _ = sklearn_package(tmp_path)
+    with pytest.raises(UnsafeModelError, match="does not load them even when trusted"):
+        load_package(folder, trusted_types=["os.system"])
+
+
+# --- manifests that point outside the package ------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../outside.skops", "model.skops/../../outside.skops", "missing.skops"])
+def test_the_manifest_cannot_name_a_model_file_it_does_not_verify(tmp_path: Path, path: str) -> None:
+    folder, _ = sklearn_package(tmp_path)
+    (tmp_path / "outside.skops").write_bytes((folder / "model.skops").read_bytes())
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["flavour_meta"]["file"] = path
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError, match="not one of the package's verified files"):
+        load_package(folder)
+
+
+def test_python_model_artifacts_must_be_files_of_the_package(tmp_path: Path) -> None:
+    from modelcycle.models import PythonModel
+
+    class Echo(PythonModel):
+        def predict(self, model_input):
+            return model_input
+
+    save_model(Echo(), tmp_path / "py", allow_pickle=True)
+    manifest = json.loads((tmp_path / "py" / MANIFEST).read_text())
+    manifest["flavour_meta"]["artifacts"] = {"vocab": "../../etc"}
+    (tmp_path / "py" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError, match="not in the package"):
+        load_package(tmp_path / "py", trust=True)
+
+
+# --- PyTorch: the class named in the manifest is not imported unless trusted ----------------------------
+
+def _torch_package(tmp_path: Path, cls: str) -> Path:
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "torch"
+    folder.mkdir()
+    save_file({"w": np.zeros(2, dtype=np.float32)}, str(folder / "weights.safetensors"))
+    manifest = {"format": 1, "flavour": "pytorch", "model_class": cls.replace(":", "."),
+                "flavour_meta": {"file": "weights.safetensors", "class": cls, "init_kwargs": {}},
+                "files": {"weights.safetensors": {"sha256": sha256_file(folder / "weights.safetensors"),
+                                                  "size": (folder / "weights.safetensors").stat().st_size}}}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    return folder
+
+
+def test_pytorch_class_from_an_unknown_module_is_not_imported(tmp_path: Path, canary) -> None:
+    marker, _ = canary
+    folder = _torch_package(tmp_path, f"{hostile.CANARY_MODULE}:Net")
+    with pytest.raises(UnsafeModelError, match=rf"importing {hostile.CANARY_MODULE} runs its code.*trusted_types=\['{hostile.CANARY_MODULE}\.Net'\]"):
+        load_package(folder)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("cls", ["os:system", "torch", ":Net", "a b:C", "mod:Net;import os"])
+def test_pytorch_class_names_that_are_not_classes_are_refused(tmp_path: Path, cls: str) -> None:
+    with pytest.raises(UnsafeModelError):
+        load_package(_torch_package(tmp_path, cls), trust=False)
+
+
+# --- anything that is not a model is refused ---------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [{"coef": [1, 2]}, 3.5, [1, 2, 3], "model"])
+def test_a_skops_file_holding_no_model_is_refused(tmp_path: Path, value) -> None:
+    import skops.io as sio
+
+    folder, _ = sklearn_package(tmp_path)
+    sio.dump(value, folder / "model.skops")
+    rehash(folder)
+    with pytest.raises(UnsafeModelError, match=r"has no predict\(\)"):
+        load_package(folder)
+
+
+def test_a_tree_whose_nodes_point_outside_it_is_refused(tmp_path: Path) -> None:
+    """A crafted node array would make scikit-learn read outside its memory on the first prediction."""
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+
+    X = pd.DataFrame({"a": np.linspace(0, 1, 40), "b": np.linspace(1, 0, 40)})
+    model = DecisionTreeClassifier(max_depth=3).fit(X, (X["a"] > 0.5).astype(int))
+    save_model(model, tmp_path / "tree")
+    nodes = model.tree_.__getstate__()
+    nodes["nodes"]["left_child"][0] = 10_000_000
+    model.tree_.__setstate__(nodes)
+    sio.dump(model, tmp_path / "tree" / "model.skops")
+    rehash(tmp_path / "tree")
+    with pytest.raises(UnsafeModelError, match="damaged Tree"):
+        load_package(tmp_path / "tree")
+
+
+def test_a_hist_gradient_boosting_predictor_pointing_outside_its_features_is_refused(tmp_path: Path) -> None:
+    import skops.io as sio
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X = pd.DataFrame({"a": np.linspace(0, 1, 80), "b": np.linspace(1, 0, 80)})
+    model = HistGradientBoostingClassifier(max_iter=3).fit(X, (X["a"] > 0.5).astype(int))
+    save_model(model, tmp_path / "hgb")
+    nodes = model._predictors[0][0].nodes
+    nodes["feature_idx"][~nodes["is_leaf"].astype(bool)] = 1_000
+    sio.dump(model, tmp_path / "hgb" / "model.skops")
+    rehash(tmp_path / "hgb")
+    with pytest.raises(UnsafeModelError, match="damaged TreePredictor"):
+        load_package(tmp_path / "hgb")
+
+
+# --- compression bombs ---------------------------------------------------------------------------------------
+
+def test_a_zip_bomb_posing_as_skops_is_not_decompressed(tmp_path: Path) -> None:
+    folder, _ = sklearn_package(tmp_path)
+    (folder / "model.skops").write_bytes(hostile.deflate_bomb(2 << 30))
+    rehash(folder)
+    with pytest.raises(UnsafeModelError, match="refusing to decompress"):
+        load_package(folder)
+
+
+@pytest.mark.parametrize("name", ["profile.bin", "predictions.bin"])
+def test_profile_bombs_stop_at_the_bound(tmp_path: Path, name: str) -> None:
+    """1 MB of zlib that would inflate to 1 GB: refused after at most the bound, memory stays small."""
+    import resource
+    import zlib
+
+    from modelcycle.errors import InvalidInputError
+
+    folder, _ = hostile.logistic(tmp_path)
+    (folder / name).write_bytes(zlib.compress(b" " * (1 << 30), 9))
+    assert (folder / name).stat().st_size < 2 << 20
+    rehash(folder)
+    loaded = load_package(folder)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InvalidInputError, match="expands to more than"):
+        loaded.profile if name == "profile.bin" else loaded.prediction_profile  # noqa: B018
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 600, f"reading the bomb grew the process by {grown_mb:.0f} MB"
+
+
+# --- pipelines: a cache row never grants trust --------------------------------------------------------------
+
+def test_a_step_returning_a_pickled_model_must_declare_it(tmp_path: Path) -> None:
+    import modelcycle as mc
+    from modelcycle.errors import PipelineError
+    from modelcycle.models import PythonModel
+    from modelcycle.settings import Settings
+    from modelcycle.tracking.client import Client
+    from modelcycle.tracking.fluent import set_client
+
+    class Doubler(PythonModel):
+        def predict(self, model_input):
+            return model_input * 2
+
+    @mc.step
+    def undeclared() -> Doubler:
+        return Doubler()
+
+    @mc.step(allow_pickle=True)
+    def declared() -> Doubler:
+        return Doubler()
+
+    @mc.step
+    def use(model: Doubler) -> list:
+        return model.predict(pd.Series([1, 2])).tolist()
+
+    @mc.pipeline
+    def bad() -> list:
+        return use(undeclared())
+
+    @mc.pipeline
+    def good() -> list:
+        return use(declared())
+
+    client = Client(Settings.for_home(tmp_path / "home", capture=False))
+    set_client(client)
+    try:
+        with pytest.raises(PipelineError, match=r"allow_pickle=True"):
+            bad.run()
+        assert good.run().output == [2, 4]
+    finally:
+        set_client(None)
+        client.close()
+
+
+def test_a_cache_row_pointing_at_a_pickled_package_is_not_loaded(tmp_path: Path) -> None:
+    """Someone who can write the store swaps a cached model output for a pickle: the step never declared pickle, so it is refused."""
+    import sqlalchemy as sa
+
+    import modelcycle as mc
+    from modelcycle.models import PythonModel
+    from modelcycle.settings import Settings
+    from modelcycle.tracking.client import Client
+    from modelcycle.tracking.fluent import set_client
+
+    @mc.step
+    def train() -> object:
+        from sklearn.linear_model import LogisticRegression
+
+        X = pd.DataFrame({"a": np.linspace(0, 1, 40)})
+        return LogisticRegression().fit(X, (X["a"] > 0.5).astype(int))
+
+    @mc.pipeline
+    def fit() -> object:
+        return train()
+
+    class Echo(PythonModel):
+        def predict(self, model_input):
+            return model_input
+
+    marker = tmp_path / "pwned"
+    client = Client(Settings.for_home(tmp_path / "home", capture=False))
+    set_client(client)
+    try:
+        fit.run()
+        save_model(Echo(), tmp_path / "evil", allow_pickle=True)
+        (tmp_path / "evil" / "python_model.pkl").write_bytes(payloads(marker)["pickle"])
+        rehash(tmp_path / "evil")
+        files = {p.name: client.artifact_store.put_file(p)[0] for p in (tmp_path / "evil").iterdir()}
+        engine = sa.create_engine(client.settings.store_uri)
+        with engine.begin() as conn:
+            row = conn.execute(sa.text("select key, output from step_cache where step = 'train'")).one()
+            output = json.loads(row.output)
+            output["files"] = files
+            conn.execute(sa.text("update step_cache set output = :o where key = :k"), {"o": json.dumps(output), "k": row.key})
+        engine.dispose()
+        result = fit.run()  # the tampered row is a cache hit
+        assert result.steps["train"].cached
+        with pytest.raises(UnsafeModelError, match="trust=True"):
+            result.outputs["train"]
+    finally:
+        set_client(None)
+        client.close()
+    assert not marker.exists()
