@@ -42,7 +42,7 @@ def served(client: Client):
     client.flush()
     # poll_seconds=60: the tests check for alias moves by hand, so no watcher races them
     app = create_app(client.settings, "models:/churn@champion", config=ServeConfig(poll_seconds=60, max_body_mb=1), client=client)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:
         yield http, app
     # leaving the block ran the app's shutdown: the prediction log is flushed
 
@@ -154,7 +154,7 @@ def test_every_answer_is_logged_and_labels_join(client: Client) -> None:
     client.flush()
     app = create_app(client.settings, "models:/churn@champion", "models:/churn@challenger", ServeConfig(poll_seconds=60), client=client)
     ids = []
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:
         for i in range(20):
             answer = http.post("/predict", json={"records": rows(2)}, headers={"X-Request-ID": f"r{i}"})
             assert answer.status_code == 200
@@ -183,7 +183,7 @@ def test_a_token_guards_the_prediction_routes(client: Client) -> None:
     register(client)
     client.flush()
     app = create_app(client.settings, "models:/churn/1", config=ServeConfig(token="s3cret"), client=client)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:
         denied = http.post("/predict", json={"records": rows(1)})
         assert denied.status_code == 401 and "Authorization: Bearer" in denied.json()["error"]["message"]
         assert http.post("/invocations", json={"dataframe_records": rows(1)}).json()["error_code"] == "UNAUTHENTICATED"

@@ -56,10 +56,10 @@ def home(tmp_path: Path):
     client.close()
 
 
-def start(home: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start(home: Path, *extra: str, env: dict | None = None, model: str = "models:/churn@champion") -> tuple[subprocess.Popen, str]:
     port = free_port()
     environment = {**os.environ, "MODELCYCLE_HOME": str(home), "MODELCYCLE_CAPTURE": "0", **(env or {})}
-    proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "serve", "models:/churn@champion", "--port", str(port), "--poll", "0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "serve", model, "--port", str(port), "--poll", "0.1",
                              *extra], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from pathlib import Path
@@ -10,19 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from modelcycle.cli._common import console, errors
+from modelcycle.cli._common import console, errors, printable
 from modelcycle.errors import ConfigurationError, InvalidInputError
 
 _ENV = "MODELCYCLE_SERVE_OPTIONS"  # how `serve --workers N` hands its options to each worker process
-
-
-def _loopback(host: str) -> bool:
-    if host in ("localhost", "127.0.0.1", "::1"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def factory() -> Any:
@@ -34,7 +24,9 @@ def factory() -> Any:
     settings = Settings.from_env()
     config = ServeConfig(token=settings.serve_token if options["auth"] else None, max_queue=options["max_queue"],
                          max_body_mb=options["max_body_mb"], log_predictions=options["log"], trust=options["trust"],
-                         poll_seconds=options["poll"], threads=options.get("threads", 1))
+                         poll_seconds=options["poll"], threads=options.get("threads", 1), host=options.get("host", "127.0.0.1"),
+                         allowed_hosts=options.get("allowed_hosts"), body_timeout=options.get("body_timeout", 30.0),
+                         trusted_types=options.get("trusted_types", ()))
     return create_app(settings, options["model"], options["shadow"], config)
 
 
@@ -49,10 +41,22 @@ def serve(
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="Largest request body.")] = 10.0,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
     trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel packages (they can run any code).")] = False,
+    trusted_type: Annotated[list[str] | None, typer.Option(
+        "--trusted-type", help="A type (module.Class) model files may build beyond the library allow-list; repeat for more "
+                               "(added to MODELCYCLE_TRUSTED_TYPES).")] = None,
+    allowed_hosts: Annotated[str | None, typer.Option(
+        "--allowed-hosts", help="Comma-separated Host header values to answer for (a proxy's name; * for any). "
+                                "Default: loopback names on a loopback address, anything otherwise.")] = None,
+    body_timeout: Annotated[float, typer.Option("--body-timeout", min=0.1, help="Seconds a request body may take to arrive.")] = 30.0,
     poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between checks of the alias.")] = 1.0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="Prediction threads per worker (more help models that release the GIL).")] = 1,
 ) -> None:
-    """Serve a model over HTTP: Open Inference Protocol, /predict and MLflow's /invocations; it follows its alias."""
+    """Serve a model over HTTP: Open Inference Protocol, /predict and MLflow's /invocations; it follows its alias.
+
+    On a loopback address it answers only requests whose Host header is a loopback name (DNS rebinding), and every POST
+    must be JSON: a web page in a browser cannot post to it.
+    """
+    from modelcycle.serving.http import is_loopback
     from modelcycle.settings import Settings
 
     @errors
@@ -60,15 +64,20 @@ def serve(
         import uvicorn
 
         settings = Settings.from_env()
-        if not _loopback(host) and not settings.serve_token and not no_auth:
+        if not is_loopback(host) and not settings.serve_token and not no_auth:
             raise ConfigurationError(
                 f"listening on {host} would expose the model to the network without a token; set MODELCYCLE_SERVE_TOKEN=<secret> "
                 "(clients then send 'Authorization: Bearer <secret>'), or pass --no-auth to serve it openly")
+        hosts = [h.strip() for h in allowed_hosts.split(",") if h.strip()] if allowed_hosts else None
+        from modelcycle.models.trust import Trust
+
+        types = sorted(Trust.of(False, trusted_type).types)  # a denied name is refused here, before the port is taken
         options = {"model": model, "shadow": shadow, "auth": not no_auth, "max_queue": max_queue, "max_body_mb": max_body_mb,
-                   "log": not no_log, "trust": trust, "poll": poll, "threads": threads}
+                   "log": not no_log, "trust": trust, "poll": poll, "threads": threads, "host": host, "allowed_hosts": hosts,
+                   "body_timeout": body_timeout, "trusted_types": types}
         os.environ[_ENV] = json.dumps(options)
         factory()  # load the model once here: a model that cannot be served fails before the port is taken
-        console(stderr=True).print(f"serving {model} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}"
+        console(stderr=True).print(f"serving {printable(model)} on http://{printable(host)}:{port} ({workers} worker{'s' if workers > 1 else ''}"
                                    f"{', token required' if settings.serve_token and not no_auth else ''}); Ctrl-C to stop")
         uvicorn.run("modelcycle.cli.serve:factory", factory=True, host=host, port=port, workers=workers, log_level="warning",
                     timeout_graceful_shutdown=30, access_log=False)
@@ -105,7 +114,11 @@ def predict(
         total = total_rows(str(source))
         batches = iter_batches(str(source), chunk_rows)
         local = (_score(loaded, batch) for batch in batches)
-        scored_batches = _on_dask(executor, loaded, batches, trust) if executor != "local" else local
+        from modelcycle.models.trust import Trust
+        from modelcycle.settings import Settings
+
+        allowed = Trust.of(trust, Settings.from_env().trusted_types)
+        scored_batches = _on_dask(executor, loaded, batches, allowed) if executor != "local" else local
         tmp = output.with_name(f".{output.name}.partial")
         writer = None
         scored = 0
@@ -128,7 +141,7 @@ def predict(
             if writer is not None:
                 writer.close()
             tmp.unlink(missing_ok=True)
-        console().print(f"scored {scored:,} rows with {model} → {output}")
+        console().print(f"scored {scored:,} rows with {printable(model)} → {printable(output)}")
 
     run()
 
@@ -149,7 +162,7 @@ def _score(loaded: Any, batch: Any) -> Any:
 _WORKER_MODELS: dict[str, Any] = {}
 
 
-def _score_remote(package: str, sha: str, batch: Any, trust: bool) -> Any:
+def _score_remote(package: str, sha: str, batch: Any, trust: Any) -> Any:
     """In a Dask worker: the package (verified against its hash, loaded once per worker) scores one batch."""
     from modelcycle.models import load_package
 
@@ -159,7 +172,7 @@ def _score_remote(package: str, sha: str, batch: Any, trust: bool) -> Any:
     return _score(loaded, batch)
 
 
-def _on_dask(executor: str, loaded: Any, batches: Any, trust: bool, ahead: int = 4) -> Any:
+def _on_dask(executor: str, loaded: Any, batches: Any, trust: Any, ahead: int = 4) -> Any:
     """Scored batches, in order, computed on Dask with at most ``ahead`` batches in flight (memory stays bounded)."""
     from collections import deque
 

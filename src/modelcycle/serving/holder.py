@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from modelcycle.registry.uri import parse_model_uri
@@ -27,13 +28,14 @@ class ModelHolder:
     version that fails to load is remembered (and counted in ``failures``) and not tried again.
     """
 
-    def __init__(self, registry: Registry, uri: str, trust: bool = False, poll: float = 1.0):
+    def __init__(self, registry: Registry, uri: str, trust: bool = False, poll: float = 1.0, trusted_types: Sequence[str] = ()):
         self.registry = registry
         self.uri = uri
         self.trust = trust
+        self.trusted_types = tuple(trusted_types)
         self.poll = poll
         self.ref = parse_model_uri(uri)
-        self.current: LoadedModel = registry.load_model(uri, trust)
+        self.current: LoadedModel = registry.load_model(uri, trust, self.trusted_types)
         self.failures = 0
         self.swaps = 0
         self.last_error: str | None = None
@@ -70,7 +72,7 @@ class ModelHolder:
         if version is None or version.hash == self.current.hash or version.hash in self._bad:
             return False
         try:
-            loaded = self.registry.load_model(version.uri, self.trust)
+            loaded = self.registry.load_model(version.uri, self.trust, self.trusted_types)
         except Exception as e:
             self._bad.add(version.hash)
             self.failures += 1
