@@ -72,8 +72,8 @@ class Agent:
         client: where runs, versions, cycles and alerts are kept (one is built from the environment when None).
         lease_seconds: how long a cycle stays claimed without a sign of life from its agent.
         say: called with one line per step, for people watching (the CLI prints it).
-        trust: allow pickled (PythonModel) versions to load at the gate and after promotion; the types model files may
-            build beyond the library allow-list come from ``MODELCYCLE_TRUSTED_TYPES`` (the client's settings).
+        trust: allow pickled (PythonModel) candidates to be saved and to load at the gate and after promotion; the types
+            model files may build beyond the library allow-list come from ``MODELCYCLE_TRUSTED_TYPES`` (the client's settings).
 
     Example:
         >>> agent = Agent(load_spec("modelcycle.yaml"))   # doctest: +SKIP
@@ -276,7 +276,9 @@ class Agent:
         run = self.client.start_run(experiment=self.spec.name, name=f"candidate {cycle['id'][:8]}", parent=run_id,
                                     tags={"cycle": cycle["id"], "trigger": cycle["trigger"]}, activate=False)
         try:
-            logged = self.client.log_model(model, run_id=run.id, reference_data=train[features])
+            # the candidate is saved as it will be loaded: pickle only with --trust, types beyond the allow-list from the settings
+            logged = self.client.log_model(model, run_id=run.id, reference_data=train[features], allow_pickle=self.trust,
+                                           trusted_types=list(self.client.settings.trusted_types))
         finally:
             run.end()
         version = self.registry.register_model(logged, self.spec.model, description=f"cycle {cycle['id'][:8]} ({cycle['trigger']})",
