@@ -24,7 +24,9 @@ def train(train: pd.DataFrame, C: float = 1.0):''', '''class Wrapped(mc.models.P
 
 
 @mc.step(allow_pickle=True)
-def train(train: pd.DataFrame, C: float = 1.0):''').replace('''    return LogisticRegression(C=C).fit(train[["a", "b", "c"]], train["y"])''', '''    return Wrapped(LogisticRegression(C=C).fit(train[["a", "b", "c"]], train["y"]))''')
+def train(train: pd.DataFrame, C: float = 1.0):''').replace(
+    '''    return LogisticRegression(C=C).fit(train[["a", "b", "c"]], train["y"])''',
+    '''    return Wrapped(LogisticRegression(C=C).fit(train[["a", "b", "c"]], train["y"]))''')
 
 
 def _project(root: Path) -> Path:
