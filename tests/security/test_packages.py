@@ -550,3 +550,32 @@ def test_a_cache_row_pointing_at_a_pickled_package_is_not_loaded(tmp_path: Path)
         set_client(None)
         client.close()
     assert not marker.exists()
+
+
+def test_the_settings_trusted_types_apply_to_saving_and_loading(tmp_path: Path) -> None:
+    """MODELCYCLE_TRUSTED_TYPES: what a process may load, it may also log (the agent and `modelcycle ci` log candidates)."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from modelcycle.registry import Registry
+    from modelcycle.settings import Settings
+    from modelcycle.tracking.client import Client
+
+    X = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    model = make_pipeline(FunctionTransformer(func=double), LinearRegression()).fit(X, [2.0, 4.0, 6.0])
+    settings = Settings.from_env({"MODELCYCLE_HOME": str(tmp_path / "home"), "MODELCYCLE_CAPTURE": "0",
+                                  "MODELCYCLE_TRUSTED_TYPES": "tests.security.test_packages.double, numpy.memmap_like"})
+    client = Client(settings)
+    try:
+        with client.start_run(experiment="x"):
+            logged = client.log_model(model, reference_data=X)
+        assert Registry(client).load_model(logged.uri).predict(X).round(6).tolist() == [2.0, 4.0, 6.0]
+    finally:
+        client.close()
+    plain = Client(Settings.for_home(tmp_path / "home", capture=False))
+    try:
+        with pytest.raises(UnsafeModelError, match="MODELCYCLE_TRUSTED_TYPES"):
+            Registry(plain).load_model(logged.uri)
+    finally:
+        plain.close()

@@ -276,9 +276,8 @@ class Agent:
         run = self.client.start_run(experiment=self.spec.name, name=f"candidate {cycle['id'][:8]}", parent=run_id,
                                     tags={"cycle": cycle["id"], "trigger": cycle["trigger"]}, activate=False)
         try:
-            # the candidate is saved as it will be loaded: pickle only with --trust, types beyond the allow-list from the settings
-            logged = self.client.log_model(model, run_id=run.id, reference_data=train[features], allow_pickle=self.trust,
-                                           trusted_types=list(self.client.settings.trusted_types))
+            # the candidate is saved as it will be loaded: pickle only with --trust (types beyond the allow-list: the settings')
+            logged = self.client.log_model(model, run_id=run.id, reference_data=train[features], allow_pickle=self.trust)
         finally:
             run.end()
         version = self.registry.register_model(logged, self.spec.model, description=f"cycle {cycle['id'][:8]} ({cycle['trigger']})",

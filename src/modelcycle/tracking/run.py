@@ -262,6 +262,7 @@ class ActiveRun:
     ) -> LoggedModel:
         """Store ``model`` as a package (see :func:`modelcycle.models.save_model`) under ``name`` in this run.
 
+        ``trusted_types`` adds to the settings' ``MODELCYCLE_TRUSTED_TYPES``, so what this process may load it may also save.
         Returns a LoggedModel whose ``uri`` (``runs:/<run_id>/<name>``) loads or registers it.
         """
         import tempfile
@@ -276,7 +277,8 @@ class ActiveRun:
             folder = Path(tmp) / "package"
             manifest = save_model(
                 model, folder, flavour=flavour, signature=signature, input_example=input_example,
-                reference_data=reference_data, allow_pickle=allow_pickle, trusted_types=trusted_types,
+                reference_data=reference_data, allow_pickle=allow_pickle,
+                trusted_types=[*self._client.settings.trusted_types, *(trusted_types or ())],
                 artifacts=artifacts, init_kwargs=init_kwargs, metadata=metadata,
             )
             with self._client._artifact_names(self, [f"{prefix}/{file}" for file in (*sorted(manifest.files), MANIFEST)]):
