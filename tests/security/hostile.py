@@ -47,6 +47,19 @@ def object_node(module: str, name: str) -> dict[str, Any]:
     return {"__class__": name, "__module__": module, "__loader__": "ObjectNode"}
 
 
+def keyed_dict(key: str, key_type: dict[str, Any]) -> dict[str, Any]:
+    """A dict whose one key is turned back into its type by calling ``key_type`` with the key's text (skops does that on load)."""
+    return {"__class__": "dict", "__module__": "builtins", "__loader__": "DictNode", "content": {key: json_node(1)},
+            "key_types": {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "content": [key_type]}}
+
+
+def named(node: dict[str, Any]) -> str:
+    """The type name a refusal of ``node`` names (for a keyed dict: its key type)."""
+    if node["__loader__"] == "DictNode":
+        node = node["key_types"]["content"][0]
+    return f"{node['__module__']}.{node['__class__']}"
+
+
 def canary_module(folder: Path, canary: Path) -> Path:
     """A module on sys.path whose import creates the canary (importing it is running code)."""
     (folder / f"{CANARY_MODULE}.py").write_text(
@@ -74,6 +87,9 @@ def payloads(canary: Path, script: Path) -> dict[str, dict[str, Any]]:
         "numpy.memmap writes a file": call_node("numpy", "memmap", [str(canary), "uint8", "w+", 0, [4]]),
         "scipy FortranFile writes a file": call_node("scipy.io._fortran", "FortranFile", [str(canary), "w"]),
         "a library function called, not referenced": call_node("sklearn.utils.validation", "check_array", [[[1.0]]]),
+        "a dict key type that makes folders": keyed_dict(str(canary), function_node("sklearn.utils.validation", "check_memory")),
+        "a dict key type that imports": keyed_dict(CANARY_MODULE, function_node("sklearn.utils._set_output", "check_library_installed")),
+        "a dict key type that is a pure function": keyed_dict("1", function_node("numpy", "mean")),
     }
 
 
@@ -117,7 +133,7 @@ def hostile_package(tmp_path: Path, node: dict[str, Any], name: str = "pkg", lis
     manifest = json.loads((folder / MANIFEST).read_text())
     meta = manifest["flavour_meta"]
     if list_it:
-        meta["trusted_types"] = [*meta.get("trusted_types", []), f"{node['__module__']}.{node['__class__']}"]
+        meta["trusted_types"] = [*meta.get("trusted_types", []), named(node)]
     rehash(folder, flavour_meta=meta)
     return folder
 

@@ -257,14 +257,15 @@ def test_a_schema_that_calls_code_is_refused_by_name_before_anything_is_built(tm
     marker, script = canary
     node = hostile.payloads(marker, script)[payload]
     folder = hostile.hostile_package(tmp_path, node)  # the manifest even lists the type as trusted, and its hashes match
-    name = f"{node['__module__']}.{node['__class__']}"
+    name = hostile.named(node)
     with pytest.raises(UnsafeModelError, match=name.replace(".", r"\.")):
         load_package(folder, trust=trust)  # trust=True allows pickled PythonModels, never a type the loader refuses
     assert not marker.exists()
 
 
 @pytest.mark.parametrize("payload", ["cProfile.run", "profile.run", "timeit.timeit", "builtins.exec", "os.system", "subprocess.getoutput",
-                                     "runpy.run_path", "importlib.import_module", "import by function reference", "import by object"])
+                                     "runpy.run_path", "importlib.import_module", "import by function reference", "import by object",
+                                     "a dict key type that makes folders", "a dict key type that imports"])
 def test_each_payload_is_live_when_skops_is_told_to_trust_it(tmp_path: Path, canary, payload: str) -> None:
     """The control: skops alone, told to trust the type the file names, runs the payload. So the refusals above are real."""
     import skops.io as sio
@@ -272,7 +273,7 @@ def test_each_payload_is_live_when_skops_is_told_to_trust_it(tmp_path: Path, can
     marker, script = canary
     node = hostile.payloads(marker, script)[payload]
     folder = hostile.hostile_package(tmp_path, node)
-    name = f"{node['__module__']}.{node['__class__']}"
+    name = hostile.named(node)
     try:
         sio.load(folder / "model.skops", trusted=[*sio.get_untrusted_types(file=folder / "model.skops"), name])
     except Exception:
@@ -407,7 +408,7 @@ def test_a_tree_whose_nodes_point_outside_it_is_refused(tmp_path: Path) -> None:
     model.tree_.__setstate__(nodes)
     sio.dump(model, tmp_path / "tree" / "model.skops")
     rehash(tmp_path / "tree")
-    with pytest.raises(UnsafeModelError, match="damaged Tree"):
+    with pytest.raises(UnsafeModelError, match="Tree that cannot be served safely"):
         load_package(tmp_path / "tree")
 
 
@@ -422,7 +423,7 @@ def test_a_hist_gradient_boosting_predictor_pointing_outside_its_features_is_ref
     nodes["feature_idx"][~nodes["is_leaf"].astype(bool)] = 1_000
     sio.dump(model, tmp_path / "hgb" / "model.skops")
     rehash(tmp_path / "hgb")
-    with pytest.raises(UnsafeModelError, match="damaged TreePredictor"):
+    with pytest.raises(UnsafeModelError, match="TreePredictor that cannot be served safely"):
         load_package(tmp_path / "hgb")
 
 
@@ -579,3 +580,88 @@ def test_the_settings_trusted_types_apply_to_saving_and_loading(tmp_path: Path) 
             Registry(plain).load_model(logged.uri)
     finally:
         plain.close()
+
+
+@pytest.mark.parametrize("func", ["sklearn.utils.validation.check_memory", "sklearn.tree._export.export_graphviz",
+                                  "sklearn.utils._set_output.check_library_installed", "sklearn.datasets._svmlight_format_io.dump_svmlight_file",
+                                  "numpy.save", "numpy.savetxt", "numpy.load"])
+def test_functions_a_model_calls_when_it_predicts_must_be_pure(tmp_path: Path, func: str) -> None:
+    """A FunctionTransformer (or a score function, a callable metric …) calls what it refers to on every prediction,
+    with arguments the file can bind: a function that writes, reads or imports is refused, referenced or not."""
+    import importlib
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    module, _, attr = func.rpartition(".")
+    target = getattr(importlib.import_module(module), attr)
+    X = pd.DataFrame({"a": np.linspace(0, 1, 40), "b": np.linspace(1, 0, 40)})
+    model = make_pipeline(FunctionTransformer(func=np.log1p), LogisticRegression()).fit(X, (X["a"] > 0.5).astype(int))
+    model.steps[0][1].func = target
+    with pytest.raises(UnsafeModelError, match=func.replace(".", r"\.")):
+        save_model(model, tmp_path / "f")
+    assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("source", ["filename", "file"])
+def test_a_text_vectorizer_that_reads_files_is_refused(tmp_path: Path, source: str) -> None:
+    """With input='filename', a served CountVectorizer opens whatever path a request sends (/etc/passwd, /dev/zero)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    docs = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    docs[0].write_text("root admin")
+    docs[1].write_text("guest user")
+    X = pd.DataFrame({"doc": [str(d) for d in docs] * 10})
+    y = [1, 0] * 10
+    for vectorizer in (CountVectorizer(input="filename"), TfidfVectorizer(input="filename")):
+        model = make_pipeline(make_column_transformer((vectorizer, "doc")), LogisticRegression()).fit(X, y)
+
+        def reads(value: str, model=model) -> None:
+            for v in (model.steps[0][1].transformers[0][1], model.steps[0][1].transformers_[0][1]):
+                v.input = value
+
+        reads(source)
+        folder = tmp_path / f"{type(vectorizer).__name__}-{source}"
+        with pytest.raises(UnsafeModelError, match=f"input='{source}'"):
+            save_model(model, folder)  # refused when saved, by the rule that refuses it when loaded
+        reads("content")
+        save_model(model, folder)
+        skops_file = folder / "model.skops"
+        import skops.io as sio
+
+        reads(source)  # the file rewritten by someone else
+        sio.dump(model, skops_file)
+        rehash(folder)
+        with pytest.raises(UnsafeModelError, match=f"input='{source}'"):
+            load_package(folder)
+
+
+def test_a_pipeline_step_may_return_a_fitted_transformer(tmp_path: Path) -> None:
+    """Stored step outputs need not predict (a scaler is an output too); they are still checked like models."""
+    import modelcycle as mc
+    from modelcycle.settings import Settings
+    from modelcycle.tracking.client import Client
+    from modelcycle.tracking.fluent import set_client
+
+    @mc.step
+    def scaler() -> object:
+        from sklearn.preprocessing import StandardScaler
+
+        return StandardScaler().fit(pd.DataFrame({"a": [1.0, 2.0, 3.0]}))
+
+    @mc.pipeline
+    def prepare() -> object:
+        return scaler()
+
+    client = Client(Settings.for_home(tmp_path / "home", capture=False))
+    set_client(client)
+    try:
+        result = prepare.run()
+        assert result.outputs["scaler"].mean_.tolist() == [2.0]
+    finally:
+        set_client(None)
+        client.close()

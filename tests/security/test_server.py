@@ -231,3 +231,41 @@ def test_a_client_request_id_must_be_a_plain_token(served: TestClient) -> None:
     assert served.post("/predict", json=GOOD, headers={"X-Request-ID": "order-17"}).headers["x-request-id"] == "order-17"
     given = served.post("/predict", json=GOOD, headers={"X-Request-ID": "a b\tc"}).headers["x-request-id"]
     assert given != "a b\tc" and len(given) == 32
+
+
+class Exits:
+    """Unpickling this calls sys.exit: a trusted pickle that ends whatever loads it."""
+
+    def __reduce__(self):
+        import sys
+
+        return (sys.exit, (3,))
+
+
+def test_a_version_that_exits_while_loading_is_counted_and_the_alias_is_still_followed(client: Client, tmp_path: Path) -> None:
+    import pickle
+
+    from modelcycle.serving.holder import ModelHolder
+    from tests.security.hostile import rehash
+
+    X, _ = data()
+    register(client, DisagreeingModel(), X, "m", allow_pickle=True)  # version 1
+    with client.start_run(experiment="serving"):
+        logged = client.log_model(DisagreeingModel(), reference_data=X, allow_pickle=True)
+    registry = Registry(client)
+    # version 2: the same package with its pickle replaced, its manifest rehashed and registered as it is
+    from modelcycle.models import save_model
+
+    save_model(DisagreeingModel(), tmp_path / "exits", allow_pickle=True)
+    (tmp_path / "exits" / "python_model.pkl").write_bytes(pickle.dumps(Exits()))
+    rehash(tmp_path / "exits")
+    with client.start_run(experiment="serving") as run:
+        run.log_artifact(tmp_path / "exits", "model")
+    registry.register_model(f"runs:/{run.id}/model", "m")
+    registry.register_model(logged, "m")  # version 3: fine
+    client.flush()
+    holder = ModelHolder(registry, "models:/m@champion", trust=True)
+    registry.set_alias("m", "champion", 2)
+    assert holder.check() is False and holder.failures == 1 and "sys.exit(3)" in holder.last_error
+    registry.set_alias("m", "champion", 3)
+    assert holder.check() is True and holder.version == 3

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle._hashing import sha256_bytes, sha256_file
-from modelcycle.errors import InvalidInputError, ModelcycleWarning, ModelError, ModelIntegrityError, UnsafePathError
+from modelcycle.errors import InvalidInputError, ModelcycleWarning, ModelError, ModelIntegrityError, UnsafeModelError, UnsafePathError
 from modelcycle.models.signature import Signature, infer_signature
 from modelcycle.models.trust import Trust, check_loaded
 
@@ -211,6 +211,7 @@ def save_model(
     try:
         options = {"allow_pickle": allow_pickle, "trusted_types": sorted(Trust.of(False, trusted_types).types),
                    "init_kwargs": dict(init_kwargs or {})}
+        check_loaded(model, f"this {type(model).__name__}", estimator=True)  # what would be refused on load is refused now
         meta = chosen.save(model, staging, options)
         if artifacts:
             if chosen.name != "python":
@@ -433,7 +434,7 @@ class LoadedModel:
 
 
 def load_package(path: str | os.PathLike[str], trust: bool | Trust = False, expected_hash: str | None = None, version: Any = None,
-                 trusted_types: Sequence[str] | None = None) -> LoadedModel:
+                 trusted_types: Sequence[str] | None = None, estimator: bool = False) -> LoadedModel:
     """Verify a package folder, then load it with its flavour's safe loader.
 
     What the model file may build is decided here, never by the package: the library allow-list of
@@ -443,6 +444,7 @@ def load_package(path: str | os.PathLike[str], trust: bool | Trust = False, expe
         trust: allow a pickled PythonModel to load (it can run any code).
         expected_hash: the sha256 the manifest must have (the registry's record of it).
         trusted_types: type names (``module.Class``) the model may build beyond the library allow-list.
+        estimator: a pipeline step's stored estimator (a fitted transformer need not predict; it must be of the flavour's kind).
 
     Raises:
         ModelIntegrityError: a file or the manifest changed, files were added or removed, or the manifest names a file it does not verify.
@@ -465,7 +467,10 @@ def load_package(path: str | os.PathLike[str], trust: bool | Trust = False, expe
     raw = flavour.load(folder, dict(manifest.flavour_meta), allowed)
     if manifest.flavour == "python" and hasattr(raw, "load_context"):
         raw.load_context(ModelContext(folder, artifacts))
-    check_loaded(raw, f"the model package {folder.name}", proba=manifest.has_predict_proba and manifest.flavour != "python")
+    what = f"the model package {folder.name}"
+    if estimator and not (flavour.handles(raw) or callable(getattr(raw, "predict", None))):
+        raise UnsafeModelError(f"{what} holds a {type(raw).__module__}.{type(raw).__qualname__}, not a {manifest.flavour} model; refusing to load it")
+    check_loaded(raw, what, proba=manifest.has_predict_proba and manifest.flavour != "python", estimator=estimator)
     return LoadedModel(raw, manifest, folder, version)
 
 

@@ -62,11 +62,20 @@ _NUMPY_FUNCTIONS = frozenset({
     "asarray", "array", "ravel", "squeeze", "transpose", "reshape", "concatenate", "hstack", "vstack", "column_stack", "where",
     "log1p", "expm1", "any", "all", "count_nonzero", "unique", "searchsorted", "interp", "histogram", "bincount", "dot", "matmul",
 })
+# scikit-learn functions a model may refer to: estimators call them when they predict (a FunctionTransformer's func, a
+# score function, a scorer's metric, a callable metric or column selector), with arguments the file can bind (a
+# functools.partial), so only modules of pure computations — never one that reads, writes, imports or configures.
+_PURE_SKLEARN_MODULES = ("sklearn.metrics", "sklearn.feature_selection._univariate_selection", "sklearn.feature_selection._mutual_info",
+                         "sklearn.cluster._kmeans", "sklearn.utils.extmath", "sklearn.preprocessing._data", "sklearn.neighbors._graph")
+_IMPURE_SKLEARN_MODULES = ("sklearn.metrics._plot",)
+_PURE_SKLEARN_FUNCTIONS = frozenset({"sklearn.utils.validation.check_array", "sklearn.utils.validation.column_or_1d"})
 # Pure array functions scikit-learn keeps references to, from modules that are otherwise not imported.
 _EXTRA_FUNCTIONS = {"scipy._lib.array_api_compat.numpy._aliases.asarray": ("scipy._lib.array_api_compat.numpy._aliases", "asarray")}
 # Built-in data types a file may *refer to* (``dtype_include=object``), never build through a node of their own.
 _BUILTIN_TYPES = frozenset(f"builtins.{t}" for t in ("object", "str", "int", "float", "bool", "complex", "bytes", "bytearray", "list",
                                                     "dict", "tuple", "set", "frozenset", "slice", "range", "NoneType"))
+# What a dict's keys may be turned back into (skops calls the key type with the key's text).
+_KEY_TYPES = frozenset({"builtins.str", "builtins.int", "builtins.float", "builtins.bool"})
 # Calling one of these once per node builds the same object the saved tree described: skops always builds this type itself.
 _EXACT_BUILDS = frozenset({"functools.partial"})
 # How each kind of skops node uses its type: referenced (imported, returned), built (imported, instantiated), or special.
@@ -204,8 +213,9 @@ def library_allows(name: str, kind: str = "ObjectNode") -> bool:
     if kind == "FunctionNode":
         if isinstance(obj, type):
             return False
-        if root == "sklearn":
-            return callable(obj)
+        if root == "sklearn":  # estimators call what they refer to when they predict, with arguments the file binds: pure ones only
+            return callable(obj) and (module.startswith(_PURE_SKLEARN_MODULES) or name in _PURE_SKLEARN_FUNCTIONS) \
+                and not module.startswith(_IMPURE_SKLEARN_MODULES)
         if root == "numpy":
             import numpy as np
 
@@ -238,14 +248,15 @@ def _extra_function(name: str) -> bool:
 class _Node:
     kind: str
     name: str
+    called: bool = False  # built, then called with a value from the file (a dict's key types)
 
 
 def _nodes(schema: Any) -> Iterator[_Node]:
     """Every node of a skops schema (iteratively: depth and size are bounded)."""
-    stack: list[tuple[Any, int]] = [(schema, 0)]
+    stack: list[tuple[Any, int, bool]] = [(schema, 0, False)]
     count = 0
     while stack:
-        item, depth = stack.pop()
+        item, depth, called = stack.pop()
         count += 1
         if depth > _MAX_DEPTH or count > _MAX_NODES:
             raise UnsafeModelError(f"the model file's structure is deeper than {_MAX_DEPTH} levels or larger than {_MAX_NODES:,} "
@@ -253,10 +264,29 @@ def _nodes(schema: Any) -> Iterator[_Node]:
         if isinstance(item, dict):
             loader = item.get("__loader__")
             if loader is not None:
-                yield _Node(str(loader), f"{item.get('__module__')}.{item.get('__class__')}")
-            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
+                yield _Node(str(loader), f"{item.get('__module__')}.{item.get('__class__')}", called)
+            for key, value in item.items():
+                if isinstance(value, (dict, list)):
+                    # a dict's key types are built and then called with each key: whatever sits there is called on load
+                    stack.append((value, depth + 1, called or (loader == "DictNode" and key == "key_types")))
         elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+            stack.extend((v, depth + 1, called) for v in item if isinstance(v, (dict, list)))
+
+
+def _key_type(node: _Node) -> bool:
+    """A node under a dict's key types: only the list holding them and the plain types keys are made of."""
+    if node.kind == "ListNode" and node.name == "builtins.list":
+        return True
+    if node.kind != "TypeNode":
+        return False
+    if node.name in _KEY_TYPES:
+        return True
+    obj = _resolve(node.name) if node.name.startswith("numpy.") else None
+    if isinstance(obj, type):
+        import numpy as np
+
+        return issubclass(obj, (np.integer, np.floating, np.bool_, np.str_))
+    return False
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
@@ -314,6 +344,9 @@ def audit_skops(path: str | Path, trust: Trust, listed: Iterable[str] = (), savi
     refused: dict[str, str] = {}
     allowed: set[str] = set()
     for node in _nodes(schema):
+        if node.called and not _key_type(node):
+            refused[node.name] = "can run code when loaded"  # skops would call it with a key from the file
+            continue
         if node.kind in _NO_TYPE or node.name not in untrusted:
             continue
         if node.kind == "TypeNode" and node.name in _BUILTIN_TYPES:
@@ -348,14 +381,19 @@ def audit_skops(path: str | Path, trust: Trust, listed: Iterable[str] = (), savi
     return sorted(allowed)
 
 
-def check_loaded(obj: Any, what: str, proba: bool = False) -> None:
-    """Refuse a loaded object that is not a usable model: no ``predict`` (a dict, a float …), or trees whose
-    node indices point outside their arrays (a crafted file that would crash the process on the first prediction).
+def check_loaded(obj: Any, what: str, proba: bool = False, estimator: bool = False) -> None:
+    """Refuse a loaded object that is not a usable model: no ``predict`` (a dict, a float …), or structures that cannot
+    be served safely (tree indices pointing outside their arrays, which crash the process on the first prediction; a text
+    vectorizer that opens the files a request names).
+
+    Args:
+        proba: the manifest promises ``predict_proba``.
+        estimator: a pipeline step's stored estimator, which may be a transformer (no ``predict``): its structures are checked.
 
     Raises:
         UnsafeModelError: naming what is wrong.
     """
-    if not callable(getattr(obj, "predict", None)):
+    if not estimator and not callable(getattr(obj, "predict", None)):
         raise UnsafeModelError(f"{what} holds a {type(obj).__module__}.{type(obj).__qualname__}, which has no predict(); "
                                "it is not a model, refusing to load it")
     if proba and not callable(getattr(obj, "predict_proba", None)):
@@ -400,7 +438,7 @@ def _check_structures(root: Any, what: str, limit: int = 2_000_000) -> None:
             if isinstance(obj, cls):
                 problem = check(obj, features)
                 if problem:
-                    raise UnsafeModelError(f"{what} holds a damaged {type(obj).__name__} ({problem}); refusing to load it")
+                    raise UnsafeModelError(f"{what} holds a {type(obj).__name__} that cannot be served safely ({problem}); refusing to load it")
         own = getattr(obj, "__dict__", {}).get("n_features_in_") if not isinstance(obj, type) else None
         bound = int(own) if isinstance(own, int) and not isinstance(own, bool) else features
         stack.extend((child, bound) for child in _children(obj))
@@ -427,7 +465,21 @@ def _structure_checks() -> list[tuple[type, Any]]:
         out.append(((BallTree, KDTree), _check_binary_tree))
     except ImportError:
         pass
+    try:
+        from sklearn.feature_extraction.text import _VectorizerMixin
+
+        out.append((_VectorizerMixin, _check_vectorizer))
+    except ImportError:
+        pass
     return out
+
+
+def _check_vectorizer(vectorizer: Any, features: int | None) -> str | None:
+    """A text vectorizer reads what it is given as text: with ``input="filename"`` or ``"file"`` it would open the paths a
+    request sends (reading any file the server can, or /dev/zero without end)."""
+    if getattr(vectorizer, "input", "content") != "content":
+        return f"input={vectorizer.input!r}: it would read files named in each request; only input='content' is served"
+    return None
 
 
 def _children_ok(index: Any, left: Any, right: Any, leaf: Any, n: int) -> bool:

@@ -188,7 +188,7 @@ def _load_model(folder: Path, trust: Trust) -> Any:
     from modelcycle.models import load_package
 
     # What the stored package may build is what the producing step declares, never what the cache row or the package says.
-    return load_package(folder, trust=trust).raw
+    return load_package(folder, trust=trust, estimator=True).raw  # a fitted transformer is an output too
 
 
 def _save_json(obj: Any, folder: Path) -> None:

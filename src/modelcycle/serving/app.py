@@ -66,28 +66,28 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
         app.add_middleware(HostGuard, allowed=cfg.allowed_hosts, on_refuse=lambda reason: server.metrics.refused.labels(reason).inc())
     metrics = server.metrics
 
-    async def body_of(request: Request) -> dict[str, Any]:
-        """The checks before a request costs anything: token, content type, body within its size and time."""
+    async def body_of(request: Request) -> bytes:
+        """The checks before a request costs anything: token, content type, body within its size and time (parsed later,
+        off the event loop, so that a large body never holds up other connections)."""
         if not authorised(request.headers.get("authorization"), cfg.token):
             metrics.refused.labels("token").inc()
             raise ClientError(401, _UNAUTHORISED, "unauthorized")
         require_json(request.headers.get("content-type"))
         try:
-            raw = await read_body(request, cfg.max_body, cfg.body_timeout)
+            return await read_body(request, cfg.max_body, cfg.body_timeout)
         except ClientError as e:
             metrics.refused.labels(e.code).inc()
             raise
-        return parse_json(raw)
 
     async def serve(request: Request, route: str, protocol: str, answer: Callable[[Prediction, str], Any], shape: str,
                     want_proba: bool = True) -> Response:
         rid = request_id(request.headers)
         started = time.perf_counter()
         try:
-            body = await body_of(request)  # read before a queue slot is taken: a slow body holds only its own connection
+            raw = await body_of(request)  # read before a queue slot is taken: a slow body holds only its own connection
             with server.slot():
                 t_predict = time.perf_counter()
-                out = await asyncio.get_running_loop().run_in_executor(server.pool, server.predict, body, protocol, rid, want_proba)
+                out = await asyncio.get_running_loop().run_in_executor(server.pool, server.predict_raw, raw, protocol, rid, want_proba)
                 t_predict = time.perf_counter() - t_predict
             headers = {"X-Request-ID": rid, "X-Model-Version": str(out.version),
                        "Server-Timing": f"model;dur={out.model_ms:.2f}, predict;dur={t_predict * 1000:.2f}, "
@@ -202,8 +202,8 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
     async def labels(request: Request) -> Response:
         rid = request_id(request.headers)
         try:
-            body = await body_of(request)
-            stored = await asyncio.get_running_loop().run_in_executor(None, server.labels, body)
+            raw = await body_of(request)
+            stored = await asyncio.get_running_loop().run_in_executor(None, lambda: server.labels(parse_json(raw)))
             return json_response({"stored": stored}, 200, {"X-Request-ID": rid})
         except ClientError as e:
             return error_response("ours", e, rid)

@@ -73,10 +73,11 @@ class ModelHolder:
             return False
         try:
             loaded = self.registry.load_model(version.uri, self.trust, self.trusted_types)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # whatever a version does while loading, the server keeps serving (and says why)
             self._bad.add(version.hash)
             self.failures += 1
-            self.last_error = f"version {version.version} of {version.name} did not load and is not served: {e}"
+            reason = str(e) if isinstance(e, Exception) else f"it called sys.exit({e})"
+            self.last_error = f"version {version.version} of {version.name} did not load and is not served: {reason}"
             log.error(self.last_error)
             return False
         self.current = loaded  # one assignment: atomic for readers
@@ -86,7 +87,11 @@ class ModelHolder:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll):
-            self.check()
+            try:
+                self.check()
+            except BaseException as e:  # the watcher never dies: a server that stops following its alias would say nothing
+                self.last_error = f"checking {self.uri} failed: {type(e).__name__}: {e}"
+                log.error(self.last_error)
 
     def describe(self) -> dict[str, Any]:
         m = self.current

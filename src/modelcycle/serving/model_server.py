@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelcycle.errors import InvalidInputError, SignatureError
-from modelcycle.serving.bodies import ClientError, Parsed, frame_from_body
+from modelcycle.serving.bodies import ClientError, Parsed, frame_from_body, parse_json
 
 __all__ = ["ModelServer", "Prediction", "ServeConfig", "derives_predict"]
 
@@ -209,6 +209,10 @@ class ModelServer:
             proba = np.asarray(raw.predict_proba(prepared), dtype=float)
             return np.asarray(raw.classes_).take(proba.argmax(axis=1), axis=0), proba
         return np.asarray(raw.predict(prepared)), np.asarray(raw.predict_proba(prepared), dtype=float)
+
+    def predict_raw(self, raw: bytes, protocol: str, request_id: str, want_proba: bool = True) -> Prediction:
+        """Parse a request's body (in the calling thread: never the event loop), then :meth:`predict` it."""
+        return self.predict(parse_json(raw), protocol, request_id, want_proba)
 
     def predict(self, body: dict[str, Any], protocol: str, request_id: str, want_proba: bool = True) -> Prediction:
         """Predict the rows of a parsed request body (``protocol``: ``predict``, ``mlflow`` or ``oip``).
