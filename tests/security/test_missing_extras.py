@@ -134,6 +134,7 @@ def _one_line(out: subprocess.CompletedProcess[str], extra: str) -> str:
         ("sklearn", ["demo"], "demo", "modelcycle demo needs scikit-learn"),
         ("sklearn", ["demo", "--level0"], "demo", "modelcycle demo needs scikit-learn"),
         ("fastapi", ["demo"], "demo", "modelcycle demo needs FastAPI"),
+        ("sklearn,fastapi", ["demo"], "demo", "modelcycle demo needs scikit-learn, FastAPI, which are not installed"),
         ("dask,distributed", ["pipeline", "run", "pipelines.py:tiny", "--executor", "dask"], "dask", "executor='dask' needs Dask"),
         ("optuna", ["pipeline", "run", "pipelines.py:tuned"], "tune", "tuning needs Optuna"),
     ],

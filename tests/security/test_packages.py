@@ -665,3 +665,87 @@ def test_a_pipeline_step_may_return_a_fitted_transformer(tmp_path: Path) -> None
     finally:
         set_client(None)
         client.close()
+
+
+def test_a_lambda_is_refused_when_saved_with_the_way_out(tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    model = make_pipeline(FunctionTransformer(func=lambda a: a * 2), LinearRegression()).fit(X, [2.0, 4.0, 6.0])
+    for trusted in (None, ["tests.security.test_packages.<lambda>"]):
+        with pytest.raises(UnsafeModelError, match="cannot be imported again when the model is loaded; define it at the top level"):
+            save_model(model, tmp_path / "lam", trusted_types=trusted)
+
+
+def test_a_trusted_type_that_cannot_be_imported_says_how_to_make_it_importable(tmp_path: Path) -> None:
+    """Trusted, but defined in a module this process cannot import (a user's package, not installed or not on the path)."""
+    import sys
+
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    (tmp_path / "mc_userlib.py").write_text("def triple(x):\n    return x * 3\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import mc_userlib
+
+        X = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+        model = make_pipeline(FunctionTransformer(func=mc_userlib.triple), LinearRegression()).fit(X, [3.0, 6.0, 9.0])
+        save_model(model, tmp_path / "user", trusted_types="mc_userlib.triple")  # one name is enough, not a list of characters
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("mc_userlib", None)
+    with pytest.raises(ModelError, match=r"needs module 'mc_userlib', which cannot be imported here.*PYTHONPATH"):
+        load_package(tmp_path / "user", trusted_types=["mc_userlib.triple"])
+    with pytest.raises(UnsafeModelError, match=r"--trusted-type mc_userlib\.triple"):
+        load_package(tmp_path / "user")
+
+
+@pytest.mark.parametrize("names", [["mylib"], ["my lib.X"], ["mylib.*"], [""]])
+def test_trusted_types_must_be_names(tmp_path: Path, names: list[str]) -> None:
+    from modelcycle.errors import InvalidInputError
+
+    folder, _ = sklearn_package(tmp_path)
+    if names == [""]:
+        load_package(folder, trusted_types=names)  # empty entries are ignored
+        return
+    with pytest.raises(InvalidInputError, match="trusted types are names like"):
+        load_package(folder, trusted_types=names)
+
+
+def test_a_pickled_model_whose_code_is_not_importable_is_one_clear_error(tmp_path: Path) -> None:
+    import sys
+
+    from modelcycle.models import PythonModel
+
+    (tmp_path / "mc_pymodels.py").write_text(
+        "from modelcycle.models import PythonModel\n\nclass Echo(PythonModel):\n    def predict(self, model_input):\n        return model_input\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import mc_pymodels
+
+        assert issubclass(mc_pymodels.Echo, PythonModel)
+        save_model(mc_pymodels.Echo(), tmp_path / "py", allow_pickle=True)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("mc_pymodels", None)
+    with pytest.raises(ModelError, match=r"needs module 'mc_pymodels', which cannot be imported here"):
+        load_package(tmp_path / "py", trust=True)
+
+
+@pytest.mark.parametrize("case", ["unfitted", "target in the reference data", "renamed columns"])
+def test_a_model_that_cannot_predict_on_its_own_data_is_refused_when_logged(tmp_path: Path, case: str) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from modelcycle.errors import InvalidInputError
+
+    X = pd.DataFrame({"a": np.linspace(0, 1, 40), "b": np.linspace(1, 0, 40)})
+    y = (X["a"] > 0.5).astype(int)
+    model = RandomForestClassifier(n_estimators=3) if case == "unfitted" else RandomForestClassifier(n_estimators=3).fit(X, y)
+    reference = {"unfitted": X, "target in the reference data": X.assign(target=y), "renamed columns": X.rename(columns=str.upper)}[case]
+    with pytest.raises(InvalidInputError, match="cannot predict on its reference_data"):
+        save_model(model, tmp_path / "m", reference_data=reference)
+    assert not (tmp_path / "m").exists()

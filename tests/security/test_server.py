@@ -269,3 +269,80 @@ def test_a_version_that_exits_while_loading_is_counted_and_the_alias_is_still_fo
     assert holder.check() is False and holder.failures == 1 and "sys.exit(3)" in holder.last_error
     registry.set_alias("m", "champion", 3)
     assert holder.check() is True and holder.version == 3
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_categorical_tree_models_are_served_what_they_predict(client: Client, library: str) -> None:
+    """Trained on a pandas category column; requests send plain text: the column becomes that categorical again."""
+    lib = pytest.importorskip(library)
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"age": rng.normal(40, 10, 300), "region": pd.Categorical(rng.choice(["north", "south", "east"], 300))})
+    y = ((X["age"] > 40) ^ (X["region"] == "south")).astype(int)
+    model = (lib.XGBClassifier(n_estimators=10, enable_categorical=True) if library == "xgboost"
+             else lib.LGBMClassifier(n_estimators=10, verbose=-1)).fit(X, y)
+    uri = register(client, model, X, "cat")
+    app = create_app(client.settings, uri, config=ServeConfig(log_predictions=False), client=client)
+    rows = [{"age": float(a), "region": str(r)} for a, r in zip(X["age"].head(30), X["region"].head(30), strict=True)]
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        for route, body in (("/predict", {"records": rows}), ("/invocations", {"dataframe_records": rows})):
+            answer = http.post(route, json=body)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["predictions"] == model.predict(X.head(30)).tolist()
+
+
+def test_open_inference_protocol_bodies(served: TestClient) -> None:
+    numbers = served.post("/v2/models/churn/infer", json={"inputs": [{"name": "x", "shape": [1.0e30, 1.0e30], "datatype": "FP64", "data": [1.0]},
+                                                                     {"name": "city", "datatype": "BYTES", "data": ["Oslo"]}]})
+    assert numbers.status_code == 400 and "whole numbers" in numbers.json()["error"]
+    ragged = served.post("/v2/models/churn/infer", json={"inputs": [{"name": "x", "datatype": "FP64", "data": [[1.0], 2.0]},
+                                                                    {"name": "city", "datatype": "BYTES", "data": ["Oslo", "Oslo"]}]})
+    assert ragged.status_code == 400 and "mixes lists" in ragged.json()["error"]
+    unknown = served.post("/v2/models/churn/infer", json={"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64",
+                                                                      "data": [1.0, 2.0, 3.0]}]})
+    assert unknown.status_code == 400 and "missing columns: x, city" in unknown.json()["error"]
+
+
+def test_one_2d_tensor_is_read_as_the_models_columns(client: Client) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = data()
+    model = LogisticRegression().fit(X, y)
+    app = create_app(client.settings, register(client, model, X, "num"), config=ServeConfig(log_predictions=False), client=client)
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        answer = http.post("/v2/models/num/infer", json={"inputs": [{"name": "input-0", "shape": [3, 2], "datatype": "FP64",
+                                                                     "data": X.head(3).to_numpy().ravel().tolist()}]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["data"] == model.predict(X.head(3)).tolist()
+
+
+def test_rows_sent_two_ways_are_refused(served: TestClient) -> None:
+    answer = served.post("/predict", json={"records": GOOD["records"], "columns": {"x": [5.0], "city": ["Lyon"]}})
+    assert answer.status_code == 400 and "send them one way" in message(answer)
+
+
+@pytest.mark.parametrize(("method", "path", "status", "shape"), [
+    ("GET", "/predict", 405, "ours"), ("GET", "/nowhere", 404, "ours"), ("GET", "/invocations", 405, "mlflow"),
+    ("PUT", "/v2/models/churn/infer", 405, "oip")])
+def test_unknown_routes_and_methods_answer_in_the_routes_shape(served: TestClient, method: str, path: str, status: int, shape: str) -> None:
+    answer = served.request(method, path)
+    assert answer.status_code == status
+    body = answer.json()
+    assert {"ours": lambda: "code" in body["error"], "mlflow": lambda: "error_code" in body,
+            "oip": lambda: isinstance(body["error"], str)}[shape]()
+
+
+def test_numbers_sent_as_text_are_read_as_numbers(served: TestClient) -> None:
+    as_text = served.post("/predict", json={"records": [{"x": "0.3", "city": "Oslo"}]}).json()
+    assert as_text["probabilities"] == served.post("/predict", json=GOOD).json()["probabilities"]
+
+
+def test_labels_for_a_request_of_several_rows_go_by_row(served: TestClient, client: Client) -> None:
+    from modelcycle.serving import read_labels
+
+    rid = served.post("/predict", json={"records": [{"x": 0.1, "city": "Oslo"}, {"x": -2.0, "city": "Lyon"}, {"x": 3.0, "city": "Porto"}]}
+                      ).headers["x-request-id"]
+    answer = served.post("/labels", json={"request_ids": [rid] * 3, "labels": [1, 0, 1], "rows": [0, 1, 2]})
+    assert answer.status_code == 200 and answer.json()["stored"] == 3
+    labels = read_labels(client.settings.home, "churn")
+    mine = labels[labels["request_id"] == rid].sort_values("row")
+    assert mine["row"].tolist() == [0, 1, 2] and mine["label"].astype(int).tolist() == [1, 0, 1]

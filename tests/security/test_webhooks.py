@@ -239,3 +239,45 @@ def test_the_store_keeps_the_latest_events_delivery(any_client: Client) -> None:
     assert store.alert_list("churn")[0]["delivery"]["state"] == "failed"
     assert not store.alert_delivery("c" * 32, {"event": "firing", "state": "pending"}), "no such alert"
 
+
+
+@pytest.mark.slow
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_timeout(client: Client) -> None:
+    """One byte every second keeps each read under its socket timeout forever: the whole POST has a deadline."""
+    stop = threading.Event()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                server.settimeout(0.5)
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    def trickle(conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(1.0):
+                conn.sendall(b"X")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        started = time.monotonic()
+        alert = fire(client, f"http://127.0.0.1:{port}/alerts")
+        record = wait_delivery(client, alert["id"])
+        assert record["state"] == "failed" and record["attempts"] == 3
+        assert f"did not answer within {webhook.TIMEOUT:g} s" in record["error"]
+        assert time.monotonic() - started < 3 * (webhook.TIMEOUT + 2) + sum(webhook.BACKOFF) + 10
+    finally:
+        stop.set()
+        server.close()

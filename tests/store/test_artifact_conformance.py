@@ -97,7 +97,7 @@ def test_files_are_not_world_writable(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["../escape.txt", "a/../../escape", "/etc/passwd", "C:/windows/x", "bad\x00name", "", "   ", "..", "a/..", "\\\\server\\x"],
+    ["../escape.txt", "a/../../escape", "/etc/passwd", "C:/windows/x", "bad\x00name", "", "   ", "..", "a/..", "\\\\server\\x", "lone\ud800"],
 )
 def test_unsafe_artifact_names_are_refused(name: str) -> None:
     with pytest.raises(UnsafePathError):

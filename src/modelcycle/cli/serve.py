@@ -79,8 +79,9 @@ def serve(
         factory()  # load the model once here: a model that cannot be served fails before the port is taken
         console(stderr=True).print(f"serving {printable(model)} on http://{printable(host)}:{port} ({workers} worker{'s' if workers > 1 else ''}"
                                    f"{', token required' if settings.serve_token and not no_auth else ''}); Ctrl-C to stop")
+        # connections beyond the limit get 503 at once: a flood of idle or trickling connections cannot exhaust file descriptors
         uvicorn.run("modelcycle.cli.serve:factory", factory=True, host=host, port=port, workers=workers, log_level="warning",
-                    timeout_graceful_shutdown=30, access_log=False)
+                    timeout_graceful_shutdown=30, access_log=False, limit_concurrency=max(1024, 16 * max_queue))
 
     run()
 
@@ -91,6 +92,8 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows (.parquet).")],
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows per batch (memory stays bounded).")] = 100_000,
     trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel packages.")] = False,
+    trusted_type: Annotated[list[str] | None, typer.Option(
+        "--trusted-type", help="A type (module.Class) model files may build beyond the library allow-list; repeat for more.")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local, dask (a LocalCluster) or dask://host:port")] = "local",
 ) -> None:
     """Score a file in batches, checked against the model's signature; writes the input with prediction columns.
@@ -110,14 +113,14 @@ def predict(
 
         if output.suffix.lower() not in (".parquet", ".pq"):
             raise InvalidInputError(f"{output.name}: write the scores as .parquet")
-        loaded = load_model(str(model), trust=trust)
+        loaded = load_model(str(model), trust=trust, trusted_types=trusted_type)
         total = total_rows(str(source))
         batches = iter_batches(str(source), chunk_rows)
         local = (_score(loaded, batch) for batch in batches)
         from modelcycle.models.trust import Trust
         from modelcycle.settings import Settings
 
-        allowed = Trust.of(trust, Settings.from_env().trusted_types)
+        allowed = Trust.of(trust, [*Settings.from_env().trusted_types, *(trusted_type or ())])
         scored_batches = _on_dask(executor, loaded, batches, allowed) if executor != "local" else local
         tmp = output.with_name(f".{output.name}.partial")
         writer = None

@@ -222,14 +222,22 @@ def save_model(
         raw_input = input_example if input_example is not None else reference_data
         if raw_input is not None and not hasattr(raw_input, "columns") and not isinstance(raw_input, Mapping):
             input_kind = "array"
-        if signature is None and sample is not None:
+        if sample is not None:
             prediction = None
             try:
                 head = sample.head(50)
                 prediction = model.predict(head if input_kind == "frame" else head.to_numpy())
-            except Exception:
-                pass  # outputs stay unknown; inputs are what requests are checked against
-            signature = infer_signature(sample, prediction)
+            except Exception as e:
+                # a PythonModel may need load_context first, a bare XGBoost Booster takes a DMatrix (its package predicts on
+                # frames); any other model must predict on its own data, or it could never be served
+                if chosen.name != "python" and not (chosen.name == "xgboost" and type(model).__name__ == "Booster"):
+                    first = str(e).splitlines()[0][:300] if str(e) else ""
+                    raise InvalidInputError(
+                        f"this {type(model).__name__} cannot predict on its {'reference_data' if reference is not None else 'input_example'} "
+                        f"({type(e).__name__}: {first}); log a fitted model, with the feature columns it was trained on (not the target)"
+                    ) from None
+            if signature is None:
+                signature = infer_signature(sample, prediction)
         if example is not None:
             (staging / EXAMPLE).write_text(example.head(_EXAMPLE_ROWS).to_json(orient="split", index=False, date_format="iso"))
         if reference is not None:

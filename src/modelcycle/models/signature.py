@@ -27,17 +27,23 @@ class ColumnSpec:
     name: str
     type: str
     nullable: bool = False
+    categories: tuple[Any, ...] | None = None  # the training column was categorical: inputs become that categorical again
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
             raise InvalidInputError(f"column {self.name!r}: type {self.type!r} is not one of {', '.join(TYPES)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "nullable": self.nullable}
+        out = {"name": self.name, "type": self.type, "nullable": self.nullable}
+        if self.categories is not None:
+            out["categories"] = list(self.categories)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ColumnSpec:
-        return cls(str(d["name"]), str(d["type"]), bool(d.get("nullable", False)))
+        categories = d.get("categories")
+        return cls(str(d["name"]), str(d["type"]), bool(d.get("nullable", False)),
+                   tuple(categories) if isinstance(categories, list) else None)
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ class Signature:
             if problem is not None:
                 problems.append(problem)
             else:
-                converted[spec.name] = col
+                converted[spec.name] = _categorical(col, spec.categories) if spec.categories is not None else col
         if problems:
             raise SignatureError(_message(sorted(problems, key=lambda p: self.input_names.index(p["column"]))), problems)
         extra = [n for n in frame.columns if n not in converted and n not in fast_set]
@@ -139,6 +145,27 @@ class Signature:
         """Columns of ``frame`` the signature does not name (they are dropped by ``check``)."""
         known = set(self.input_names)
         return [str(c) for c in frame.columns if str(c) not in known]
+
+
+_MAX_CATEGORIES = 10_000
+
+
+def _categorical(series: Any, categories: tuple[Any, ...]) -> Any:
+    """The column as the categorical it was in training (a value training never saw becomes missing, as in pandas)."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype) and tuple(dtype.categories) == categories:
+        return series
+    return pd.Series(pd.Categorical(series, categories=list(categories)), index=series.index, name=series.name)
+
+
+def _categories(series: Any) -> tuple[Any, ...] | None:
+    import pandas as pd
+
+    if not isinstance(series.dtype, pd.CategoricalDtype) or len(series.dtype.categories) > _MAX_CATEGORIES:
+        return None
+    return tuple(c.item() if hasattr(c, "item") else c for c in series.dtype.categories)
 
 
 def _already(dtype: Any, kind: str) -> bool:
@@ -300,5 +327,5 @@ def infer_signature(inputs: Any, prediction: Any = None, columns: Iterable[str] 
             pass
     if not isinstance(inputs, pd.DataFrame):
         raise InvalidInputError(f"cannot infer a signature from a {type(inputs).__name__}; give a pandas DataFrame")
-    specs = tuple(ColumnSpec(str(n), _type_of(s), bool(s.isna().any())) for n, s in inputs.items())
+    specs = tuple(ColumnSpec(str(n), _type_of(s), bool(s.isna().any()), _categories(s)) for n, s in inputs.items())
     return Signature(specs, _outputs(prediction))

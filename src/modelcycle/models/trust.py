@@ -104,8 +104,21 @@ class Trust:
     types: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
-    def of(cls, trust: bool = False, trusted_types: Iterable[str] | None = None) -> Trust:
-        names = frozenset(str(t).strip() for t in (trusted_types or ()) if str(t).strip())
+    def of(cls, trust: bool = False, trusted_types: Iterable[str] | str | None = None) -> Trust:
+        """Trust from the public arguments; ``trusted_types`` may be one name or several.
+
+        Raises:
+            InvalidInputError: a name is not ``module.Name``.
+            UnsafeModelError: a name that modelcycle never builds (``os.system``, ``builtins.eval`` …).
+        """
+        from modelcycle.errors import InvalidInputError
+
+        given = [trusted_types] if isinstance(trusted_types, str) else list(trusted_types or ())
+        names = frozenset(str(t).strip() for t in given if str(t).strip())
+        bad = sorted(t for t in names if "." not in t or not all(p.isidentifier() or p in ("<lambda>", "<locals>") for p in t.split(".")))
+        if bad:
+            raise InvalidInputError(f"trusted types are names like 'mylib.features.Scaler' (module, then the class or function); "
+                                    f"not {', '.join(map(repr, bad))}")
         denied = sorted(t for t in names if _root(t) in DENIED_ROOTS)
         if denied:
             raise UnsafeModelError(
@@ -264,7 +277,10 @@ def _nodes(schema: Any) -> Iterator[_Node]:
         if isinstance(item, dict):
             loader = item.get("__loader__")
             if loader is not None:
-                yield _Node(str(loader), f"{item.get('__module__')}.{item.get('__class__')}", called)
+                node = _Node(str(loader), f"{item.get('__module__')}.{item.get('__class__')}", called)
+                yield node
+                if called and not (node.kind == "ListNode" and node.name == "builtins.list"):
+                    continue  # a called node is refused (or a plain type) as a whole: what it holds need not be named too
             for key, value in item.items():
                 if isinstance(value, (dict, list)):
                     # a dict's key types are built and then called with each key: whatever sits there is called on load
@@ -367,13 +383,19 @@ def audit_skops(path: str | Path, trust: Trust, listed: Iterable[str] = (), savi
         if name not in allowed and name not in trust.types and not library_allows(name) and not library_allows(name, "FunctionNode") \
                 and name not in _EXACT_BUILDS:
             refused.setdefault(name, "listed by the package, not allowed by the loader")
+    unloadable = sorted(n for n in set(refused) | allowed if "<lambda>" in n or "<locals>" in n)
+    if unloadable:
+        raise UnsafeModelError(
+            f"{file.name} refers to {', '.join(unloadable)}: a lambda, or a function or class defined inside a function, cannot be "
+            "imported again when the model is loaded; define it at the top level of a module of yours and refer to that")
     if refused:
         names = sorted(refused)
         code_runs = [n for n in names if refused[n] == "can run code when loaded"]
         if code_runs:
             raise UnsafeModelError(f"{file.name} holds types that can run code when loaded: {', '.join(code_runs)}; refusing to load it")
         fix = (f"log the model with trusted_types={names!r} (whoever loads it will have to name them too)" if saving else
-               f"load with trusted_types={names!r} (or set MODELCYCLE_TRUSTED_TYPES for servers and the agent)")
+               f"load with trusted_types={names!r} (on the command line: {' '.join('--trusted-type ' + n for n in names)}, "
+               "or MODELCYCLE_TRUSTED_TYPES for servers and the agent)")
         raise UnsafeModelError(
             f"{file.name} holds types modelcycle does not load without your say-so: {', '.join(names)}; if you wrote them or trust "
             f"their library, {fix}"

@@ -83,26 +83,96 @@ class _Failed(Exception):
         self.reason, self.final = reason, final
 
 
-def _opener() -> urllib.request.OpenerDirector:
+class _Deadline:
+    """One POST's total time: when it is up, every socket the POST opened is shut down, which ends a read that a
+    receiver trickling one byte at a time would otherwise keep alive past any per-read timeout."""
+
+    def __init__(self, seconds: float):
+        self.passed = False
+        self._sockets: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: Any) -> None:
+        with self._lock:
+            if self.passed:
+                _shut(sock)
+            self._sockets.append(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.passed = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: Any) -> None:
+    import socket
+
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _timed(base: type[http.client.HTTPConnection], deadline: _Deadline) -> type[http.client.HTTPConnection]:
+    class Connection(base):  # type: ignore[valid-type, misc]
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    return Connection
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_timed(http.client.HTTPConnection, self.deadline), req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(_timed(http.client.HTTPSConnection, self.deadline), req, context=self._context)
+
+
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
     """HTTP and HTTPS only, with no redirect handler: a 3xx answer reaches us as an error and is never followed."""
     opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
-                    urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), _HTTP(deadline), _HTTPS(deadline),
+                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
         opener.add_handler(handler)
     return opener
 
 
 def _post(url: str, body: bytes) -> None:
-    """One attempt; raises ``_Failed`` with the reason (``final`` when trying again cannot help)."""
+    """One attempt, within ``TIMEOUT`` seconds in all; raises ``_Failed`` with the reason (``final`` when trying again cannot help)."""
     try:
         check_url(url)
     except InvalidInputError as e:
         raise _Failed(str(e), final=True) from None
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "modelcycle-alerts"})
+    deadline = _Deadline(TIMEOUT)
+    late = f"the webhook did not answer within {TIMEOUT:g} s"
     try:
-        with _opener().open(request, timeout=TIMEOUT) as answer:
+        with _opener(deadline).open(request, timeout=TIMEOUT) as answer:
             answer.read(1024)
+        if deadline.passed:  # cut off mid-answer: what was read is not an answer
+            raise _Failed(late)
+    except _Failed:
+        raise
     except urllib.error.HTTPError as e:
         e.close()
         if 300 <= e.code < 400:
@@ -111,13 +181,17 @@ def _post(url: str, body: bytes) -> None:
                           "modelcycle does not follow redirects — give the final URL", final=True) from None
         raise _Failed(f"the webhook answered {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
-        if isinstance(e.reason, TimeoutError):
-            raise _Failed(f"the webhook did not answer within {TIMEOUT:g} s") from None
+        if isinstance(e.reason, TimeoutError) or deadline.passed:
+            raise _Failed(late) from None
         raise _Failed(f"could not reach the webhook: {e.reason}") from None
     except TimeoutError:
-        raise _Failed(f"the webhook did not answer within {TIMEOUT:g} s") from None
+        raise _Failed(late) from None
     except (OSError, http.client.HTTPException) as e:
+        if deadline.passed:
+            raise _Failed(late) from None
         raise _Failed(f"could not reach the webhook: {type(e).__name__}: {e}") from None
+    finally:
+        deadline.cancel()
 
 
 def _record(job: _Job, state: str, attempts: int, error: str | None) -> None:

@@ -31,6 +31,7 @@ from modelcycle.serving.http import (
     read_body,
     request_id,
     require_json,
+    shape_for,
 )
 from modelcycle.serving.model_server import ModelServer, Prediction, ServeConfig
 
@@ -65,6 +66,16 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
     if cfg.allowed_hosts or is_loopback(cfg.host):  # a loopback bind answers only for loopback names: no DNS rebinding
         app.add_middleware(HostGuard, allowed=cfg.allowed_hosts, on_refuse=lambda reason: server.metrics.refused.labels(reason).inc())
     metrics = server.metrics
+
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> Response:  # unknown routes and methods, in the route's error shape
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "bad_request")
+        words = {404: f"no route {header_text(request.url.path, 100)}; see /docs",
+                 405: f"{request.method} is not allowed on {header_text(request.url.path, 100)}; see /docs"}
+        return error_response(shape_for(request.url.path), ClientError(e.status_code, words.get(e.status_code, str(e.detail)), code),
+                              request_id(request.headers))
 
     async def body_of(request: Request) -> bytes:
         """The checks before a request costs anything: token, content type, body within its size and time (parsed later,

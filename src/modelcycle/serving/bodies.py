@@ -144,7 +144,7 @@ def _records(records: Any, where: str, columns: list[str] | None) -> Parsed:
     extra, count = _extras(seen, set(columns))
     present = [c for c in columns if c in seen]
     data = {c: [r.get(c) for r in records] for c in present}
-    return Parsed(pd.DataFrame(data, columns=present), extra, count)
+    return Parsed(pd.DataFrame(data, columns=present, index=pd.RangeIndex(len(records))), extra, count)
 
 
 def _columns(columns: Any, where: str, known: list[str] | None) -> Parsed:
@@ -161,7 +161,8 @@ def _columns(columns: Any, where: str, known: list[str] | None) -> Parsed:
         return Parsed(pd.DataFrame(columns))
     extra, count = _extras(columns, set(known))
     present = [c for c in known if c in columns]
-    return Parsed(pd.DataFrame({c: columns[c] for c in present}, columns=present), extra, count)
+    rows = pd.RangeIndex(lengths.pop())
+    return Parsed(pd.DataFrame({c: columns[c] for c in present}, columns=present, index=rows), extra, count)
 
 
 def _split(split: Any, known: list[str] | None) -> Parsed:
@@ -181,7 +182,8 @@ def _split(split: Any, known: list[str] | None) -> Parsed:
     extra, count = _extras(names, set(known))
     position = {n: i for i, n in enumerate(names)}
     present = [c for c in known if c in position]
-    return Parsed(pd.DataFrame({c: [row[position[c]] for row in rows] for c in present}, columns=present), extra, count)
+    return Parsed(pd.DataFrame({c: [row[position[c]] for row in rows] for c in present}, columns=present, index=pd.RangeIndex(len(rows))),
+                  extra, count)
 
 
 _OIP_TYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"}
@@ -203,12 +205,20 @@ def _oip(body: dict[str, Any], known: list[str] | None) -> Parsed:
             data = [data]
         flat = data
         while flat and isinstance(flat[0], list):
-            flat = [x for row in flat for x in (row if isinstance(row, list) else [row])]
+            if not all(isinstance(row, list) for row in flat):
+                raise ClientError(400, f"input {_shown(name)!r}: data mixes lists and single values; send a flat list or equal rows", "bad_shape")
+            flat = [x for row in flat for x in row]
         shape = item.get("shape")
-        if isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        if shape is not None:
+            if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**63
+                                                                    for d in shape):
+                raise ClientError(400, f"input {_shown(name)!r}: shape must be a list of whole numbers, e.g. [3] or [3, 4]", "bad_shape")
             size = math.prod(shape)
             if size != len(flat):
-                raise ClientError(400, f"input {_shown(name)!r}: shape {shape} holds {size} values but data has {len(flat)}", "bad_shape")
+                raise ClientError(400, f"input {_shown(name)!r}: shape {shape} holds {size:,} values but data has {len(flat):,}", "bad_shape")
+            if known is not None and len(inputs) == 1 and name not in known and len(shape) == 2 and shape[1] == len(known) > 1:
+                # one 2-D tensor, a row per prediction: its columns are the model's inputs, in order
+                return _columns({c: flat[j::shape[1]] for j, c in enumerate(known)}, "inputs", known)
         columns[name] = flat
     return _columns(columns, "inputs", known)
 
@@ -267,6 +277,9 @@ def frame_from_body(body: dict[str, Any], protocol: str, signature: Any = None, 
             return fast
     if protocol == "oip":
         return _oip(body, known)
+    given = [k for k in ("records", "columns", "dataframe_split", "dataframe_records") if k in body]
+    if protocol != "oip" and len(given) > 1:
+        raise ClientError(400, f"the body holds rows in {len(given)} ways ({', '.join(given)}); send them one way", "bad_shape")
     if protocol == "predict":
         if "records" in body:
             return _records(body["records"], "records", known)

@@ -43,12 +43,19 @@ class PythonFlavour:
         if not trust.pickle:
             raise UnsafeModelError(
                 "this model is a pickled PythonModel: loading it runs whatever code it contains; "
-                "load it with trust=True only if you trust whoever saved it"
+                "load it with trust=True (on the command line: --trust) only if you trust whoever saved it"
             )
         try:
             import cloudpickle  # noqa: F401  (registers what cloudpickled classes need)
         except ImportError:
             pass
-        with open(folder / FILE, "rb") as f:
-            model = pickle.load(f)  # trust=True: the caller accepted that this runs code
+        try:
+            with open(folder / FILE, "rb") as f:
+                model = pickle.load(f)  # trust=True: the caller accepted that this runs code
+        except (ImportError, AttributeError) as e:
+            where = f"module {e.name!r}" if getattr(e, "name", None) else str(e).splitlines()[0][:200]
+            raise ModelError(f"the pickled model needs {where}, which cannot be imported here; run where the code that defines it can be "
+                             "imported (from the folder that holds it, or with that folder on PYTHONPATH)") from None
+        except Exception as e:
+            raise ModelError(f"the pickled model could not be loaded ({type(e).__name__}: {str(e)[:200]})") from None
         return model

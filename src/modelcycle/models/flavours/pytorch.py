@@ -69,7 +69,7 @@ class PyTorchFlavour:
         if module_name.split(".", 1)[0] != "torch" and dotted not in trust.types and not trust.pickle:
             raise UnsafeModelError(
                 f"this model is rebuilt from the class {dotted}, and importing {module_name} runs its code; if you wrote it or trust it, "
-                f"load with trusted_types=[{dotted!r}] (or set MODELCYCLE_TRUSTED_TYPES for servers and the agent)"
+                f"load with trusted_types=[{dotted!r}] (on the command line: --trusted-type {dotted}, or MODELCYCLE_TRUSTED_TYPES)"
             )
         from modelcycle._deps import require
 

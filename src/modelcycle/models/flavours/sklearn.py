@@ -46,8 +46,21 @@ class SklearnFlavour:
             return sio.load(path, trusted=allowed)
         except UntrustedTypesFoundException as e:  # skops' own audit, after ours: should not happen, refused all the same
             raise UnsafeModelError(f"{path.name} holds types modelcycle does not load: {e}") from None
+        except (ImportError, AttributeError) as e:  # a trusted type of the user's own that is not importable here
+            raise ModelError(_not_importable(e, allowed)) from None
         except Exception as e:
             raise UnsafeModelError(f"{path.name} is not a loadable skops file ({type(e).__name__}: {str(e)[:300]}); refusing to load it") from None
+
+
+def _not_importable(error: Exception, names: list[str]) -> str:
+    """Why a type the model was saved with cannot be built here, and how to make it importable."""
+    missing = getattr(error, "name", None) or ""
+    if "__main__" in str(error):
+        return ("the model refers to a function or class defined in the script or notebook that saved it (__main__), which is not "
+                "there now; move it into a module of yours, save the model again, and load it where that module can be imported")
+    what = f"module {missing!r}" if missing else str(error).splitlines()[0][:200]
+    return (f"the model needs {what}, which cannot be imported here ({type(error).__name__}); install it, or run where it can be "
+            "imported (from the folder that holds it, or with that folder on PYTHONPATH)")
 
 
 def _skops(purpose: str = "saving a scikit-learn model") -> Any:

@@ -39,6 +39,11 @@ def safe_artifact_path(name: str) -> str:
         raise UnsafePathError(f"artifact name must be a string, not {type(name).__name__}")
     if "\x00" in name:
         raise UnsafePathError(f"artifact name {name!r} contains a NUL byte; remove it")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafePathError(f"artifact name {name.encode('utf-8', 'backslashreplace').decode('ascii', 'backslashreplace')!r} is not valid "
+                              "Unicode text (it holds a lone surrogate); rename it") from None
     if not name.strip():
         raise UnsafePathError("artifact name is empty; give a relative path such as 'plots/roc.png'")
     if len(name) > _MAX_NAME:
