@@ -24,7 +24,7 @@ PUBLIC = [
     # serving
     "log_labels", "read_predictions",
     # monitoring
-    "AlertRules", "MonitorReport", "monitor",
+    "AlertRules", "MonitorReport", "labelled_predictions", "monitor",
 ]
 HEAVY = ["pandas", "numpy", "sklearn", "sqlalchemy", "alembic", "fastapi", "dask", "pyarrow", "typer", "rich"]
 

@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "Policy": "modelcycle.evaluation",
     "read_predictions": "modelcycle.serving.fluent",
     "log_labels": "modelcycle.serving.fluent",
+    "labelled_predictions": "modelcycle.monitoring.feedback",
     "monitor": "modelcycle.monitoring",
     "MonitorReport": "modelcycle.monitoring",
     "AlertRules": "modelcycle.monitoring",
@@ -92,6 +93,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelcycle.entities import AliasEvent, Experiment, Metric, ModelVersion, Run, RunStatus
     from modelcycle.evaluation import Policy, Verdict
     from modelcycle.monitoring import AlertRules, MonitorReport, monitor
+    from modelcycle.monitoring.feedback import labelled_predictions
     from modelcycle.pipelines import (
         PipelineResult,
         TrialPruned,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 __all__ = [
     "AliasEvent",
     "ArtifactInfo",
+    "CycleState",
     "DatasetInput",
     "Experiment",
     "LoggedModel",
@@ -56,6 +57,42 @@ class RunStatus(enum.StrEnum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class CycleState(enum.StrEnum):
+    """Where a continuous-training cycle is.
+
+    It works through TRAINING → VALIDATING → PROMOTING → VERIFYING and finishes DONE (the candidate
+    serves), REJECTED (it failed the gate), NO_CHANGE (retraining gave a model already registered),
+    ROLLED_BACK (it failed to load or to be served after promotion), FAILED (an error), or MERGED
+    (a trigger that fired together with another and was handled by that one's cycle).
+
+    Example:
+        >>> CycleState("no_change").finished, CycleState.TRAINING.finished
+        (True, False)
+    """
+
+    TRAINING = "training"
+    VALIDATING = "validating"
+    PROMOTING = "promoting"
+    VERIFYING = "verifying"
+    DONE = "done"
+    REJECTED = "rejected"
+    NO_CHANGE = "no_change"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+    MERGED = "merged"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED_CYCLES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_FINISHED_CYCLES = frozenset({CycleState.DONE, CycleState.REJECTED, CycleState.NO_CHANGE, CycleState.ROLLED_BACK,
+                              CycleState.FAILED, CycleState.MERGED})
 
 
 @dataclass(frozen=True)

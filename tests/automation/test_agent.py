@@ -128,3 +128,158 @@ def test_with_serve_url_the_cycle_waits_until_the_server_answers_with_the_new_ve
         thread.join(timeout=30)
     assert cycle["state"] == "done" and cycle["version"] == 2
     assert cycle["detail"]["served_version"] == 2, "the cycle ends when the server answers with the new version"
+
+
+def _log_predictions(home: str, model: str, n: int, version: int = 1):
+    """n logged predictions of ``model`` as the server writes them (the log's own writer), returning their request ids."""
+    import time
+    import uuid
+
+    import pandas as pd
+
+    from modelcycle.store.predictions import model_dir, write_atomic
+
+    frame = batch(n, 7).drop(columns=["y"]).add_prefix("input.")
+    ids = [uuid.uuid4().hex for _ in range(n)]
+    head = pd.DataFrame({"request_id": ids, "row": 0, "time": pd.Timestamp.now(tz="UTC"), "model": model, "version": version,
+                         "role": "champion", "latency_ms": 1.0})
+    logged = pd.concat([head, frame], axis=1).assign(prediction=0)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    write_atomic(logged, model_dir(Path(home), "predictions", model) / f"date={day}")
+    return ids
+
+
+def test_an_alert_that_still_fires_is_retried_when_there_is_something_new_and_never_promotes_the_same_model(
+        tmp_path: Path, client: Client, agent_for) -> None:
+    import time
+
+    import modelcycle as mc
+    from modelcycle.monitoring.alerts import raise_alert
+
+    root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.999'}\n")
+    spec = (root / "modelcycle.yaml").read_text().replace("  - on: new_data\n", "")
+    (root / "modelcycle.yaml").write_text(spec + "agent: {retry: {min_new_rows: 50, backoff: 1h, max_backoff: 6h}}\n")
+    batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
+    agent = agent_for(root)
+    alert = raise_alert(client.store, "churn", "drift", "input drift: 100% of the columns drifted")
+    [first] = agent.run_once()
+    assert first["trigger"] == "drift" and first["state"] == "rejected" and first["alert_id"] == alert["id"]
+    assert agent.run_once() == [], "nothing new: no retry"
+    assert "retries when 50 more labelled predictions arrive" in agent.waiting and "back-off 1h" in agent.waiting
+    assert "the data source changes" in agent.explain()
+    from typer.testing import CliRunner
+
+    from modelcycle.cli import app
+
+    status = CliRunner().invoke(app, ["agent", "--status", "--spec", str(root)],
+                                env={"MODELCYCLE_HOME": str(client.settings.home), "COLUMNS": "250"})
+    assert status.exit_code == 0 and "Now:" in status.output and "retries when 50 more labelled" in status.output, status.output
+
+    ids = _log_predictions(client.settings.home, "churn", 60)
+    mc.set_client(client)
+    mc.log_labels(ids, [1] * len(ids), model="churn")
+    [second] = agent.run_once()
+    assert second["trigger"] == "drift" and second["trigger_key"] == f"retry:{first['id']}"
+    assert second["detail"]["attempt"] == 2 and "60 new labelled predictions" in second["detail"]["trigger"]["why"]
+    assert second["state"] == "no_change" and second["version"] == 1, "every step came from the cache: the same model"
+    assert "version 1 again" in second["detail"]["reason"] and "new or changed files in" in second["detail"]["reason"]
+    assert [v.version for v in Registry(client).search_model_versions("name = 'churn'")] == [1], "nothing new registered"
+
+    batch(300, 5).to_parquet(root / "data" / "batch-001.parquet")
+    [third] = agent.run_once()
+    assert third["trigger_key"] == f"retry:{second['id']}" and third["detail"]["attempt"] == 3
+    assert any("new data in" in why for why in third["detail"]["trigger"]["why"])
+    assert third["state"] == "rejected" and third["version"] == 2, "new data: a new model, judged by the gate"
+    assert client.store.alert_firing("churn")["drift"]["id"] == alert["id"], "the alert still fires: nothing was fixed"
+    # the back-off: with nothing new, the fourth attempt waits 1h x 2^2 after the third
+    assert agent.run_once() == [] and "back-off 4h" in agent.waiting
+    client.store.cycle_update(third["id"], finished_at=time.time() - 4 * 3600 - 1)
+    [fourth] = agent.run_once()
+    assert fourth["detail"]["attempt"] == 4 and any("back-off of 4h" in why for why in fourth["detail"]["trigger"]["why"])
+
+
+def test_a_server_that_does_not_answer_is_a_warning_not_a_rollback(project: Path, client: Client, agent_for) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (project / "modelcycle.yaml").write_text((project / "modelcycle.yaml").read_text().replace(
+        "serve: {model: churn@champion}", f"serve: {{model: churn@champion, url: 'http://127.0.0.1:{port}'}}"))
+    agent = agent_for(project, serve_timeout=3)
+    [cycle] = agent.run_once()
+    assert cycle["state"] == "done" and cycle["version"] == 1, cycle
+    assert f"no server answered at serve.url http://127.0.0.1:{port}" in cycle["detail"]["warning"]
+    assert Registry(client).get_model_version("churn", "champion").version == 1, "the promotion stands"
+    assert [a["rule"] for a in client.store.alert_list("churn")] == ["server_unreachable"]
+    assert not any("roll" in line for line in agent.lines) and any("warning: no server answered" in line for line in agent.lines)
+
+
+def test_the_agent_follows_changes_to_the_spec(project: Path, client: Client, agent_for) -> None:
+    import os
+
+    agent = agent_for(project)
+    [first] = agent.run_once()
+    assert first["state"] == "done"
+    spec_file = project / "modelcycle.yaml"
+    text = spec_file.read_text()
+    spec_file.write_text(text.replace("window: 1h", "window: 2h"))
+    os.utime(spec_file, ns=(os.stat(spec_file).st_atime_ns, os.stat(spec_file).st_mtime_ns + 1_000_000_000))
+    agent.run_once()
+    assert agent.spec.window == "2h" and any("the agent follows the new spec" in line for line in agent.lines)
+    spec_file.write_text(text.replace("window: 1h", "window: never"))
+    os.utime(spec_file, ns=(os.stat(spec_file).st_atime_ns, os.stat(spec_file).st_mtime_ns + 2_000_000_000))
+    agent.run_once()
+    assert agent.spec.window == "2h", "a broken spec is reported and the one in use is kept"
+    assert any("is not valid, so the agent keeps the spec it had" in line and "line 6" in line for line in agent.lines)
+
+
+def test_labelled_predictions_reach_the_pipeline(tmp_path: Path, client: Client, agent_for) -> None:
+    """data: {source: predictions}: the pipeline trains on the prediction log joined with its labels."""
+    import modelcycle as mc
+
+    root = write_project(tmp_path / "p")
+    spec = (root / "modelcycle.yaml").read_text().replace("data: {source: data/}", "data: {source: predictions}")
+    (root / "modelcycle.yaml").write_text(spec.replace("  - on: new_data\n", ""))
+    ids = _log_predictions(client.settings.home, "churn", 400)
+    truth = batch(400, 7)["y"].tolist()
+    mc.set_client(client)
+    mc.log_labels(ids[:300], truth[:300], model="churn")
+    table = mc.labelled_predictions("churn", target="y")
+    assert len(table) == 300 and list(table.columns[:4]) == ["a", "b", "c", "y"]
+    assert dict(zip(table["request_id"], table["y"], strict=True)) == dict(zip(ids[:300], truth[:300], strict=True))
+    assert {"predicted_at", "version", "request_id", "row"} <= set(table.columns)
+    agent = agent_for(root)
+    cycle = agent.run_now("first model from production feedback")
+    assert cycle["state"] == "done", cycle
+    assert any("300 labelled predictions from the last 30d handed to the pipeline" in line for line in agent.lines), agent.lines
+    trained = client.get_run(next(r.id for r in client.search_runs(experiment="churn", as_frame=False) if r.name == "train"))
+    assert trained.params, "the train step ran"
+    package = Registry(client).load_model("models:/churn/1")
+    assert package.profile is not None and package.profile.rows == 210, "trained on 70% of the 300 labelled rows"
+
+
+def test_the_ready_made_step_reads_labelled_predictions_afresh_on_every_run(client: Client) -> None:
+    import modelcycle as mc
+    from modelcycle.pipelines.steps import labelled_predictions
+
+    @mc.step
+    def rows(table) -> int:
+        return len(table)
+
+    @mc.pipeline
+    def feedback_rows():
+        return rows(labelled_predictions("churn", since="1d", target="y"))
+
+    ids = _log_predictions(client.settings.home, "churn", 100)
+    mc.set_client(client)
+    try:
+        mc.log_labels(ids[:40], [1] * 40, model="churn")
+        first = feedback_rows.run(client=client)
+        again = feedback_rows.run(client=client)
+        mc.log_labels(ids[40:70], [0] * 30, model="churn")
+        grown = feedback_rows.run(client=client)
+    finally:
+        mc.set_client(None)
+    assert (first.output, again.output, grown.output) == (40, 40, 70)
+    assert again.steps["rows"].cached and not grown.steps["rows"].cached, "the steps after it re-run only when the table changed"

@@ -46,6 +46,15 @@ model: {name: churn, target: y, policy: policy.yaml}
     (BASE + "monitor: {alerts: {webhook: ftp://x}}\n", 5, "http://"),
     ("pipeline: pipelines/training.py:training\n", 1, "needs a name"),
     (BASE.replace("target: y, ", "") + "triggers:\n  - on: new_data\n", 4, "model: {target"),
+    (BASE + "monitor:\n  performance: {metric: rmse, min: 0.3}\n", 6, "lower rmse is better, so the alert needs max:"),
+    (BASE + "monitor:\n  performance: {metric: roc_auc, max: 0.3}\n", 6, "needs min:"),
+    (BASE + "monitor: {window: 10s}\ntriggers:\n  - on: drift\n", 5, "make agent.interval at most the window"),
+    (BASE + "monitor: {window: 10s}\ntriggers:\n  - on: drift\nagent: {interval: 1m}\n", 8, "judged every 60 s"),
+    (BASE + "agent: {retry: {min_new_rows: 0}}\n", 5, "between 1"),
+    (BASE + "agent: {retry: {backoff: 1h, max_backoff: 10m}}\n", 5, "must be at least backoff"),
+    (BASE + "agent: {retry: {every: 1h}}\n", 5, "min_new_rows"),
+    (BASE.replace("data: {source: data/}", "data: {source: data/, feedback: soon}"), 3, "how far back"),
+    (BASE.replace("data: {source: data/}", "data: {source: predictions, feedback: false}"), 3, "cannot be off"),
 ])
 def test_mistakes_name_the_line_and_the_fix(tmp_path: Path, text: str, line: int, words: str) -> None:
     root = write_project(tmp_path / "p")
@@ -107,4 +116,44 @@ def test_the_label_column_may_come_from_the_policy(tmp_path: Path) -> None:
     text = (root / "modelcycle.yaml").read_text().replace("model: {name: churn, target: y, policy: policy.yaml}",
                                                           "model: {name: churn, policy: policy.yaml}")
     (root / "modelcycle.yaml").write_text(text)
+    assert load_spec(root).target == "y"
+
+
+def test_retry_and_feedback_are_read(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p")
+    (root / "modelcycle.yaml").write_text(BASE.replace("data: {source: data/}", "data: {source: data/, feedback: 2d}")
+                                          + "agent: {interval: 30s, retry: {min_new_rows: 50, backoff: 1m, max_backoff: 5m}}\n")
+    spec = load_spec(root)
+    assert spec.feedback == 2 * 86400 and not spec.feedback_only and spec.data_source == root / "data"
+    assert (spec.retry.min_new_rows, spec.retry.backoff, spec.retry.max_backoff) == (50, 60, 300)
+    assert [spec.retry.wait(n) for n in (1, 2, 3, 4)] == [60, 120, 240, 300], "the back-off doubles up to its cap"
+    (root / "modelcycle.yaml").write_text(BASE.replace("data: {source: data/}", "data: {source: predictions}"))
+    spec = load_spec(root)
+    assert spec.feedback_only and spec.data_source is None and spec.feedback == 30 * 86400
+    assert load_spec(write_project(tmp_path / "q")).retry.min_new_rows == 200, "a default retry without agent.retry"
+
+
+@pytest.mark.parametrize(("target", "metric", "words"), [
+    ("price", "roc_auc", "roc_auc measures a classifier, but 'price'"),
+    ("kind", "rmse", "rmse measures a regression, but 'kind'"),
+])
+def test_a_metric_that_does_not_fit_the_target_is_refused_before_anything_runs(tmp_path: Path, target: str, metric: str,
+                                                                                words: str) -> None:
+    import pandas as pd
+
+    root = write_project(tmp_path / "p", policy=f"thresholds: {{{metric}: '>= 0.1'}}\n")
+    pd.DataFrame({"a": [1.0, 2.0, 3.0], "price": [10.5, 11.25, 9.75], "kind": ["x", "y", "x"]}).to_parquet(root / "data" / "d.parquet")
+    (root / "modelcycle.yaml").write_text(BASE.replace("target: y", f"target: {target}"))
+    with pytest.raises(SpecError) as e:
+        load_spec(root)
+    assert "line 4:" in str(e.value) and words in str(e.value), str(e.value)
+    (root / "policy.yaml").write_text("thresholds: {r2: '>= 0.1'}\n" if metric == "roc_auc" else "thresholds: {accuracy: '>= 0.1'}\n")
+    assert load_spec(root).target == target, "a fitting metric is accepted"
+
+
+def test_whole_number_targets_may_be_counts_or_classes(tmp_path: Path) -> None:
+    import pandas as pd
+
+    root = write_project(tmp_path / "p", policy="thresholds: {rmse: '<= 3'}\n")
+    pd.DataFrame({"a": [1.0, 2.0], "y": [0, 3]}).to_parquet(root / "data" / "d.parquet")
     assert load_spec(root).target == "y"

@@ -55,6 +55,13 @@ def test_monitor_prints_windows_writes_html_and_json(home: Path, tmp_path: Path)
     assert {"a", "c"} <= set(report["windows"][1]["drift"]["drifted_columns"])
     bad = runner.invoke(app, ["monitor", "churn", "--window", "soon"])
     assert bad.exit_code == 1 and "write it like 1h" in bad.output and "Traceback" not in bad.output
+    import time
+
+    now = time.time()
+    log(home, model, data(50, 40)[0], now - 30, 20, prefix="now")  # traffic in the window that is still open
+    live = runner.invoke(app, ["monitor", "churn", "--window", "1d", "--start", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 3600))])
+    assert live.exit_code == 0 and "(open)" in live.output and "still filling" in live.output, live.output
+    assert "(open)" not in runner.invoke(app, ["monitor", "churn", *window]).output, "closed windows are not marked"
 
 
 def test_agent_once_status_alerts_and_lineage(home: Path, tmp_path: Path) -> None:
@@ -68,6 +75,9 @@ def test_agent_once_status_alerts_and_lineage(home: Path, tmp_path: Path) -> Non
     assert again.exit_code == 0 and "No trigger fired" in again.output
     status = runner.invoke(app, ["agent", "--status", "--spec", str(root)])
     assert cycle["id"][:8] in status.output and "new_data" in status.output and "done" in status.output
+    assert "Now:" not in status.output, "no alert fires: nothing to wait for"
+    described = json.loads(runner.invoke(app, ["agent", "--status", "--spec", str(root), "--json"]).output)
+    assert [c["id"] for c in described["cycles"]] == [cycle["id"]] and described["waiting"] is None
     chain = runner.invoke(app, ["lineage", cycle["id"][:8]])
     assert chain.exit_code == 0 and "candidate" in chain.output and "alias move" in chain.output, chain.output
     walked = json.loads(runner.invoke(app, ["lineage", "churn/1", "--json"]).output)

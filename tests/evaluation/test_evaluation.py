@@ -173,3 +173,28 @@ def test_a_bare_estimator_gets_only_its_features() -> None:
     model = LogisticRegression().fit(df[["b", "a"]], df["y"])
     ev = evaluate_model(model, df, slices=["region"])  # region and y are not features: left out
     assert ev.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(df["y"], model.predict_proba(df[["b", "a"]])[:, 1]))
+
+
+def test_latency_is_the_median_of_warm_repetitions_not_one_busy_instant() -> None:
+    """A model slow on its first call (loading, thread pools) and on one more (the machine was busy for a moment):
+    the gate's latency is what a warm model takes, so a latency rule does not fail on a loaded machine."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from modelcycle.evaluation import evaluate_model
+
+    class Spiky:
+        calls = 0
+
+        def predict(self, X):
+            Spiky.calls += 1
+            if Spiky.calls in (1, 3):
+                time.sleep(0.3)
+            return np.zeros(len(X))
+
+    frame = pd.DataFrame({"x": np.arange(200.0), "y": np.arange(200.0) % 7})
+    ev = evaluate_model(Spiky(), frame, "y", task="regression")
+    assert Spiky.calls >= 6, "one call for the metrics, then repetitions for the latency"
+    assert ev.latency_ms_per_row < 0.1, f"{ev.latency_ms_per_row} ms per row: a 300 ms pause was counted"

@@ -185,3 +185,32 @@ def test_concurrent_registrations_get_distinct_versions(tmp_path: Path) -> None:
         p.join(timeout=60)
     assert versions == [1, 2, 3, 4, 5, 6]
     client.close()
+
+
+def test_a_verdict_holds_only_against_the_champion_it_was_compared_with(registry: Registry) -> None:
+    """Two people validate candidates while there is no champion; the first promotes. The second verdict passed
+    "with no champion yet", so promoting with it now would skip the comparison with the new champion: refused."""
+    import modelcycle as mc
+
+    X, y = data(seed=1)
+    labelled = X.assign(y=y)
+    policy = {"thresholds": {"roc_auc": ">= 0.5"}, "improvement": {"metric": "roc_auc", "over": "champion", "min_delta": 0.0}}
+    for C in (1.0, 0.0001):
+        registry.register_model(logged(registry.client, C), "churn")
+    mc.set_client(registry.client)
+    try:
+        first = mc.validate_model("models:/churn/1", labelled, policy)
+        second = mc.validate_model("models:/churn/2", labelled, policy)
+        assert first.passed and second.passed and (second.baseline_alias, second.baseline_version) == ("champion", None)
+        registry.promote("churn", 1)  # the first user, with the stored verdict
+        with pytest.raises(GateError, match=r"compared it with champion when that was no version, and champion is version 1 now"):
+            registry.promote("churn", 2)
+        with pytest.raises(GateError, match="promoted since"):
+            registry.promote("churn", 2, verdict=second)
+        assert registry.get_model_version("churn", "champion").version == 1
+        again = mc.validate_model("models:/churn/2", labelled, policy)  # judged against version 1 this time
+        assert again.baseline_version == 1 and "(version 1)" in (again.baseline or "")
+        forced = registry.promote("churn", 2, verdict=second, force=True, reason="on purpose")
+        assert forced.forced and "promoted since" in forced.reason and "on purpose" in forced.reason
+    finally:
+        mc.set_client(None)

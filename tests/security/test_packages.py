@@ -749,3 +749,32 @@ def test_a_model_that_cannot_predict_on_its_own_data_is_refused_when_logged(tmp_
     with pytest.raises(InvalidInputError, match="cannot predict on its reference_data"):
         save_model(model, tmp_path / "m", reference_data=reference)
     assert not (tmp_path / "m").exists()
+
+
+def test_a_prediction_log_bomb_is_refused_by_its_footer(tmp_path: Path) -> None:
+    """A Parquet file whose run-length pages promise 100 million rows from a few KB: read_predictions and
+    monitoring windows refuse it by name before reading a page; memory stays small."""
+    import resource
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.monitoring.windows import read_window
+    from modelcycle.store.predictions import list_files, read_predictions
+
+    folder = tmp_path / "predictions" / "model=churn" / "date=2026-01-01"
+    folder.mkdir(parents=True)
+    chunk = pa.table({"request_id": pa.array(["x"] * 5_000_000), "time": pa.array([0] * 5_000_000, pa.timestamp("us", "UTC"))})
+    bomb = folder / "part-1767225600000000000-bomb.parquet"
+    with pq.ParquetWriter(bomb, chunk.schema, compression="zstd") as writer:
+        for _ in range(20):
+            writer.write_table(chunk, row_group_size=5_000_000)
+    assert bomb.stat().st_size < 8 << 20  # 100 million rows (1.6 GB as arrays) in a few MB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InvalidInputError, match=r"part-1767225600000000000-bomb\.parquet promises 100,000,000 rows"):
+        read_predictions(tmp_path, "churn")
+    with pytest.raises(InvalidInputError, match="Move it out of the log folder"):
+        read_window(list_files(tmp_path, "predictions", "churn"), 0, 2e9)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 300, f"reading the bomb grew the process by {grown_mb:.0f} MB"

@@ -21,14 +21,22 @@ data: {source: data/, schema: schema.yaml}
 model: {name: __PROJECT__, target: churned, policy: policy.yaml, alias: champion}
 serve: {model: __PROJECT__@champion}
 monitor:
-  window: 1h
+  # Short windows so you see the loop react within minutes while you try it. In production use
+  # windows that hold a few hundred predictions at least (1h or 1d) and agent.interval: 5m.
+  window: 2m
+  min_rows: 50                                 # windows with fewer predictions are not judged
   drift: {method: auto, share: 0.5}            # drifted when half the columns drift
-  performance: {metric: roc_auc, min: 0.70}    # once labels arrive (mc.log_labels)
+  performance: {metric: roc_auc, min: 0.70, min_labelled: 30}   # once labels arrive (mc.log_labels)
 triggers:
   - on: new_data           # a new or changed file in data/
   - on: drift              # the served model's inputs drifted
   - on: performance        # live roc_auc fell below monitor.performance.min
   - schedule: "0 3 * * 1"  # and every Monday at 03:00
+agent:
+  interval: 30s            # how often the agent checks the triggers (production: 5m)
+  # While a drift or performance alert still fires after a cycle that did not fix it, the agent tries
+  # again once this many new labelled predictions arrived, new data came, or the back-off passed.
+  retry: {min_new_rows: 200, backoff: 10m, max_backoff: 6h}
 params:                    # the pipeline's parameters
   C: 1.0
 """
@@ -42,7 +50,7 @@ improvement:           # against the current champion, on the same test rows
   metric: roc_auc
   over: champion
   min_delta: -0.02     # may be at most 0.02 worse: retraining on new data moves scores a little
-latency_ms_per_row: "<= 5"
+latency_ms_per_row: "<= 10"   # the median of 5 timings on 1,000 rows, so a busy moment does not fail it
 require_data_validation: true   # the test rows must look like the training rows
 """
 

@@ -4,7 +4,7 @@ Every mistake is reported with the file, the line and how to fix it, before anyt
 
     name: churn
     pipeline: pipelines/training.py:training
-    data: {source: data/incoming/, schema: schema.yaml}
+    data: {source: data/incoming/, schema: schema.yaml, feedback: 30d}
     model: {name: churn, target: churned, policy: policy.yaml}
     serve: {model: churn@champion, shadow: churn@challenger}
     monitor: {window: 1h, drift: {method: auto, share: 0.3}, performance: {metric: roc_auc, min: 0.75}}
@@ -13,6 +13,7 @@ Every mistake is reported with the file, the line and how to fix it, before anyt
       - on: new_data
       - on: drift
       - on: performance
+    agent: {interval: 1m, retry: {min_new_rows: 200, backoff: 10m, max_backoff: 6h}}
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from typing import Any
 
 from modelcycle.errors import ConfigurationError
 
-__all__ = ["ProjectSpec", "SpecError", "Trigger", "load_spec"]
+__all__ = ["PREDICTIONS", "ProjectSpec", "Retry", "SpecError", "Trigger", "load_spec"]
 
 SPEC_FILE = "modelcycle.yaml"
 TRIGGERS = ("new_data", "drift", "performance", "schedule")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
+PREDICTIONS = "predictions"  # data.source: the prediction log joined with its labels, instead of a folder
+CLASSIFICATION_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
+REGRESSION_METRICS = {"rmse", "mae", "mape", "r2"}
 _TOP = {"name", "pipeline", "data", "model", "serve", "monitor", "triggers", "agent", "params"}
 
 
@@ -45,6 +49,21 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """When the agent tries again while a drift or performance alert still fires after a cycle that did not fix it:
+    once ``min_new_rows`` labelled predictions arrived since that cycle started, or the data source changed, or at
+    the latest after ``backoff`` seconds, doubling with each attempt up to ``max_backoff``."""
+
+    min_new_rows: int = 200
+    backoff: float = 600.0
+    max_backoff: float = 6 * 3600.0
+
+    def wait(self, attempt: int) -> float:
+        """Seconds to wait after the ``attempt``-th attempt (1 for the first) when nothing new arrived."""
+        return min(self.max_backoff, self.backoff * 2 ** max(0, attempt - 1))
+
+
+@dataclass(frozen=True)
 class ProjectSpec:
     """A loaded, checked ``modelcycle.yaml``; paths are absolute (relative ones are read from the spec's folder)."""
 
@@ -52,7 +71,9 @@ class ProjectSpec:
     path: Path
     root: Path
     pipeline: str | None = None  # "file.py:function"
-    data_source: Path | None = None
+    data_source: Path | None = None  # a folder or file; None with feedback_only (data: {source: predictions})
+    feedback: float | None = None  # seconds of labelled predictions handed to the pipeline (None: none)
+    feedback_only: bool = False
     schema: Path | None = None
     model: str = ""
     target: str | None = None
@@ -73,6 +94,7 @@ class ProjectSpec:
     alert_file: Path | None = None
     triggers: tuple[Trigger, ...] = ()
     interval: float = 60.0
+    retry: Retry = field(default_factory=Retry)
     params: dict[str, Any] = field(default_factory=dict)
 
     def alert_rules(self) -> Any:
@@ -193,9 +215,31 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
             raise doc.fail(("pipeline",), f"pipeline file {file} does not exist (looked in {root}); fix the path or create the file")
         out["pipeline"] = f"{(root / file).resolve()}:{func}"
 
-    data = section("data", {"source", "schema"})
+    data = section("data", {"source", "schema", "feedback"})
     if "source" in data:
-        out["data_source"] = (root / text(("data", "source"), data["source"], "data.source")).resolve()
+        source = text(("data", "source"), data["source"], "data.source")
+        if source == PREDICTIONS:
+            out["feedback_only"] = True
+            out["feedback"] = 30 * 86400.0
+        else:
+            out["data_source"] = (root / source).resolve()
+    if "feedback" in data:
+        value = data["feedback"]
+        if value is True:
+            out["feedback"] = 30 * 86400.0
+        elif value is False or value is None:
+            if out.get("feedback_only"):
+                raise doc.fail(("data", "feedback"), "data.source: predictions trains on the labelled predictions: "
+                                                     "feedback: cannot be off")
+            out.pop("feedback", None)
+        else:
+            from modelcycle.monitoring import parse_window
+
+            try:
+                out["feedback"] = float(parse_window(value))
+            except Exception as e:
+                raise doc.fail(("data", "feedback"), f"data.feedback is true, false or how far back to read labelled "
+                                                     f"predictions (e.g. 30d): {e}") from None
     if "schema" in data:
         schema = (root / text(("data", "schema"), data["schema"], "data.schema")).resolve()
         if not schema.is_file():
@@ -276,6 +320,13 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
         if "min" not in perf and "max" not in perf:
             raise doc.fail(("monitor", "performance"), f"say when {metric} is too bad: min: 0.75 (or max: for error metrics)")
         out["performance_metric"] = metric
+        lower = metric in LOWER_IS_BETTER
+        if lower and "min" in perf:
+            raise doc.fail(("monitor", "performance", "min"), f"lower {metric} is better, so the alert needs max: (the worst "
+                                                              f"acceptable {metric}), not min:")
+        if not lower and "max" in perf:
+            raise doc.fail(("monitor", "performance", "max"), f"higher {metric} is better, so the alert needs min: (the worst "
+                                                              f"acceptable {metric}), not max:")
         if "min" in perf:
             out["performance_min"] = number(("monitor", "performance", "min"), perf["min"])
         if "max" in perf:
@@ -312,7 +363,8 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
             if t["on"] not in ("new_data", "drift", "performance"):
                 raise doc.fail((*at, "on"), f"unknown trigger on: {t['on']!r}; choose new_data, drift or performance (or schedule: \"cron\")")
             if t["on"] == "new_data" and "data_source" not in out:
-                raise doc.fail((*at, "on"), "on: new_data needs data: {source: folder} to watch")
+                raise doc.fail((*at, "on"), "on: new_data needs data: {source: folder} to watch (labelled predictions "
+                                            "arriving are watched by the performance trigger)")
             if t["on"] == "performance" and "performance_metric" not in out:
                 raise doc.fail((*at, "on"), "on: performance needs monitor: {performance: {metric: roc_auc, min: 0.75}}")
             parsed.append(Trigger(t["on"], None, line))
@@ -325,7 +377,7 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
         raise doc.fail(("model",), "the controller validates candidates on labelled data: add model: {target: <label column>} "
                                    "(or target: in the policy)")
 
-    agent = section("agent", {"interval"})
+    agent = section("agent", {"interval", "retry"})
     if "interval" in agent:
         from modelcycle.monitoring import parse_window
 
@@ -333,8 +385,107 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
             out["interval"] = float(parse_window(agent["interval"]))
         except Exception as e:
             raise doc.fail(("agent", "interval"), str(e)) from None
+    if "retry" in agent:
+        retry = agent["retry"]
+        keys = {"min_new_rows", "backoff", "max_backoff"}
+        if not isinstance(retry, dict) or set(retry) - keys:
+            raise doc.fail(("agent", "retry"), "agent.retry takes min_new_rows: (labelled rows), backoff: and max_backoff: "
+                                               "(durations such as 10m and 6h)")
+        values: dict[str, Any] = {}
+        if "min_new_rows" in retry:
+            values["min_new_rows"] = int(number(("agent", "retry", "min_new_rows"), retry["min_new_rows"], 1))
+        for key in ("backoff", "max_backoff"):
+            if key in retry:
+                from modelcycle.monitoring import parse_window
+
+                try:
+                    values[key] = float(parse_window(retry[key]))
+                except Exception as e:
+                    raise doc.fail(("agent", "retry", key), str(e)) from None
+        made = Retry(**values)
+        if made.max_backoff < made.backoff:
+            raise doc.fail(("agent", "retry", "max_backoff"), f"agent.retry.max_backoff ({made.max_backoff:g} s) must be at "
+                                                              f"least backoff ({made.backoff:g} s)")
+        out["retry"] = made
+    if "window" in out and any(t.kind in ("drift", "performance") for t in parsed):
+        from modelcycle.monitoring import parse_window
+
+        every = out.get("interval", 60.0)
+        if parse_window(out["window"]) < every:
+            raise doc.fail(("agent", "interval") if "interval" in agent else ("monitor", "window"),
+                           f"monitoring windows of {out['window']} are judged every {every:g} s, so most would never be "
+                           f"looked at: make agent.interval at most the window (e.g. agent: {{interval: {out['window']}}})")
+    _check_task(doc, out)
     params = d.get("params") or {}
     if not isinstance(params, Mapping):
         raise doc.fail(("params",), "params: must map the pipeline's parameters to values")
     out["params"] = dict(params)
     return ProjectSpec(**out)
+
+
+def _check_task(doc: _Lines, out: dict[str, Any]) -> None:
+    """A metric that does not fit the target: ``roc_auc`` on a numeric target with fractional values, ``rmse`` on text.
+
+    The target is read from the newest file of the data source (its first 10,000 rows); without data nothing is said.
+    """
+    target, source = out.get("target"), out.get("data_source")
+    metrics: list[tuple[tuple[Any, ...], str]] = []
+    if out.get("performance_metric"):
+        metrics.append((("monitor", "performance", "metric"), out["performance_metric"]))
+    policy = out.get("policy")
+    if policy is not None:
+        from modelcycle.evaluation import Policy
+
+        rules = Policy.coerce(policy)
+        metrics += [(("model", "policy"), m) for m in rules.thresholds]
+        if rules.improvement:
+            metrics.append((("model", "policy"), rules.improvement["metric"]))
+    if not target or source is None or not metrics:
+        return
+    kind = _target_kind(source, target)
+    if kind is None:
+        return
+    for at, metric in metrics:
+        if kind == "regression" and metric in CLASSIFICATION_METRICS:
+            raise doc.fail(at, f"{metric} measures a classifier, but {target!r} in {source} holds continuous numbers "
+                               f"(a regression target): use rmse, mae, mape or r2")
+        if kind == "classification" and metric in REGRESSION_METRICS:
+            raise doc.fail(at, f"{metric} measures a regression, but {target!r} in {source} holds classes: use roc_auc, "
+                               f"accuracy, f1, precision, recall or log_loss")
+
+
+def _target_kind(source: Path, target: str) -> str | None:
+    """``classification`` (text or booleans), ``regression`` (fractional numbers) or None (whole numbers: classes or counts)."""
+    import numpy as np
+
+    files = [source] if source.is_file() else sorted(
+        (p for p in source.glob("*") if p.suffix in (".parquet", ".csv") and p.is_file()),
+        key=lambda p: p.stat().st_mtime) if source.is_dir() else []
+    if not files:
+        return None
+    newest = files[-1]
+    try:
+        if newest.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(newest)
+            if target not in pf.schema_arrow.names:
+                return None
+            column = next(pf.iter_batches(batch_size=10_000, columns=[target])).column(0).to_pandas()
+        else:
+            import pandas as pd
+
+            frame = pd.read_csv(newest, nrows=10_000, usecols=lambda c: c == target)
+            if target not in frame.columns:
+                return None
+            column = frame[target]
+    except Exception:  # an unreadable file is the pipeline's to report, with its own message
+        return None
+    from pandas.api import types as t
+
+    if t.is_bool_dtype(column.dtype) or not t.is_numeric_dtype(column.dtype):
+        return "classification"
+    values = column.dropna().to_numpy(dtype=float)
+    if not len(values):
+        return None
+    return None if np.all(values == np.round(values)) else "regression"  # whole numbers: classes or counts

@@ -94,10 +94,24 @@ def gc(
 def demo(
     level0: Annotated[bool, typer.Option("--level0", help="Instead: a tracked sweep of models, compared, reproducible, gated.")] = False,
 ) -> None:
-    """The whole loop on generated data: train, serve, monitor, detect drift, retrain, gate, promote, swap (~2 minutes)."""
-    from modelcycle.demo import main as run_demo
+    """The whole loop on generated data: train, serve, monitor, detect drift, retrain, gate, promote, swap (~2 minutes).
 
-    run_demo(level0=level0)
+    Exits 0 only when the loop closed; otherwise says which stage did not happen, and exits 1.
+    """
+    from modelcycle.cli._common import fail, printable
+    from modelcycle.demo import main as run_demo
+    from modelcycle.errors import ModelcycleError
+
+    try:
+        run_demo(level0=level0)
+    except (ModelcycleError, ModuleNotFoundError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # the loop did not close (DemoFailed), or the demo itself broke: one paragraph, never a traceback
+        from modelcycle.demo.loop import DemoFailed
+
+        text = str(e) if isinstance(e, DemoFailed) else f"The demo stopped: {type(e).__name__}: {e}"
+        fail(printable(f"The loop did not close. {text}" if isinstance(e, DemoFailed) else text))
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -59,11 +59,14 @@ def monitor(
     for w in shown:
         drift = w.drift or {}
         share = f"{drift['share']:.0%}" if drift else "—"
-        table.add_row(printable(w.label), f"{w.rows:,}", printable(w.version or "—"), str((w.quality or {}).get("errors", "—")),
+        label = printable(w.label) + ("" if w.closed else " [yellow](open)[/]")
+        table.add_row(label, f"{w.rows:,}", printable(w.version or "—"), str((w.quality or {}).get("errors", "—")),
                       f"[red]{share}[/]" if drift.get("dataset_drift") else share, printable(", ".join(drift.get("drifted_columns", [])[:4])),
                       f"{w.prediction_drift['statistic']:.3f}" if w.prediction_drift else "—", f"{w.labelled:,}",
                       *[f"{w.metrics[m]:.3f}" if m in w.metrics else "—" for m in metric_names])
     con.print(table)
+    if any(not w.closed for w in shown):
+        con.print("[dim](open): the window is still filling; its numbers change until it ends, and alerts judge closed windows only[/]")
     for a in report.alerts:
         con.print(f"[bold]{printable(a['state'])}[/] {printable(a['rule'])}: {printable(a['message'])}")
     if html is not None:
@@ -127,7 +130,7 @@ def agent(
     once: Annotated[bool, typer.Option("--once", help="Check the triggers and run what fires, then exit.")] = False,
     interval: Annotated[float | None, typer.Option("--interval", min=0.1, help="Seconds between checks (default: the spec's).")] = None,
     lease: Annotated[float, typer.Option("--lease", min=1, help="Seconds a cycle stays claimed without a sign of life.")] = 120.0,
-    status: Annotated[bool, typer.Option("--status", help="Show the project's recent cycles and exit.")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Show the project's recent cycles, and why the agent waits, and exit.")] = False,
     trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel versions to load (they can run any code).")] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -141,10 +144,13 @@ def agent(
     c = client()
     if status:
         cycles = c.store.cycle_list(project.name, 50)
+        waiting = Agent(project, client=c, say=lambda _: None).explain()
         if as_json:
-            print_json(cycles)
+            print_json({"cycles": cycles, "waiting": waiting})
             return
         _cycles_table(cycles, project.name)
+        if waiting:
+            console().print(f"[bold]Now:[/] {printable(waiting)}")
         return
     con = console()
 

@@ -34,4 +34,4 @@ def main(level0: bool = False) -> None:
         return
     from modelcycle.demo.loop import main as loop
 
-    loop()
+    loop()  # DemoFailed (the loop did not close) is reported by the command line, with exit code 1

@@ -3,13 +3,19 @@
 1. A project (``modelcycle.yaml``, a training pipeline, a policy) is written and the agent trains,
    gates and promotes a first churn model from the data on disk.
 2. The model is served on 127.0.0.1 (hot-swapping, prediction log on); customers are scored and
-   their true outcome is sent back (``POST /labels``) a moment later.
-3. Halfway through, the customers change (other prices, other usage) and so does what makes them
-   churn: monitoring sees the input drift and the falling ROC AUC in the next window, raises
-   alerts, the agent's drift trigger retrains on the latest labelled data, the gate compares the
-   candidate with the champion, the candidate is promoted, and the server swaps to it.
-4. The traffic goes on and live performance recovers. The summary shows every window, the cycles
-   and the lineage of the retraining; an HTML report has the charts.
+   their true outcome is sent back (``POST /labels``) a moment later. Those labelled predictions are
+   the training data of every later model (``data: {feedback: ...}`` in the spec).
+3. Then the customers change (other prices, other usage) and so does what makes them churn:
+   monitoring sees the input drift and the falling ROC AUC in the next window, raises alerts, the
+   agent retrains on the newest labelled traffic, the gate compares the candidate with the champion
+   on the rows predicted after the change, and the candidate is promoted; the server swaps to it.
+   A candidate that fails the gate (too little new data yet) is retried once more labels arrived.
+4. The traffic goes on until live performance has recovered. The summary shows every window, the
+   cycles and the lineage of the retraining; an HTML report has the charts.
+
+The demo succeeds only if the loop closed — drift detected, a candidate promoted after the change,
+the server answering with it, live performance back above the policy's threshold; otherwise it says
+which stage did not happen (``DemoFailed``).
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PIPELINE", "customers", "main", "write_project"]
+__all__ = ["PIPELINE", "DemoFailed", "customers", "main", "write_project"]
 
 WINDOW = 8  # seconds per monitoring window: a day's hours compressed into a demo
-PIPELINE = '''"""Churn training: load the most recent labelled customers, split, train, hand model and test set to the gate."""
+PIPELINE = '''"""Churn training: the newest labelled customers (files, then production feedback), split by time, train."""
 
 import os
 
@@ -38,15 +44,15 @@ FEATURES = ["tenure_months", "monthly_charges", "support_calls", "data_gb"]
 
 
 @mc.step
-def load_recent(data: str, rows: int = 2400) -> pd.DataFrame:
-    """The newest ``rows`` customers, oldest first: customers change, so old data ages out."""
+def load_recent(data: str, feedback: str | None = None, rows: int = 2400) -> pd.DataFrame:
+    """The newest ``rows`` labelled customers, oldest first: the files in ``data``, then the labelled
+    predictions the agent hands over (``feedback``). Customers change, so old data ages out."""
     files = sorted(f for f in os.listdir(data) if f.endswith(".parquet"))
-    frames, total = [], 0
-    for f in reversed(files):
-        frames.insert(0, pd.read_parquet(os.path.join(data, f)))
-        total += len(frames[0])
-        if total >= rows:
-            break
+    frames = [pd.read_parquet(os.path.join(data, f)) for f in files]
+    if feedback:
+        served = pd.read_parquet(feedback)
+        if len(served):
+            frames.append(served[FEATURES + ["churned", "predicted_at"]])
     return pd.concat(frames, ignore_index=True).tail(rows).reset_index(drop=True)
 
 
@@ -64,15 +70,15 @@ def train(train: pd.DataFrame):
 
 
 @mc.pipeline
-def training(data: str = "data"):
-    parts = split(load_recent(data))
-    return {"model": train(parts["train"]), "train": parts["train"], "test": parts["test"]}
+def training(data: str = "data", feedback: str | None = None):
+    parts = split(load_recent(data, feedback))
+    return {"model": train(parts["train"]), "train": parts["train"][FEATURES + ["churned"]], "test": parts["test"]}
 '''
 
 SPEC = f"""\
 name: churn-demo
 pipeline: pipeline.py:training
-data: {{source: data/}}
+data: {{source: data/, feedback: 1h}}
 model: {{name: churn-demo, target: churned, policy: policy.yaml}}
 serve: {{model: churn-demo@champion}}
 monitor:
@@ -84,13 +90,13 @@ monitor:
 triggers:
   - on: drift
   - on: performance
-agent: {{interval: 2s}}
+agent: {{interval: 2s, retry: {{min_new_rows: 400, backoff: 20s, max_backoff: 1m}}}}
 """
 
 POLICY = """\
 thresholds: {roc_auc: ">= 0.75"}
 improvement: {metric: roc_auc, over: champion, min_delta: 0.0}
-latency_ms_per_row: "<= 5"
+latency_ms_per_row: "<= 10"
 """
 
 
@@ -166,17 +172,29 @@ class _Server:
         self.thread.join(timeout=30)
 
 
-def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, seconds_after: float = 7 * WINDOW) -> dict[str, Any]:
-    """Run the loop; returns what happened (the tests check it)."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+class DemoFailed(Exception):
+    """The loop did not close; the message says which stage did not happen and why."""
 
-    from modelcycle.automation import Agent, lineage, load_spec
-    from modelcycle.monitoring import monitor
+    def __init__(self, message: str, result: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.result = result or {}
+
+
+def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, max_seconds_after: float = 14 * WINDOW,
+         recovery_windows: int = 2) -> dict[str, Any]:
+    """Run the loop; returns what happened (the tests check it).
+
+    Traffic goes on after the change until the retrained model has served ``recovery_windows`` full windows, or
+    ``max_seconds_after`` passed.
+
+    Raises:
+        DemoFailed: the loop did not close (the first model, the detection, the promotion, the swap or the recovery
+            did not happen); the summary is printed first.
+    """
+    from modelcycle.automation import Agent, load_spec
     from modelcycle.tracking.fluent import get_client
 
-    con = Console(highlight=False)
+    con = _console()
     client = get_client()
     home = Path(client.settings.home)
     root = write_project(folder or home / "demo" / f"loop-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -186,31 +204,46 @@ def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, secon
     con.print(f"project: {root}  (spec {root / 'modelcycle.yaml'}; store {home})")
 
     def say(line: str) -> None:
-        con.print(f"  [dim]{time.time() - started:5.1f}s[/] [magenta]agent[/] {line}")
+        from rich.markup import escape
+
+        con.print(f"  [dim]{time.time() - started:5.1f}s[/] [magenta]agent[/] {escape(line)}")
 
     customers(2400, 0).to_parquet(root / "data" / "customers-0000.parquet", index=False)
     agent = Agent(spec, client=client, say=say, lease_seconds=60)
     con.print("\n[bold]1. First model[/]: the agent trains on the customers on disk, gates and promotes")
     first = agent.run_now("the project's first model")
     if first["state"] != "done":
-        raise RuntimeError(f"the first cycle ended {first['state']}: {first['detail']}")
+        detail = first.get("detail") or {}
+        why = detail.get("error") or "; ".join(detail.get("failures") or []) or first["state"]
+        raise DemoFailed(f"The first model was not promoted: its cycle ended {first['state']} ({why}). Nothing was served, "
+                         "so the loop could not start.", {"root": root, "first": first})
 
     con.print(f"\n[bold]2. Serving[/] {spec.model}@champion (version {first['version']}) on 127.0.0.1; "
               f"customers are scored and their outcome comes back a moment later")
     loop = threading.Thread(target=agent.run_forever, kwargs={"interval": 2.0}, name="modelcycle-demo-agent", daemon=True)
     served: list[tuple[float, str | None, bool]] = []
     drift_at = 0.0
+    retrain: dict[str, Any] | None = None
+    busy = False
     with _Server(client.settings, f"models:/{spec.model}@champion") as server:
         loop.start()
         t0 = time.time()
         batch_no, last_version = 0, None
         pending: list[tuple[str, list[int]]] = []
-        feedback: list[Any] = []
-        while time.time() - t0 < seconds_before + seconds_after:
-            drifted = time.time() - t0 >= seconds_before
+        next_look = 0.0
+        while True:
+            now = time.time()
+            if now - t0 >= seconds_before + max_seconds_after:
+                break
+            if drift_at and now >= next_look:  # the newest retrained model, and whether a cycle is still at work
+                next_look = now + 1.0
+                retrain, busy = _latest_retrain(client, spec, drift_at)
+            if retrain is not None and not busy and now >= retrain["finished_at"] + (recovery_windows + 1.5) * WINDOW:
+                break  # the newest model has served full windows and no retraining is under way: enough to judge
+            drifted = now - t0 >= seconds_before
             if drifted and not drift_at:
-                drift_at = time.time()
-                con.print(f"\n[bold]3. The customers change[/] ({time.time() - started:.0f}s): higher prices and data use, "
+                drift_at = now
+                con.print(f"\n[bold]3. The customers change[/] ({now - started:.0f}s): higher prices and data use, "
                           "and churn now follows data use — watch monitoring and the agent")
             frame = customers(40, 1000 + batch_no, drifted)
             batch_no += 1
@@ -221,20 +254,50 @@ def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, secon
                     con.print(f"  [dim]{time.time() - started:5.1f}s[/] [green]server[/] now answers with version {answer['version']}")
                 last_version = answer["version"]
             pending.append((answer["id"], frame["churned"].tolist()))
-            feedback.append(frame)
-            if len(pending) >= 5:  # outcomes arrive in batches, and are exported as new labelled data
+            if len(pending) >= 5:  # outcomes come back in batches: the server joins them to its predictions
                 ids = [rid for rid, labels in pending for _ in labels]
                 rows = [i for _, labels in pending for i in range(len(labels))]
                 _post(server.url + "/labels", {"request_ids": ids, "labels": [v for _, labels in pending for v in labels], "rows": rows})
-                import pandas as pd
-
-                pd.concat(feedback, ignore_index=True).to_parquet(root / "data" / f"customers-{batch_no:04d}.parquet", index=False)
-                pending, feedback = [], []
+                pending = []
             time.sleep(0.2)
         agent.stop()
         loop.join(timeout=120)
+    return _summary(con, client, spec, root, started, t0, drift_at, first, served)
+
+
+def _retrains(client: Any, spec: Any, drift_at: float) -> list[dict[str, Any]]:
+    """The cycles started by drift or performance after the change that promoted their candidate, oldest first."""
+    cycles = client.store.cycle_list(spec.name, 50)
+    done = [c for c in cycles if c["trigger"] in ("drift", "performance") and c["state"] == "done" and c["started_at"] > drift_at]
+    return sorted(done, key=lambda c: c["started_at"])
+
+
+def _latest_retrain(client: Any, spec: Any, drift_at: float) -> tuple[dict[str, Any] | None, bool]:
+    """The newest retraining that promoted a model after the change, and whether a cycle is still at work."""
+    from modelcycle.entities import CycleState
+
+    busy = any(not CycleState(c["state"]).finished for c in client.store.cycle_list(spec.name, 5))
+    done = _retrains(client, spec, drift_at)
+    return (done[-1] if done else None), busy
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _summary(con: Any, client: Any, spec: Any, root: Path, started: float, t0: float, drift_at: float,
+             first: dict[str, Any], served: list[tuple[float, str | None, bool]]) -> dict[str, Any]:
+    from rich import box
+    from rich.table import Table
+
+    from modelcycle.automation import lineage
+    from modelcycle.monitoring import monitor
+
     con.print(f"\n[bold]4. Summary[/] ({time.time() - started:.0f}s)")
     report = monitor(spec.model, f"{WINDOW}s", start=t0 - 1, end=time.time(), client=client)
+    threshold = spec.performance_min if spec.performance_min is not None else 0.75
     table = Table(title=f"{spec.model}: monitoring windows of {WINDOW} s", header_style="bold", box=box.SIMPLE_HEAD)
     for col in ("window", "rows", "version", "drift", "drifted columns", "pred. drift", "labelled", "roc_auc"):
         table.add_column(col, justify="left" if col in ("window", "drifted columns") else "right")
@@ -245,17 +308,21 @@ def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, secon
         auc = w.metrics.get("roc_auc")
         table.add_row(w.label[11:], f"{w.rows:,}", str(w.version), f"{drift.get('share', 0):.0%}" if drift else "—",
                       ", ".join(drift.get("drifted_columns", [])), f"{w.prediction_drift['statistic']:.2f}" if w.prediction_drift else "—",
-                      str(w.labelled), "—" if auc is None else f"[{'red' if auc < 0.75 else 'green'}]{auc:.3f}[/]")
+                      str(w.labelled), "—" if auc is None else f"[{'red' if auc < threshold else 'green'}]{auc:.3f}[/]")
     con.print(table)
-    cycles = client.store.cycle_list(spec.name, 20)
+    cycles = client.store.cycle_list(spec.name, 50)
     ctable = Table(title="continuous-training cycles", header_style="bold", box=box.SIMPLE_HEAD)
     for col in ("cycle", "trigger", "state", "version", "why"):
         ctable.add_column(col)
     for cy in reversed(cycles):
-        why = cy["detail"].get("trigger", {}).get("message") or cy["detail"].get("error") or "; ".join(cy["detail"].get("failures") or [])
+        detail = cy["detail"]
+        why = detail.get("error") or "; ".join(detail.get("failures") or []) or detail.get("reason") or \
+            detail.get("trigger", {}).get("message") or ""
         ctable.add_row(cy["id"][:8], cy["trigger"], cy["state"], str(cy["version"]), why[:110])
     con.print(ctable)
-    retrain = next((cy for cy in cycles if cy["trigger"] in ("drift", "performance") and cy["state"] == "done"), None)
+    retrains = _retrains(client, spec, drift_at) if drift_at else []
+    retrain = retrains[0] if retrains else None  # the first answer to the change: its lineage is shown
+    newest = retrains[-1] if retrains else None  # the model serving at the end: its windows show the recovery
     chain = lineage(retrain["id"], client=client) if retrain else None
     if chain:
         con.print("[bold]Lineage of the retraining[/] (`modelcycle lineage " + retrain["id"][:8] + "`):")
@@ -264,16 +331,59 @@ def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, secon
             con.print(f"  → {link['step']}: " + ", ".join(f"{k} {str(v)[:90]}" for k, v in shown.items()))
     page = root / "report.html"
     report.to_html(str(page))
-    before = [w.metrics["roc_auc"] for w in report.windows if w.rows and "roc_auc" in w.metrics and w.end <= drift_at]
-    after = [w.metrics["roc_auc"] for w in report.windows if w.rows and "roc_auc" in w.metrics and retrain
-             and w.version is not None and w.version == retrain["version"]]
-    con.print(f"\nROC AUC before the drift {_mean(before)}, after the swap to version {retrain['version'] if retrain else '—'}: {_mean(after)}")
+    labelled = [w for w in report.windows if w.rows and "roc_auc" in w.metrics and w.labelled >= spec.min_labelled]
+    before = [w.metrics["roc_auc"] for w in labelled if w.end <= drift_at]
+    after = [w.metrics["roc_auc"] for w in labelled if newest and w.version == newest["version"] and w.start >= newest["finished_at"]]
+    during = [w.metrics["roc_auc"] for w in labelled if w.start >= drift_at and retrain and w.end <= retrain["finished_at"]]
+    con.print(f"\nROC AUC before the drift {_mean(before)}, after the change {_mean(during)}, "
+              f"served by version {newest['version'] if newest else '—'} at the end: {_mean(after)}")
     con.print(f"Report with the drift and performance charts: [cyan]{page}[/]")
     con.print(f"Explore: [cyan]modelcycle monitor {spec.model} --window {WINDOW}s[/], [cyan]modelcycle alerts[/], "
               f"[cyan]modelcycle agent --status --spec {root}[/], [cyan]modelcycle models history {spec.model}[/]")
-    con.print(f"[dim]finished in {time.time() - started:.0f} s[/]")
-    return {"root": root, "first": first, "cycles": cycles, "retrain": retrain, "report": report, "served": served,
-            "drift_at": drift_at, "html": page, "lineage": chain}
+    result = {"root": root, "first": first, "cycles": cycles, "retrain": retrain, "newest": newest, "report": report,
+              "served": served, "drift_at": drift_at, "html": page, "lineage": chain, "before": before, "during": during,
+              "after": after}
+    problem = _not_closed(client, spec, result, threshold)
+    result["closed"] = problem is None
+    if problem is not None:
+        con.print(f"[dim]finished in {time.time() - started:.0f} s[/]")
+        raise DemoFailed(problem, result)
+    con.print(f"[bold green]The loop closed[/]: drift detected, version {newest['version'] if newest else '?'} trained on the "
+              f"newest labelled traffic, gated, promoted and served; live ROC AUC back above {threshold:g}. "
+              f"[dim]finished in {time.time() - started:.0f} s[/]")
+    return result
+
+
+def _not_closed(client: Any, spec: Any, result: dict[str, Any], threshold: float) -> str | None:
+    """None when the loop closed; else one paragraph naming the first stage that did not happen, and why."""
+    drift_at, retrain, cycles = result["drift_at"], result["newest"], result["cycles"]
+    after_change = [c for c in cycles if c["started_at"] > drift_at and c["trigger"] in ("drift", "performance")]
+    alerts = [a for a in client.store.alert_list(spec.model, 100) if a["rule"] in ("drift", "performance") and a["raised_at"] > drift_at]
+    if not drift_at:
+        return "The customers never changed: the demo stopped before the drift (it was interrupted)."
+    if not alerts and not after_change:
+        return (f"The change was not detected: no drift or performance alert was raised after it. Monitoring judges closed "
+                f"windows of {WINDOW} s with at least {spec.min_rows} rows; see `modelcycle monitor {spec.model} --window {WINDOW}s`.")
+    if retrain is None:
+        seen = "; ".join(f"cycle {c['id'][:8]} ended {c['state']}"
+                         + (f" ({(c['detail'].get('error') or '; '.join(c['detail'].get('failures') or []))[:160]})"
+                            if c["state"] in ("failed", "rejected") else "") for c in reversed(after_change)) or "no cycle ran"
+        return (f"The change was detected, but no retrained model was promoted: {seen}. "
+                f"`modelcycle agent --status --spec {result['root']}` shows what the agent waits for.")
+    version = str(retrain["version"])
+    if not any(v == version for _, v, _ in result["served"]):
+        return (f"Version {version} was promoted, but the server never answered with it (it kept serving "
+                f"{result['served'][-1][1] if result['served'] else 'nothing'}); `modelcycle models history {spec.model}` and the "
+                "server's /version show why.")
+    after = result["after"]
+    if not after:
+        return (f"Version {version} was promoted and served, but no window it served had {spec.min_labelled} labelled rows before "
+                "the demo ended, so the recovery could not be measured.")
+    mean = sum(after) / len(after)
+    if mean < threshold:
+        return (f"Version {version} was promoted and served, but live ROC AUC stayed at {mean:.3f}, below the policy's "
+                f"{threshold:g}: the retrained model did not recover the performance.")
+    return None
 
 
 def _mean(values: list[float]) -> str:

@@ -155,6 +155,8 @@ class Verdict:
     model_name: str | None = None
     model_version: int | None = None
     baseline: str | None = None
+    baseline_alias: str | None = None  # the alias the candidate was compared with (the improvement rule's ``over``) …
+    baseline_version: int | None = None  # … and the version it pointed at then (None: it pointed nowhere)
     rows: int = 0
     stored: bool = False
     evaluation: Evaluation | None = field(default=None, repr=False)
@@ -165,6 +167,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "passed": self.passed, "created_at": self.created_at, "run_id": self.run_id,
                 "model_name": self.model_name, "model_version": self.model_version, "baseline": self.baseline,
+                "baseline_alias": self.baseline_alias, "baseline_version": self.baseline_version,
                 "rows": self.rows, "policy": self.policy, "rules": [r.to_dict() for r in self.rules]}
 
     def to_html(self, path: Any = None) -> str:

@@ -106,9 +106,16 @@ def _conditions(rules: AlertRules, windows: Sequence[Any]) -> dict[str, tuple[bo
     return out
 
 
-def evaluate_rules(store: Any, model: str, rules: AlertRules, windows: Sequence[Any], now: float | None = None) -> list[dict[str, Any]]:
-    """Raise alerts whose condition started to hold and resolve those that stopped; returns what changed."""
+def evaluate_rules(store: Any, model: str, rules: AlertRules, windows: Sequence[Any], now: float | None = None,
+                   since: float | None = None) -> list[dict[str, Any]]:
+    """Raise alerts whose condition started to hold and resolve those that stopped; returns what changed.
+
+    ``since``: judge only windows that start at or after it (the controller passes the time the served version
+    was promoted, so windows of the version it replaced neither raise nor resolve an alert about the new one).
+    """
     now = time.time() if now is None else now
+    if since is not None:
+        windows = [w for w in windows if w.start >= since]
     changed: list[dict[str, Any]] = []
     for rule, (holds, window, message, details) in _conditions(rules, windows).items():
         if holds:

@@ -132,7 +132,7 @@ class _References:
 
 def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = None, *, client: Any = None,
             rules: AlertRules | None = None, drift_method: str = "auto", drift_share: float | None = None,
-            closed_only: bool = False, progress: Any = None) -> MonitorReport:
+            closed_only: bool = False, progress: Any = None, judge_since: float | None = None) -> MonitorReport:
     """Summarise the prediction log of ``model`` in windows between ``start`` and ``end``.
 
     Args:
@@ -144,6 +144,8 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
         drift_method: ``auto`` or a method of ``modelcycle.data.compare``.
         drift_share: share of drifted columns that makes a window drifted (default: the rules', else 0.5).
         closed_only: leave out the window still open (the controller judges closed windows only, read from the store).
+        judge_since: epoch seconds; the rules judge only windows starting at or after it (the controller passes when
+            the served version was promoted).
 
     Example:
         >>> import modelcycle as mc
@@ -234,7 +236,7 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
             progress(i + 1, len(starts))
     store.window_put(model, "champion", seconds, to_store)
     if rules is not None:
-        report.alerts = evaluate_rules(store, model, rules, report.windows, now)
+        report.alerts = evaluate_rules(store, model, rules, report.windows, now, since=judge_since)
     return report
 
 

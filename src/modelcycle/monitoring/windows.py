@@ -46,7 +46,11 @@ def read_window(files: Sequence[Any], start: float, end: float, columns: Sequenc
     if not files:
         return pd.DataFrame()
     wanted = [c for c in columns or () if c] or None
+    from modelcycle.store.predictions import check_file
+
     paths = [str(f.path) for f in files]
+    for path in paths:
+        check_file(path)
     first, last = pq.read_schema(paths[0]), pq.read_schema(paths[-1])
     table = None
     if first.equals(last):  # one dataset over the window's files: read in parallel, in one call

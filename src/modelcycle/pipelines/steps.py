@@ -14,7 +14,8 @@ from modelcycle._deps import require
 from modelcycle.errors import InvalidInputError
 from modelcycle.pipelines.core import step
 
-__all__ = ["evaluate_on", "load_table", "select_columns", "split_table", "tune_and_train", "validate_and_register", "validate_table"]
+__all__ = ["evaluate_on", "labelled_predictions", "load_table", "select_columns", "split_table", "tune_and_train",
+           "validate_and_register", "validate_table"]
 
 MODELS = ("logreg", "random_forest", "hgb")
 
@@ -27,6 +28,25 @@ def load_table(path: str) -> Any:
     from modelcycle.data.profile import iter_batches
 
     return pd.concat(list(iter_batches(path, 1_000_000)), ignore_index=True)
+
+
+@step(cache=False)
+def labelled_predictions(model: str, since: str = "30d", target: str = "label") -> Any:
+    """The served model's labelled predictions of the last ``since`` (``30d``, ``12h``) as a training table: its inputs,
+    ``target``, ``predicted_at`` and ``version`` (see ``mc.labelled_predictions``).
+
+    Read again on every run (the log grows); the steps after it re-run only when the table changed.
+    """
+    import time
+
+    from modelcycle.pipelines.core import parse_duration
+    from modelcycle.store.predictions import read_labelled
+    from modelcycle.tracking.fluent import get_client
+
+    seconds = parse_duration(since)
+    if not seconds:
+        raise InvalidInputError(f"since {since!r} must be a duration such as 30d or 12h")
+    return read_labelled(get_client().settings.home, model, time.time() - seconds, None, target)
 
 
 @step

@@ -155,11 +155,13 @@ def validate_model(candidate: str | ModelVersion | LoggedModel, data: Any, polic
     model = registry.load_model(version.uri, trust)
     over = (rules.improvement or {}).get("over", "champion")
     baseline_version = None
-    if rules.improvement is not None or rules.slices is not None:
+    compared = rules.improvement is not None or rules.slices is not None
+    if compared:
         try:
             baseline_version = registry.get_model_version(version.name, over)
         except KeyError:
             baseline_version = None
+    alias_version = baseline_version.version if baseline_version is not None else None
     if baseline_version is not None and baseline_version.version == version.version:
         baseline_version = None  # validating the champion against itself: nothing to compare
     baseline = registry.load_model(baseline_version.uri, trust) if baseline_version else None
@@ -175,6 +177,8 @@ def validate_model(candidate: str | ModelVersion | LoggedModel, data: Any, polic
         data_errors = [f"{a.column}: {a.check}" for a in report.anomalies if a.severity == "error"]
     verdict = check_policy(rules, evaluation, evaluation.baseline, data_errors,
                            f"{over} (version {baseline_version.version})" if baseline_version else None)
+    if compared:  # promote() moves the alias only while it still points where it pointed for this comparison
+        verdict.baseline_alias, verdict.baseline_version = over, alias_version
     run = get_client().active_run()
     verdict.run_id = run.id if run is not None else None
     registry.record_verdict(verdict, version.name, version.version)

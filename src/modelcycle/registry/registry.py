@@ -181,6 +181,7 @@ class Registry:
         self.store.get_model_version(name, number)  # a clear error before anything else
         verdict_id = None
         problem = None
+        compared: tuple[str | None, int | None] = (None, None)  # the alias the verdict compared with, and its version then
         if verdict is None:
             stored = self.store.list_verdicts(name, number)
             if not stored:
@@ -188,6 +189,7 @@ class Registry:
             else:  # the latest stored verdict of this version decides
                 latest = stored[-1]
                 verdict_id = latest["id"]
+                compared = (latest.get("baseline_alias"), latest.get("baseline_version"))
                 if not latest["passed"]:
                     problem = "its latest verdict failed: " + "; ".join(
                         f"{r['rule']}: {r['detail']}" for r in latest.get("rules", []) if not r.get("passed"))
@@ -195,13 +197,27 @@ class Registry:
             if (verdict.model_name, verdict.model_version) not in ((name, number), (None, None)):
                 raise GateError(f"the verdict is for {verdict.model_name}/{verdict.model_version}, not {name}/{number}")
             verdict_id = self.record_verdict(verdict, name, number)
+            compared = (getattr(verdict, "baseline_alias", None), getattr(verdict, "baseline_version", None))
             if not verdict.passed:
                 problem = "its verdict failed: " + "; ".join(verdict.failures())
+        expected: int | str | None = "any"
+        if not problem and compared[0] == alias:  # the verdict holds only against what it was compared with
+            expected = compared[1]
+            current = self.store.get_alias(name, alias)
+            if current != expected:
+                was = f"version {expected}" if expected is not None else "no version"
+                problem = (f"its verdict compared it with {alias} when that was {was}, and {alias} is version {current} now "
+                           f"(promoted since); validate it again against the current {alias}")
+                expected = "any"
         if problem and not force:
             raise GateError(f"{name}/{number} was not promoted to {alias}: {problem} (force=True or --force overrides, and is recorded)")
         text = (reason or "verdict passed") if not problem else f"{reason + '; ' if reason else ''}forced: {problem}"
-        return self.store.move_alias(name, alias, number, action="promote", actor=current_actor(), at=time.time(),
-                                     reason=text, verdict_id=verdict_id, forced=bool(problem))
+        try:
+            return self.store.move_alias(name, alias, number, action="promote", actor=current_actor(), at=time.time(),
+                                         reason=text, verdict_id=verdict_id, forced=bool(problem), expected_from=expected)
+        except InvalidInputError as e:  # another promotion won the race between the check above and the move
+            raise GateError(f"{name}/{number} was not promoted to {alias}: {e} (promoted since); validate it again against "
+                            f"the current {alias}") from None
 
     def record_verdict(self, verdict: Any, name: str, version: int) -> str:
         """Store a verdict (once) linked to ``name``/``version``; returns its id."""

@@ -25,8 +25,13 @@ class ModelHolder:
 
     For ``models:/name@alias`` a watcher thread resolves the alias every ``poll`` seconds; a new
     version is loaded and verified in the background and swapped in only if that succeeds. A
-    version that fails to load is remembered (and counted in ``failures``) and not tried again.
+    version whose package is refused (damaged, unsafe, not a model) is remembered, counted in
+    ``failures`` and not tried again. A load that failed for another reason (the store or the
+    machine: a read error, memory, an interpreter error) is tried again after a pause that doubles,
+    up to ``RETRIES`` times, and only then counted as failed.
     """
+
+    RETRIES = 5
 
     def __init__(self, registry: Registry, uri: str, trust: bool = False, poll: float = 1.0, trusted_types: Sequence[str] = ()):
         self.registry = registry
@@ -40,6 +45,7 @@ class ModelHolder:
         self.swaps = 0
         self.last_error: str | None = None
         self._bad: set[str] = set()
+        self._retry: dict[str, tuple[int, float]] = {}  # hash → (failed attempts, when to try again)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -71,15 +77,29 @@ class ModelHolder:
             return False
         if version is None or version.hash == self.current.hash or version.hash in self._bad:
             return False
+        attempts, due = self._retry.get(version.hash, (0, 0.0))
+        if time.monotonic() < due:
+            return False
         try:
             loaded = self.registry.load_model(version.uri, self.trust, self.trusted_types)
         except (Exception, SystemExit) as e:  # whatever a version does while loading, the server keeps serving (and says why)
+            from modelcycle.errors import ModelcycleError
+
+            reason = str(e) if isinstance(e, Exception) else f"it called sys.exit({e})"
+            if isinstance(e, Exception) and not isinstance(e, ModelcycleError) and attempts + 1 < self.RETRIES:
+                pause = min(60.0, self.poll * 2 ** (attempts + 1))
+                self._retry[version.hash] = (attempts + 1, time.monotonic() + pause)
+                self.last_error = (f"version {version.version} of {version.name} did not load ({type(e).__name__}: {reason}); "
+                                   f"trying again in {pause:g} s")
+                log.warning(self.last_error)
+                return False
+            self._retry.pop(version.hash, None)
             self._bad.add(version.hash)
             self.failures += 1
-            reason = str(e) if isinstance(e, Exception) else f"it called sys.exit({e})"
             self.last_error = f"version {version.version} of {version.name} did not load and is not served: {reason}"
             log.error(self.last_error)
             return False
+        self._retry.pop(version.hash, None)
         self.current = loaded  # one assignment: atomic for readers
         self.swaps += 1
         log.info("now serving %s version %s", version.name, version.version)

@@ -20,11 +20,13 @@ from modelcycle.errors import InvalidInputError
 
 __all__ = [
     "LogFile",
+    "check_file",
     "compact",
     "find_predictions",
     "label_files",
     "list_files",
     "model_dir",
+    "read_labelled",
     "read_labels",
     "read_predictions",
     "write_atomic",
@@ -38,6 +40,44 @@ def model_dir(root: Path, kind: str, model: str) -> Path:
     if not _SAFE.match(model):
         raise InvalidInputError(f"{model!r} is not a valid model name")
     return root / kind / f"model={model}"
+
+
+# A log file holds a request id (16+ random bytes, which no codec shrinks) per row, so a real file has far
+# fewer rows than bytes, and its codecs shrink it a few times at most. A footer that promises more is a
+# decompression or run-length bomb: it is refused before a page of it is read.
+ROWS_PER_BYTE = 1
+EXPANSION = 1000
+
+
+def check_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a log file whose footer promises more rows or bytes than its size allows.
+
+    Raises:
+        InvalidInputError: the file is not Parquet, or would expand beyond the bounds above.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    size = os.path.getsize(path)
+    try:
+        meta = pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise InvalidInputError(f"{path} is not a readable Parquet file ({str(e)[:200]}); move it out of the log "
+                                "folder (it was not written by modelcycle, or it is damaged)") from None
+    expanded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if meta.num_rows > ROWS_PER_BYTE * size or expanded > EXPANSION * size:
+        raise InvalidInputError(f"{path} promises {meta.num_rows:,} rows and {expanded:,} bytes from a "
+                                f"{size:,}-byte file; refusing to read it (a log file is never compressed that "
+                                "much: it is damaged or crafted). Move it out of the log folder.")
+
+
+def _read_file(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> Any:
+    import pyarrow.parquet as pq
+
+    check_file(path)
+    return pq.read_table(path, columns=list(columns) if columns else None)
 
 
 def write_atomic(frame: Any, folder: Path, written_ns: int | None = None, tag: str = "") -> Path:
@@ -141,7 +181,7 @@ def compact(root: str | os.PathLike[str], kind: str, model: str, start: float, e
                 continue
             first_ns = min(f.first_ns for f in group)
             last_ns = max(f.written_ns for f in group)
-            table = pa.concat_tables([pq.read_table(f.path) for f in group], promote_options="default")
+            table = pa.concat_tables([_read_file(f.path) for f in group], promote_options="default")
             name = f"part-{last_ns}-compact{first_ns}.parquet"
             tmp = folder / f".{name}.tmp"
             pq.write_table(table, tmp, row_group_size=256_000)
@@ -167,7 +207,7 @@ def _read(root: Path, kind: str, model: str, start: Any, end: Any) -> Any:
         pd.Timestamp(end) if end is not None else None)
     for attempt in range(3):  # a file merged by a compaction between listing and reading: list again
         try:
-            frames = [pd.read_parquet(f.path) for f in list_files(root, kind, model)
+            frames = [_read_file(f.path).to_pandas() for f in list_files(root, kind, model)
                       if (start_ts is None or f.written_ns >= start_ts.value) and (end_ts is None or _day(f) <= end_ts)]
             break
         except FileNotFoundError:
@@ -248,6 +288,8 @@ def find_predictions(root: str | os.PathLike[str], model: str | None, request_id
     for i in range(0, len(files), chunk):
         if not wanted:
             break
+        for f in files[i:i + chunk]:
+            check_file(f.path)
         table = ds.dataset([str(f.path) for f in files[i:i + chunk]], format="parquet").to_table(
             columns=["request_id", "time"], filter=pc.field("request_id").isin(list(wanted)))
         for rid, at in zip(table.column("request_id").to_pylist(), table.column("time").to_pylist(), strict=True):
@@ -280,5 +322,50 @@ def read_labels(root: str | os.PathLike[str], model: str) -> Any:
 
     mine = _read(Path(root), "labels", model, None, None)
     shared_dir = Path(root) / "labels" / "unassigned"
-    shared = [pd.read_parquet(f) for f in sorted(shared_dir.glob("date=*/part-*.parquet"))] if shared_dir.is_dir() else []
+    shared = [_read_file(f).to_pandas() for f in sorted(shared_dir.glob("date=*/part-*.parquet"))] if shared_dir.is_dir() else []
     return pd.concat([mine, *shared], ignore_index=True, sort=False) if shared else mine
+
+
+def read_labelled(root: str | os.PathLike[str], model: str, start: Any, end: Any, target: str = "label") -> Any:
+    """The champion's logged predictions of ``model`` in ``[start, end)`` that have a label, as a training table:
+    the inputs by their own names, ``target``, ``predicted_at``, ``version``, ``prediction``, ``request_id`` and
+    ``row``, oldest first (a row labelled twice: the later label)."""
+    import pandas as pd
+
+    if not isinstance(target, str) or not target or target.startswith("input."):
+        raise InvalidInputError(f"target {target!r} must be a column name such as 'churned'")
+    predictions = read_predictions(root, model, start, end)
+    if "role" in predictions.columns:
+        predictions = predictions[predictions["role"] == "champion"]
+    inputs = [c for c in predictions.columns if c.startswith("input.")]
+    names = [c[len("input."):] for c in inputs]
+    clash = {target, "predicted_at", "version", "prediction", "request_id", "row"} & set(names)
+    if clash:
+        raise InvalidInputError(f"the model's inputs include {', '.join(sorted(clash))}: give the label another name "
+                                f"(target=...) than {target!r}" if target in clash else
+                                f"the model's inputs include {', '.join(sorted(clash))}, which this table uses for the log's own columns")
+    empty = pd.DataFrame({**{n: pd.Series(dtype=float) for n in names}, target: pd.Series(dtype=float),
+                          "predicted_at": pd.Series(dtype="datetime64[us, UTC]"), "version": pd.Series(dtype="Int64"),
+                          "prediction": pd.Series(dtype=float), "request_id": pd.Series(dtype=str), "row": pd.Series(dtype="int64")})
+    if not len(predictions):
+        return empty
+    labels = read_labels(root, model)
+    labels = labels[labels["label"].notna()] if len(labels) else labels
+    if not len(labels):
+        return empty
+    labels = labels.drop_duplicates(["request_id", "row"], keep="last")[["request_id", "row", "label"]]
+    keys = predictions.assign(request_id=predictions["request_id"].astype(str), row=predictions["row"].astype("int64"))
+    joined = keys.merge(labels.assign(request_id=labels["request_id"].astype(str), row=labels["row"].astype("int64")),
+                        on=["request_id", "row"], how="inner", validate="many_to_one")
+    if not len(joined):
+        return empty
+    truth = joined["label"].to_numpy()
+    out = joined[inputs].copy()
+    out.columns = names
+    out[target] = truth
+    out["predicted_at"] = joined["time"].to_numpy()
+    out["version"] = joined["version"].to_numpy()
+    out["prediction"] = joined["prediction"].to_numpy() if "prediction" in joined.columns else None
+    out["request_id"] = joined["request_id"].astype(str).to_numpy()
+    out["row"] = joined["row"].astype("int64").to_numpy()
+    return out.sort_values(["predicted_at", "request_id", "row"], kind="stable").reset_index(drop=True)

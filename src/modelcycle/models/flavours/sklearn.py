@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,32 @@ class SklearnFlavour:
         listed = [str(t) for t in meta.get("trusted_types") or []]
         allowed = audit_skops(path, trust, listed)  # refuses by name before skops builds anything
         try:
-            return sio.load(path, trusted=allowed)
+            return _load(sio, path, allowed)
+        except (SystemError, MemoryError, OSError):
+            raise  # the interpreter or the machine, not the file: the caller may try again
         except UntrustedTypesFoundException as e:  # skops' own audit, after ours: should not happen, refused all the same
             raise UnsafeModelError(f"{path.name} holds types modelcycle does not load: {e}") from None
         except (ImportError, AttributeError) as e:  # a trusted type of the user's own that is not importable here
             raise ModelError(_not_importable(e, allowed)) from None
         except Exception as e:
             raise UnsafeModelError(f"{path.name} is not a loadable skops file ({type(e).__name__}: {str(e)[:300]}); refusing to load it") from None
+
+
+_LOADING = threading.Lock()
+
+
+def _load(sio: Any, path: Path, allowed: list[str]) -> Any:
+    """``skops.io.load``, one at a time in a process and tried twice on a SystemError.
+
+    skops reads arrays with ``numpy.load``, which parses each header with ``ast.literal_eval``; on CPython 3.11,
+    ``ast`` used by two threads at once can raise "SystemError: AST constructor recursion depth mismatch"
+    (python/cpython#106905) — a server swapping in a version while the agent verifies it is such a pair.
+    """
+    with _LOADING:
+        try:
+            return sio.load(path, trusted=allowed)
+        except SystemError:
+            return sio.load(path, trusted=allowed)
 
 
 def _not_importable(error: Exception, names: list[str]) -> str:

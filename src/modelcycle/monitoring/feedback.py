@@ -1,0 +1,103 @@
+"""Production feedback as training data: the prediction log joined with the labels sent back for it.
+
+Labels that arrive through ``POST /labels`` or ``mc.log_labels`` join the logged predictions by request
+id and row. ``labelled_predictions`` gives those rows as a training table: the model's inputs under
+their own names, the label under the target's name, and when each was predicted, by which version.
+The agent hands the same table to the training pipeline (``data: {source: predictions}`` or
+``data: {feedback: 30d}`` beside a folder), so a retrain after drift learns from the newest traffic.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from modelcycle.errors import InvalidInputError
+from modelcycle.store.predictions import read_labelled
+
+__all__ = ["FEEDBACK_FILE", "count_new_labels", "export_feedback", "labelled_predictions"]
+
+FEEDBACK_FILE = "labelled-predictions.parquet"
+
+
+def labelled_predictions(model: str, start: Any = None, end: Any = None, *, target: str = "label", client: Any = None) -> Any:
+    """The predictions the server made for ``model`` from ``start`` to ``end`` that have a label, as a training table.
+
+    Columns: the model's inputs (by their own names), ``target`` (the label), ``predicted_at`` (UTC), ``version``
+    (the version that answered), ``prediction``, ``request_id`` and ``row``. Only the champion's answers are
+    used (a shadow's answers to the same request are the same rows). Oldest first; when a row was labelled
+    twice, the later label counts.
+
+    Args:
+        model: the registered model's name, as the server logs it.
+        start, end: times (datetime, ISO text or epoch seconds); None reads from the first or to the last.
+        target: the name to give the label column (the training target's name).
+        client: whose home holds the log (the default Client when None).
+
+    Example:
+        >>> import modelcycle as mc
+        >>> recent = mc.labelled_predictions("churn", start="2026-11-01", target="churned")  # doctest: +SKIP
+        >>> model.fit(recent[FEATURES], recent["churned"])                                    # doctest: +SKIP
+    """
+    from modelcycle.tracking.fluent import get_client
+
+    client = client or get_client()
+    return read_labelled(client.settings.home, model, start, end, target)
+
+
+def export_feedback(home: Any, model: str, folder: str | os.PathLike[str], seconds: float, target: str) -> tuple[Path, int]:
+    """Write the labelled predictions of the last ``seconds`` to ``folder/labelled-predictions.parquet`` for a pipeline.
+
+    The file is replaced only when its rows changed, so an unchanged export keeps the pipeline's cache (its size and
+    modification time are part of the cache key). Returns the file and its number of rows.
+    """
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = read_labelled(home, model, time.time() - seconds, None, target)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / FEEDBACK_FILE
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    data = sink.getvalue().to_pybytes()
+    if path.is_file() and hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest():
+        return path, len(frame)
+    tmp = folder / f".{FEEDBACK_FILE}.{os.getpid()}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path, len(frame)
+
+
+def count_new_labels(home: Any, model: str, since: float) -> int:
+    """How many labels for ``model`` (or for any model) were stored after ``since`` (epoch seconds), from the files'
+    footers only."""
+    import pyarrow.parquet as pq
+
+    from modelcycle.store.predictions import check_file, list_files
+
+    files = [f.path for f in list_files(home, "labels", model, start=since)]
+    shared = Path(home) / "labels" / "unassigned"
+    if shared.is_dir():
+        files += [p for p in shared.glob("date=*/part-*.parquet") if _written(p) >= since]
+    total = 0
+    for path in files:
+        try:
+            check_file(path)
+            total += pq.read_metadata(path).num_rows
+        except (FileNotFoundError, InvalidInputError):
+            continue  # merged by a compaction meanwhile, or refused: not counted
+    return total
+
+
+def _written(path: Path) -> float:
+    head = path.name[5:].partition("-")[0]
+    try:
+        return int(head) / 1e9
+    except ValueError:
+        return path.stat().st_mtime
