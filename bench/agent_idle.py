@@ -57,7 +57,6 @@ from _report import print_targets  # bench/ is on the path when a benchmark runs
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TARGET = 1.0  # % of one core
-FINISHED = ("done", "rejected", "rolled_back", "failed")
 TICK = os.sysconf("SC_CLK_TCK")
 LOG_ROWS, LOG_FILE_SECONDS, LABEL_SHARE = 1_000_000, 60, 0.2
 HOUR, DAY = 3600, 86_400
@@ -256,11 +255,11 @@ def wait_cycles_finished(home: Path, agent: AgentProcess, count: int, timeout: f
     found: list[dict] = []
     while time.monotonic() < deadline and agent.alive():
         found = cycles(home)
-        if len(found) >= count and all(c["state"] in FINISHED for c in found):
+        if len(found) >= count and all(c.finished for c in found):
             return found
         time.sleep(1.0)
     raise RuntimeError(f"{count} finished cycle(s) expected within {timeout:.0f} s; found "
-                       f"{[(c['trigger'], c['state']) for c in found]}; agent {'running' if agent.alive() else 'exited'}")
+                       f"{[(c.trigger, c.state) for c in found]}; agent {'running' if agent.alive() else 'exited'}")
 
 
 def settle(agent: AgentProcess, most: float = 180.0) -> tuple[float, list[float]]:

@@ -45,15 +45,15 @@ except loop.DemoFailed as e:
 wall = time.time() - started
 client = mc.get_client()
 drift_at = out.get("drift_at") or 0
-alerts = [a for a in client.store.alert_list(None, 200) if a["rule"] in ("drift", "performance") and a["raised_at"] > drift_at]
-retrains = [c for c in out.get("cycles", []) if c["trigger"] in ("drift", "performance") and c["started_at"] > drift_at]
-promoted = [c for c in retrains if c["state"] == "done"]
+alerts = [a for a in client.store.alert_list(None, 200) if a.rule in ("drift", "performance") and a.raised_at > drift_at]
+retrains = [c for c in out.get("cycles", []) if c.trigger in ("drift", "performance") and c.started_at > drift_at]
+promoted = [c for c in retrains if c.state == "done"]
 mean = lambda xs: sum(xs) / len(xs) if xs else None
 print("RESULT " + json.dumps({
     "closed": closed, "why": why, "wall_s": wall,
-    "detect_s": min(a["raised_at"] for a in alerts) - drift_at if alerts and drift_at else None,
-    "promote_s": min(c["finished_at"] for c in promoted) - drift_at if promoted and drift_at else None,
-    "cycles_after_change": len(retrains), "states": [c["state"] for c in sorted(retrains, key=lambda c: c["started_at"])],
+    "detect_s": min(a.raised_at for a in alerts) - drift_at if alerts and drift_at else None,
+    "promote_s": min(c.finished_at for c in promoted) - drift_at if promoted and drift_at else None,
+    "cycles_after_change": len(retrains), "states": [str(c.state) for c in sorted(retrains, key=lambda c: c.started_at)],
     "auc_before": mean(out.get("before", [])), "auc_during": mean(out.get("during", [])), "auc_after": mean(out.get("after", [])),
 }))
 """

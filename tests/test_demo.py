@@ -41,9 +41,9 @@ def test_demo_best_model_goes_through_the_gate(client: Client, capsys: pytest.Ca
         mc.set_client(None)
     out = capsys.readouterr().out
     assert [v.version for v in versions] == [2, 1]
-    assert all(v["passed"] for v in verdicts), verdicts
+    assert all(v.passed for v in verdicts), verdicts
     assert "Validation gate" in out and "Promoted" in out
-    improvement = next(r for r in verdicts[0]["rules"] if r["rule"].startswith("improvement"))
+    improvement = next(r for r in verdicts[0].rules if r["rule"].startswith("improvement"))
     assert improvement["baseline"] is not None, "the second version is compared with the first"
     assert champion.version.version == 2 and champion.profile is not None
 
@@ -67,13 +67,13 @@ def test_the_loop_demo_closes_the_loop_on_a_busy_machine(client: Client, tmp_pat
         burner.kill()
         burner.wait()
     printed = capsys.readouterr().out
-    assert out["closed"] and out["first"]["state"] == "done" and out["first"]["version"] == 1
+    assert out["closed"] and out["first"].state == "done" and out["first"].version == 1
     retrain, newest = out["retrain"], out["newest"]
-    assert retrain is not None and retrain["trigger"] in ("drift", "performance") and retrain["started_at"] > out["drift_at"]
-    assert not [c for c in out["cycles"] if c["trigger"] in ("drift", "performance") and c["started_at"] < out["drift_at"]], \
+    assert retrain is not None and retrain.trigger in ("drift", "performance") and retrain.started_at > out["drift_at"]
+    assert not [c for c in out["cycles"] if c.trigger in ("drift", "performance") and c.started_at < out["drift_at"]], \
         "no retraining before the drift (no false alarm)"
-    versions_after = {v for at, v, _ in out["served"] if at > newest["finished_at"] + 2}
-    assert versions_after == {str(newest["version"])}, "the server swapped to the retrained model"
+    versions_after = {v for at, v, _ in out["served"] if at > newest.finished_at + 2}
+    assert versions_after == {str(newest.version)}, "the server swapped to the retrained model"
     windows = [w for w in out["report"].windows if w.rows >= 400 and "roc_auc" in w.metrics]
     before = [w.metrics["roc_auc"] for w in windows if w.end <= out["drift_at"]]
     decayed = [w.metrics["roc_auc"] for w in windows if w.start >= out["drift_at"] and w.version == 1]
@@ -82,9 +82,9 @@ def test_the_loop_demo_closes_the_loop_on_a_busy_machine(client: Client, tmp_pat
     assert any(w.drift and w.drift["dataset_drift"] for w in windows if w.start >= out["drift_at"])
     assert [link["step"] for link in out["lineage"]["chain"]][:5] == ["trigger", "pipeline run", "candidate", "verdict", "alias move"]
     registry = __import__("modelcycle.registry", fromlist=["Registry"]).Registry(client)
-    verdict = registry.verdicts("churn-demo", retrain["version"])[-1]
-    assert verdict["baseline_alias"] == "champion" and verdict["baseline_version"] is not None, "the verdict names the champion"
-    assert "predicted after the change began" in retrain["detail"]["gate_data"], "the gate judged rows from after the change"
+    verdict = registry.verdicts("churn-demo", retrain.version)[-1]
+    assert verdict.baseline_alias == "champion" and verdict.baseline_version is not None, "the verdict names the champion"
+    assert "predicted after the change began" in retrain.detail["gate_data"], "the gate judged rows from after the change"
     page = out["html"].read_text()
     assert "<svg" in page and "Input drift" in page and "Live performance" in page
     assert "The loop closed" in printed and "now answers with version" in printed and "labelled predictions" in printed
@@ -102,4 +102,4 @@ def test_the_loop_demo_fails_loudly_when_the_loop_does_not_close(client: Client,
             loop.main(tmp_path / "project", seconds_before=2, max_seconds_after=1)
     finally:
         mc.set_client(None)
-    assert e.value.result["closed"] is False and e.value.result["first"]["state"] == "done"
+    assert e.value.result["closed"] is False and e.value.result["first"].state == "done"

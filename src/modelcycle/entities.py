@@ -6,10 +6,13 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 __all__ = [
+    "Alert",
     "AliasEvent",
     "ArtifactInfo",
+    "Cycle",
     "CycleState",
     "DatasetInput",
     "Experiment",
@@ -19,6 +22,7 @@ __all__ = [
     "Run",
     "RunContext",
     "RunStatus",
+    "StoredVerdict",
     "to_datetime",
 ]
 
@@ -300,3 +304,109 @@ class AliasEvent:
     @property
     def when(self) -> datetime:
         return datetime.fromtimestamp(self.at, tz=UTC)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert as the store keeps it: raised when its rule's condition started, resolved when it stopped.
+
+    ``rule`` is ``drift``, ``performance``, ``quality`` or one the controller raises (``cycle_failed``,
+    ``load_failure``, ``server_unreachable``); ``delivery`` records how its latest event reached the webhook.
+    """
+
+    id: str
+    model: str
+    rule: str
+    state: str  # firing | resolved
+    message: str
+    raised_at: float
+    window_start: float | None = None
+    resolved_at: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    delivery: Mapping[str, Any] | None = None
+
+    @property
+    def firing(self) -> bool:
+        return self.state == "firing"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "model": self.model, "rule": self.rule, "state": self.state, "window_start": self.window_start,
+                "raised_at": self.raised_at, "resolved_at": self.resolved_at, "message": self.message,
+                "details": dict(self.details), "delivery": dict(self.delivery) if self.delivery is not None else None}
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """One continuous-training cycle: what triggered it, where it is, and what it made.
+
+    ``trigger_key`` is unique per project (one cycle per trigger); ``detail`` holds what the trigger saw,
+    the attempt number, the data fingerprint, the gate's data and, once finished, why it ended so.
+    """
+
+    id: str
+    project: str
+    trigger: str
+    trigger_key: str
+    state: CycleState
+    started_at: float
+    updated_at: float
+    owner: str | None = None
+    lease_until: float | None = None
+    finished_at: float | None = None
+    alert_id: str | None = None
+    run_id: str | None = None
+    model: str | None = None
+    version: int | None = None
+    verdict_id: str | None = None
+    alias_event_id: int | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state.finished
+
+    @property
+    def attempt(self) -> int:
+        """1 for a trigger's first cycle, 2 for its first retry, …"""
+        return int(self.detail.get("attempt", 1))
+
+    @property
+    def why(self) -> str:
+        """One line on how it ended (or what started it, while it runs)."""
+        d = self.detail
+        return str(d.get("error") or "; ".join(d.get("failures") or []) or d.get("reason") or d.get("warning")
+                   or (d.get("trigger") or {}).get("message") or "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "project": self.project, "trigger": self.trigger, "trigger_key": self.trigger_key,
+                "state": str(self.state), "started_at": self.started_at, "updated_at": self.updated_at, "owner": self.owner,
+                "lease_until": self.lease_until, "finished_at": self.finished_at, "alert_id": self.alert_id,
+                "run_id": self.run_id, "model": self.model, "version": self.version, "verdict_id": self.verdict_id,
+                "alias_event_id": self.alias_event_id, "detail": dict(self.detail)}
+
+
+@dataclass(frozen=True)
+class StoredVerdict:
+    """A gate verdict as stored with a model version: each rule's evidence, the policy, and what it was compared with."""
+
+    id: str
+    name: str
+    version: int
+    passed: bool
+    created_at: float
+    run_id: str | None = None
+    rules: tuple[Mapping[str, Any], ...] = ()
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
+    baseline_alias: str | None = None
+    baseline_version: int | None = None
+    rows: int = 0
+
+    def failures(self) -> list[str]:
+        return [f"{r.get('rule')}: {r.get('detail')}" for r in self.rules if not r.get("passed")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "version": self.version, "passed": self.passed, "created_at": self.created_at,
+                "run_id": self.run_id, "rules": [dict(r) for r in self.rules], "policy": dict(self.policy),
+                "baseline": self.baseline, "baseline_alias": self.baseline_alias, "baseline_version": self.baseline_version,
+                "rows": self.rows}

@@ -34,33 +34,33 @@ def test_new_data_trains_gates_promotes_and_is_not_repeated(project: Path, clien
     agent = agent_for(project)
     registry = Registry(client)
     [cycle] = agent.run_once()
-    assert cycle["state"] == "done" and cycle["version"] == 1, cycle
+    assert cycle.state == "done" and cycle.version == 1, cycle
     assert registry.get_model_version("churn", "champion").version == 1
     assert agent.run_once() == [], "the same data is not a new trigger"
 
     batch(600, 1).to_parquet(project / "data" / "batch-001.parquet")
     [second] = agent.run_once()
-    assert second["trigger"] == "new_data" and second["version"] == 2 and second["state"] == "done"
+    assert second.trigger == "new_data" and second.version == 2 and second.state == "done"
     assert registry.get_model_version("churn", "champion").version == 2
     history = registry.history("churn", "champion")
     assert [e.to_version for e in history] == [1, 2]
-    assert all(f"cycle {c['id']}" in e.reason for e, c in zip(history, [cycle, second], strict=True))
-    chain = lineage(second["id"][:8], client=client)
+    assert all(f"cycle {c.id}" in e.reason for e, c in zip(history, [cycle, second], strict=True))
+    chain = lineage(second.id[:8], client=client)
     steps = [link["step"] for link in chain["chain"]]
     assert steps[:5] == ["trigger", "pipeline run", "candidate", "verdict", "alias move"]
     assert chain["chain"][2]["version"] == 2 and chain["chain"][3]["passed"] is True and chain["chain"][4]["to_version"] == 2
-    assert lineage("churn/2", client=client)["cycle"] == second["id"]  # found from any link, forwards and backwards
-    assert lineage(second["run_id"], client=client)["cycle"] == second["id"]
+    assert lineage("churn/2", client=client)["cycle"] == second.id  # found from any link, forwards and backwards
+    assert lineage(second.run_id, client=client)["cycle"] == second.id
 
 
 def test_a_candidate_failing_the_gate_is_never_promoted(tmp_path: Path, client: Client, agent_for) -> None:
     root = write_project(tmp_path / "strict", policy="thresholds: {roc_auc: '>= 0.999'}\n")
     batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
     [cycle] = agent_for(root).run_once()
-    assert cycle["state"] == "rejected" and any("roc_auc" in f for f in cycle["detail"]["failures"])
+    assert cycle.state == "rejected" and any("roc_auc" in f for f in cycle.detail["failures"])
     with pytest.raises(KeyError):
         Registry(client).get_model_version("churn", "champion")
-    assert lineage(cycle["id"], client=client)["chain"][-1]["step"] == "verdict"
+    assert lineage(cycle.id, client=client)["chain"][-1]["step"] == "verdict"
 
 
 def test_a_promoted_version_that_cannot_be_loaded_is_rolled_back_with_an_alert(project: Path, client: Client, agent_for) -> None:
@@ -80,11 +80,11 @@ def test_a_promoted_version_that_cannot_be_loaded_is_rolled_back_with_an_alert(p
 
     agent.say = damage_when_gated
     [cycle] = agent.run_once()
-    assert cycle["state"] == "rolled_back" and "changed in the artifact store" in cycle["detail"]["error"]
+    assert cycle.state == "rolled_back" and "changed in the artifact store" in cycle.detail["error"]
     assert registry.get_model_version("churn", "champion").version == 1
     assert [e.action for e in registry.history("churn", "champion")] == ["promote", "promote", "rollback"]
     alerts = client.store.alert_list("churn")
-    assert [a["rule"] for a in alerts] == ["load_failure"] and "rolled back" in alerts[0]["message"]
+    assert [a.rule for a in alerts] == ["load_failure"] and "rolled back" in alerts[0].message
 
 
 def test_a_failing_pipeline_is_recorded_and_the_champion_stays(project: Path, client: Client, agent_for) -> None:
@@ -92,9 +92,9 @@ def test_a_failing_pipeline_is_recorded_and_the_champion_stays(project: Path, cl
     agent.run_once()
     (project / "data" / "batch-001.parquet").write_bytes(b"not parquet")
     [cycle] = agent.run_once()
-    assert cycle["state"] == "failed" and cycle["detail"]["error"]
+    assert cycle.state == "failed" and cycle.detail["error"]
     assert Registry(client).get_model_version("churn", "champion").version == 1
-    assert any(a["rule"] == "cycle_failed" for a in client.store.alert_list("churn"))
+    assert any(a.rule == "cycle_failed" for a in client.store.alert_list("churn"))
 
 
 def test_with_serve_url_the_cycle_waits_until_the_server_answers_with_the_new_version(project: Path, client: Client, agent_for) -> None:
@@ -126,8 +126,8 @@ def test_with_serve_url_the_cycle_waits_until_the_server_answers_with_the_new_ve
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-    assert cycle["state"] == "done" and cycle["version"] == 2
-    assert cycle["detail"]["served_version"] == 2, "the cycle ends when the server answers with the new version"
+    assert cycle.state == "done" and cycle.version == 2
+    assert cycle.detail["served_version"] == 2, "the cycle ends when the server answers with the new version"
 
 
 def _log_predictions(home: str, model: str, n: int, version: int = 1):
@@ -163,7 +163,7 @@ def test_an_alert_that_still_fires_is_retried_when_there_is_something_new_and_ne
     agent = agent_for(root)
     alert = raise_alert(client.store, "churn", "drift", "input drift: 100% of the columns drifted")
     [first] = agent.run_once()
-    assert first["trigger"] == "drift" and first["state"] == "rejected" and first["alert_id"] == alert["id"]
+    assert first.trigger == "drift" and first.state == "rejected" and first.alert_id == alert["id"]
     assert agent.run_once() == [], "nothing new: no retry"
     assert "retries when 50 more labelled predictions arrive" in agent.waiting and "back-off 1h" in agent.waiting
     assert "the data source changes" in agent.explain()
@@ -179,23 +179,23 @@ def test_an_alert_that_still_fires_is_retried_when_there_is_something_new_and_ne
     mc.set_client(client)
     mc.log_labels(ids, [1] * len(ids), model="churn")
     [second] = agent.run_once()
-    assert second["trigger"] == "drift" and second["trigger_key"] == f"retry:{first['id']}"
-    assert second["detail"]["attempt"] == 2 and "60 new labelled predictions" in second["detail"]["trigger"]["why"]
-    assert second["state"] == "no_change" and second["version"] == 1, "every step came from the cache: the same model"
-    assert "version 1 again" in second["detail"]["reason"] and "new or changed files in" in second["detail"]["reason"]
+    assert second.trigger == "drift" and second.trigger_key == f"retry:{first.id}"
+    assert second.detail["attempt"] == 2 and "60 new labelled predictions" in second.detail["trigger"]["why"]
+    assert second.state == "no_change" and second.version == 1, "every step came from the cache: the same model"
+    assert "version 1 again" in second.detail["reason"] and "new or changed files in" in second.detail["reason"]
     assert [v.version for v in Registry(client).search_model_versions("name = 'churn'")] == [1], "nothing new registered"
 
     batch(300, 5).to_parquet(root / "data" / "batch-001.parquet")
     [third] = agent.run_once()
-    assert third["trigger_key"] == f"retry:{second['id']}" and third["detail"]["attempt"] == 3
-    assert any("new data in" in why for why in third["detail"]["trigger"]["why"])
-    assert third["state"] == "rejected" and third["version"] == 2, "new data: a new model, judged by the gate"
-    assert client.store.alert_firing("churn")["drift"]["id"] == alert["id"], "the alert still fires: nothing was fixed"
+    assert third.trigger_key == f"retry:{second.id}" and third.detail["attempt"] == 3
+    assert any("new data in" in why for why in third.detail["trigger"]["why"])
+    assert third.state == "rejected" and third.version == 2, "new data: a new model, judged by the gate"
+    assert client.store.alert_firing("churn")["drift"].id == alert["id"], "the alert still fires: nothing was fixed"
     # the back-off: with nothing new, the fourth attempt waits 1h x 2^2 after the third
     assert agent.run_once() == [] and "back-off 4h" in agent.waiting
-    client.store.cycle_update(third["id"], finished_at=time.time() - 4 * 3600 - 1)
+    client.store.cycle_update(third.id, finished_at=time.time() - 4 * 3600 - 1)
     [fourth] = agent.run_once()
-    assert fourth["detail"]["attempt"] == 4 and any("back-off of 4h" in why for why in fourth["detail"]["trigger"]["why"])
+    assert fourth.detail["attempt"] == 4 and any("back-off of 4h" in why for why in fourth.detail["trigger"]["why"])
 
 
 def test_a_server_that_does_not_answer_is_a_warning_not_a_rollback(project: Path, client: Client, agent_for) -> None:
@@ -208,10 +208,10 @@ def test_a_server_that_does_not_answer_is_a_warning_not_a_rollback(project: Path
         "serve: {model: churn@champion}", f"serve: {{model: churn@champion, url: 'http://127.0.0.1:{port}'}}"))
     agent = agent_for(project, serve_timeout=3)
     [cycle] = agent.run_once()
-    assert cycle["state"] == "done" and cycle["version"] == 1, cycle
-    assert f"no server answered at serve.url http://127.0.0.1:{port}" in cycle["detail"]["warning"]
+    assert cycle.state == "done" and cycle.version == 1, cycle
+    assert f"no server answered at serve.url http://127.0.0.1:{port}" in cycle.detail["warning"]
     assert Registry(client).get_model_version("churn", "champion").version == 1, "the promotion stands"
-    assert [a["rule"] for a in client.store.alert_list("churn")] == ["server_unreachable"]
+    assert [a.rule for a in client.store.alert_list("churn")] == ["server_unreachable"]
     assert not any("roll" in line for line in agent.lines) and any("warning: no server answered" in line for line in agent.lines)
 
 
@@ -220,7 +220,7 @@ def test_the_agent_follows_changes_to_the_spec(project: Path, client: Client, ag
 
     agent = agent_for(project)
     [first] = agent.run_once()
-    assert first["state"] == "done"
+    assert first.state == "done"
     spec_file = project / "modelcycle.yaml"
     text = spec_file.read_text()
     spec_file.write_text(text.replace("window: 1h", "window: 2h"))
@@ -251,7 +251,7 @@ def test_labelled_predictions_reach_the_pipeline(tmp_path: Path, client: Client,
     assert {"predicted_at", "version", "request_id", "row"} <= set(table.columns)
     agent = agent_for(root)
     cycle = agent.run_now("first model from production feedback")
-    assert cycle["state"] == "done", cycle
+    assert cycle.state == "done", cycle
     assert any("300 labelled predictions from the last 30d handed to the pipeline" in line for line in agent.lines), agent.lines
     trained = client.get_run(next(r.id for r in client.search_runs(experiment="churn", as_frame=False) if r.name == "train"))
     assert trained.params, "the train step ran"
@@ -283,3 +283,17 @@ def test_the_ready_made_step_reads_labelled_predictions_afresh_on_every_run(clie
         mc.set_client(None)
     assert (first.output, again.output, grown.output) == (40, 40, 70)
     assert again.steps["rows"].cached and not grown.steps["rows"].cached, "the steps after it re-run only when the table changed"
+
+
+def test_lineage_finds_a_cycle_whose_id_prefix_is_all_digits(client: Client) -> None:
+    """An id prefix such as 60769948 looks like an alias event number; with no such event it is an id prefix."""
+    import time
+
+    from modelcycle.entities import Cycle, CycleState
+
+    now = time.time()
+    cycle = Cycle(id="60769948" + "a" * 24, project="churn", trigger="manual", trigger_key="manual:x", state=CycleState.FAILED,
+                  started_at=now, updated_at=now, finished_at=now, model="churn", detail={"error": "boom"})
+    assert client.store.cycle_claim_new(cycle)
+    found = lineage("60769948", client=client)
+    assert found["cycle"] == cycle.id and found["state"] == "failed" and found["error"] == "boom"

@@ -59,7 +59,7 @@ def test_kill_9_mid_cycle_then_restart_finishes_it_with_one_promotion(project: P
     first.wait(timeout=30)
     assert first.returncode == -9, f"the agent finished before it could be killed during {during}: {''.join(seen)}"
     cycles, _, _ = state(home)
-    assert len(cycles) == 1 and cycles[0]["finished_at"] is None, "the cycle is left unfinished by the kill"
+    assert len(cycles) == 1 and cycles[0].finished_at is None, "the cycle is left unfinished by the kill"
 
     time.sleep(2.5)  # the dead agent's lease runs out
     second = agent(project, home)
@@ -67,7 +67,7 @@ def test_kill_9_mid_cycle_then_restart_finishes_it_with_one_promotion(project: P
     assert second.returncode == 0, err[-2000:]
     assert "resuming cycle" in out
     cycles, versions, promotions = state(home)
-    assert len(cycles) == 1 and cycles[0]["state"] == "done", cycles
+    assert len(cycles) == 1 and cycles[0].state == "done", cycles
     assert [v.version for v in versions] == [1], "the candidate was registered once"
     assert len(promotions) == 1 and promotions[0].to_version == 1, "the trigger promoted once"
 
@@ -84,5 +84,5 @@ def test_two_agents_at_once_run_the_cycle_once(project: Path, tmp_path: Path) ->
     assert all(p.returncode == 0 for p in procs), [e[-1500:] for _, e in outs]
     assert sum(o.count("trigger fired: cycle") for o, _ in outs) == 1
     cycles, versions, promotions = state(home)
-    assert len(cycles) == 1 and cycles[0]["state"] == "done"
+    assert len(cycles) == 1 and cycles[0].state == "done"
     assert len(versions) == 1 and len(promotions) == 1

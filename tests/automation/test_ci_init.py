@@ -105,7 +105,7 @@ def test_promote_trains_on_all_the_data_registers_and_moves_the_alias(project: P
     assert report.promoted is not None and report.promoted["version"] == 1
     registry = Registry(client)
     assert registry.get_model_version("churn", "champion").version == 1
-    assert registry.verdicts("churn", 1)[-1]["passed"]
+    assert registry.verdicts("churn", 1)[-1].passed
 
     again = run_ci(project, client, sample_rows=500)  # the next change is gated against that champion
     assert "(champion)" in again.check("gate: improvement roc_auc over champion").message

@@ -115,7 +115,7 @@ def test_validate_model_stores_the_verdict_with_evidence(project) -> None:
     from modelcycle.registry.fluent import get_registry
 
     saved = get_registry().verdicts("churn", 2)
-    assert saved[-1]["id"] == verdict.id and saved[-1]["rules"][0]["candidate"] > 0.6
+    assert saved[-1].id == verdict.id and saved[-1].rules[0]["candidate"] > 0.6
     assert stored.version == 2
     event = mc.promote("churn", 2)  # the stored verdict decides
     assert event.verdict_id == verdict.id and not event.forced

@@ -166,8 +166,8 @@ def test_alerts_are_raised_once_while_the_condition_holds_and_resolved(client: C
     lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
     assert len(lines) == 4 and {json.loads(line)["state"] for line in lines} == {"firing", "resolved"}
     stored = client.store.alert_list("churn")
-    assert len(stored) == 2 and {a["state"] for a in stored} == {"resolved"}
-    assert [(a["delivery"]["event"], a["delivery"]["state"], a["delivery"]["attempts"]) for a in stored] == [("resolved", "delivered", 1)] * 2
+    assert len(stored) == 2 and {a.state for a in stored} == {"resolved"}
+    assert [(a.delivery["event"], a.delivery["state"], a.delivery["attempts"]) for a in stored] == [("resolved", "delivered", 1)] * 2
 
 
 def test_an_unreachable_webhook_does_not_stop_monitoring(client: Client, served) -> None:
@@ -179,8 +179,8 @@ def test_an_unreachable_webhook_does_not_stop_monitoring(client: Client, served)
     assert [a["rule"] for a in report.alerts] == ["drift"]
     assert flush(60)
     [alert] = client.store.alert_list("churn")
-    assert alert["delivery"]["state"] == "failed" and alert["delivery"]["attempts"] == 3
-    assert "could not reach the webhook" in alert["delivery"]["error"]
+    assert alert.delivery["state"] == "failed" and alert.delivery["attempts"] == 3
+    assert "could not reach the webhook" in alert.delivery["error"]
 
 
 def test_open_windows_are_shown_but_not_stored(client: Client, served) -> None:

@@ -112,7 +112,7 @@ def test_promotion_needs_a_passing_verdict(registry: Registry) -> None:
     event = registry.promote("churn", 1, alias="stable", verdict=passing)
     assert not event.forced and event.verdict_id == passing.id
     stored = registry.verdicts("churn", 1)
-    assert [v["passed"] for v in stored] == [False, True] and stored[1]["rules"][0]["rule"] == "threshold roc_auc"
+    assert [v.passed for v in stored] == [False, True] and stored[1].rules[0]["rule"] == "threshold roc_auc"
     registry.register_model(logged(registry.client, 0.2), "churn")
     with pytest.raises(GateError, match="is for churn/1, not churn/2"):
         registry.promote("churn", 2, verdict=passing)

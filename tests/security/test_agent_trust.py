@@ -43,7 +43,7 @@ def test_a_pickled_candidate_needs_the_agent_to_be_trusted(tmp_path: Path, clien
     try:
         lines: list[str] = []
         [cycle] = Agent(load_spec(root), client=client, say=lines.append).run_once()
-        assert cycle["state"] == "failed" and "allow_pickle=True" in cycle["detail"]["error"], cycle
+        assert cycle.state == "failed" and "allow_pickle=True" in cycle.detail["error"], cycle
         assert not Registry(client).search_model_versions("name = 'churn'")
     finally:
         fluent.set_client(None)

@@ -83,7 +83,7 @@ def wait_delivery(client: Client, alert_id: str, states: tuple[str, ...] = ("del
     """Poll the store until the alert's delivery record reaches one of ``states``."""
     deadline = time.monotonic() + timeout
     while True:
-        record = (client.store.alert_get(alert_id) or {}).get("delivery")
+        record = getattr(client.store.alert_get(alert_id), "delivery", None)
         if record is not None and record["state"] in states:
             return record
         assert time.monotonic() < deadline, f"the delivery of {alert_id} is still {record} after {timeout:g} s"
@@ -143,7 +143,7 @@ def test_a_hanging_receiver_does_not_stall_the_caller_and_the_delivery_fails_aft
     alert = fire(client, f"{hook.url}/alerts")
     took = time.monotonic() - started
     assert took < 2.0, f"raising the alert took {took:.1f} s: it waited for the webhook"
-    pending = client.store.alert_get(alert["id"])["delivery"]
+    pending = client.store.alert_get(alert["id"]).delivery
     assert pending["state"] == "pending" and pending["event"] == "firing"
     waited = time.monotonic()
     assert flush(0.5) is False, "flush gives up at its deadline"
@@ -198,7 +198,7 @@ def test_the_resolution_is_delivered_after_the_firing_and_is_what_is_recorded(cl
     deliver({"id": resolved_id, "model": "churn", "rule": "drift", "state": "resolved", "message": "resolved: drift"},
             AlertRules(webhook=f"{hook.url}/alerts"), client.store)
     assert flush(60)
-    record = client.store.alert_get(alert["id"])["delivery"]
+    record = client.store.alert_get(alert["id"]).delivery
     assert record["event"] == "resolved" and record["state"] == "delivered" and record["attempts"] == 1
     assert [json.loads(body)["state"] for _, _, body in hook.requests] == ["firing", "firing", "resolved"]
 
@@ -218,11 +218,11 @@ def test_a_full_queue_drops_the_oldest_waiting_delivery_as_failed(client: Client
     first = fire(client, f"{hook.url}/alerts", rule="r0")
     assert got_first.wait(30)
     waiting = [fire(client, f"{hook.url}/alerts", rule=f"r{i}") for i in (1, 2, 3)]
-    dropped = client.store.alert_get(waiting[0]["id"])["delivery"]
+    dropped = client.store.alert_get(waiting[0]["id"]).delivery
     assert dropped["state"] == "failed" and dropped["error"].startswith("queue full") and dropped["attempts"] == 0
     go.set()
     assert flush(60)
-    assert [client.store.alert_get(a["id"])["delivery"]["state"] for a in (first, *waiting)] == ["delivered", "failed", "delivered", "delivered"]
+    assert [client.store.alert_get(a["id"]).delivery["state"] for a in (first, *waiting)] == ["delivered", "failed", "delivered", "delivered"]
     assert sorted(json.loads(body)["rule"] for _, _, body in hook.requests) == ["r0", "r2", "r3"]
 
 
@@ -230,13 +230,13 @@ def test_the_store_keeps_the_latest_events_delivery(any_client: Client) -> None:
     store = any_client.store
     alert = {"id": "b" * 32, "model": "churn", "rule": "drift", "window_start": None, "raised_at": 1.0, "message": "m"}
     assert store.alert_raise(alert)
-    assert store.alert_get(alert["id"])["delivery"] is None
+    assert store.alert_get(alert["id"]).delivery is None
     assert store.alert_delivery(alert["id"], {"event": "firing", "state": "pending", "attempts": 0, "error": None, "at": 2.0})
     assert store.alert_delivery(alert["id"], {"event": "resolved", "state": "pending", "attempts": 0, "error": None, "at": 3.0})
     assert not store.alert_delivery(alert["id"], {"event": "firing", "state": "delivered", "attempts": 2, "error": None, "at": 4.0})
     assert store.alert_delivery(alert["id"], {"event": "resolved", "state": "failed", "attempts": 3, "error": "x", "at": 5.0})
-    assert store.alert_get(alert["id"])["delivery"] == {"event": "resolved", "state": "failed", "attempts": 3, "error": "x", "at": 5.0}
-    assert store.alert_list("churn")[0]["delivery"]["state"] == "failed"
+    assert store.alert_get(alert["id"]).delivery == {"event": "resolved", "state": "failed", "attempts": 3, "error": "x", "at": 5.0}
+    assert store.alert_list("churn")[0].delivery["state"] == "failed"
     assert not store.alert_delivery("c" * 32, {"event": "firing", "state": "pending"}), "no such alert"
 
 

@@ -62,7 +62,7 @@ def start(home: Path, *extra: str, env: dict | None = None, model: str = "models
     proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "serve", model, "--port", str(port), "--poll", "0.1",
                              *extra], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + 180  # several workers each import and load the model: slow on a busy machine
     while time.time() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"the server exited: {proc.stderr.read()[-2000:]}")

@@ -27,18 +27,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelcycle.automation.spec import ProjectSpec
-from modelcycle.entities import CycleState
+from modelcycle.entities import Alert, Cycle, CycleState
 from modelcycle.errors import InvalidInputError, ModelcycleError
 
 __all__ = ["Agent", "Hit", "data_fingerprint"]
 
 log = logging.getLogger("modelcycle.agent")
 
-FINISHED = tuple(str(s) for s in CycleState if s.finished)
 UNHEALTHY = ("drift", "performance")  # the alerts a retry keeps answering while they fire
 
 
@@ -169,48 +168,48 @@ class Agent:
             hits += self._alert_hits(firing, now)
         return hits
 
-    def _alert_hits(self, firing: dict[str, dict[str, Any]], now: float) -> list[Hit]:
+    def _alert_hits(self, firing: dict[str, Alert], now: float) -> list[Hit]:
         """A hit for each firing alert that has no cycle yet; else one retry when the last attempt did not fix it
         and there is something new to learn from (``self.waiting`` says why not, otherwise)."""
         alerts = [firing[rule] for rule in UNHEALTHY if rule in firing and self.spec.has_trigger(rule)]
         hits = []
         tried = []
         for alert in alerts:
-            if self.store.cycle_list(self.spec.name, 1, alert_id=alert["id"]):
+            if self.store.cycle_list(self.spec.name, 1, alert_id=alert.id):
                 tried.append(alert)
             else:
-                hits.append(Hit(alert["rule"], f"alert:{alert['id']}", {"message": alert["message"]}, alert_id=alert["id"]))
+                hits.append(Hit(alert.rule, f"alert:{alert.id}", {"message": alert.message}, alert_id=alert.id))
         if hits or not tried:
             return hits
         retry = self._retry(tried, now)
         return [retry] if retry is not None else []
 
-    def _last_attempt(self, alerts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def _last_attempt(self, alerts: list[Alert]) -> Cycle | None:
         """The latest cycle run for any of ``alerts`` (a merged one stands for the cycle it was merged into)."""
-        cycles = [c for a in alerts for c in self.store.cycle_list(self.spec.name, 1, alert_id=a["id"])]
+        cycles = [c for a in alerts for c in self.store.cycle_list(self.spec.name, 1, alert_id=a.id)]
         if not cycles:
             return None
-        last = max(cycles, key=lambda c: c["started_at"])
-        if last["state"] == CycleState.MERGED:
-            into = (last.get("detail") or {}).get("merged_into")
+        last = max(cycles, key=lambda c: c.started_at)
+        if last.state == CycleState.MERGED:
+            into = last.detail.get("merged_into")
             last = (self.store.cycle_get(into) if into else None) or last
         return last
 
-    def _retry(self, alerts: list[dict[str, Any]], now: float) -> Hit | None:
+    def _retry(self, alerts: list[Alert], now: float) -> Hit | None:
         last = self._last_attempt(alerts)
         if last is None:
             return None
         alert = alerts[0]
-        short = last["id"][:8]
-        if last["state"] not in FINISHED:
-            self.waiting = f"cycle {short} ({last['state']}) is working on the {alert['rule']} alert"
+        short = last.id[:8]
+        if not last.finished:
+            self.waiting = f"cycle {short} ({last.state}) is working on the {alert.rule} alert"
             return None
-        if last["state"] == CycleState.DONE:
-            self.waiting = (f"cycle {short} promoted version {last['version']}; the {alert['rule']} alert is judged again on "
+        if last.state == CycleState.DONE:
+            self.waiting = (f"cycle {short} promoted version {last.version}; the {alert.rule} alert is judged again on "
                             "the windows it serves")
             return None
-        detail = last.get("detail") or {}
-        attempt = int(detail.get("attempt", 1))
+        detail = last.detail
+        attempt = last.attempt
         why = []
         if self.spec.data_source is not None and detail.get("data_fingerprint") is not None:
             digest, _ = data_fingerprint(self.spec.data_source)
@@ -219,24 +218,24 @@ class Agent:
         from modelcycle.monitoring.feedback import count_new_labels
 
         need = self.spec.retry.min_new_rows
-        labelled = count_new_labels(self.client.settings.home, self._served_name(), last["started_at"])
+        labelled = count_new_labels(self.client.settings.home, self._served_name(), last.started_at)
         if labelled >= need:
             why.append(f"{labelled:,} new labelled predictions")
         wait = self.spec.retry.wait(attempt)
-        due = (last.get("finished_at") or last["started_at"]) + wait
+        due = (last.finished_at or last.started_at) + wait
         if now >= due:
             why.append(f"the back-off of {_duration(wait)} after attempt {attempt} passed")
         if not why:
-            self.waiting = (f"the {alert['rule']} alert still fires after cycle {short} ended {last['state']}; the agent retries "
+            self.waiting = (f"the {alert.rule} alert still fires after cycle {short} ended {last.state}; the agent retries "
                             f"when {need - labelled:,} more labelled predictions arrive, the data source changes, or at "
                             f"{time.strftime('%H:%M:%S', time.localtime(due))} (back-off {_duration(wait)})")
             return None
-        message = (f"{alert['message']} — still firing after cycle {short} ended {last['state']}; "
+        message = (f"{alert.message} — still firing after cycle {short} ended {last.state}; "
                    f"attempt {attempt + 1}: {', '.join(why)}")
-        return Hit(alert["rule"], f"retry:{last['id']}", {"message": message, "retry_of": last["id"], "attempt": attempt + 1,
-                                                          "why": why}, alert_id=alert["id"])
+        return Hit(alert.rule, f"retry:{last.id}", {"message": message, "retry_of": last.id, "attempt": attempt + 1,
+                                                          "why": why}, alert_id=alert.id)
 
-    def monitor(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+    def monitor(self, now: float | None = None) -> dict[str, Alert]:
         """Summarise the recent prediction log with the spec's alert rules; the alerts firing afterwards.
 
         Only windows since the served alias last moved are judged: an alert is about the version that serves.
@@ -275,7 +274,7 @@ class Agent:
         return self.waiting
 
     # --- the loop ---------------------------------------------------------------------------
-    def run_once(self) -> list[dict[str, Any]]:
+    def run_once(self) -> list[Cycle]:
         """Finish cycles whose agent died, then run a cycle for each trigger that fires and has none yet."""
         self.reload_spec()
         done = []
@@ -284,41 +283,41 @@ class Agent:
             cycle = self.store.cycle_claim_stale(self.spec.name, self.owner, now, now + self.lease_seconds)
             if cycle is None:
                 break
-            self.say(f"resuming cycle {cycle['id'][:8]} ({cycle['trigger']}) from {cycle['state']}")
+            self.say(f"resuming cycle {cycle.id[:8]} ({cycle.trigger}) from {cycle.state}")
             done.append(self._run(cycle))
-        claimed: dict[str, Any] | None = None
+        claimed: Cycle | None = None
         for hit in self.check():
             now = time.time()
             detail = {"trigger": hit.detail, "attempt": int(hit.detail.get("attempt", 1))}
-            cycle = {"id": uuid.uuid4().hex, "project": self.spec.name, "trigger": hit.kind, "trigger_key": hit.key[:250],
-                     "state": str(CycleState.TRAINING), "owner": self.owner, "lease_until": now + self.lease_seconds,
-                     "started_at": now, "updated_at": now, "alert_id": hit.alert_id, "model": self.spec.model, "detail": detail}
+            cycle = Cycle(id=uuid.uuid4().hex, project=self.spec.name, trigger=hit.kind, trigger_key=hit.key[:250],
+                          state=CycleState.TRAINING, owner=self.owner, lease_until=now + self.lease_seconds, started_at=now,
+                          updated_at=now, alert_id=hit.alert_id, model=self.spec.model, detail=detail)
             if claimed is not None:  # triggers that fire together retrain once: the others are recorded as merged into it
-                cycle |= {"state": str(CycleState.MERGED), "finished_at": now, "detail": {**detail, "merged_into": claimed["id"]}}
+                cycle = replace(cycle, state=CycleState.MERGED, finished_at=now, detail={**detail, "merged_into": claimed.id})
             if not self.store.cycle_claim_new(cycle):
                 continue  # this trigger already has its cycle (run by us earlier, or by another agent)
             if claimed is None:
                 claimed = cycle
-                self.say(f"{hit.kind} trigger fired: cycle {cycle['id'][:8]}"
+                self.say(f"{hit.kind} trigger fired: cycle {cycle.id[:8]}"
                          + (f" (attempt {detail['attempt']}: {', '.join(hit.detail.get('why', []))})" if detail["attempt"] > 1 else ""))
             else:
-                self.say(f"{hit.kind} trigger fired too: merged into cycle {claimed['id'][:8]}")
+                self.say(f"{hit.kind} trigger fired too: merged into cycle {claimed.id[:8]}")
         if claimed is not None:
-            done.append(self._run(self.store.cycle_get(claimed["id"]) or claimed))
+            done.append(self._run(self.store.cycle_get(claimed.id) or claimed))
         elif self.waiting:
             self.say(f"waiting: {self.waiting}")
         return done
 
-    def run_now(self, reason: str = "manual") -> dict[str, Any]:
+    def run_now(self, reason: str = "manual") -> Cycle:
         """Run one cycle now, whatever the triggers say (``modelcycle agent --now``); returns the finished cycle."""
         now = time.time()
         key = f"manual:{uuid.uuid4().hex}"
-        cycle = {"id": uuid.uuid4().hex, "project": self.spec.name, "trigger": "manual", "trigger_key": key,
-                 "state": str(CycleState.TRAINING), "owner": self.owner, "lease_until": now + self.lease_seconds,
-                 "started_at": now, "updated_at": now, "model": self.spec.model, "detail": {"trigger": {"message": reason}}}
+        cycle = Cycle(id=uuid.uuid4().hex, project=self.spec.name, trigger="manual", trigger_key=key, state=CycleState.TRAINING,
+                      owner=self.owner, lease_until=now + self.lease_seconds, started_at=now, updated_at=now,
+                      model=self.spec.model, detail={"trigger": {"message": reason}})
         self.store.cycle_claim_new(cycle)
-        self.say(f"manual run: cycle {cycle['id'][:8]} ({reason})")
-        return self._run(self.store.cycle_get(cycle["id"]) or cycle)
+        self.say(f"manual run: cycle {cycle.id[:8]} ({reason})")
+        return self._run(self.store.cycle_get(cycle.id) or cycle)
 
     def run_forever(self, interval: float | None = None) -> None:
         """Check the triggers every ``interval`` seconds (the spec's agent.interval, read again when it changes) until ``stop()``."""
@@ -337,46 +336,46 @@ class Agent:
         self._stop.set()
 
     # --- one cycle --------------------------------------------------------------------------
-    def _run(self, cycle: dict[str, Any]) -> dict[str, Any]:
+    def _run(self, cycle: Cycle) -> Cycle:
         renew = threading.Event()
         lost = threading.Event()
 
         def keep_lease() -> None:
             while not renew.wait(self.lease_seconds / 3):
-                if not self.store.cycle_update(cycle["id"], self.owner, lease_until=time.time() + self.lease_seconds):
+                if not self.store.cycle_update(cycle.id, self.owner, lease_until=time.time() + self.lease_seconds):
                     lost.set()
                     return
 
         keeper = threading.Thread(target=keep_lease, name="modelcycle-agent-lease", daemon=True)
         keeper.start()
         try:
-            state = cycle["state"]
-            while state not in FINISHED:
+            state = cycle.state
+            while not state.finished:
                 if lost.is_set():
-                    raise LeaseLost(f"cycle {cycle['id'][:8]} was taken over by another agent")
-                state = getattr(self, f"_step_{state}")(cycle)
-                cycle = self.store.cycle_get(cycle["id"]) or cycle
+                    raise LeaseLost(f"cycle {cycle.id[:8]} was taken over by another agent")
+                state = getattr(self, f"_step_{state.value}")(cycle)
+                cycle = self.store.cycle_get(cycle.id) or cycle
         except LeaseLost as e:
             self.say(str(e))
         except Exception as e:  # a failed pipeline or gate: recorded, the champion stays
             message = f"{type(e).__name__}: {e}".splitlines()[0][:2000]
-            self._update(cycle, state=str(CycleState.FAILED), finished_at=time.time(), detail={"error": message})
-            self.say(f"cycle {cycle['id'][:8]} failed: {message}")
+            self._update(cycle, state=CycleState.FAILED, finished_at=time.time(), detail={"error": message})
+            self.say(f"cycle {cycle.id[:8]} failed: {message}")
             from modelcycle.monitoring.alerts import raise_alert
 
-            raise_alert(self.store, self.spec.model, "cycle_failed", f"continuous-training cycle {cycle['id'][:8]} failed: {message}",
-                        {"cycle": cycle["id"]}, self.spec.alert_rules())
+            raise_alert(self.store, self.spec.model, "cycle_failed", f"continuous-training cycle {cycle.id[:8]} failed: {message}",
+                        {"cycle": cycle.id}, self.spec.alert_rules())
         finally:
             renew.set()
-            self._outputs.pop(cycle["id"], None)
-        return self.store.cycle_get(cycle["id"]) or cycle
+            self._outputs.pop(cycle.id, None)
+        return self.store.cycle_get(cycle.id) or cycle
 
-    def _update(self, cycle: dict[str, Any], detail: dict[str, Any] | None = None, **fields: Any) -> None:
+    def _update(self, cycle: Cycle, detail: dict[str, Any] | None = None, **fields: Any) -> None:
         fields.setdefault("updated_at", time.time())
-        if not self.store.cycle_update(cycle["id"], self.owner, detail=detail, **fields):
-            raise LeaseLost(f"cycle {cycle['id'][:8]} was taken over by another agent")
+        if not self.store.cycle_update(cycle.id, self.owner, detail=detail, **fields):
+            raise LeaseLost(f"cycle {cycle.id[:8]} was taken over by another agent")
 
-    def _params(self, pipe: Any, cycle: dict[str, Any]) -> dict[str, Any]:
+    def _params(self, pipe: Any, cycle: Cycle) -> Cycle:
         """The pipeline's parameters: the spec's, the data source as ``data``, labelled predictions as ``data`` or ``feedback``."""
         spec = self.spec
         params = dict(spec.params)
@@ -388,7 +387,7 @@ class Agent:
 
             folder = os.path.join(self.client.settings.home, "feedback", spec.name)
             path, rows = export_feedback(self.client.settings.home, self._served_name(), folder, spec.feedback, spec.target or "label")
-            self.say(f"cycle {cycle['id'][:8]}: {rows:,} labelled predictions from the last {_duration(spec.feedback)} "
+            self.say(f"cycle {cycle.id[:8]}: {rows:,} labelled predictions from the last {_duration(spec.feedback)} "
                      f"handed to the pipeline")
             if spec.feedback_only:
                 if "data" not in accepts:
@@ -402,38 +401,38 @@ class Agent:
                 params["feedback"] = str(path)
         return params
 
-    def _train(self, cycle: dict[str, Any]) -> tuple[Any, Any]:
+    def _train(self, cycle: Cycle) -> tuple[Any, Any]:
         """Run the pipeline (once per cycle in this process); its output must hold the model and labelled test data."""
         from modelcycle.pipelines.loader import load_pipeline
 
-        if cycle["id"] in self._outputs:
-            return self._outputs[cycle["id"]], cycle["run_id"]
+        if cycle.id in self._outputs:
+            return self._outputs[cycle.id], cycle.run_id
 
         if not self.spec.pipeline:
             raise InvalidInputError(f"{self.spec.path}: the spec has no pipeline: to retrain with")
         pipe = load_pipeline(self.spec.pipeline)
         fingerprint = data_fingerprint(self.spec.data_source)[0] if self.spec.data_source is not None else None
         params = self._params(pipe, cycle)
-        self.say(f"cycle {cycle['id'][:8]}: running pipeline {pipe.name}")
+        self.say(f"cycle {cycle.id[:8]}: running pipeline {pipe.name}")
         result = pipe.run(client=self.client, experiment=self.spec.name, **params)
         steps = list(result.steps.values())
         key = hashlib.sha256("\n".join(sorted(f"{s.name}={s.cache_key}" for s in steps)).encode()).hexdigest()[:32]
         cached = bool(steps) and all(s.cached for s in steps)
         self._update(cycle, detail={"data_fingerprint": fingerprint, "training_key": key, "all_cached": cached})
-        if not cycle["run_id"]:  # a resumed cycle keeps the run its candidate came from
-            self._update(cycle, run_id=result.run_id)
-            cycle["run_id"] = result.run_id
+        run_id = cycle.run_id or result.run_id  # a resumed cycle keeps the run its candidate came from
+        if not cycle.run_id:
+            self._update(cycle, run_id=run_id)
         output = result.output
         if not isinstance(output, dict) or "model" not in output or "test" not in output:
             raise InvalidInputError(
                 f"pipeline {pipe.name} must return {{'model': <fitted model>, 'test': <held-out frame with {self.spec.target!r}>, "
                 f"'train': <training frame>}} for the controller to gate it; it returned {type(output).__name__}")
-        self._outputs = {cycle["id"]: output}
-        return output, cycle["run_id"]
+        self._outputs = {cycle.id: output}
+        return output, run_id
 
-    def _step_training(self, cycle: dict[str, Any]) -> str:
+    def _step_training(self, cycle: Cycle) -> CycleState:
         output, run_id = self._train(cycle)
-        detail = (self.store.cycle_get(cycle["id"]) or cycle).get("detail") or {}
+        detail = (self.store.cycle_get(cycle.id) or cycle).detail
         same = self._same_model(cycle, detail)
         if same is not None:
             needs = []
@@ -445,49 +444,49 @@ class Agent:
                 needs.append("new data or changed parameters")
             reason = (f"every step came from the cache: retraining gives version {same} again, so nothing was registered or "
                       f"promoted; a better model needs {' or '.join(needs)}")
-            self.say(f"cycle {cycle['id'][:8]}: no change — {reason}")
-            self._update(cycle, state=str(CycleState.NO_CHANGE), version=same, finished_at=time.time(), detail={"reason": reason})
-            return str(CycleState.NO_CHANGE)
+            self.say(f"cycle {cycle.id[:8]}: no change — {reason}")
+            self._update(cycle, state=CycleState.NO_CHANGE, version=same, finished_at=time.time(), detail={"reason": reason})
+            return CycleState.NO_CHANGE
         version = self._register(cycle, output, run_id, detail.get("training_key"))
-        self._update(cycle, state=str(CycleState.VALIDATING), version=version)
-        return str(CycleState.VALIDATING)
+        self._update(cycle, state=CycleState.VALIDATING, version=version)
+        return CycleState.VALIDATING
 
-    def _same_model(self, cycle: dict[str, Any], detail: dict[str, Any]) -> int | None:
+    def _same_model(self, cycle: Cycle, detail: dict[str, Any]) -> int | None:
         """The registered version this cycle's training would repeat (every step cached, the same steps), or None."""
         key = detail.get("training_key")
         if not key or not detail.get("all_cached"):
             return None
-        mine = self.registry.search_model_versions(f"name = '{self.spec.model}' and tags.cycle = '{cycle['id']}'")
+        mine = self.registry.search_model_versions(f"name = '{self.spec.model}' and tags.cycle = '{cycle.id}'")
         if mine:  # registered before the agent died: carry on with it
             return None
         found = self.registry.search_model_versions(f"name = '{self.spec.model}' and tags.training_key = '{key}'")
         return max(v.version for v in found) if found else None
 
-    def _register(self, cycle: dict[str, Any], output: dict[str, Any], run_id: str, training_key: str | None = None) -> int:
-        found = self.registry.search_model_versions(f"name = '{self.spec.model}' and tags.cycle = '{cycle['id']}'")
+    def _register(self, cycle: Cycle, output: dict[str, Any], run_id: str, training_key: str | None = None) -> int:
+        found = self.registry.search_model_versions(f"name = '{self.spec.model}' and tags.cycle = '{cycle.id}'")
         if found:  # registered before the agent died: the same candidate
             return found[0].version
         model, target = output["model"], self.spec.target
         train = output.get("train", output["test"])
         features = [c for c in getattr(model, "feature_names_in_", [])] or [c for c in train.columns if c != target]
-        tags = {"cycle": cycle["id"], "trigger": cycle["trigger"], **({"training_key": training_key} if training_key else {})}
-        run = self.client.start_run(experiment=self.spec.name, name=f"candidate {cycle['id'][:8]}", parent=run_id,
+        tags = {"cycle": cycle.id, "trigger": cycle.trigger, **({"training_key": training_key} if training_key else {})}
+        run = self.client.start_run(experiment=self.spec.name, name=f"candidate {cycle.id[:8]}", parent=run_id,
                                     tags=tags, activate=False)
         try:
             # the candidate is saved as it will be loaded: pickle only with --trust (types beyond the allow-list: the settings')
             logged = self.client.log_model(model, run_id=run.id, reference_data=train[features], allow_pickle=self.trust)
         finally:
             run.end()
-        version = self.registry.register_model(logged, self.spec.model, description=f"cycle {cycle['id'][:8]} ({cycle['trigger']})",
+        version = self.registry.register_model(logged, self.spec.model, description=f"cycle {cycle.id[:8]} ({cycle.trigger})",
                                                tags=tags)
-        self.say(f"cycle {cycle['id'][:8]}: registered {self.spec.model} version {version.version}")
+        self.say(f"cycle {cycle.id[:8]}: registered {self.spec.model} version {version.version}")
         return version.version
 
-    def _gate_data(self, cycle: dict[str, Any], test: Any) -> tuple[Any, str]:
+    def _gate_data(self, cycle: Cycle, test: Any) -> tuple[Any, str]:
         """The rows the gate judges: for a cycle an alert started, the test rows predicted after the change began
         (when the test set says when each row was predicted and holds enough of them); else the whole test set."""
-        alert = self.store.alert_get(cycle["alert_id"]) if cycle.get("alert_id") else None
-        since = alert.get("window_start") if alert else None
+        alert = self.store.alert_get(cycle.alert_id) if cycle.alert_id else None
+        since = alert.window_start if alert else None
         if since is None or "predicted_at" not in getattr(test, "columns", ()):
             return test, f"all {len(test):,} test rows"
         import pandas as pd
@@ -498,18 +497,17 @@ class Agent:
             return test, f"all {len(test):,} test rows (only {len(after)} predicted after the change; {least} needed to judge on those alone)"
         return after, f"the {len(after):,} test rows predicted after the change began ({time.strftime('%H:%M:%S', time.localtime(since))})"
 
-    def _step_validating(self, cycle: dict[str, Any]) -> str:
+    def _step_validating(self, cycle: Cycle) -> CycleState:
         from modelcycle.registry.fluent import validate_model
 
-        name, version = self.spec.model, cycle["version"]
+        name, version = self.spec.model, cycle.version
         stored = self.registry.verdicts(name, version)
         current = self.store.get_alias(name, self.spec.alias)
-        if stored and stored[-1].get("baseline_alias") == self.spec.alias and stored[-1].get("baseline_version") != current:
+        if stored and stored[-1].baseline_alias == self.spec.alias and stored[-1].baseline_version != current:
             stored = []  # judged against a champion that has been replaced since: judge again
         if stored:
-            verdict_id, passed = stored[-1]["id"], stored[-1]["passed"]
-            failures = [f"{r['rule']}: {r['detail']}" for r in stored[-1].get("rules", []) if not r.get("passed")]
-            gate = (cycle.get("detail") or {}).get("gate_data", "")
+            verdict_id, passed, failures = stored[-1].id, stored[-1].passed, stored[-1].failures()
+            gate = cycle.detail.get("gate_data", "")
         else:
             output, _ = self._train(cycle)  # the test data: the pipeline's steps come from the cache
             data, gate = self._gate_data(cycle, output["test"])
@@ -518,42 +516,42 @@ class Agent:
             verdict_id, passed, failures = verdict.id, verdict.passed, verdict.failures()
             if verdict.baseline_version is not None:
                 gate += f", compared with {self.spec.alias} version {verdict.baseline_version}"
-        self.say(f"cycle {cycle['id'][:8]}: version {version} {'passed' if passed else 'failed'} the gate on {gate}"
+        self.say(f"cycle {cycle.id[:8]}: version {version} {'passed' if passed else 'failed'} the gate on {gate}"
                  + ("" if passed else f" ({'; '.join(failures)[:300]})"))
         if not passed:
-            self._update(cycle, state=str(CycleState.REJECTED), verdict_id=verdict_id, finished_at=time.time(),
+            self._update(cycle, state=CycleState.REJECTED, verdict_id=verdict_id, finished_at=time.time(),
                          detail={"failures": failures, "gate_data": gate})
-            return str(CycleState.REJECTED)
-        self._update(cycle, state=str(CycleState.PROMOTING), verdict_id=verdict_id, detail={"gate_data": gate})
-        return str(CycleState.PROMOTING)
+            return CycleState.REJECTED
+        self._update(cycle, state=CycleState.PROMOTING, verdict_id=verdict_id, detail={"gate_data": gate})
+        return CycleState.PROMOTING
 
-    def _step_promoting(self, cycle: dict[str, Any]) -> str:
+    def _step_promoting(self, cycle: Cycle) -> CycleState:
         from modelcycle.errors import GateError
 
-        name, alias, version = self.spec.model, self.spec.alias, cycle["version"]
-        mark = f"cycle {cycle['id']}"
+        name, alias, version = self.spec.model, self.spec.alias, cycle.version
+        mark = f"cycle {cycle.id}"
         event = next((e for e in self.registry.history(name, alias) if e.reason and mark in e.reason), None)
         if event is None:  # not promoted yet (the alias log says so): promote, once
             try:
-                event = self.registry.promote(name, version, alias=alias, reason=f"{mark} ({cycle['trigger']})")
+                event = self.registry.promote(name, version, alias=alias, reason=f"{mark} ({cycle.trigger})")
             except GateError as e:
                 if "promoted since" not in str(e) and "while this change was being decided" not in str(e):
                     raise
-                self.say(f"cycle {cycle['id'][:8]}: {alias} moved while this cycle ran; validating version {version} again")
-                self._update(cycle, state=str(CycleState.VALIDATING))
-                return str(CycleState.VALIDATING)
-            self.say(f"cycle {cycle['id'][:8]}: promoted {name} version {version} to {alias}")
-        self._update(cycle, state=str(CycleState.VERIFYING), alias_event_id=event.id)
-        return str(CycleState.VERIFYING)
+                self.say(f"cycle {cycle.id[:8]}: {alias} moved while this cycle ran; validating version {version} again")
+                self._update(cycle, state=CycleState.VALIDATING)
+                return CycleState.VALIDATING
+            self.say(f"cycle {cycle.id[:8]}: promoted {name} version {version} to {alias}")
+        self._update(cycle, state=CycleState.VERIFYING, alias_event_id=event.id)
+        return CycleState.VERIFYING
 
-    def _step_verifying(self, cycle: dict[str, Any]) -> str:
+    def _step_verifying(self, cycle: Cycle) -> CycleState:
         """The promoted version must load (and, with serve.url, be served); else the alias goes back and an alert is raised.
 
         A server that does not answer at all is not the version's fault: that is a warning (an alert), not a rollback.
         """
         from modelcycle.monitoring.alerts import raise_alert
 
-        name, alias, version = self.spec.model, self.spec.alias, cycle["version"]
+        name, alias, version = self.spec.model, self.spec.alias, cycle.version
         problem = None
         try:
             self.registry.verify_version(name, version, trust=self.trust)  # from the store, as the server will
@@ -567,21 +565,21 @@ class Agent:
         if problem is not None:
             current = self.registry.get_model_version(name, alias)
             if current.version == version:
-                self.registry.rollback(name, alias, reason=f"cycle {cycle['id']}: {problem}"[:2000])
+                self.registry.rollback(name, alias, reason=f"cycle {cycle.id}: {problem}"[:2000])
             raise_alert(self.store, name, "load_failure", f"{name} version {version} was rolled back: {problem}",
-                        {"cycle": cycle["id"], "version": version}, self.spec.alert_rules())
-            self.say(f"cycle {cycle['id'][:8]}: {problem}; rolled {alias} back")
-            self._update(cycle, state=str(CycleState.ROLLED_BACK), finished_at=time.time(), detail={"error": problem})
-            return str(CycleState.ROLLED_BACK)
+                        {"cycle": cycle.id, "version": version}, self.spec.alert_rules())
+            self.say(f"cycle {cycle.id[:8]}: {problem}; rolled {alias} back")
+            self._update(cycle, state=CycleState.ROLLED_BACK, finished_at=time.time(), detail={"error": problem})
+            return CycleState.ROLLED_BACK
         if warning is not None:
             raise_alert(self.store, name, "server_unreachable", f"{name} version {version} was promoted, but {warning}",
-                        {"cycle": cycle["id"], "version": version, "url": self.spec.serve_url}, self.spec.alert_rules())
-            self.say(f"cycle {cycle['id'][:8]}: warning: {warning}; version {version} stays promoted (start the server, "
+                        {"cycle": cycle.id, "version": version, "url": self.spec.serve_url}, self.spec.alert_rules())
+            self.say(f"cycle {cycle.id[:8]}: warning: {warning}; version {version} stays promoted (start the server, "
                      "or fix serve.url)")
         self._resolve_unhealthy(version)
-        self._update(cycle, state=str(CycleState.DONE), finished_at=time.time(),
+        self._update(cycle, state=CycleState.DONE, finished_at=time.time(),
                      detail={"served_version": served} if served else ({"warning": warning} if warning else None))
-        return str(CycleState.DONE)
+        return CycleState.DONE
 
     def _resolve_unhealthy(self, version: int) -> None:
         """The drift and performance alerts were about the version replaced: resolve them; windows of ``version`` judge anew."""

@@ -157,6 +157,8 @@ def print_json(data: Any) -> None:
 
 
 def _default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):  # the store's records (cycles, alerts, verdicts)
+        return obj.to_dict()
     if isinstance(obj, datetime):
         return obj.isoformat()
     if hasattr(obj, "value"):

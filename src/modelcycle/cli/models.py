@@ -99,7 +99,7 @@ def show(
     if as_json:
         print_json({**_version_json(version), "signature": manifest.signature.to_dict() if manifest.signature else None,
                     "requirements": manifest.requirements, "model_class": manifest.model_class,
-                    "files": {k: asdict(f) for k, f in manifest.files.items()}, "verdicts": verdicts})
+                    "files": {k: asdict(f) for k, f in manifest.files.items()}, "verdicts": [v.to_dict() for v in verdicts]})
         return
     from rich.table import Table
 
@@ -119,8 +119,9 @@ def show(
         con.print(sig)
     con.print("  requires " + printable(", ".join(f"{k} {v}" for k, v in manifest.requirements.items())))
     for v in verdicts:
-        state = "[green]passed[/]" if v["passed"] else "[red]failed[/]"
-        con.print(f"  verdict {printable(v['id'][:8])} {state} {when(v['created_at'])}")
+        state = "[green]passed[/]" if v.passed else "[red]failed[/]"
+        compared = f" against {v.baseline_alias} version {v.baseline_version}" if v.baseline_alias and v.baseline_version else ""
+        con.print(f"  verdict {printable(v.id[:8])} {state} {when(v.created_at)}{printable(compared)}")
 
 
 @app.command("history")

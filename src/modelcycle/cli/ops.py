@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, printable, when
+
+if TYPE_CHECKING:
+    from modelcycle.entities import Cycle
 
 __all__ = ["agent", "alerts", "lineage", "monitor"]
 
@@ -90,19 +94,19 @@ def alerts(
     if not found:
         console().print("No alerts.")
         return
-    webhook = any(a.get("delivery") for a in found)  # only alerts raised with a webhook configured have a delivery record
+    webhook = any(a.delivery for a in found)  # only alerts raised with a webhook configured have a delivery record
     table = Table(header_style="bold")
     for col in ("id", "model", "rule", "state", "raised", "resolved", "message", *(["delivery"] if webhook else [])):
         table.add_column(col)
     for a in found:
-        table.add_row(printable(a["id"][:8]), printable(a["model"]), printable(a["rule"]),
-                      f"[red]{printable(a['state'])}[/]" if a["state"] == "firing" else printable(a["state"]),
-                      when(a["raised_at"]), when(a["resolved_at"]), escape(printable(a["message"], markup=False)),
-                      *([_delivery(a.get("delivery"))] if webhook else []))
+        table.add_row(printable(a.id[:8]), printable(a.model), printable(a.rule),
+                      f"[red]{printable(a.state)}[/]" if a.firing else printable(a.state),
+                      when(a.raised_at), when(a.resolved_at), escape(printable(a.message, markup=False)),
+                      *([_delivery(a.delivery)] if webhook else []))
     console().print(table)
 
 
-def _delivery(record: dict[str, Any] | None) -> str:
+def _delivery(record: Mapping[str, Any] | None) -> str:
     """A delivery record as a table cell: delivered, failed: <reason> (in red), pending."""
     if not record:
         return "—"
@@ -172,7 +176,7 @@ def agent(
             con.print("No trigger fired.")
         else:
             _cycles_table(done, project.name)
-        if any(cy["state"] == "failed" for cy in done):
+        if any(cy.state == "failed" for cy in done):
             raise typer.Exit(1)
         return
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
@@ -183,7 +187,7 @@ def agent(
         runner.stop()
 
 
-def _cycles_table(cycles: list[dict[str, Any]], project: str) -> None:
+def _cycles_table(cycles: list[Cycle], project: str) -> None:
     from rich.table import Table
 
     if not cycles:
@@ -193,11 +197,11 @@ def _cycles_table(cycles: list[dict[str, Any]], project: str) -> None:
     for col in ("cycle", "trigger", "state", "started", "pipeline run", "version", "verdict", "note"):
         table.add_column(col)
     for cy in cycles:
-        state = cy["state"]
-        style = {"done": "green", "rejected": "yellow", "failed": "red", "rolled_back": "red"}.get(state, "cyan")
-        note = cy["detail"].get("error") or "; ".join(cy["detail"].get("failures") or [])
-        table.add_row(printable(cy["id"][:8]), printable(cy["trigger"]), f"[{style}]{printable(state)}[/]", when(cy["started_at"]),
-                      printable((cy["run_id"] or "—")[:8]), printable(cy["version"] or "—"), printable((cy["verdict_id"] or "—")[:8]),
+        style = {"done": "green", "rejected": "yellow", "no_change": "yellow", "failed": "red", "rolled_back": "red"}.get(cy.state, "cyan")
+        note = cy.why if cy.finished else ""
+        attempt = f" (attempt {cy.attempt})" if cy.attempt > 1 else ""
+        table.add_row(printable(cy.id[:8]), printable(cy.trigger + attempt), f"[{style}]{printable(cy.state)}[/]", when(cy.started_at),
+                      printable((cy.run_id or "—")[:8]), printable(cy.version or "—"), printable((cy.verdict_id or "—")[:8]),
                       printable(note[:80]))
     console().print(table)
 

@@ -26,7 +26,10 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelcycle.entities import Cycle
 
 __all__ = ["PIPELINE", "DemoFailed", "customers", "main", "write_project"]
 
@@ -212,18 +215,17 @@ def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, max_s
     agent = Agent(spec, client=client, say=say, lease_seconds=60)
     con.print("\n[bold]1. First model[/]: the agent trains on the customers on disk, gates and promotes")
     first = agent.run_now("the project's first model")
-    if first["state"] != "done":
-        detail = first.get("detail") or {}
-        why = detail.get("error") or "; ".join(detail.get("failures") or []) or first["state"]
-        raise DemoFailed(f"The first model was not promoted: its cycle ended {first['state']} ({why}). Nothing was served, "
+    if first.state != "done":
+        why = first.why or first.state
+        raise DemoFailed(f"The first model was not promoted: its cycle ended {first.state} ({why}). Nothing was served, "
                          "so the loop could not start.", {"root": root, "first": first})
 
-    con.print(f"\n[bold]2. Serving[/] {spec.model}@champion (version {first['version']}) on 127.0.0.1; "
+    con.print(f"\n[bold]2. Serving[/] {spec.model}@champion (version {first.version}) on 127.0.0.1; "
               f"customers are scored and their outcome comes back a moment later")
     loop = threading.Thread(target=agent.run_forever, kwargs={"interval": 2.0}, name="modelcycle-demo-agent", daemon=True)
     served: list[tuple[float, str | None, bool]] = []
     drift_at = 0.0
-    retrain: dict[str, Any] | None = None
+    retrain: Cycle | None = None
     busy = False
     with _Server(client.settings, f"models:/{spec.model}@champion") as server:
         loop.start()
@@ -238,7 +240,7 @@ def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, max_s
             if drift_at and now >= next_look:  # the newest retrained model, and whether a cycle is still at work
                 next_look = now + 1.0
                 retrain, busy = _latest_retrain(client, spec, drift_at)
-            if retrain is not None and not busy and now >= retrain["finished_at"] + (recovery_windows + 1.5) * WINDOW:
+            if retrain is not None and not busy and now >= retrain.finished_at + (recovery_windows + 1.5) * WINDOW:
                 break  # the newest model has served full windows and no retraining is under way: enough to judge
             drifted = now - t0 >= seconds_before
             if drifted and not drift_at:
@@ -265,18 +267,17 @@ def main(folder: Path | None = None, seconds_before: float = 3.2 * WINDOW, max_s
     return _summary(con, client, spec, root, started, t0, drift_at, first, served)
 
 
-def _retrains(client: Any, spec: Any, drift_at: float) -> list[dict[str, Any]]:
+def _retrains(client: Any, spec: Any, drift_at: float) -> list[Cycle]:
     """The cycles started by drift or performance after the change that promoted their candidate, oldest first."""
     cycles = client.store.cycle_list(spec.name, 50)
-    done = [c for c in cycles if c["trigger"] in ("drift", "performance") and c["state"] == "done" and c["started_at"] > drift_at]
-    return sorted(done, key=lambda c: c["started_at"])
+    done = [c for c in cycles if c.trigger in ("drift", "performance") and c.state == "done" and c.started_at > drift_at]
+    return sorted(done, key=lambda c: c.started_at)
 
 
-def _latest_retrain(client: Any, spec: Any, drift_at: float) -> tuple[dict[str, Any] | None, bool]:
+def _latest_retrain(client: Any, spec: Any, drift_at: float) -> tuple[Cycle | None, bool]:
     """The newest retraining that promoted a model after the change, and whether a cycle is still at work."""
-    from modelcycle.entities import CycleState
 
-    busy = any(not CycleState(c["state"]).finished for c in client.store.cycle_list(spec.name, 5))
+    busy = any(not c.finished for c in client.store.cycle_list(spec.name, 5))
     done = _retrains(client, spec, drift_at)
     return (done[-1] if done else None), busy
 
@@ -288,7 +289,7 @@ def _console() -> Any:
 
 
 def _summary(con: Any, client: Any, spec: Any, root: Path, started: float, t0: float, drift_at: float,
-             first: dict[str, Any], served: list[tuple[float, str | None, bool]]) -> dict[str, Any]:
+             first: Cycle, served: list[tuple[float, str | None, bool]]) -> dict[str, Any]:
     from rich import box
     from rich.table import Table
 
@@ -315,17 +316,15 @@ def _summary(con: Any, client: Any, spec: Any, root: Path, started: float, t0: f
     for col in ("cycle", "trigger", "state", "version", "why"):
         ctable.add_column(col)
     for cy in reversed(cycles):
-        detail = cy["detail"]
-        why = detail.get("error") or "; ".join(detail.get("failures") or []) or detail.get("reason") or \
-            detail.get("trigger", {}).get("message") or ""
-        ctable.add_row(cy["id"][:8], cy["trigger"], cy["state"], str(cy["version"]), why[:110])
+        why = cy.why
+        ctable.add_row(cy.id[:8], cy.trigger, cy.state, str(cy.version), why[:110])
     con.print(ctable)
     retrains = _retrains(client, spec, drift_at) if drift_at else []
     retrain = retrains[0] if retrains else None  # the first answer to the change: its lineage is shown
     newest = retrains[-1] if retrains else None  # the model serving at the end: its windows show the recovery
-    chain = lineage(retrain["id"], client=client) if retrain else None
+    chain = lineage(retrain.id, client=client) if retrain else None
     if chain:
-        con.print("[bold]Lineage of the retraining[/] (`modelcycle lineage " + retrain["id"][:8] + "`):")
+        con.print("[bold]Lineage of the retraining[/] (`modelcycle lineage " + retrain.id[:8] + "`):")
         for link in chain["chain"]:
             shown = {k: v for k, v in link.items() if k in ("kind", "message", "run_id", "version", "passed", "to_version", "first_answer")}
             con.print(f"  → {link['step']}: " + ", ".join(f"{k} {str(v)[:90]}" for k, v in shown.items()))
@@ -333,10 +332,10 @@ def _summary(con: Any, client: Any, spec: Any, root: Path, started: float, t0: f
     report.to_html(str(page))
     labelled = [w for w in report.windows if w.rows and "roc_auc" in w.metrics and w.labelled >= spec.min_labelled]
     before = [w.metrics["roc_auc"] for w in labelled if w.end <= drift_at]
-    after = [w.metrics["roc_auc"] for w in labelled if newest and w.version == newest["version"] and w.start >= newest["finished_at"]]
-    during = [w.metrics["roc_auc"] for w in labelled if w.start >= drift_at and retrain and w.end <= retrain["finished_at"]]
+    after = [w.metrics["roc_auc"] for w in labelled if newest and w.version == newest.version and w.start >= newest.finished_at]
+    during = [w.metrics["roc_auc"] for w in labelled if w.start >= drift_at and retrain and w.end <= retrain.finished_at]
     con.print(f"\nROC AUC before the drift {_mean(before)}, after the change {_mean(during)}, "
-              f"served by version {newest['version'] if newest else '—'} at the end: {_mean(after)}")
+              f"served by version {newest.version if newest else '—'} at the end: {_mean(after)}")
     con.print(f"Report with the drift and performance charts: [cyan]{page}[/]")
     con.print(f"Explore: [cyan]modelcycle monitor {spec.model} --window {WINDOW}s[/], [cyan]modelcycle alerts[/], "
               f"[cyan]modelcycle agent --status --spec {root}[/], [cyan]modelcycle models history {spec.model}[/]")
@@ -348,7 +347,7 @@ def _summary(con: Any, client: Any, spec: Any, root: Path, started: float, t0: f
     if problem is not None:
         con.print(f"[dim]finished in {time.time() - started:.0f} s[/]")
         raise DemoFailed(problem, result)
-    con.print(f"[bold green]The loop closed[/]: drift detected, version {newest['version'] if newest else '?'} trained on the "
+    con.print(f"[bold green]The loop closed[/]: drift detected, version {newest.version if newest else '?'} trained on the "
               f"newest labelled traffic, gated, promoted and served; live ROC AUC back above {threshold:g}. "
               f"[dim]finished in {time.time() - started:.0f} s[/]")
     return result
@@ -357,20 +356,20 @@ def _summary(con: Any, client: Any, spec: Any, root: Path, started: float, t0: f
 def _not_closed(client: Any, spec: Any, result: dict[str, Any], threshold: float) -> str | None:
     """None when the loop closed; else one paragraph naming the first stage that did not happen, and why."""
     drift_at, retrain, cycles = result["drift_at"], result["newest"], result["cycles"]
-    after_change = [c for c in cycles if c["started_at"] > drift_at and c["trigger"] in ("drift", "performance")]
-    alerts = [a for a in client.store.alert_list(spec.model, 100) if a["rule"] in ("drift", "performance") and a["raised_at"] > drift_at]
+    after_change = [c for c in cycles if c.started_at > drift_at and c.trigger in ("drift", "performance")]
+    alerts = [a for a in client.store.alert_list(spec.model, 100) if a.rule in ("drift", "performance") and a.raised_at > drift_at]
     if not drift_at:
         return "The customers never changed: the demo stopped before the drift (it was interrupted)."
     if not alerts and not after_change:
         return (f"The change was not detected: no drift or performance alert was raised after it. Monitoring judges closed "
                 f"windows of {WINDOW} s with at least {spec.min_rows} rows; see `modelcycle monitor {spec.model} --window {WINDOW}s`.")
     if retrain is None:
-        seen = "; ".join(f"cycle {c['id'][:8]} ended {c['state']}"
-                         + (f" ({(c['detail'].get('error') or '; '.join(c['detail'].get('failures') or []))[:160]})"
-                            if c["state"] in ("failed", "rejected") else "") for c in reversed(after_change)) or "no cycle ran"
+        seen = "; ".join(f"cycle {c.id[:8]} ended {c.state}"
+                         + (f" ({c.why[:160]})"
+                            if c.state in ("failed", "rejected") else "") for c in reversed(after_change)) or "no cycle ran"
         return (f"The change was detected, but no retrained model was promoted: {seen}. "
                 f"`modelcycle agent --status --spec {result['root']}` shows what the agent waits for.")
-    version = str(retrain["version"])
+    version = str(retrain.version)
     if not any(v == version for _, v, _ in result["served"]):
         return (f"Version {version} was promoted, but the server never answered with it (it kept serving "
                 f"{result['served'][-1][1] if result['served'] else 'nothing'}); `modelcycle models history {spec.model}` and the "

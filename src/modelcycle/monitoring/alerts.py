@@ -170,5 +170,6 @@ def deliver(alert: Mapping[str, Any], rules: AlertRules | None, store: Any = Non
         submit(alert, rules.webhook, store)
 
 
-def list_alerts(store: Any, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def list_alerts(store: Any, model: str | None = None, limit: int = 100) -> list[Any]:
+    """The stored alerts (``entities.Alert``), newest first."""
     return store.alert_list(model, limit)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelcycle.entities import AliasEvent, LoggedModel, ModelVersion
+from modelcycle.entities import AliasEvent, LoggedModel, ModelVersion, StoredVerdict
 from modelcycle.errors import ArtifactCorruptedError, GateError, InvalidInputError, ModelIntegrityError, NotFoundError
 from modelcycle.models.package import MANIFEST, LoadedModel, Manifest, load_package
 from modelcycle.models.trust import Trust
@@ -188,11 +188,10 @@ class Registry:
                 problem = "there is no verdict: validate the version first (mc.validate_model or `modelcycle models validate`)"
             else:  # the latest stored verdict of this version decides
                 latest = stored[-1]
-                verdict_id = latest["id"]
-                compared = (latest.get("baseline_alias"), latest.get("baseline_version"))
-                if not latest["passed"]:
-                    problem = "its latest verdict failed: " + "; ".join(
-                        f"{r['rule']}: {r['detail']}" for r in latest.get("rules", []) if not r.get("passed"))
+                verdict_id = latest.id
+                compared = (latest.baseline_alias, latest.baseline_version)
+                if not latest.passed:
+                    problem = "its latest verdict failed: " + "; ".join(latest.failures())
         else:
             if (verdict.model_name, verdict.model_version) not in ((name, number), (None, None)):
                 raise GateError(f"the verdict is for {verdict.model_name}/{verdict.model_version}, not {name}/{number}")
@@ -229,7 +228,7 @@ class Registry:
         verdict.model_name, verdict.model_version = name, version
         return verdict.id
 
-    def verdicts(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
+    def verdicts(self, name: str, version: int | None = None) -> list[StoredVerdict]:
         return self.store.list_verdicts(check_model_name(name), version)
 
     # --- loading --------------------------------------------------------------------------

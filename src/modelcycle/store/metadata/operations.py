@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
+from modelcycle.entities import Alert, Cycle, CycleState
 from modelcycle.store.metadata import schema as s
 
 __all__ = ["OperationsTables"]
@@ -60,7 +62,7 @@ class OperationsTables:
         self._write(tx)
 
     # --- alerts --------------------------------------------------------------------------------
-    def alert_firing(self, model: str) -> dict[str, dict[str, Any]]:
+    def alert_firing(self, model: str) -> dict[str, Alert]:
         """The firing alert of each rule of ``model``."""
         a = s.alerts
         rows = self._read(lambda conn: conn.execute(select(a).where(and_(a.c.model == model, a.c.state == "firing"))).all())
@@ -116,32 +118,32 @@ class OperationsTables:
 
         return self._write(tx)
 
-    def alert_list(self, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def alert_list(self, model: str | None = None, limit: int = 100) -> list[Alert]:
         a = s.alerts
         stmt = select(a).order_by(a.c.raised_at.desc()).limit(limit)
         if model is not None:
             stmt = stmt.where(a.c.model == model)
         return [_alert(r) for r in self._read(lambda conn: conn.execute(stmt).all())]
 
-    def alert_get(self, alert_id: str) -> dict[str, Any] | None:
+    def alert_get(self, alert_id: str) -> Alert | None:
         a = s.alerts
         row = self._read(lambda conn: conn.execute(select(a).where(a.c.id == alert_id)).first())
         return _alert(row) if row is not None else None
 
     # --- cycles --------------------------------------------------------------------------------
-    def cycle_claim_new(self, cycle: Mapping[str, Any]) -> bool:
+    def cycle_claim_new(self, cycle: Cycle) -> bool:
         """Insert a new cycle for its trigger key; False when that trigger already has a cycle."""
         c = s.cycles
-        values = {**cycle, "detail": json.dumps(cycle.get("detail", {}), default=str)}
+        values = {**cycle.to_dict(), "detail": json.dumps(dict(cycle.detail), default=str)}
         result = self._write(lambda conn: conn.execute(
             self._insert(c).values(**values).on_conflict_do_nothing(index_elements=["project", "trigger_key"])))
         return bool(result.rowcount)
 
-    def cycle_claim_stale(self, project: str, owner: str, now: float, lease_until: float) -> dict[str, Any] | None:
+    def cycle_claim_stale(self, project: str, owner: str, now: float, lease_until: float) -> Cycle | None:
         """Take over the oldest unfinished cycle whose lease ran out (its agent died); None when there is none."""
         c = s.cycles
 
-        def tx(conn: Connection) -> dict[str, Any] | None:
+        def tx(conn: Connection) -> Cycle | None:
             row = conn.execute(select(c).where(and_(c.c.project == project, c.c.finished_at.is_(None),
                                                     or_(c.c.lease_until.is_(None), c.c.lease_until < now)))
                                .order_by(c.c.started_at).limit(1).with_for_update(skip_locked=True)).first()
@@ -149,7 +151,7 @@ class OperationsTables:
                 return None
             claimed = conn.execute(update(c).where(and_(c.c.id == row.id, or_(c.c.lease_until.is_(None), c.c.lease_until < now)))
                                    .values(owner=owner, lease_until=lease_until, updated_at=now))
-            return _cycle(row) | {"owner": owner, "lease_until": lease_until} if claimed.rowcount else None
+            return replace(_cycle(row), owner=owner, lease_until=lease_until) if claimed.rowcount else None
 
         return self._write(tx)
 
@@ -175,12 +177,12 @@ class OperationsTables:
 
         return self._write(tx)
 
-    def cycle_get(self, cycle_id: str) -> dict[str, Any] | None:
+    def cycle_get(self, cycle_id: str) -> Cycle | None:
         c = s.cycles
         row = self._read(lambda conn: conn.execute(select(c).where(c.c.id == cycle_id)).first())
         return _cycle(row) if row is not None else None
 
-    def cycle_list(self, project: str | None = None, limit: int = 50, **equal: Any) -> list[dict[str, Any]]:
+    def cycle_list(self, project: str | None = None, limit: int = 50, **equal: Any) -> list[Cycle]:
         c = s.cycles
         stmt = select(c).order_by(c.c.started_at.desc()).limit(limit)
         if project is not None:
@@ -190,13 +192,13 @@ class OperationsTables:
         return [_cycle(r) for r in self._read(lambda conn: conn.execute(stmt).all())]
 
 
-def _alert(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "model": row.model, "rule": row.rule, "state": row.state, "window_start": row.window_start,
-            "raised_at": row.raised_at, "resolved_at": row.resolved_at, "message": row.message, "details": json.loads(row.details),
-            "delivery": json.loads(row.delivery) if row.delivery else None}
+def _alert(row: Any) -> Alert:
+    return Alert(id=row.id, model=row.model, rule=row.rule, state=row.state, window_start=row.window_start,
+                 raised_at=row.raised_at, resolved_at=row.resolved_at, message=row.message, details=json.loads(row.details),
+                 delivery=json.loads(row.delivery) if row.delivery else None)
 
 
-def _cycle(row: Any) -> dict[str, Any]:
-    out = {k: getattr(row, k) for k in ("id", "project", "trigger", "trigger_key", "started_at", *CYCLE_FIELDS)}
-    out["detail"] = json.loads(row.detail)
-    return out
+def _cycle(row: Any) -> Cycle:
+    values = {k: getattr(row, k) for k in ("id", "project", "trigger", "trigger_key", "started_at", *CYCLE_FIELDS)}
+    values["state"] = CycleState(values["state"])
+    return Cycle(**values, detail=json.loads(row.detail))

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, true
 from sqlalchemy.engine import Connection
 
-from modelcycle.entities import AliasEvent, ModelVersion
+from modelcycle.entities import AliasEvent, ModelVersion, StoredVerdict
 from modelcycle.errors import InvalidInputError, NotFoundError
 from modelcycle.store.metadata import query as q
 from modelcycle.store.metadata import schema as s
@@ -206,7 +206,7 @@ class RegistryTables:
             raise NotFoundError(f"no verdict {id!r}")
         return _verdict_row(row)
 
-    def list_verdicts(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
+    def list_verdicts(self, name: str, version: int | None = None) -> list[StoredVerdict]:
         v = s.verdicts
         cond = v.c.name == name if version is None else and_(v.c.name == name, v.c.version == version)
         rows = self._read(lambda c: c.execute(select(v).where(cond).order_by(v.c.created_at)).all())
@@ -230,6 +230,9 @@ def _version_comparison(node: q.Comparison) -> Any:
     return present.where(_value_condition(t.c.value, node))
 
 
-def _verdict_row(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "version": row.version, "passed": bool(row.passed),
-            "created_at": row.created_at, "run_id": row.run_id, **json.loads(row.data)}
+def _verdict_row(row: Any) -> StoredVerdict:
+    data = json.loads(row.data)
+    return StoredVerdict(id=row.id, name=row.name, version=row.version, passed=bool(row.passed), created_at=row.created_at,
+                         run_id=row.run_id, rules=tuple(data.get("rules") or ()), policy=data.get("policy") or {},
+                         baseline=data.get("baseline"), baseline_alias=data.get("baseline_alias"),
+                         baseline_version=data.get("baseline_version"), rows=int(data.get("rows") or 0))
