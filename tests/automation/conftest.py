@@ -20,9 +20,13 @@ import modelcycle as mc
 
 
 @mc.step
-def load(data: str) -> pd.DataFrame:
+def load(data: str, feedback: str | None = None) -> pd.DataFrame:
     files = sorted(f for f in os.listdir(data) if f.endswith(".parquet"))
-    return pd.concat([pd.read_parquet(os.path.join(data, f)) for f in files], ignore_index=True)
+    frames = [pd.read_parquet(os.path.join(data, f)) for f in files]
+    served = pd.read_parquet(feedback) if feedback else None
+    if served is not None and len(served):  # empty (and without input columns) until labelled predictions exist
+        frames.append(served[["a", "b", "c", "y"]])
+    return pd.concat(frames, ignore_index=True)
 
 
 @mc.step
@@ -39,8 +43,8 @@ def train(train: pd.DataFrame, C: float = 1.0):
 
 
 @mc.pipeline
-def training(data: str = "data", C: float = 1.0):
-    parts = split(load(data))
+def training(data: str = "data", C: float = 1.0, feedback: str | None = None):
+    parts = split(load(data, feedback))
     model = train(parts["train"], C=C)
     return {"model": model, "train": parts["train"], "test": parts["test"]}
 '''

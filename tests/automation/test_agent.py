@@ -158,15 +158,16 @@ def test_an_alert_that_still_fires_is_retried_when_there_is_something_new_and_ne
 
     root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.999'}\n")
     spec = (root / "modelcycle.yaml").read_text().replace("  - on: new_data\n", "")
+    spec = spec.replace("data: {source: data/}", "data: {source: data/, feedback: 1d}")
     (root / "modelcycle.yaml").write_text(spec + "agent: {retry: {min_new_rows: 50, backoff: 1h, max_backoff: 6h}}\n")
     batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
     agent = agent_for(root)
     alert = raise_alert(client.store, "churn", "drift", "input drift: 100% of the columns drifted")
     [first] = agent.run_once()
-    assert first.trigger == "drift" and first.state == "rejected" and first.alert_id == alert["id"]
+    assert first.trigger == "drift" and first.state == "rejected" and first.alert_id == alert["id"] and first.version == 1, first.detail
     assert agent.run_once() == [], "nothing new: no retry"
     assert "retries when 50 more labelled predictions arrive" in agent.waiting and "back-off 1h" in agent.waiting
-    assert "the data source changes" in agent.explain()
+    assert "files in" in agent.explain()
     from typer.testing import CliRunner
 
     from modelcycle.cli import app
@@ -177,25 +178,48 @@ def test_an_alert_that_still_fires_is_retried_when_there_is_something_new_and_ne
 
     ids = _log_predictions(client.settings.home, "churn", 60)
     mc.set_client(client)
-    mc.log_labels(ids, [1] * len(ids), model="churn")
+    mc.log_labels(ids, batch(60, 7)["y"].tolist(), model="churn")
     [second] = agent.run_once()
     assert second.trigger == "drift" and second.trigger_key == f"retry:{first.id}"
-    assert second.detail["attempt"] == 2 and "60 new labelled predictions" in second.detail["trigger"]["why"]
-    assert second.state == "no_change" and second.version == 1, "every step came from the cache: the same model"
-    assert "version 1 again" in second.detail["reason"] and "new or changed files in" in second.detail["reason"]
-    assert [v.version for v in Registry(client).search_model_versions("name = 'churn'")] == [1], "nothing new registered"
+    assert second.attempt == 2 and "60 new labelled predictions" in second.detail["trigger"]["why"]
+    assert second.state == "rejected" and second.version == 2, "the pipeline learned from the labels: a new model, gated"
+
+    assert agent.run_once() == [] and "back-off 2h" in agent.waiting
+    client.store.cycle_update(second.id, finished_at=time.time() - 2 * 3600 - 1)  # the back-off has passed
+    [third] = agent.run_once()
+    assert third.trigger_key == f"retry:{second.id}" and third.attempt == 3
+    assert any("back-off of 2h" in why for why in third.detail["trigger"]["why"])
+    assert third.state == "no_change" and third.detail["same_as"] == 2, "every step came from the cache: the same model"
+    assert third.version is None, "no candidate: the cycle made no version"
+    assert "version 2 again" in third.detail["reason"] and "new labelled predictions" in third.detail["reason"]
+    assert [v.version for v in Registry(client).search_model_versions("name = 'churn'")] == [2, 1], "nothing new registered"
 
     batch(300, 5).to_parquet(root / "data" / "batch-001.parquet")
-    [third] = agent.run_once()
-    assert third.trigger_key == f"retry:{second.id}" and third.detail["attempt"] == 3
-    assert any("new data in" in why for why in third.detail["trigger"]["why"])
-    assert third.state == "rejected" and third.version == 2, "new data: a new model, judged by the gate"
-    assert client.store.alert_firing("churn")["drift"].id == alert["id"], "the alert still fires: nothing was fixed"
-    # the back-off: with nothing new, the fourth attempt waits 1h x 2^2 after the third
-    assert agent.run_once() == [] and "back-off 4h" in agent.waiting
-    client.store.cycle_update(third.id, finished_at=time.time() - 4 * 3600 - 1)
     [fourth] = agent.run_once()
-    assert fourth.detail["attempt"] == 4 and any("back-off of 4h" in why for why in fourth.detail["trigger"]["why"])
+    assert fourth.trigger_key == f"retry:{third.id}" and fourth.attempt == 4
+    assert any("new data in" in why for why in fourth.detail["trigger"]["why"])
+    assert fourth.state == "rejected" and fourth.version == 3, "new data: a new model, judged by the gate"
+    assert client.store.alert_firing("churn")["drift"].id == alert["id"], "the alert still fires: nothing was fixed"
+
+
+def test_without_feedback_labels_are_not_a_reason_to_retrain(tmp_path: Path, client: Client, agent_for) -> None:
+    """The pipeline is not handed labelled predictions, so their arrival teaches it nothing: only new files or the back-off."""
+    import modelcycle as mc
+    from modelcycle.monitoring.alerts import raise_alert
+
+    root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.999'}\n")
+    spec = (root / "modelcycle.yaml").read_text().replace("  - on: new_data\n", "")
+    (root / "modelcycle.yaml").write_text(spec + "agent: {retry: {min_new_rows: 5, backoff: 1h}}\n")
+    batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
+    agent = agent_for(root)
+    raise_alert(client.store, "churn", "drift", "input drift: 100% of the columns drifted")
+    [first] = agent.run_once()
+    assert first.state == "rejected"
+    ids = _log_predictions(client.settings.home, "churn", 60)
+    mc.set_client(client)
+    mc.log_labels(ids, [1] * 60, model="churn")
+    assert agent.run_once() == [], "labels the pipeline never sees are not something new"
+    assert "labelled" not in agent.waiting and "files in" in agent.waiting and "back-off 1h" in agent.waiting
 
 
 def test_a_server_that_does_not_answer_is_a_warning_not_a_rollback(project: Path, client: Client, agent_for) -> None:

@@ -41,7 +41,7 @@ model: {name: churn, target: y, policy: policy.yaml}
     (BASE + "triggers:\n  - on: drfit\n", 6, "unknown trigger on: 'drfit'"),
     (BASE + "triggers:\n  - schedule: \"0 25 * * *\"\n", 6, "outside 0-23 in the hour field"),
     (BASE + "triggers:\n  - on: performance\n", 6, "needs monitor: {performance"),
-    (BASE + "monitor: {drift: {share: 3}}\n", 5, "between 0.0 and 1.0"),
+    (BASE + "monitor: {drift: {share: 3}}\n", 5, "between 0 and 1, not 3"),
     (BASE + "monitor: {window: soon}\n", 5, "write it like 1h"),
     (BASE + "monitor: {alerts: {webhook: ftp://x}}\n", 5, "http://"),
     ("pipeline: pipelines/training.py:training\n", 1, "needs a name"),
@@ -50,11 +50,15 @@ model: {name: churn, target: y, policy: policy.yaml}
     (BASE + "monitor:\n  performance: {metric: roc_auc, max: 0.3}\n", 6, "needs min:"),
     (BASE + "monitor: {window: 10s}\ntriggers:\n  - on: drift\n", 5, "make agent.interval at most the window"),
     (BASE + "monitor: {window: 10s}\ntriggers:\n  - on: drift\nagent: {interval: 1m}\n", 8, "judged every 60 s"),
-    (BASE + "agent: {retry: {min_new_rows: 0}}\n", 5, "between 1"),
+    (BASE + "agent: {retry: {min_new_rows: 0}}\n", 5, "at least 1, not 0"),
     (BASE + "agent: {retry: {backoff: 1h, max_backoff: 10m}}\n", 5, "must be at least backoff"),
     (BASE + "agent: {retry: {every: 1h}}\n", 5, "min_new_rows"),
     (BASE.replace("data: {source: data/}", "data: {source: data/, feedback: soon}"), 3, "how far back"),
     (BASE.replace("data: {source: data/}", "data: {source: predictions, feedback: false}"), 3, "cannot be off"),
+    (BASE + "monitor:\n  performance: {metric: rmse}\n", 6, "max: <the worst acceptable rmse>"),
+    (BASE + "monitor:\n  performance: {metric: roc_auc, min: 1.7}\n", 6, "must be between 0 and 1, not 1.7"),
+    (BASE + "monitor:\n  performance: {metric: rmse, max: -5}\n", 6, "must be at least 0, not -5"),
+    (BASE + "monitor:\n  performance: {metric: roc_auc, min: 0.7, min_labelled: -3}\n", 6, "must be at least 1, not -3"),
 ])
 def test_mistakes_name_the_line_and_the_fix(tmp_path: Path, text: str, line: int, words: str) -> None:
     root = write_project(tmp_path / "p")
@@ -157,3 +161,23 @@ def test_whole_number_targets_may_be_counts_or_classes(tmp_path: Path) -> None:
     root = write_project(tmp_path / "p", policy="thresholds: {rmse: '<= 3'}\n")
     pd.DataFrame({"a": [1.0, 2.0], "y": [0, 3]}).to_parquet(root / "data" / "d.parquet")
     assert load_spec(root).target == "y"
+
+
+def test_a_target_with_many_whole_numbers_is_a_regression_target(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.7'}\n")
+    pd.DataFrame({"a": np.arange(300.0), "y": np.arange(300) % 186 + 25.0}).to_parquet(root / "data" / "d.parquet")
+    with pytest.raises(SpecError, match="holds more than 100 distinct numbers"):
+        load_spec(root)
+
+
+def test_a_target_missing_from_the_data_is_named_before_anything_runs(tmp_path: Path) -> None:
+    import pandas as pd
+
+    root = write_project(tmp_path / "p")
+    pd.DataFrame({"a": [1.0], "churned": [1]}).to_parquet(root / "data" / "d.parquet")
+    with pytest.raises(SpecError) as e:
+        load_spec(root)
+    assert "line 4:" in str(e.value) and "the target 'y' is not a column of" in str(e.value) and "a, churned" in str(e.value)

@@ -73,11 +73,16 @@ def test_agent_once_status_alerts_and_lineage(home: Path, tmp_path: Path) -> Non
     assert cycle["state"] == "done" and cycle["version"] == 1
     again = runner.invoke(app, ["agent", "--once", "--spec", str(root)])
     assert again.exit_code == 0 and "No trigger fired" in again.output
+    forced = runner.invoke(app, ["agent", "--now", "--spec", str(root), "--json"])
+    [manual] = json.loads(forced.output)
+    assert forced.exit_code == 0 and manual["trigger"] == "manual", forced.output
+    assert manual["state"] == "no_change" and manual["detail"]["same_as"] == 1, "the same data and steps: the same model"
+    assert manual["version"] is None, "nothing registered"
     status = runner.invoke(app, ["agent", "--status", "--spec", str(root)])
     assert cycle["id"][:8] in status.output and "new_data" in status.output and "done" in status.output
     assert "Now:" not in status.output, "no alert fires: nothing to wait for"
     described = json.loads(runner.invoke(app, ["agent", "--status", "--spec", str(root), "--json"]).output)
-    assert [c["id"] for c in described["cycles"]] == [cycle["id"]] and described["waiting"] is None
+    assert [c["id"] for c in described["cycles"]] == [manual["id"], cycle["id"]] and described["waiting"] is None
     chain = runner.invoke(app, ["lineage", cycle["id"][:8]])
     assert chain.exit_code == 0 and "candidate" in chain.output and "alias move" in chain.output, chain.output
     walked = json.loads(runner.invoke(app, ["lineage", "churn/1", "--json"]).output)

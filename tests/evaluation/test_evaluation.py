@@ -198,3 +198,18 @@ def test_latency_is_the_median_of_warm_repetitions_not_one_busy_instant() -> Non
     ev = evaluate_model(Spiky(), frame, "y", task="regression")
     assert Spiky.calls >= 6, "one call for the metrics, then repetitions for the latency"
     assert ev.latency_ms_per_row < 0.1, f"{ev.latency_ms_per_row} ms per row: a 300 ms pause was counted"
+
+
+def test_an_improvement_rule_on_a_metric_the_task_has_not_fails_even_without_a_champion() -> None:
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    from modelcycle.evaluation import Policy, check_policy, evaluate_model
+
+    frame = pd.DataFrame({"x": np.arange(50.0), "y": np.arange(50.0) * 2 + 1})
+    ev = evaluate_model(LinearRegression().fit(frame[["x"]], frame["y"]), frame, "y")
+    verdict = check_policy(Policy.from_dict({"improvement": {"metric": "roc_auc", "min_delta": -0.02}}), ev)
+    [rule] = verdict.rules
+    assert not verdict.passed and rule.detail == "roc_auc was not computed for a regression model"
+    assert rule.expected == "-0.02", "the allowed change is written with its own sign"

@@ -250,6 +250,9 @@ def test_compaction_merges_an_hour_into_one_file_and_readers_never_double_count(
     assert compact(home, "predictions", "churn", T0 + HOUR, T0 + 2 * HOUR) == 120
     # shorter windows than the merged hour: each still finds its rows in the one file
     assert [w.rows for w in monitor("churn", "10m", T0, T0 + 2 * HOUR, client=client).windows] == tens and sum(tens) == 600
+    # without a start, the windows begin at the first logged row, not at the time the merged file was written
+    default = monitor("churn", "10m", end=T0 + 2 * HOUR, client=client)
+    assert default.windows[0].start <= T0 and sum(w.rows for w in default.windows) == 600
 
 
 def test_the_servers_log_writer_compacts_each_closed_period(tmp_path: Path) -> None:

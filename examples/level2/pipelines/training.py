@@ -5,7 +5,8 @@
     pytest                                                       # the steps' unit tests (tests/test_steps.py)
 
 Replace the example data and the steps with your own; keep the contract: the pipeline takes ``data``
-(the data folder, which `modelcycle agent` and `modelcycle ci` pass) and returns
+(the data folder, which `modelcycle agent` and `modelcycle ci` pass) and ``feedback`` (the labelled
+predictions of the served model, which the agent passes; None elsewhere) and returns
 ``{"model": <fitted model>, "train": <training rows>, "test": <held-out rows with the target>}``.
 """
 
@@ -52,14 +53,20 @@ def write_example_data(folder: Path = DATA, rows: int = 3000, seed: int = 0) -> 
 
 
 @mc.step
-def load(data: str) -> pd.DataFrame:
-    """Every .parquet and .csv file in the folder ``data`` (or the one file it names), as one frame."""
+def load(data: str, feedback: str | None = None) -> pd.DataFrame:
+    """Every .parquet and .csv file in the folder ``data`` (or the one file it names), then the labelled predictions
+    the agent hands over as ``feedback`` (a Parquet file of the served model's inputs, the target and when each was
+    predicted; see data.feedback in modelcycle.yaml), as one frame."""
     where = Path(data)
     files = [where] if where.is_file() else sorted(p for p in where.glob("*") if p.suffix in SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no .parquet or .csv files in {where}; put the training data there "
                                 "(python pipelines/training.py writes an example dataset)")
     frames = [pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f) for f in files]
+    if feedback:
+        served = pd.read_parquet(feedback)
+        if len(served):
+            frames.append(served[FEATURES + [TARGET]])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -85,8 +92,8 @@ def train(train: pd.DataFrame, C: float = 1.0):
 
 
 @mc.pipeline
-def training(data: str = str(DATA), C: float = 1.0, test_size: float = 0.25):
-    train_rows, test_rows = split(validate(load(data)), test_size=test_size)
+def training(data: str = str(DATA), feedback: str | None = None, C: float = 1.0, test_size: float = 0.25):
+    train_rows, test_rows = split(validate(load(data, feedback)), test_size=test_size)
     model = train(train_rows, C=C)
     return {"model": model, "train": train_rows, "test": test_rows}
 

@@ -218,17 +218,22 @@ class Agent:
         from modelcycle.monitoring.feedback import count_new_labels
 
         need = self.spec.retry.min_new_rows
-        labelled = count_new_labels(self.client.settings.home, self._served_name(), last.started_at)
-        if labelled >= need:
-            why.append(f"{labelled:,} new labelled predictions")
+        labelled = 0
+        if self.spec.feedback is not None:  # labels teach the pipeline something only when it is handed them
+            labelled = count_new_labels(self.client.settings.home, self._served_name(), last.started_at)
+            if labelled >= need:
+                why.append(f"{labelled:,} new labelled predictions")
         wait = self.spec.retry.wait(attempt)
         due = (last.finished_at or last.started_at) + wait
         if now >= due:
             why.append(f"the back-off of {_duration(wait)} after attempt {attempt} passed")
         if not why:
+            news = [f"{need - labelled:,} more labelled predictions arrive"] if self.spec.feedback is not None else []
+            if self.spec.data_source is not None:
+                news.append(f"files in {self.spec.data_source} change")
+            news.append(f"at {time.strftime('%H:%M:%S', time.localtime(due))} (back-off {_duration(wait)})")
             self.waiting = (f"the {alert.rule} alert still fires after cycle {short} ended {last.state}; the agent retries "
-                            f"when {need - labelled:,} more labelled predictions arrive, the data source changes, or at "
-                            f"{time.strftime('%H:%M:%S', time.localtime(due))} (back-off {_duration(wait)})")
+                            f"when {', or '.join(news[:-1]) + ', or ' if len(news) > 1 else ''}{news[-1]}")
             return None
         message = (f"{alert.message} — still firing after cycle {short} ended {last.state}; "
                    f"attempt {attempt + 1}: {', '.join(why)}")
@@ -445,7 +450,7 @@ class Agent:
             reason = (f"every step came from the cache: retraining gives version {same} again, so nothing was registered or "
                       f"promoted; a better model needs {' or '.join(needs)}")
             self.say(f"cycle {cycle.id[:8]}: no change — {reason}")
-            self._update(cycle, state=CycleState.NO_CHANGE, version=same, finished_at=time.time(), detail={"reason": reason})
+            self._update(cycle, state=CycleState.NO_CHANGE, finished_at=time.time(), detail={"reason": reason, "same_as": same})
             return CycleState.NO_CHANGE
         version = self._register(cycle, output, run_id, detail.get("training_key"))
         self._update(cycle, state=CycleState.VALIDATING, version=version)
@@ -582,11 +587,12 @@ class Agent:
         return CycleState.DONE
 
     def _resolve_unhealthy(self, version: int) -> None:
-        """The drift and performance alerts were about the version replaced: resolve them; windows of ``version`` judge anew."""
+        """The drift and performance alerts were about the version replaced, and a failed cycle or load is behind us:
+        resolve them; windows of ``version`` judge anew."""
         from modelcycle.monitoring.alerts import deliver
 
         model, now = self._served_name(), time.time()
-        for rule in UNHEALTHY:
+        for rule in (*UNHEALTHY, "cycle_failed", "load_failure"):
             resolved = self.store.alert_resolve(model, rule, now)
             if resolved is not None:
                 deliver({"id": resolved, "model": model, "rule": rule, "state": "resolved", "resolved_at": now,

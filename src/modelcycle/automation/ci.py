@@ -349,8 +349,10 @@ def _read_sample(source: Path, rows: int, tmp: Path) -> _Sample:
 def _check_data(spec: ProjectSpec, rows: int, tmp: Path, checks: _Checks) -> _Sample | None:
     report = checks.report
     if spec.data_source is None:
-        checks.add(CheckResult("data validation", "skipped",
-                               "the spec has no data: {source: ...}; the pipeline runs on its own default data"))
+        why = ("data: {source: predictions}: the training data is the labelled prediction log, which the agent hands to the "
+               "pipeline; ci has no files to check" if spec.feedback_only else
+               "the spec has no data: {source: ...}; the pipeline runs on its own default data")
+        checks.add(CheckResult("data validation", "skipped", why))
         return None
     sample = None
     with checks.run("data validation") as check:

@@ -33,6 +33,9 @@ TRIGGERS = ("new_data", "drift", "performance", "schedule")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
 PREDICTIONS = "predictions"  # data.source: the prediction log joined with its labels, instead of a folder
 CLASSIFICATION_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
+_METRIC_RANGE = {**{m: (0.0, 1.0) for m in ("accuracy", "precision", "recall", "f1", "roc_auc")},
+                 **{m: (0.0, None) for m in ("log_loss", "rmse", "mae", "mape")}, "r2": (None, 1.0)}
+MANY_CLASSES = 100  # a whole-number target with more distinct values is taken for a regression target
 REGRESSION_METRICS = {"rmse", "mae", "mape", "r2"}
 _TOP = {"name", "pipeline", "data", "model", "serve", "monitor", "triggers", "agent", "params"}
 
@@ -196,7 +199,10 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise doc.fail(at, f"{'.'.join(map(str, at))} must be a number, not {value!r}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise doc.fail(at, f"{'.'.join(map(str, at))} must be between {lo} and {hi}, not {value}")
+            where = ".".join(map(str, at))
+            bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else \
+                f"at least {lo:g}" if lo is not None else f"at most {hi:g}"
+            raise doc.fail(at, f"{where} must be {bounds}, not {value}")
         return float(value)
 
     name = text(("name",), d.get("name"), "name") if "name" in d else ""
@@ -317,20 +323,22 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
         if metric not in known:
             raise doc.fail(("monitor", "performance", "metric") if "metric" in perf else ("monitor", "performance"),
                            f"unknown metric {metric!r}; choose one of {', '.join(sorted(known - {'latency_ms_per_row'}))}")
-        if "min" not in perf and "max" not in perf:
-            raise doc.fail(("monitor", "performance"), f"say when {metric} is too bad: min: 0.75 (or max: for error metrics)")
-        out["performance_metric"] = metric
         lower = metric in LOWER_IS_BETTER
+        if "min" not in perf and "max" not in perf:
+            raise doc.fail(("monitor", "performance"), f"say when {metric} is too bad: " + (
+                f"max: <the worst acceptable {metric}> (lower {metric} is better)" if lower else "min: 0.75"))
+        out["performance_metric"] = metric
         if lower and "min" in perf:
             raise doc.fail(("monitor", "performance", "min"), f"lower {metric} is better, so the alert needs max: (the worst "
                                                               f"acceptable {metric}), not min:")
         if not lower and "max" in perf:
             raise doc.fail(("monitor", "performance", "max"), f"higher {metric} is better, so the alert needs min: (the worst "
                                                               f"acceptable {metric}), not max:")
+        lo, hi = _METRIC_RANGE.get(metric, (None, None))
         if "min" in perf:
-            out["performance_min"] = number(("monitor", "performance", "min"), perf["min"])
+            out["performance_min"] = number(("monitor", "performance", "min"), perf["min"], lo, hi)
         if "max" in perf:
-            out["performance_max"] = number(("monitor", "performance", "max"), perf["max"])
+            out["performance_max"] = number(("monitor", "performance", "max"), perf["max"], lo, hi)
         if "min_labelled" in perf:
             out["min_labelled"] = int(number(("monitor", "performance", "min_labelled"), perf["min_labelled"], 1))
     alerts = monitor.get("alerts") or {}
@@ -445,9 +453,13 @@ def _check_task(doc: _Lines, out: dict[str, Any]) -> None:
     kind = _target_kind(source, target)
     if kind is None:
         return
+    if kind.startswith("missing:"):
+        raise doc.fail(("model", "target"), f"the target {target!r} is not a column of {kind[8:]}; its columns: "
+                                            f"{', '.join(_columns(Path(kind[8:]))[:20])}")
     for at, metric in metrics:
-        if kind == "regression" and metric in CLASSIFICATION_METRICS:
-            raise doc.fail(at, f"{metric} measures a classifier, but {target!r} in {source} holds continuous numbers "
+        if kind in ("regression", "many") and metric in CLASSIFICATION_METRICS:
+            what = "continuous numbers" if kind == "regression" else f"more than {MANY_CLASSES} distinct numbers"
+            raise doc.fail(at, f"{metric} measures a classifier, but {target!r} in {source} holds {what} "
                                f"(a regression target): use rmse, mae, mape or r2")
         if kind == "classification" and metric in REGRESSION_METRICS:
             raise doc.fail(at, f"{metric} measures a regression, but {target!r} in {source} holds classes: use roc_auc, "
@@ -455,7 +467,8 @@ def _check_task(doc: _Lines, out: dict[str, Any]) -> None:
 
 
 def _target_kind(source: Path, target: str) -> str | None:
-    """``classification`` (text or booleans), ``regression`` (fractional numbers) or None (whole numbers: classes or counts)."""
+    """``classification`` (text or booleans), ``regression`` (fractional numbers), ``many`` (whole numbers with more than
+    ``MANY_CLASSES`` distinct values), ``missing:<file>`` (no such column) or None (cannot tell: a few whole numbers)."""
     import numpy as np
 
     files = [source] if source.is_file() else sorted(
@@ -470,14 +483,14 @@ def _target_kind(source: Path, target: str) -> str | None:
 
             pf = pq.ParquetFile(newest)
             if target not in pf.schema_arrow.names:
-                return None
+                return f"missing:{newest}"
             column = next(pf.iter_batches(batch_size=10_000, columns=[target])).column(0).to_pandas()
         else:
             import pandas as pd
 
             frame = pd.read_csv(newest, nrows=10_000, usecols=lambda c: c == target)
             if target not in frame.columns:
-                return None
+                return f"missing:{newest}"
             column = frame[target]
     except Exception:  # an unreadable file is the pipeline's to report, with its own message
         return None
@@ -488,4 +501,19 @@ def _target_kind(source: Path, target: str) -> str | None:
     values = column.dropna().to_numpy(dtype=float)
     if not len(values):
         return None
-    return None if np.all(values == np.round(values)) else "regression"  # whole numbers: classes or counts
+    if not np.all(values == np.round(values)):
+        return "regression"
+    return "many" if len(np.unique(values)) > MANY_CLASSES else None  # a few whole numbers: classes or counts
+
+
+def _columns(path: Path) -> list[str]:
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        import pandas as pd
+
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except Exception:
+        return []

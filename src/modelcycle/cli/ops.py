@@ -135,6 +135,7 @@ def agent(
     interval: Annotated[float | None, typer.Option("--interval", min=0.1, help="Seconds between checks (default: the spec's).")] = None,
     lease: Annotated[float, typer.Option("--lease", min=1, help="Seconds a cycle stays claimed without a sign of life.")] = 120.0,
     status: Annotated[bool, typer.Option("--status", help="Show the project's recent cycles, and why the agent waits, and exit.")] = False,
+    now: Annotated[bool, typer.Option("--now", help="Run one cycle now, whatever the triggers say (e.g. the first model), and exit.")] = False,
     trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel versions to load (they can run any code).")] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -165,6 +166,18 @@ def agent(
             con.print(f"[dim]{when(__import__('time').time())}[/] {escape(printable(line, markup=False))}")
 
     runner = Agent(project, client=c, lease_seconds=lease, say=say, trust=trust)
+    if now:
+        try:
+            cycle = runner.run_now("modelcycle agent --now")
+        finally:
+            _flush_alerts(None if as_json else con)
+        if as_json:
+            print_json([cycle])
+        else:
+            _cycles_table([cycle], project.name)
+        if cycle.state == "failed":
+            raise typer.Exit(1)
+        return
     if once:
         try:
             done = runner.run_once()

@@ -326,14 +326,17 @@ def _summary(con: Any, client: Any, spec: Any, root: Path, started: float, t0: f
     if chain:
         con.print("[bold]Lineage of the retraining[/] (`modelcycle lineage " + retrain.id[:8] + "`):")
         for link in chain["chain"]:
-            shown = {k: v for k, v in link.items() if k in ("kind", "message", "run_id", "version", "passed", "to_version", "first_answer")}
+            shown = {k: v for k, v in link.items() if k in ("kind", "message", "run_id", "version", "passed", "compared_with",
+                                                             "to_version", "first_answer")}
+            if link["step"] == "later moves":
+                shown = {"to versions": ", ".join(str(e["to_version"]) for e in link["events"])}
             con.print(f"  → {link['step']}: " + ", ".join(f"{k} {str(v)[:90]}" for k, v in shown.items()))
     page = root / "report.html"
     report.to_html(str(page))
     labelled = [w for w in report.windows if w.rows and "roc_auc" in w.metrics and w.labelled >= spec.min_labelled]
     before = [w.metrics["roc_auc"] for w in labelled if w.end <= drift_at]
     after = [w.metrics["roc_auc"] for w in labelled if newest and w.version == newest.version and w.start >= newest.finished_at]
-    during = [w.metrics["roc_auc"] for w in labelled if w.start >= drift_at and retrain and w.end <= retrain.finished_at]
+    during = [w.metrics["roc_auc"] for w in labelled if w.start >= drift_at and w.version == first.version]  # the old model, after
     con.print(f"\nROC AUC before the drift {_mean(before)}, after the change {_mean(during)}, "
               f"served by version {newest.version if newest else '—'} at the end: {_mean(after)}")
     con.print(f"Report with the drift and performance charts: [cyan]{page}[/]")

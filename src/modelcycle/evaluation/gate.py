@@ -207,13 +207,17 @@ def check_policy(policy: Policy, candidate: Evaluation, baseline: Evaluation | N
         metric, delta = policy.improvement["metric"], policy.improvement["min_delta"]
         value = candidate.metrics.get(metric)
         over = policy.improvement["over"]
-        if baseline is None:
-            rules.append(RuleResult(f"improvement {metric} over {over}", True, f"+{delta:g}", value, None,
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            rules.append(RuleResult(f"improvement {metric} over {over}", False, f"{delta:+g}", value,
+                                    baseline.metrics.get(metric) if baseline else None,
+                                    f"{metric} was not computed for a {candidate.task} model"))
+        elif baseline is None:
+            rules.append(RuleResult(f"improvement {metric} over {over}", True, f"{delta:+g}", value, None,
                                     f"no {over} yet: nothing to improve on, the first model passes"))
         else:
             base = baseline.metrics.get(metric)
             if value is None or base is None or math.isnan(value) or math.isnan(base):
-                rules.append(RuleResult(f"improvement {metric} over {over}", False, f"+{delta:g}", value, base,
+                rules.append(RuleResult(f"improvement {metric} over {over}", False, f"{delta:+g}", value, base,
                                         f"{metric} could not be computed for both models"))
             else:
                 gain = value - base if higher_is_better(metric) else base - value

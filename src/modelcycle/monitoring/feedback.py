@@ -48,17 +48,22 @@ def labelled_predictions(model: str, start: Any = None, end: Any = None, *, targ
 
 
 def export_feedback(home: Any, model: str, folder: str | os.PathLike[str], seconds: float, target: str) -> tuple[Path, int]:
-    """Write the labelled predictions of the last ``seconds`` to ``folder/labelled-predictions.parquet`` for a pipeline.
+    """Write the labelled predictions of the last ``seconds`` to ``folder/labelled-predictions.parquet`` for a pipeline:
+    the served model's inputs, ``target`` and ``predicted_at``.
 
     The file is replaced only when its rows changed, so an unchanged export keeps the pipeline's cache (its size and
-    modification time are part of the cache key). Returns the file and its number of rows.
+    modification time are part of the cache key). Until the served model has labelled predictions the file has no
+    rows, and no input columns either (a pipeline checks ``len(...)`` before selecting them). Returns the file and its
+    number of rows.
     """
     import hashlib
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    frame = read_labelled(home, model, time.time() - seconds, None, target)
+    # what a pipeline may train on: the inputs, the target, and when each row was predicted (for a time split); the
+    # answers the served model gave (and its version) are left out, so they cannot leak into the features
+    frame = read_labelled(home, model, time.time() - seconds, None, target).drop(columns=["prediction", "request_id", "row", "version"])
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FEEDBACK_FILE

@@ -174,7 +174,7 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
         files = list_files(home, "predictions", model, start=math.floor(start_s / seconds) * seconds, end=end_s + settle + 1)
     else:
         files = list_files(home, "predictions", model, end=end_s + settle + 1)
-        start_s = min(files[0].written_ns / 1e9 - settle - 1, end_s) if files else end_s
+        start_s = min(min(f.first_ns for f in files) / 1e9 - settle - 1, end_s) if files else end_s  # a merged file: its first row
     first = math.floor(start_s / seconds) * seconds
     starts = [float(first + i * seconds) for i in range(max(0, math.ceil((end_s - first) / seconds)))]
     if len(starts) > 100_000:
