@@ -321,3 +321,102 @@ def test_lineage_finds_a_cycle_whose_id_prefix_is_all_digits(client: Client) -> 
     assert client.store.cycle_claim_new(cycle)
     found = lineage("60769948", client=client)
     assert found["cycle"] == cycle.id and found["state"] == "failed" and found["error"] == "boom"
+
+
+def test_labelled_predictions_from_an_epoch_start_leave_older_rows_out(client: Client) -> None:
+    import time
+
+    import modelcycle as mc
+
+    ids = _log_predictions(client.settings.home, "churn", 30)
+    mc.set_client(client)
+    mc.log_labels(ids, [1] * 30, model="churn")
+    assert len(mc.labelled_predictions("churn", start=time.time() - 3600, target="y")) == 30
+    assert len(mc.labelled_predictions("churn", start=time.time() + 60, target="y")) == 0, "epoch seconds, not nanoseconds"
+    for clash in ("version", "prediction", "predicted_at", "row", "request_id"):
+        with pytest.raises(Exception, match="one of the log's own columns"):
+            mc.labelled_predictions("churn", target=clash)
+
+
+def test_a_resumed_cycle_judges_with_the_specs_policy_not_a_verdict_recorded_elsewhere(tmp_path: Path, client: Client,
+                                                                                      agent_for) -> None:
+    import time
+
+    import modelcycle as mc
+    from modelcycle.entities import Cycle, CycleState
+
+    root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.999'}\n")
+    batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
+    agent = agent_for(root)
+    [first] = agent.run_once()
+    assert first.state == "rejected" and first.version == 1
+    mc.set_client(client)
+    lax = mc.validate_model("models:/churn/1", batch(200, 3), {"thresholds": {"roc_auc": ">= 0.0"}}, target="y")
+    assert lax.passed
+    now = time.time()  # a cycle left in validating by an agent that died (its lease ran out)
+    client.store.cycle_claim_new(Cycle(id="d" * 32, project="churn", trigger="manual", trigger_key="manual:resume",
+                                       state=CycleState.VALIDATING, started_at=now, updated_at=now, lease_until=now - 1,
+                                       owner="dead", model="churn", version=1, run_id=first.run_id))
+    [resumed] = agent.run_once()
+    assert resumed.id == "d" * 32 and resumed.state == "rejected", resumed.why
+    with pytest.raises(KeyError):
+        Registry(client).get_model_version("churn", "champion")
+
+
+def test_an_alert_that_flaps_does_not_skip_the_back_off(tmp_path: Path, client: Client, agent_for) -> None:
+    from modelcycle.monitoring.alerts import raise_alert
+
+    root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.999'}\n")
+    spec = (root / "modelcycle.yaml").read_text().replace("  - on: new_data\n", "")
+    (root / "modelcycle.yaml").write_text(spec + "agent: {retry: {backoff: 1h}}\n")
+    batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
+    agent = agent_for(root)
+    raise_alert(client.store, "churn", "drift", "input drift")
+    [first] = agent.run_once()
+    assert first.state == "rejected"
+    client.store.alert_resolve("churn", "drift", 0.0)
+    raise_alert(client.store, "churn", "drift", "input drift again")  # a new alert id
+    assert agent.run_once() == [], "the cycle before did not fix anything and nothing new arrived"
+    assert "back-off 1h" in agent.waiting
+
+
+def test_a_damaged_log_file_does_not_stop_the_other_triggers(project: Path, client: Client, agent_for) -> None:
+    import os
+    import time
+
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.store.predictions import check_file, model_dir
+
+    agent = agent_for(project)
+    agent.run_once()
+    then = time.time() - 2 * 3600  # in a closed window, which monitoring reads
+    folder = model_dir(Path(client.settings.home), "predictions", "churn") / f"date={time.strftime('%Y-%m-%d', time.gmtime(then))}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"part-{int(then * 1e9)}-junk.parquet").write_bytes(b"PAR1junkPAR1")
+    fifo = folder / f"part-{time.time_ns()}-fifo.parquet"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        check_file(fifo)  # would block forever if opened
+    fifo.unlink()
+    batch(600, 1).to_parquet(project / "data" / "batch-001.parquet")
+    [cycle] = agent.run_once()
+    assert cycle.trigger == "new_data" and cycle.state == "done"
+    assert any("monitoring failed" in line and "not a readable Parquet file" in line for line in agent.lines)
+
+
+@pytest.mark.parametrize(("rows", "labels", "words"), [
+    ([None], [1], "row numbers are a row's position"),
+    (["a"], [1], "row numbers are a row's position"),
+    ([0.5], [1], "row numbers are a row's position"),
+    ([-1], [1], "row numbers are a row's position"),
+    ([0], [float("inf")], "not NaN or infinity"),
+])
+def test_labels_with_rows_or_values_the_readers_cannot_use_are_refused(client: Client, rows, labels, words) -> None:
+    import modelcycle as mc
+    from modelcycle.errors import InvalidInputError
+
+    ids = _log_predictions(client.settings.home, "churn", 1)
+    mc.set_client(client)
+    with pytest.raises(InvalidInputError, match=words):
+        mc.log_labels(ids, labels, model="churn", rows=rows)
+    assert len(mc.labelled_predictions("churn", target="y")) == 0, "nothing was stored"

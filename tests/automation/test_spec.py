@@ -53,7 +53,15 @@ model: {name: churn, target: y, policy: policy.yaml}
     (BASE + "agent: {retry: {min_new_rows: 0}}\n", 5, "at least 1, not 0"),
     (BASE + "agent: {retry: {backoff: 1h, max_backoff: 10m}}\n", 5, "must be at least backoff"),
     (BASE + "agent: {retry: {every: 1h}}\n", 5, "min_new_rows"),
-    (BASE.replace("data: {source: data/}", "data: {source: data/, feedback: soon}"), 3, "how far back"),
+    (BASE.replace("data: {source: data/}", "data: {source: data/, feedback: soon}"), 3, "data.feedback: window 'soon' is not a duration"),
+    (BASE.replace("data: {source: data/}", "data: {source: data/, feedback: 1.0e+300}"), 3, "data.feedback must be at most 3660d"),
+    (BASE + "monitor: {drift: {share: 0}}\n", 5, "must be above 0"),
+    (BASE + "monitor: {min_rows: .inf}\n", 5, "must be a finite number, not inf"),
+    (BASE + "monitor:\n  performance: {metric: roc_auc, min: .nan}\n", 6, "must be a finite number, not nan"),
+    (BASE + "agent: {retry: {backoff: 1.0e+300}}\n", 5, "agent.retry.backoff must be at most 30d"),
+    (BASE + "monitor: {window: 99999999999d}\n", 5, "monitor.window must be at most 366d"),
+    (BASE.replace("data: {source: data/}", "data: {source: predictions}").replace("target: y", "target: version"), 4,
+     "is the name of a column the labelled predictions already have"),
     (BASE.replace("data: {source: data/}", "data: {source: predictions, feedback: false}"), 3, "cannot be off"),
     (BASE + "monitor:\n  performance: {metric: rmse}\n", 6, "max: <the worst acceptable rmse>"),
     (BASE + "monitor:\n  performance: {metric: roc_auc, min: 1.7}\n", 6, "must be between 0 and 1, not 1.7"),
@@ -181,3 +189,12 @@ def test_a_target_missing_from_the_data_is_named_before_anything_runs(tmp_path: 
     with pytest.raises(SpecError) as e:
         load_spec(root)
     assert "line 4:" in str(e.value) and "the target 'y' is not a column of" in str(e.value) and "a, churned" in str(e.value)
+
+
+def test_a_window_in_plain_seconds_is_a_window(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p")
+    (root / "modelcycle.yaml").write_text(BASE + "monitor: {window: 120}\n")
+    spec = load_spec(root)
+    from modelcycle.monitoring import parse_window
+
+    assert spec.window == "120s" and parse_window(spec.window) == 120

@@ -164,7 +164,16 @@ class Agent:
         self._last_schedule_check = now
         self.waiting = None
         if spec.has_trigger("drift") or spec.has_trigger("performance"):
-            firing = self.monitor(now)
+            try:
+                firing = self.monitor(now)
+            except Exception as e:  # a damaged log file must not stop the other triggers: said, and judged from the store
+                problem = f"monitoring failed, so drift and performance are judged on the alerts already stored: {type(e).__name__}: {e}"
+                if problem != getattr(self, "_monitor_problem", None):
+                    self.say(problem)
+                self._monitor_problem = problem
+                firing = self.store.alert_firing(self._served_name())
+            else:
+                self._monitor_problem = None
             hits += self._alert_hits(firing, now)
         return hits
 
@@ -179,10 +188,30 @@ class Agent:
                 tried.append(alert)
             else:
                 hits.append(Hit(alert.rule, f"alert:{alert.id}", {"message": alert.message}, alert_id=alert.id))
-        if hits or not tried:
+        if hits:
+            # an alert that resolved and fired again is new, but what the last retraining lacked is not: a cycle that
+            # ended without fixing production holds the next one back as a retry would be (no back-off skipped by flapping)
+            last = self._last_unhealthy_cycle()
+            if last is not None and last.finished and last.state not in (CycleState.DONE, CycleState.MERGED):
+                gate = self._retry_after(last, hits[0].alert_id and firing[hits[0].kind], now)
+                if gate is None:
+                    return []
+                return [Hit(h.kind, h.key, {**h.detail, "attempt": gate.detail["attempt"], "why": gate.detail["why"],
+                                           "retry_of": last.id}, alert_id=h.alert_id) for h in hits]
+            return hits
+        if not tried:
             return hits
         retry = self._retry(tried, now)
         return [retry] if retry is not None else []
+
+    def _last_unhealthy_cycle(self) -> Cycle | None:
+        """The latest cycle a drift or performance trigger started (a merged one stands for the cycle it was merged into)."""
+        for cycle in self.store.cycle_list(self.spec.name, 20):
+            if cycle.trigger in UNHEALTHY:
+                if cycle.state == CycleState.MERGED and cycle.detail.get("merged_into"):
+                    return self.store.cycle_get(cycle.detail["merged_into"]) or cycle
+                return cycle
+        return None
 
     def _last_attempt(self, alerts: list[Alert]) -> Cycle | None:
         """The latest cycle run for any of ``alerts`` (a merged one stands for the cycle it was merged into)."""
@@ -199,7 +228,10 @@ class Agent:
         last = self._last_attempt(alerts)
         if last is None:
             return None
-        alert = alerts[0]
+        return self._retry_after(last, alerts[0], now)
+
+    def _retry_after(self, last: Cycle, alert: Alert, now: float) -> Hit | None:
+        """A retry of ``last`` for ``alert`` when there is something new to learn from, else None (``self.waiting`` says why)."""
         short = last.id[:8]
         if not last.finished:
             self.waiting = f"cycle {short} ({last.state}) is working on the {alert.rule} alert"
@@ -506,7 +538,9 @@ class Agent:
         from modelcycle.registry.fluent import validate_model
 
         name, version = self.spec.model, cycle.version
-        stored = self.registry.verdicts(name, version)
+        # only the verdict this cycle recorded counts (a verdict of the version made elsewhere, with another policy, does not),
+        # and only while the champion it was compared with still is the champion
+        stored = [v for v in self.registry.verdicts(name, version) if v.id == cycle.verdict_id]
         current = self.store.get_alias(name, self.spec.alias)
         if stored and stored[-1].baseline_alias == self.spec.alias and stored[-1].baseline_version != current:
             stored = []  # judged against a champion that has been replaced since: judge again
@@ -536,6 +570,12 @@ class Agent:
         name, alias, version = self.spec.model, self.spec.alias, cycle.version
         mark = f"cycle {cycle.id}"
         event = next((e for e in self.registry.history(name, alias) if e.reason and mark in e.reason), None)
+        latest = self.registry.verdicts(name, version)
+        if event is None and (not latest or latest[-1].id != cycle.verdict_id):
+            # promote() decides by the version's latest verdict: one recorded elsewhere since (another policy) is not ours
+            self.say(f"cycle {cycle.id[:8]}: another verdict of version {version} was recorded meanwhile; validating again")
+            self._update(cycle, state=CycleState.VALIDATING)
+            return CycleState.VALIDATING
         if event is None:  # not promoted yet (the alias log says so): promote, once
             try:
                 event = self.registry.promote(name, version, alias=alias, reason=f"{mark} ({cycle.trigger})")
@@ -564,8 +604,8 @@ class Agent:
             problem = f"version {version} failed to load after promotion: {e}"
         served, warning = None, None
         if problem is None and self.spec.serve_url:
-            served, problem, reached = self._wait_served(version, self.serve_timeout)
-            if not reached:
+            served, problem, blamed = self._wait_served(version, self.serve_timeout)
+            if not blamed:
                 warning, problem = problem, None
         if problem is not None:
             current = self.registry.get_model_version(name, alias)
@@ -600,7 +640,8 @@ class Agent:
                                     "windows judge the new one"}, self.spec.alert_rules(), self.store)
 
     def _wait_served(self, version: int, timeout: float = 60.0) -> tuple[int | None, str | None, bool]:
-        """(served version, problem, whether the server answered at all)."""
+        """(served version, problem, whether the problem is the version's): a server that failed to load it is; one that
+        does not answer, serves another model or alias, or is slow to swap is not (a warning, not a rollback)."""
         import json
         import urllib.request
 
@@ -617,6 +658,10 @@ class Agent:
                 time.sleep(1)
                 continue
             reached = True
+            expected = f"models:/{self.spec.model}@{self.spec.alias}"
+            if described.get("name") != self.spec.model or described.get("uri") not in (expected, None):
+                return None, (f"the server at serve.url {self.spec.serve_url} serves {described.get('uri') or described.get('name')}, "
+                              f"not {expected}, so it will not swap"), False
             if described.get("version") == version:
                 return version, None, True
             if failures is None:
@@ -626,7 +671,8 @@ class Agent:
             time.sleep(0.5)
         if not reached:
             return None, f"no server answered at serve.url {self.spec.serve_url} for {timeout:.0f} s ({error[:200]})", False
-        return None, f"the server at {self.spec.serve_url} did not swap to version {version} within {timeout:.0f} s", True
+        # slow is not broken: without a failed swap there is no evidence against the version
+        return None, f"the server at {self.spec.serve_url} did not swap to version {version} within {timeout:.0f} s", False
 
 
 def _duration(seconds: float) -> str:

@@ -196,14 +196,32 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
         return value
 
     def number(at: tuple[Any, ...], value: Any, lo: float | None = None, hi: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise doc.fail(at, f"{'.'.join(map(str, at))} must be a number, not {value!r}")
+        import math
+
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise doc.fail(at, f"{'.'.join(map(str, at))} must be a finite number, not {value!r}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             where = ".".join(map(str, at))
             bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else \
                 f"at least {lo:g}" if lo is not None else f"at most {hi:g}"
             raise doc.fail(at, f"{where} must be {bounds}, not {value}")
         return float(value)
+
+    def duration(at: tuple[Any, ...], value: Any, most: float) -> float:
+        import math
+
+        from modelcycle.monitoring import parse_window
+
+        where = ".".join(map(str, at))
+        if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+            raise doc.fail(at, f"{where} must be a duration such as 30s, 10m, 1h or 1d, not {value!r}")
+        try:
+            seconds = float(parse_window(value))
+        except Exception as e:
+            raise doc.fail(at, f"{where}: {e}") from None
+        if seconds > most:
+            raise doc.fail(at, f"{where} must be at most {int(most // 86400)}d, not {value!r}")
+        return seconds
 
     name = text(("name",), d.get("name"), "name") if "name" in d else ""
     if not name:
@@ -238,14 +256,11 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
                 raise doc.fail(("data", "feedback"), "data.source: predictions trains on the labelled predictions: "
                                                      "feedback: cannot be off")
             out.pop("feedback", None)
+        elif isinstance(value, (str, int, float)):
+            out["feedback"] = duration(("data", "feedback"), value, 3660 * 86400.0)
         else:
-            from modelcycle.monitoring import parse_window
-
-            try:
-                out["feedback"] = float(parse_window(value))
-            except Exception as e:
-                raise doc.fail(("data", "feedback"), f"data.feedback is true, false or how far back to read labelled "
-                                                     f"predictions (e.g. 30d): {e}") from None
+            raise doc.fail(("data", "feedback"), "data.feedback is true, false or how far back to read labelled "
+                                                 "predictions (e.g. 30d)")
     if "schema" in data:
         schema = (root / text(("data", "schema"), data["schema"], "data.schema")).resolve()
         if not schema.is_file():
@@ -292,13 +307,8 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
 
     monitor = section("monitor", {"window", "drift", "performance", "alerts", "min_rows"})
     if "window" in monitor:
-        from modelcycle.monitoring import parse_window
-
-        try:
-            parse_window(monitor["window"])
-        except Exception as e:
-            raise doc.fail(("monitor", "window"), str(e)) from None
-        out["window"] = str(monitor["window"])
+        seconds = duration(("monitor", "window"), monitor["window"], 366 * 86400.0)
+        out["window"] = str(monitor["window"]) if isinstance(monitor["window"], str) else f"{int(seconds)}s"
     if "min_rows" in monitor:
         out["min_rows"] = int(number(("monitor", "min_rows"), monitor["min_rows"], 1))
     drift = monitor.get("drift") or {}
@@ -312,6 +322,9 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
         out["drift_method"] = drift["method"]
     if "share" in drift:
         out["drift_share"] = number(("monitor", "drift", "share"), drift["share"], 0.0, 1.0)
+        if out["drift_share"] <= 0:
+            raise doc.fail(("monitor", "drift", "share"), "monitor.drift.share must be above 0 (the share of columns that "
+                                                          "must drift, e.g. 0.3)")
     perf = monitor.get("performance") or {}
     if not isinstance(perf, dict) or set(perf) - {"metric", "min", "max", "min_labelled"}:
         raise doc.fail(("monitor", "performance"), "monitor.performance takes metric:, min: or max:, and min_labelled:")
@@ -387,12 +400,7 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
 
     agent = section("agent", {"interval", "retry"})
     if "interval" in agent:
-        from modelcycle.monitoring import parse_window
-
-        try:
-            out["interval"] = float(parse_window(agent["interval"]))
-        except Exception as e:
-            raise doc.fail(("agent", "interval"), str(e)) from None
+        out["interval"] = duration(("agent", "interval"), agent["interval"], 86400.0)
     if "retry" in agent:
         retry = agent["retry"]
         keys = {"min_new_rows", "backoff", "max_backoff"}
@@ -404,12 +412,7 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
             values["min_new_rows"] = int(number(("agent", "retry", "min_new_rows"), retry["min_new_rows"], 1))
         for key in ("backoff", "max_backoff"):
             if key in retry:
-                from modelcycle.monitoring import parse_window
-
-                try:
-                    values[key] = float(parse_window(retry[key]))
-                except Exception as e:
-                    raise doc.fail(("agent", "retry", key), str(e)) from None
+                values[key] = duration(("agent", "retry", key), retry[key], 30 * 86400.0)
         made = Retry(**values)
         if made.max_backoff < made.backoff:
             raise doc.fail(("agent", "retry", "max_backoff"), f"agent.retry.max_backoff ({made.max_backoff:g} s) must be at "
@@ -423,6 +426,13 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
             raise doc.fail(("agent", "interval") if "interval" in agent else ("monitor", "window"),
                            f"monitoring windows of {out['window']} are judged every {every:g} s, so most would never be "
                            f"looked at: make agent.interval at most the window (e.g. agent: {{interval: {out['window']}}})")
+    if out.get("feedback") is not None and out.get("target"):
+        from modelcycle.store.predictions import LOG_COLUMNS
+
+        if out["target"] in LOG_COLUMNS:
+            raise doc.fail(("model", "target") if "target" in model else ("model",),
+                           f"the target {out['target']!r} is the name of a column the labelled predictions already have "
+                           f"({', '.join(LOG_COLUMNS)}); name the label column otherwise")
     _check_task(doc, out)
     params = d.get("params") or {}
     if not isinstance(params, Mapping):

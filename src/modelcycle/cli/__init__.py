@@ -104,7 +104,10 @@ def demo(
 
     try:
         run_demo(level0=level0)
-    except (ModelcycleError, ModuleNotFoundError, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        fail("The demo was interrupted before the loop closed; run it again to see it whole.")
+        raise typer.Exit(130) from None
+    except (ModelcycleError, ModuleNotFoundError):
         raise
     except Exception as e:  # the loop did not close (DemoFailed), or the demo itself broke: one paragraph, never a traceback
         from modelcycle.demo.loop import DemoFailed

@@ -162,6 +162,8 @@ class _Server:
         self.thread.start()
         deadline = time.time() + 60
         while time.time() < deadline:
+            if not self.thread.is_alive():  # uvicorn gave up (the port was taken, say): no point in waiting
+                raise RuntimeError(f"the demo server could not start on {self.url}")
             try:
                 with urllib.request.urlopen(self.url + "/v2/health/ready", timeout=1) as r:
                     if r.status == 200:

@@ -33,6 +33,7 @@ __all__ = [
     "write_labels",
 ]
 
+LOG_COLUMNS = ("predicted_at", "version", "prediction", "request_id", "row")  # read_labelled's own columns
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
 
 
@@ -55,10 +56,15 @@ def check_file(path: str | os.PathLike[str]) -> None:
     Raises:
         InvalidInputError: the file is not Parquet, or would expand beyond the bounds above.
     """
+    import stat
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    size = os.path.getsize(path)
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+        raise InvalidInputError(f"{path} is not a regular file; move it out of the log folder")
+    size = st.st_size
     try:
         meta = pq.read_metadata(path)
     except (pa.ArrowException, OSError) as e:
@@ -201,10 +207,7 @@ def compact(root: str | os.PathLike[str], kind: str, model: str, start: float, e
 def _read(root: Path, kind: str, model: str, start: Any, end: Any) -> Any:
     import pandas as pd
 
-    start_ts = pd.Timestamp(start, tz="UTC") if start is not None and pd.Timestamp(start).tzinfo is None else (
-        pd.Timestamp(start) if start is not None else None)
-    end_ts = pd.Timestamp(end, tz="UTC") if end is not None and pd.Timestamp(end).tzinfo is None else (
-        pd.Timestamp(end) if end is not None else None)
+    start_ts, end_ts = _timestamp(start), _timestamp(end)
     for attempt in range(3):  # a file merged by a compaction between listing and reading: list again
         try:
             frames = [_read_file(f.path).to_pandas() for f in list_files(root, kind, model)
@@ -227,6 +230,21 @@ def _day(f: LogFile) -> Any:
     import pandas as pd
 
     return pd.Timestamp(f.path.parent.name[5:], tz="UTC")
+
+
+def _timestamp(value: Any) -> Any:
+    """A time given as epoch seconds (a number), a datetime or ISO text, as a UTC timestamp (None stays None)."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return pd.Timestamp(float(value), unit="s", tz="UTC")
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidInputError(f"{value!r} is not a time; give epoch seconds, a datetime or ISO text such as 2026-11-27T10:00") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
 
 
 def read_predictions(root: str | os.PathLike[str], model: str, start: Any = None, end: Any = None) -> Any:
@@ -258,6 +276,14 @@ def write_labels(root: str | os.PathLike[str], model: str | None, request_ids: S
         values = [None if v is None else float(v) for v in values]
     if rows is not None and len(rows) != len(ids):
         raise InvalidInputError(f"{len(ids)} request ids but {len(rows)} row numbers")
+    if rows is not None:
+        bad = [r for r in rows if isinstance(r, bool) or not isinstance(r, int) or r < 0]
+        if bad:
+            raise InvalidInputError(f"row numbers are a row's position in its request (0, 1, …), not {bad[0]!r}; no label was stored")
+    import math
+
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        raise InvalidInputError("labels must be finite numbers or text, not NaN or infinity; no label was stored")
     when = find_predictions(root, model, ids)
     unknown = [i for i in dict.fromkeys(ids) if i not in when]
     if unknown:
@@ -334,6 +360,9 @@ def read_labelled(root: str | os.PathLike[str], model: str, start: Any, end: Any
 
     if not isinstance(target, str) or not target or target.startswith("input."):
         raise InvalidInputError(f"target {target!r} must be a column name such as 'churned'")
+    if target in LOG_COLUMNS:
+        raise InvalidInputError(f"target {target!r} is the name of one of the log's own columns ({', '.join(LOG_COLUMNS)}); "
+                                "give the label another name, such as 'label' or the outcome's name")
     predictions = read_predictions(root, model, start, end)
     if "role" in predictions.columns:
         predictions = predictions[predictions["role"] == "champion"]
