@@ -420,3 +420,38 @@ def test_labels_with_rows_or_values_the_readers_cannot_use_are_refused(client: C
     with pytest.raises(InvalidInputError, match=words):
         mc.log_labels(ids, labels, model="churn", rows=rows)
     assert len(mc.labelled_predictions("churn", target="y")) == 0, "nothing was stored"
+
+
+def test_a_serve_url_that_serves_another_uri_is_a_warning_not_a_rollback(project: Path, client: Client, agent_for) -> None:
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from modelcycle.serving.app import ServeConfig, create_app
+
+    agent_for(project).run_once()  # version 1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(client.settings, "models:/churn/1", config=ServeConfig(poll_seconds=0.2, freeze_gc=False))  # pinned
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        (project / "modelcycle.yaml").write_text((project / "modelcycle.yaml").read_text().replace(
+            "serve: {model: churn@champion}", f"serve: {{model: churn@champion, url: 'http://127.0.0.1:{port}'}}"))
+        watched = agent_for(project, serve_timeout=20)
+        batch(600, 1).to_parquet(project / "data" / "batch-001.parquet")
+        [cycle] = watched.run_once()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert cycle.state == "done" and cycle.version == 2, cycle.why
+    assert "serves models:/churn/1, not models:/churn@champion" in cycle.detail["warning"]
+    assert Registry(client).get_model_version("churn", "champion").version == 2, "the promotion stands"
