@@ -149,6 +149,17 @@ def _log_predictions(home: str, model: str, n: int, version: int = 1):
     return ids
 
 
+def _rejecting_project(tmp_path: Path, agent_yaml: str, data: str | None = None) -> Path:
+    """A project whose gate nothing passes, retrained on drift only, with ``agent_yaml`` as its agent: section."""
+    root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.999'}\n")
+    spec = (root / "modelcycle.yaml").read_text().replace("  - on: new_data\n", "")
+    if data is not None:
+        spec = spec.replace("data: {source: data/}", data)
+    (root / "modelcycle.yaml").write_text(spec + f"agent: {agent_yaml}\n")
+    batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
+    return root
+
+
 def test_an_alert_that_still_fires_is_retried_when_there_is_something_new_and_never_promotes_the_same_model(
         tmp_path: Path, client: Client, agent_for) -> None:
     import time
@@ -156,11 +167,8 @@ def test_an_alert_that_still_fires_is_retried_when_there_is_something_new_and_ne
     import modelcycle as mc
     from modelcycle.monitoring.alerts import raise_alert
 
-    root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.999'}\n")
-    spec = (root / "modelcycle.yaml").read_text().replace("  - on: new_data\n", "")
-    spec = spec.replace("data: {source: data/}", "data: {source: data/, feedback: 1d}")
-    (root / "modelcycle.yaml").write_text(spec + "agent: {retry: {min_new_rows: 50, backoff: 1h, max_backoff: 6h}}\n")
-    batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
+    root = _rejecting_project(tmp_path, "{retry: {min_new_rows: 50, backoff: 1h, max_backoff: 6h}}",
+                              "data: {source: data/, feedback: 1d}")
     agent = agent_for(root)
     alert = raise_alert(client.store, "churn", "drift", "input drift: 100% of the columns drifted")
     [first] = agent.run_once()
@@ -207,10 +215,7 @@ def test_without_feedback_labels_are_not_a_reason_to_retrain(tmp_path: Path, cli
     import modelcycle as mc
     from modelcycle.monitoring.alerts import raise_alert
 
-    root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.999'}\n")
-    spec = (root / "modelcycle.yaml").read_text().replace("  - on: new_data\n", "")
-    (root / "modelcycle.yaml").write_text(spec + "agent: {retry: {min_new_rows: 5, backoff: 1h}}\n")
-    batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
+    root = _rejecting_project(tmp_path, "{retry: {min_new_rows: 5, backoff: 1h}}")
     agent = agent_for(root)
     raise_alert(client.store, "churn", "drift", "input drift: 100% of the columns drifted")
     [first] = agent.run_once()
@@ -366,10 +371,7 @@ def test_a_resumed_cycle_judges_with_the_specs_policy_not_a_verdict_recorded_els
 def test_an_alert_that_flaps_does_not_skip_the_back_off(tmp_path: Path, client: Client, agent_for) -> None:
     from modelcycle.monitoring.alerts import raise_alert
 
-    root = write_project(tmp_path / "p", policy="thresholds: {roc_auc: '>= 0.999'}\n")
-    spec = (root / "modelcycle.yaml").read_text().replace("  - on: new_data\n", "")
-    (root / "modelcycle.yaml").write_text(spec + "agent: {retry: {backoff: 1h}}\n")
-    batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")
+    root = _rejecting_project(tmp_path, "{retry: {backoff: 1h}}")
     agent = agent_for(root)
     raise_alert(client.store, "churn", "drift", "input drift")
     [first] = agent.run_once()
