@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelcycle.data.report import _e, _legend, _num, _page, _table, bars, write
+from modelcycle._html import bars, escape, legend, number, page, table, write
 
 if TYPE_CHECKING:
     from modelcycle.evaluation.gate import Verdict
@@ -37,10 +37,10 @@ def _confusion(ev: Evaluation) -> str:
     labels, matrix = ev.confusion["labels"], ev.confusion["matrix"]
     top = max((v for row in matrix for v in row), default=1) or 1
     rows = "".join(
-        f"<tr><th>{_e(label)}</th>" + "".join(
+        f"<tr><th>{escape(label)}</th>" + "".join(
             f'<td style="background:rgba(76,120,168,{0.1 + 0.8 * v / top:.2f})">{v:,}</td>' for v in row) + "</tr>"
         for label, row in zip(labels, matrix, strict=True))
-    head = "<tr><th>actual \\ predicted</th>" + "".join(f"<th>{_e(label)}</th>" for label in labels) + "</tr>"
+    head = "<tr><th>actual \\ predicted</th>" + "".join(f"<th>{escape(label)}</th>" for label in labels) + "</tr>"
     return f'<div class="card"><h2>Confusion matrix</h2><table>{head}{rows}</table></div>'
 
 
@@ -50,12 +50,12 @@ def evaluation_html(ev: Evaluation, title: str | None = None) -> str:
     if base and names[0] == names[1]:
         names = [f"{names[0]} (candidate)", f"{names[1]} (baseline)"]
     metric_rows = "".join(
-        f"<tr><td>{_e(k)}</td><td>{_num(v)}</td>" + (f"<td>{_num(base.metrics.get(k))}</td>" if base else "") + "</tr>"
+        f"<tr><td>{escape(k)}</td><td>{number(v)}</td>" + (f"<td>{number(base.metrics.get(k))}</td>" if base else "") + "</tr>"
         for k, v in ev.metrics.items())
-    metric_rows += (f"<tr><td>latency (ms per row)</td><td>{_num(ev.latency_ms_per_row)}</td>"
-                    + (f"<td>{_num(base.latency_ms_per_row)}</td>" if base else "") + "</tr>")
+    metric_rows += (f"<tr><td>latency (ms per row)</td><td>{number(ev.latency_ms_per_row)}</td>"
+                    + (f"<td>{number(base.latency_ms_per_row)}</td>" if base else "") + "</tr>")
     body = [f'<p class="muted">{ev.task}, {ev.rows:,} rows' + (", baseline on the same rows" if base else "") + "</p>",
-            _table(["metric", *names], metric_rows), '<div class="grid">', _confusion(ev)]
+            table(["metric", *names], metric_rows), '<div class="grid">', _confusion(ev)]
     if ev.calibration:
         body.append(f'<div class="card"><h2>Calibration</h2>{_calibration_svg(ev.calibration["predicted"], ev.calibration["observed"])}'
                     '<div class="muted">on the dashed line, predicted probabilities match observed frequencies</div></div>')
@@ -67,20 +67,20 @@ def evaluation_html(ev: Evaluation, title: str | None = None) -> str:
         series = {names[0]: [groups[v].get(key, float("nan")) for v in labels]}
         if base and col in base.slices:
             series[names[1]] = [base.slices[col].get(v, {}).get(key, float("nan")) for v in labels]
-        rows = "".join(f"<tr><td>{_e(v)}</td><td>{int(groups[v]['rows']):,}</td><td>{_num(groups[v].get(key))}</td>"
-                       + (f"<td>{_num(base.slices.get(col, {}).get(v, {}).get(key))}</td>" if base else "") + "</tr>" for v in labels)
+        rows = "".join(f"<tr><td>{escape(v)}</td><td>{int(groups[v]['rows']):,}</td><td>{number(groups[v].get(key))}</td>"
+                       + (f"<td>{number(base.slices.get(col, {}).get(v, {}).get(key))}</td>" if base else "") + "</tr>" for v in labels)
         short = ["candidate", "baseline"][: len(names)]
-        body.append(f'<div class="card"><h2>{_e(key)} by {_e(col)}</h2>{bars(labels, series)}{_legend(list(series))}'
-                    f'{_table([col, "rows", *short], rows)}</div>')
+        body.append(f'<div class="card"><h2>{escape(key)} by {escape(col)}</h2>{bars(labels, series)}{legend(list(series))}'
+                    f'{table([col, "rows", *short], rows)}</div>')
     body.append("</div>")
-    return _page(title or f"Evaluation of {ev.model or 'the model'}", "".join(body))
+    return page(title or f"Evaluation of {ev.model or 'the model'}", "".join(body))
 
 
 def verdict_html(verdict: Verdict, evaluation: Evaluation | None = None) -> str:
     rows = "".join(
-        f'<tr><td>{_e(r.rule)}</td><td class="{"ok" if r.passed else "bad"}">{"pass" if r.passed else "FAIL"}</td>'
-        f"<td>{_e(r.expected)}</td><td>{_e(r.detail)}</td></tr>" for r in verdict.rules)
+        f'<tr><td>{escape(r.rule)}</td><td class="{"ok" if r.passed else "bad"}">{"pass" if r.passed else "FAIL"}</td>'
+        f"<td>{escape(r.expected)}</td><td>{escape(r.detail)}</td></tr>" for r in verdict.rules)
     state = '<p class="ok">PASSED</p>' if verdict.passed else '<p class="bad">FAILED</p>'
     extra = evaluation_html(evaluation).split("<body>", 1)[1].rsplit("</body>", 1)[0] if evaluation else ""
-    return _page(f"Verdict for {verdict.model_name}/{verdict.model_version}",
-                 state + _table(["rule", "result", "expected", "evidence"], rows) + extra)
+    return page(f"Verdict for {verdict.model_name}/{verdict.model_version}",
+                 state + table(["rule", "result", "expected", "evidence"], rows) + extra)

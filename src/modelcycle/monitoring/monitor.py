@@ -101,7 +101,7 @@ class MonitorReport:
 
     def to_html(self, path: str | None = None) -> str:
         """A page with drift, prediction drift, performance and traffic over time, and the alerts."""
-        from modelcycle.data.report import write
+        from modelcycle._html import write
         from modelcycle.monitoring.report import monitor_html
 
         return write(monitor_html(self), path)

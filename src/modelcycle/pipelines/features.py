@@ -38,7 +38,7 @@ class FeatureSelection:
 
     def plot(self) -> str:
         """Horizontal bars of the scores as inline SVG, selected features in colour."""
-        from html import escape
+        from modelcycle._html import COLORS, escape
 
         ranked = sorted(self.scores.items(), key=lambda kv: -kv[1])[:40]
         top = max((v for _, v in ranked), default=1.0) or 1.0
@@ -47,7 +47,7 @@ class FeatureSelection:
         chosen = set(self.selected)
         for i, (name, score) in enumerate(ranked):
             w = max(1.0, (width - label - 70) * max(score, 0.0) / top)
-            color = "#4c78a8" if name in chosen else "#c7c7c7"
+            color = COLORS[0] if name in chosen else "#c7c7c7"
             y = 5 + i * row
             title = f"<title>{escape(name)}: {score:.4g}</title>"
             parts.append(f'<text x="{label - 6}" y="{y + 12}" font-size="11" text-anchor="end">{escape(name[:28])}</text>'
@@ -57,12 +57,12 @@ class FeatureSelection:
         return "".join(parts)
 
     def to_html(self, path: Any = None) -> str:
-        from modelcycle.data.report import _page, write
+        from modelcycle._html import escape, page, write
 
-        body = (f'<p class="muted">{self.method}, {self.task}: {len(self.selected)} of {len(self.scores)} features kept'
+        body = (f'<p class="muted">{escape(self.method)}, {escape(self.task)}: {len(self.selected)} of {len(self.scores)} features kept'
                 f'{f" (k={self.k})" if self.k else ""}{f" (threshold {self.threshold:g})" if self.threshold is not None else ""}</p>'
                 f"{self.plot()}")
-        return write(_page("Feature selection", body), path)
+        return write(page("Feature selection", body), path)
 
 
 def _task(y: Any, task: str) -> str:
