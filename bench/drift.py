@@ -24,6 +24,12 @@ the RSS after data generation (after ``gc`` and ``malloc_trim``); ``over baselin
 RSS during the report (the peak is reset via ``/proc/self/clear_refs`` before it) minus baseline.
 A third worker per size times modelcycle's ``profile(ref)``, ``infer_schema(ref)``,
 ``validate(cur, schema)`` and ``compare`` of two stored profiles (through ``to_bytes``).
+Calibration (``--calibration-seeds``, 200 by default; ``--calibration-only``): false alarms of
+modelcycle's ``compare`` (defaults) when a small current sample (50, 300, 1,000 rows) and the
+reference come from one distribution (``datagen``'s reference frames of other seeds), against
+references of 1,000 to 1,000,000 rows: per column, the share of seeds that called it drifted.
+References of up to 10,000 rows are drawn anew for every seed; larger ones once, because their
+sampling noise is small next to the current sample's. Runs in this process.
 Last, a worker profiles a 10M-row Parquet file (reference frames of ``datagen`` written in
 1M-row row groups to ``bench/.cache/``, once) and reports its time and peak RSS (``--no-large``
 skips it; ``--quick`` too).
@@ -354,7 +360,57 @@ def misses(samples: list[dict], truth_cols: set[str], key: str = "verdicts") -> 
     return ", ".join(parts) or "exact"
 
 
-def targets(res: dict) -> list[tuple[str, str, str]]:
+CAL_SIZES, CAL_REFERENCES = (50, 300, 1000), (1_000, 10_000, 100_000, 1_000_000)
+CAL_TARGET = 0.06
+
+
+def calibration(seeds: int, console) -> dict:
+    """False alarms per column over ``seeds`` same-distribution samples, for every (reference, current) size."""
+    from rich.progress import Progress
+
+    from modelcycle.data import compare, profile
+
+    datagen = _datagen()
+    out: dict = {}
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("calibration", total=len(CAL_REFERENCES) * len(CAL_SIZES) * seeds)
+        for ref_rows in CAL_REFERENCES:
+            fixed = profile(datagen.make(ref_rows, 10**6)[0]) if ref_rows > 10_000 else None
+            for size in CAL_SIZES:
+                alarms: Counter = Counter()
+                started = time.perf_counter()
+                for seed in range(seeds):
+                    reference = fixed if fixed is not None else profile(datagen.make(ref_rows, 2 * seed + 1)[0])
+                    current = datagen.make(size, 2 * seed + 2)[0]
+                    alarms.update(compare(reference, current).drifted_columns)
+                    bar.advance(task)
+                columns = list(datagen.make(10, 0)[0].columns)
+                out[f"{ref_rows}/{size}"] = {"reference": ref_rows, "current": size, "seeds": seeds,
+                                             "rates": {c: alarms[c] / seeds for c in columns},
+                                             "ms_per_compare": (time.perf_counter() - started) / seeds * 1000}
+    return out
+
+
+def render_calibration(cal: dict, console) -> None:
+    from rich.table import Table
+
+    if not cal:
+        return
+    first = next(iter(cal.values()))
+    table = Table(title=f"false alarms per column, same distribution, {first['seeds']} seeds (compare defaults)",
+                  title_justify="left")
+    for col in ("reference rows", "current rows", "worst column", "worst rate", "mean rate", "columns > 6%", "ms/compare"):
+        table.add_column(col, justify="right" if col != "worst column" else "left")
+    for row in cal.values():
+        rates = row["rates"]
+        worst = max(rates, key=rates.__getitem__)
+        over = sum(r > CAL_TARGET for r in rates.values())
+        table.add_row(f"{row['reference']:,}", f"{row['current']:,}", worst, f"{rates[worst]:.1%}",
+                      f"{statistics.mean(rates.values()):.2%}", str(over), f"{row['ms_per_compare']:.0f}")
+    console.print(table)
+
+
+def targets(res: dict, cal: dict | None = None) -> list[tuple[str, str, str]]:
     def check(ok: bool | None) -> str:
         return "n/a" if ok is None else "PASS" if ok else "FAIL"
 
@@ -381,6 +437,10 @@ def targets(res: dict) -> list[tuple[str, str, str]]:
     large = res.get("large")
     out.append((f"profile a {LARGE_ROWS // 1_000_000}M-row Parquet file: peak memory < 2 GB",
                 f"{large['peak_mb']:,.0f} MB ({large['seconds']:.1f} s)" if large else "—", check(large["peak_mb"] < 2048 if large else None)))
+    if cal:
+        worst = max((rate, column, key) for key, row in cal.items() for column, rate in row["rates"].items())
+        out.append(("false alarms ≤ 6% per column, 50/300/1,000 rows vs 1k–1M references", f"{worst[0]:.1%} ({worst[1]}, {worst[2]})",
+                    check(worst[0] <= CAL_TARGET)))
     return out
 
 
@@ -435,6 +495,8 @@ def main() -> int:
     p.add_argument("--no-evidently", action="store_true", help="run modelcycle only")
     p.add_argument("--evidently-python", help=f"interpreter with evidently installed (default {EV_VENV.name}/bin/python, created if missing)")
     p.add_argument("--no-large", action="store_true", help=f"skip profiling the {LARGE_ROWS // 1_000_000}M-row Parquet file")
+    p.add_argument("--calibration-seeds", type=int, default=200, help="seeds per calibration cell (default 200; 0 skips it)")
+    p.add_argument("--calibration-only", action="store_true", help="run only the small-sample calibration")
     p.add_argument("--json", type=Path, help="write the raw numbers here")
     args = p.parse_args()
     if args.worker:
@@ -449,7 +511,7 @@ def main() -> int:
     from rich.console import Console
 
     console = Console(width=None if sys.stdout.isatty() else 160)
-    ev_python, ev_version = evidently_python(args, console)
+    ev_python, ev_version = (None, None) if args.calibration_only else evidently_python(args, console)
     tools = {"modelcycle": sys.executable} | ({"evidently": ev_python} if ev_python else {})
     versions = {"modelcycle": version("modelcycle"), "pandas": version("pandas"), "python": platform.python_version()}
     if ev_version:
@@ -461,8 +523,10 @@ def main() -> int:
                   f"repeats={args.repeats}, seed={args.seed}, datagen={SHARED / 'datagen.py'}")
     errors: list[str] = []
     started = time.time()
-    res = measure(args, tools, console, errors)
-    tgts = targets(res)
+    res = {} if args.calibration_only else measure(args, tools, console, errors)
+    cal = calibration(args.calibration_seeds, console) if args.calibration_seeds > 0 else {}
+    tgts = targets(res, cal)
+    render_calibration(cal, console)
     render(res, tgts, set(datagen.DRIFTED), console)
     end_load = os.getloadavg()
     console.print(f"[dim]took {time.time() - started:.0f} s; load average now {end_load[0]:.2f} / {end_load[1]:.2f} / {end_load[2]:.2f} "
@@ -473,7 +537,7 @@ def main() -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "versions": versions, "cpus": os.cpu_count(), "load": [load, end_load], "repeats": args.repeats, "seed": args.seed,
-            "sizes": args.sizes, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": {str(n): r for n, r in res.items()},
+            "sizes": args.sizes, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": {str(n): r for n, r in res.items()}, "calibration": cal,
             "errors": errors, "targets": [dict(zip(("target", "measured", "result"), t, strict=True)) for t in tgts]}, indent=1))
         console.print(f"raw numbers written to {args.json}")
     return 1 if errors else 0

@@ -57,6 +57,26 @@ def test_compare_reports_drift(files: dict[str, Path]) -> None:
     assert data["drifted_columns"] == ["amount", "country"]
 
 
+def test_compare_names_type_changes_and_missing_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"age": rng.integers(18, 90, 2000), "plan": rng.choice(["a", "b"], 2000),
+                        "income": rng.normal(50, 10, 2000)})
+    cur = ref.head(500).assign(age=["unknown", "40.0", "70.0", "33", "41"] * 100).drop(columns=["income"])
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    args = ["data", "compare", str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv")]
+    out = runner.invoke(app, [*args, "--html", str(tmp_path / "drift.html")])
+    rows = {line.split()[1]: line for line in out.output.splitlines() if line.startswith("│") and len(line.split()) > 2}
+    assert "type changed" in rows["age"] and "integer → text" in rows["age"] and "unseen" not in rows["age"]
+    assert "missing" in rows["income"], "a missing column is a row of the table"
+    page = (tmp_path / "drift.html").read_text()
+    assert "type changed" in page and "<td>income</td>" in page
+    data = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    assert data["type_changes"] == {"age": "integer → text"} and data["missing_columns"] == ["income"]
+    assert data["columns"]["age"]["status"] == "type changed" and data["columns"]["age"]["unseen"] == []
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

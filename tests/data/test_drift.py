@@ -40,14 +40,26 @@ def test_drifted_columns_are_found_and_stable_ones_are_not(n: int) -> None:
     assert report.columns["stable"].missing_reference == 0.0
 
 
-def test_auto_says_which_method_it_picked() -> None:
+def test_auto_names_its_test_and_its_distance() -> None:
     small = compare(make(500, 0, False), make(500, 1, True))
-    assert small.columns["shifted"].method == "ks" and small.columns["shifted"].p_value < 0.05
-    assert small.columns["color"].method == "chi2"
+    shifted = small.columns["shifted"]
+    assert shifted.method == "ks+wasserstein" and shifted.p_value < 0.01 and shifted.alpha == 0.01
+    assert shifted.statistic >= shifted.threshold == 0.1
+    assert small.columns["color"].method == "chi2+js" and small.columns["color"].p_value < 0.01
     large = compare(make(20_000, 0, False), make(20_000, 1, True))
-    assert large.columns["shifted"].method == "wasserstein"
+    assert large.columns["shifted"].method == "ks+wasserstein"
     assert large.columns["shifted"].statistic == pytest.approx(0.5, abs=0.05)
-    assert large.columns["color"].method == "js"
+    assert large.columns["color"].method == "chi2+js"
+
+
+def test_a_tiny_difference_in_a_large_sample_is_significant_but_not_drift() -> None:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 200_000)})
+    cur = pd.DataFrame({"x": rng.normal(0.03, 1, 200_000)})
+    column = compare(ref, cur).columns["x"]
+    assert column.p_value < 1e-6, "the test sees the difference"
+    assert column.statistic < 0.1 and not column.drifted, "the distance says it is too small to matter"
+    assert compare(ref, cur, method="ks").columns["x"].drifted, "the test alone can be chosen"
 
 
 def test_profiles_alone_give_the_same_verdicts() -> None:
@@ -71,8 +83,13 @@ def test_identical_data_has_no_drift_and_thresholds_can_be_set() -> None:
     ref = make(5000, 0, False)
     report = compare(ref, ref)
     assert report.drifted_columns == [] and not report.dataset_drift
-    strict = compare(make(5000, 0, False), make(5000, 2, False), thresholds={"wasserstein": 1e-9, "js": 1e-9})
+    strict = compare(make(5000, 0, False), make(5000, 2, False), method={"stable": "wasserstein"},
+                     thresholds={"wasserstein": 1e-9})
     assert "stable" in strict.drifted_columns, "a threshold of ~0 flags sampling noise"
+    loose = compare(make(300, 0, False), make(300, 1, True), thresholds={"alpha": 1e-12})
+    assert "shifted" not in loose.drifted_columns, "alpha sets the tests' level"
+    with pytest.raises(InvalidInputError, match="threshold 'js' must be a finite number"):
+        compare(make(100, 0, False), make(100, 1, False), thresholds={"js": float("nan")})
 
 
 def test_columns_missing_or_new_are_listed_and_reports_serialise() -> None:
@@ -82,6 +99,27 @@ def test_columns_missing_or_new_are_listed_and_reports_serialise() -> None:
     assert report.missing_columns == ("plan",) and report.new_columns == ("extra",)
     data = json.loads(report.to_json())
     assert set(data["columns"]) == {"stable", "shifted", "color"} and data["missing_columns"] == ["plan"]
+    frame = report.to_frame()
+    assert frame["column"].tolist() == ["stable", "shifted", "color", "plan"]
+    assert frame.set_index("column").loc["plan", "status"] == "missing"
+    assert frame.set_index("column").loc["color", "method"] == "chi2+js"
+    page = report.to_html()
+    assert "<td>plan</td>" in page and "missing" in page
+
+
+def test_a_type_change_is_reported_as_such_not_as_drift_of_values() -> None:
+    ref = pd.DataFrame({"age": np.arange(1000) % 60 + 20, "x": np.linspace(0, 1, 1000)})
+    cur = ref.assign(age=["unknown", "40.0", "70.0", "33", "41"] * 200)
+    report = compare(ref, cur)
+    age = report.columns["age"]
+    assert age.type_change == "integer → text" and age.status == "type changed" and age.drifted
+    assert age.unseen == () and age.method == "type", "values of another type are not 'unseen categories'"
+    assert report.type_changes == {"age": "integer → text"}
+    data = json.loads(report.to_json())
+    assert data["type_changes"] == {"age": "integer → text"} and data["columns"]["age"]["status"] == "type changed"
+    assert data["columns"]["age"]["statistic"] is None, "JSON without NaN"
+    assert "type changed" in report.to_html()
+    assert not report.columns["x"].drifted
 
 
 def test_bad_requests_are_named() -> None:
@@ -92,3 +130,13 @@ def test_bad_requests_are_named() -> None:
         compare(ref, pd.DataFrame({"other": [1, 2]}))
     with pytest.raises(InvalidInputError, match="does not apply to categorical"):
         compare(make(5000, 0, False), make(5000, 1, False), method={"color": "wasserstein"})
+
+
+def test_numbers_with_few_values_are_compared_as_categories() -> None:
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"flag": rng.integers(0, 2, 2000), "visits": rng.poisson(2, 2000), "x": rng.normal(0, 1, 2000)})
+    cur = pd.DataFrame({"flag": rng.integers(0, 2, 300), "visits": rng.poisson(2, 300), "x": rng.normal(0, 1, 300)})
+    report = compare(ref, cur)
+    assert report.columns["flag"].method == "chi2+js" and report.columns["visits"].method == "chi2+js"
+    assert report.columns["x"].method == "ks+wasserstein"
+    assert report.columns["flag"].kind == "integer", "the type is still the column's"

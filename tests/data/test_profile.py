@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelcycle.data import Profile, profile
-from modelcycle.data.profile import EXACT_LIMIT
+from modelcycle.data.profile import EXACT_LIMIT_TEXT
 from modelcycle.errors import InvalidInputError
 
 
@@ -85,7 +85,7 @@ def test_merge_all_and_round_trips() -> None:
 
 
 def test_many_distinct_text_values_switch_to_a_sketch_that_still_finds_the_frequent_ones() -> None:
-    values = [f"v{i}" for i in range(EXACT_LIMIT * 3)] + ["hot"] * 5000
+    values = [f"v{i}" for i in range(EXACT_LIMIT_TEXT * 3)] + ["hot"] * 5000
     a = profile(pd.DataFrame({"s": values[: len(values) // 2]}))
     b = profile(pd.DataFrame({"s": values[len(values) // 2:]}))
     merged = a.merge(b)

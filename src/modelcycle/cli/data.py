@@ -142,16 +142,24 @@ def compare_cmd(
         from rich.table import Table
 
         table = Table(title=f"{printable(current.name)} against {printable(reference.name)}", header_style="bold")
-        for col in ("column", "type", "method", "value", "threshold", "drift", "notes"):
-            table.add_column(col, justify="right" if col in ("value", "threshold") else "left")
+        for col in ("column", "type", "method", "value", "threshold", "p-value", "drift", "notes"):
+            table.add_column(col, justify="right" if col in ("value", "threshold", "p-value") else "left")
         for c in report.columns.values():
             notes = []
+            if c.type_change:
+                notes.append(f"type changed: {c.type_change}")
             if c.unseen:
                 notes.append(f"unseen: {', '.join(map(str, c.unseen[:3]))} ({c.unseen_share:.1%})")
             if abs(c.missing_current - c.missing_reference) >= 0.01:
                 notes.append(f"missing {c.missing_reference:.1%} → {c.missing_current:.1%}")
-            table.add_row(printable(c.column), printable(c.kind), printable(c.method), number(c.statistic, 4), number(c.threshold, 4),
-                          "[red]drifted[/]" if c.drifted else "[green]ok[/]", printable("; ".join(notes)))
+            if c.note and not c.type_change and "hash" in c.note:
+                notes.append("compared over hashed values")
+            status = "[red]type changed[/]" if c.type_change else "[red]drifted[/]" if c.drifted else "[green]ok[/]"
+            value, threshold = ("", "") if c.type_change else (number(c.statistic, 4), number(c.threshold, 4))
+            table.add_row(printable(c.column), printable(c.kind), printable(c.method), value, threshold,
+                          number(c.p_value, 3) if c.p_value is not None else "", status, printable("; ".join(notes)))
+        for name in report.missing_columns:
+            table.add_row(printable(name), "", "", "", "", "", "[red]missing[/]", "in the reference, not in the current data")
         con = console()
         con.print(table)
         con.print(f"{len(report.drifted_columns)} of {len(report.columns)} columns drifted ({report.drift_share:.0%}); "

@@ -1,11 +1,24 @@
 """Drift and train/serving skew between a reference and a current dataset, read from profiles.
 
-``compare`` accepts data or profiles. On profiles (or large data) it measures distances that
-sketches give reliably: Wasserstein distance normalised by the reference's spread for numbers,
-Jensen–Shannon distance for categories. On small raw data (``auto`` with at most
-``EXACT_ROWS`` rows) it runs exact tests: Kolmogorov–Smirnov and chi-square. Every column's
-result names the method, its value and its threshold; unseen categories and changes in the
-missing rate are reported on their own.
+``compare`` accepts data or profiles, and works on profiles in every case, so its verdicts do
+not depend on whether raw data was at hand. With ``auto`` a column has drifted when a
+statistical test finds a difference (p below 0.01) **and** a distance says the difference is
+large enough to matter:
+
+- numbers: the Kolmogorov–Smirnov test over both quantile sketches (exact up to 1,000 values a
+  side), and the Wasserstein distance over the reference's standard deviation (0.1);
+- categories, booleans and numbers with at most ``LOW_CARDINALITY`` distinct values:
+  chi-square over the value counts, rare values pooled so every cell expects at least five, and
+  the Jensen–Shannon distance (0.1). Text columns with more than ``EXACT_LIMIT_TEXT`` distinct
+  values on a side are compared over counts per hash bucket of their values, which merge
+  exactly; the method then says ``hashed``.
+
+The test keeps small samples honest (false alarms at the test's level, whatever the sizes: a
+monitored column is judged every window, so the level is 1%, not 5%); the distance keeps large
+samples from flagging differences too small to matter. Any single method
+can be chosen instead. A column whose type changed is reported as such, and counts as drifted;
+unseen categories (values the reference never had) and changes in the missing rate are reported
+on their own.
 """
 
 from __future__ import annotations
@@ -19,25 +32,33 @@ from typing import Any
 import numpy as np
 
 from modelcycle.data import stats
-from modelcycle.data.profile import NUMERIC_BASES, ColumnProfile, Profile, profile
+from modelcycle.data.profile import EXACT_LIMIT_TEXT, HASH_BUCKETS, NUMERIC_BASES, ColumnProfile, Profile, profile
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["DEFAULT_THRESHOLDS", "EXACT_ROWS", "METHODS", "ColumnDrift", "DriftReport", "compare"]
+__all__ = ["ALPHA", "DEFAULT_THRESHOLDS", "LOW_CARDINALITY", "METHODS", "ColumnDrift", "DriftReport", "compare"]
 
-EXACT_ROWS = 1000  # auto: exact tests at or below this many rows on both sides
 METHODS = ("auto", "ks", "chi2", "psi", "wasserstein", "js", "linf")
 # method -> threshold; for ks and chi2 it is the p-value below which a column has drifted
-# (ks_statistic: on profiles KS is judged by its statistic, since sketches blur p-values at scale)
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    "ks": 0.05, "chi2": 0.05, "psi": 0.1, "wasserstein": 0.1, "js": 0.1, "linf": 0.1, "ks_statistic": 0.1,
+    "ks": 0.05, "chi2": 0.05, "psi": 0.1, "wasserstein": 0.1, "js": 0.1, "linf": 0.1, "alpha": 0.01,
 }
+ALPHA = DEFAULT_THRESHOLDS["alpha"]  # auto: the tests' p-value below which a difference is found
+LOW_CARDINALITY = 20  # auto: numbers with at most this many distinct reference values are compared as categories
+UNSEEN_LISTED = 100  # unseen values listed in JSON (all are in ColumnDrift.unseen; the count is given)
+MIN_EXPECTED = 5.0  # chi-square: rare values are pooled until every cell expects this many
 _LEVELS = (np.arange(200) + 0.5) / 200  # quantile levels for the Wasserstein estimate
 _BINS = 10  # reference deciles for binned numeric statistics
+_FAMILY = {"numeric": "number", "integer": "number", "boolean": "boolean", "datetime": "datetime", "string": "text"}
 
 
 @dataclass(frozen=True)
 class ColumnDrift:
     """One column's verdict and its evidence.
+
+    ``statistic`` and ``threshold`` are the distance and its threshold (for ``ks`` and ``chi2``
+    alone: the test statistic, and the p-value threshold). ``p_value`` and ``alpha`` are the
+    test's, when one ran. ``type_change`` says how the type changed ("integer → text");
+    such a column counts as drifted.
 
     Example:
         >>> ColumnDrift("age", "numeric", "wasserstein", 0.3, 0.1, True).drifted
@@ -56,11 +77,25 @@ class ColumnDrift:
     missing_reference: float = 0.0
     missing_current: float = 0.0
     note: str | None = None
+    alpha: float | None = None
+    type_change: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``type changed``, ``drifted`` or ``ok``."""
+        return "type changed" if self.type_change else "drifted" if self.drifted else "ok"
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 @dataclass
 class DriftReport:
     """Per-column drift and the dataset-level verdict (drifted when at least ``share`` of columns drifted).
+
+    Columns the current data lacks are listed in ``missing_columns`` (and in the table and the
+    page), not counted in the share.
 
     Example:
         >>> import pandas as pd
@@ -89,6 +124,11 @@ class DriftReport:
         return [name for name, c in self.columns.items() if c.drifted]
 
     @property
+    def type_changes(self) -> dict[str, str]:
+        """Columns whose type changed, and how."""
+        return {name: c.type_change for name, c in self.columns.items() if c.type_change}
+
+    @property
     def drift_share(self) -> float:
         return len(self.drifted_columns) / len(self.columns) if self.columns else 0.0
 
@@ -97,6 +137,14 @@ class DriftReport:
         return bool(self.columns) and self.drift_share >= self.share
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything in plain JSON types (numbers that are not finite become null)."""
+
+        def column(c: ColumnDrift) -> dict[str, Any]:
+            out = {**asdict(c), "status": c.status, "unseen": [str(u) for u in c.unseen[:UNSEEN_LISTED]],
+                   "unseen_count": len(c.unseen)}
+            out.update(statistic=_finite(c.statistic), threshold=_finite(c.threshold), p_value=_finite(c.p_value))
+            return out
+
         return {
             "dataset_drift": self.dataset_drift,
             "drift_share": self.drift_share,
@@ -106,11 +154,34 @@ class DriftReport:
             "current_rows": self.current_rows,
             "missing_columns": list(self.missing_columns),
             "new_columns": list(self.new_columns),
-            "columns": {name: {**asdict(c), "unseen": [str(u) for u in c.unseen]} for name, c in self.columns.items()},
+            "type_changes": self.type_changes,
+            "columns": {name: column(c) for name, c in self.columns.items()},
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def to_frame(self) -> Any:
+        """One row per column, missing columns included, as a pandas DataFrame.
+
+        Example:
+            >>> import pandas as pd
+            >>> compare(pd.DataFrame({"x": range(100)}), pd.DataFrame({"x": range(100)})).to_frame()[["column", "status"]]
+              column status
+            0      x     ok
+        """
+        import pandas as pd
+
+        rows = [{"column": c.column, "type": c.kind, "status": c.status, "method": c.method,
+                 "statistic": _finite(c.statistic), "threshold": _finite(c.threshold), "p_value": _finite(c.p_value),
+                 "alpha": c.alpha, "drifted": c.drifted, "unseen": ", ".join(map(str, c.unseen)),
+                 "unseen_share": c.unseen_share, "missing_reference": c.missing_reference,
+                 "missing_current": c.missing_current, "note": c.note} for c in self.columns.values()]
+        rows += [{"column": name, "status": "missing", "drifted": False,
+                  "note": "in the reference, not in the current data"} for name in self.missing_columns]
+        columns = ["column", "type", "status", "method", "statistic", "threshold", "p_value", "alpha", "drifted",
+                   "unseen", "unseen_share", "missing_reference", "missing_current", "note"]
+        return pd.DataFrame(rows, columns=columns)
 
 
 def _missing_rate(col: ColumnProfile) -> float:
@@ -118,48 +189,157 @@ def _missing_rate(col: ColumnProfile) -> float:
     return col.missing / total if total else 0.0
 
 
-def _numeric(ref: ColumnProfile, cur: ColumnProfile, method: str) -> tuple[float, float | None, str | None]:
-    if cur.count - cur.infinite == 0 or ref.count - ref.infinite == 0:
-        return math.nan, None, "no finite values on one side"
+def _finite_count(col: ColumnProfile) -> int:
+    return col.count - col.infinite
+
+
+def _distance(ref: ColumnProfile, cur: ColumnProfile, method: str) -> float:
+    """A sketch distance between two numeric columns."""
     if method == "wasserstein":
         scale = ref.std
         if not scale > 0:
             scale = max(abs(ref.mean), 1.0)
-        value = stats.wasserstein_from_quantiles(ref.quantiles(_LEVELS), cur.quantiles(_LEVELS), scale)
-        return value, None, None
+        return stats.wasserstein_from_quantiles(ref.quantiles(_LEVELS), cur.quantiles(_LEVELS), scale)
     edges = sorted(set(ref.quantiles((np.arange(1, _BINS) / _BINS).tolist())))
-    ref_cdf, cur_cdf = np.array([0.0, *ref.cdf(edges)[: len(edges)], 1.0]), np.array([0.0, *cur.cdf(edges)[: len(edges)], 1.0])
-    ref_bins, cur_bins = np.clip(np.diff(ref_cdf), 0, None), np.clip(np.diff(cur_cdf), 0, None)
-    if method == "ks":  # from the sketches: the largest CDF gap over the reference's quantiles
-        points = sorted(set(ref.quantiles(_LEVELS)) | set(cur.quantiles(_LEVELS)))
-        gap = float(np.max(np.abs(np.array(ref.cdf(points)) - np.array(cur.cdf(points)))))
-        return gap, None, "KS statistic from sketches, judged against ks_statistic"
+    ref_bins, cur_bins = ref.histogram(edges), cur.histogram(edges)
     fn = {"psi": stats.psi, "js": stats.js_distance, "linf": stats.linf_distance}.get(method)
     if fn is None:
         raise InvalidInputError(f"method {method!r} does not apply to numeric columns; use wasserstein, psi, js, ks or linf")
-    return fn(ref_bins, cur_bins), None, None
+    return fn(ref_bins, cur_bins)
 
 
-def _category_counts(col: ColumnProfile) -> dict[Any, float]:
-    if col.exact is not None:
-        return {k: float(v) for k, v in col.exact.items()}
-    return {k: float(v) for k, v in col.frequent_values(top=1 << 12)}
+def _ks(ref: ColumnProfile, cur: ColumnProfile) -> tuple[float, float]:
+    """Two-sample Kolmogorov–Smirnov from the quantile sketches: the largest gap between the two
+    distribution functions at every value either sketch keeps (exact while a side has at most
+    1,000 values), and its p-value with the effective size n·m/(n+m), as scipy's asymptotic method."""
+    from scipy.stats import kstwo
+
+    points = sorted({float(v) for col in (ref, cur) for v, _ in col._kll})
+    gap = 0.0
+    for inclusive in (True, False):  # above and below each point, so ties count as they should
+        a = np.asarray(ref.cdf(points, inclusive), dtype=float)
+        b = np.asarray(cur.cdf(points, inclusive), dtype=float)
+        gap = max(gap, float(np.max(np.abs(a - b))))
+    n, m = _finite_count(ref), _finite_count(cur)
+    effective = max(1, round(n * m / (n + m)))
+    return gap, float(min(1.0, kstwo.sf(gap, effective)))
 
 
-def _categorical(ref: ColumnProfile, cur: ColumnProfile, method: str) -> tuple[float, float | None, tuple[Any, ...], float]:
-    r, c = _category_counts(ref), _category_counts(cur)
-    if not r or not c:
-        return math.nan, None, (), 0.0
-    keys, ref_counts, cur_counts = stats.align_counts(r, c)
-    unseen = tuple(k for k in keys if k not in r)
-    unseen_share = float(sum(c[k] for k in unseen) / sum(c.values())) if unseen else 0.0
-    if method == "chi2":
-        statistic, p = stats.chi_square(ref_counts, cur_counts)
-        return statistic, p, unseen, unseen_share
-    fn = {"js": stats.js_distance, "psi": stats.psi, "linf": stats.linf_distance}.get(method)
-    if fn is None:
+def _category_counts(ref: ColumnProfile, cur: ColumnProfile) -> tuple[list[Any], np.ndarray, np.ndarray, str | None]:
+    """Both sides' counts over the same cells: values (exact), hash buckets, or frequent values."""
+    if ref.exact is not None and cur.exact is not None:
+        keys, r, c = stats.align_counts(ref.exact, cur.exact)
+        return keys, r, c, None
+    if ref.hashed is not None and cur.hashed is not None:
+        note = (f"over {HASH_BUCKETS} hash buckets of the values: a side has more than "
+                f"{EXACT_LIMIT_TEXT:,} distinct values")
+        return list(range(HASH_BUCKETS)), np.asarray(ref.hashed, float), np.asarray(cur.hashed, float), note
+    r = dict(ref.frequent_values(top=1 << 12))
+    c = dict(cur.frequent_values(top=1 << 12))
+    keys, rc, cc = stats.align_counts(r, c)
+    return keys, rc, cc, "over the most frequent values (a profile without hash counts)"
+
+
+def _pooled_chi_square(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """Chi-square over the cells, the rare ones pooled so each expects at least MIN_EXPECTED values
+    in the smaller sample (the approximation the test relies on)."""
+    keep = (ref + cur) > 0
+    ref, cur = ref[keep], cur[keep]
+    n_ref, n_cur = ref.sum(), cur.sum()
+    if not n_ref or not n_cur:
+        return math.nan, math.nan
+    expected = min(n_ref, n_cur) * (ref + cur) / (n_ref + n_cur)
+    big = expected >= MIN_EXPECTED
+    r, c = list(ref[big]), list(cur[big])
+    if not big.all():
+        rest_r, rest_c = float(ref[~big].sum()), float(cur[~big].sum())
+        if not r or expected[~big].sum() >= MIN_EXPECTED:
+            r.append(rest_r)
+            c.append(rest_c)
+        else:  # too few even together: they join the smallest cell
+            at = int(np.argmin(expected[big]))
+            r[at] += rest_r
+            c[at] += rest_c
+    if len(r) < 2:
+        return 0.0, 1.0
+    return stats.chi_square(r, c)
+
+
+def _unseen(ref: ColumnProfile, cur: ColumnProfile) -> tuple[tuple[Any, ...], float, str | None]:
+    """Values of the current data the reference never had; only said when the reference's values are all known."""
+    if ref.exact is None:
+        return (), 0.0, f"unseen values are not checked: the reference has more than {ref.exact_limit:,} distinct values"
+    counts = cur.exact.items() if cur.exact is not None else cur.frequent_values(top=1 << 12)
+    known = ref.exact if cur.base == ref.base else {str(k) for k in ref.exact}
+    found = sorted(((k, n) for k, n in counts if (k if cur.base == ref.base else str(k)) not in known),
+                   key=lambda kv: (-kv[1], str(kv[0])))
+    share = sum(n for _, n in found) / cur.count if cur.count else 0.0
+    return tuple(k for k, _ in found), float(share), None
+
+
+def _type_change(ref: ColumnProfile, cur: ColumnProfile) -> str | None:
+    if not ref.count or not cur.count or _FAMILY[ref.base] == _FAMILY[cur.base]:
+        return None
+    def name(col: ColumnProfile) -> str:
+        return "text" if col.base == "string" else col.kind
+
+    return f"{name(ref)} → {name(cur)}"
+
+
+def _column(name: str, ref: ColumnProfile, cur: ColumnProfile, method: str, chosen: Mapping[str, float]) -> ColumnDrift:
+    common = {"column": name, "kind": ref.kind, "missing_reference": _missing_rate(ref),
+              "missing_current": _missing_rate(cur)}
+    changed = _type_change(ref, cur)
+    if changed:
+        return ColumnDrift(**common, method="type", statistic=math.nan, threshold=math.nan, drifted=True,
+                           type_change=changed,
+                           note=f"the type changed ({changed}): values of the new type are not compared; "
+                                "`modelcycle data validate` lists the offending rows")
+    numeric = ref.base in NUMERIC_BASES and ref.base != "boolean"
+    discrete = ref.exact is not None and cur.exact is not None and len(ref.exact) <= LOW_CARDINALITY
+    if numeric and (method in ("wasserstein", "ks") or (method == "auto" and not discrete)
+                    or (method in ("psi", "js", "linf") and not discrete)):
+        if not _finite_count(cur) or not _finite_count(ref):
+            return ColumnDrift(**common, method=method, statistic=math.nan, threshold=math.nan, drifted=False,
+                               note="no finite values on one side")
+        if method == "ks":
+            statistic, p = _ks(ref, cur)
+            return ColumnDrift(**common, method="ks", statistic=statistic, threshold=chosen["ks"], drifted=p < chosen["ks"],
+                               p_value=p, alpha=chosen["ks"])
+        if method == "auto":
+            statistic, p = _ks(ref, cur)
+            distance = _distance(ref, cur, "wasserstein")
+            threshold, alpha = chosen["wasserstein"], chosen["alpha"]
+            return ColumnDrift(**common, method="ks+wasserstein", statistic=distance, threshold=threshold,
+                               drifted=p < alpha and distance >= threshold, p_value=p, alpha=alpha)
+        distance = _distance(ref, cur, method)
+        return ColumnDrift(**common, method=method, statistic=distance, threshold=chosen[method],
+                           drifted=distance >= chosen[method])
+    if method == "wasserstein":
         raise InvalidInputError(f"method {method!r} does not apply to categorical columns; use js, chi2, psi or linf")
-    return fn(ref_counts, cur_counts), None, unseen, unseen_share
+    _, r, c, how = _category_counts(ref, cur)
+    unseen, unseen_share, unseen_note = _unseen(ref, cur)
+    note = "; ".join(n for n in (how, unseen_note) if n) or None
+    tag = " (hashed)" if how and "hash" in how else ""
+    if not r.sum() or not c.sum():
+        return ColumnDrift(**common, method=method, statistic=math.nan, threshold=math.nan, drifted=False,
+                           unseen=unseen, unseen_share=unseen_share, note="no values on one side")
+    if method == "chi2":
+        statistic, p = _pooled_chi_square(r, c)
+        return ColumnDrift(**common, method="chi2" + tag, statistic=statistic, threshold=chosen["chi2"],
+                           drifted=p < chosen["chi2"], p_value=p, alpha=chosen["chi2"], unseen=unseen,
+                           unseen_share=unseen_share, note=note)
+    if method == "auto":
+        statistic, p = _pooled_chi_square(r, c)
+        distance = stats.js_distance(r, c)
+        threshold, alpha = chosen["js"], chosen["alpha"]
+        return ColumnDrift(**common, method="chi2+js" + tag, statistic=distance, threshold=threshold,
+                           drifted=p < alpha and distance >= threshold, p_value=p, alpha=alpha, unseen=unseen,
+                           unseen_share=unseen_share, note=note)
+    fn = {"js": stats.js_distance, "psi": stats.psi, "linf": stats.linf_distance}[method]
+    distance = fn(r, c)
+    return ColumnDrift(**common, method=method + tag, statistic=distance, threshold=chosen[method],
+                       drifted=distance >= chosen[method], unseen=unseen, unseen_share=unseen_share, note=note)
 
 
 def compare(
@@ -174,9 +354,10 @@ def compare(
     Args:
         reference: the data a model was trained on (DataFrame, Arrow table, file path or Profile).
         current: the data to check, in the same forms.
-        method: one method for every column, or ``{column: method}``; ``auto`` picks exact tests
-            for at most ``EXACT_ROWS`` raw rows and sketch distances otherwise.
-        thresholds: per-method thresholds overriding ``DEFAULT_THRESHOLDS``.
+        method: one method for every column, or ``{column: method}``; ``auto`` (the default) asks a
+            test and a distance, as the module's description says.
+        thresholds: per-method thresholds overriding ``DEFAULT_THRESHOLDS``; ``alpha`` sets the
+            p-value ``auto`` tests against (0.01).
         share: the dataset has drifted when at least this share of columns has.
 
     Raises:
@@ -184,19 +365,19 @@ def compare(
     """
     chosen = dict(DEFAULT_THRESHOLDS)
     chosen.update(thresholds or {})
+    for key, value in chosen.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            raise InvalidInputError(f"threshold {key!r} must be a finite number ≥ 0, not {value!r}")
     methods = method if isinstance(method, Mapping) else {}
     default_method = method if isinstance(method, str) else "auto"
     for m in [default_method, *methods.values()]:
         if m not in METHODS:
             raise InvalidInputError(f"unknown drift method {m!r}; choose one of {', '.join(METHODS)}")
-    raw_ref = None if isinstance(reference, Profile) else _frame_if_small(reference)
-    raw_cur = None if isinstance(current, Profile) else _frame_if_small(current)
-    ref_p = reference if isinstance(reference, Profile) else profile(raw_ref if raw_ref is not None else reference)
-    cur_p = current if isinstance(current, Profile) else profile(raw_cur if raw_cur is not None else current)
+    ref_p = reference if isinstance(reference, Profile) else profile(reference)
+    cur_p = current if isinstance(current, Profile) else profile(current)
     common = [c for c in ref_p.columns if c in cur_p.columns]
     if not common:
         raise InvalidInputError("reference and current have no column in common")
-    exact = raw_ref is not None and raw_cur is not None
     report = DriftReport(
         share=share, reference_rows=ref_p.rows, current_rows=cur_p.rows,
         missing_columns=tuple(c for c in ref_p.columns if c not in cur_p.columns),
@@ -204,37 +385,6 @@ def compare(
         reference=ref_p, current=cur_p,
     )
     for name in common:
-        ref, cur = ref_p.columns[name], cur_p.columns[name]
-        m = methods.get(name, default_method)
-        numeric = ref.base in NUMERIC_BASES and cur.base in NUMERIC_BASES and ref.kind not in ("boolean",)
-        if m == "auto":
-            m = ("ks" if numeric else "chi2") if exact else ("wasserstein" if numeric else "js")
-        threshold = chosen[m]
-        p_value, unseen, unseen_share, note = None, (), 0.0, None
-        if numeric and m == "ks" and exact:
-            statistic, p_value = stats.ks_two_sample(raw_ref[name], raw_cur[name])  # type: ignore[index]
-            drifted = p_value < threshold
-        elif numeric:
-            statistic, _, note = _numeric(ref, cur, m)
-            if m == "ks":
-                threshold = chosen["ks_statistic"]
-            drifted = statistic >= threshold
-        else:
-            statistic, p_value, unseen, unseen_share = _categorical(ref, cur, m)
-            drifted = (p_value < threshold) if p_value is not None else statistic >= threshold
-        report.columns[name] = ColumnDrift(
-            column=name, kind=ref.kind, method=m, statistic=float(statistic), threshold=threshold,
-            drifted=bool(drifted) if statistic == statistic else False, p_value=p_value, unseen=unseen,
-            unseen_share=unseen_share, missing_reference=_missing_rate(ref), missing_current=_missing_rate(cur),
-            note=note,
-        )
+        report.columns[name] = _column(name, ref_p.columns[name], cur_p.columns[name],
+                                       methods.get(name, default_method), chosen)
     return report
-
-
-def _frame_if_small(data: Any) -> Any:
-    """The data as a DataFrame when it is small enough for exact tests, else None."""
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame) and len(data) <= EXACT_ROWS:
-        return data
-    return None

@@ -12,7 +12,7 @@ import base64
 import json
 import math
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +20,17 @@ import numpy as np
 
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["EXACT_LIMIT", "MAX_PROFILE_BYTES", "ColumnProfile", "Profile", "iter_batches", "profile", "total_rows"]
+__all__ = [
+    "EXACT_LIMIT", "EXACT_LIMIT_TEXT", "HASH_BUCKETS", "MAX_PROFILE_BYTES", "ColumnProfile", "Profile", "iter_batches",
+    "profile", "total_rows",
+]
 
-EXACT_LIMIT = 1000  # distinct values counted exactly per column
+EXACT_LIMIT = 1000  # distinct numbers counted exactly per column
+# Distinct text values counted exactly per column: drift and unseen-value verdicts are exact up to here.
+EXACT_LIMIT_TEXT = 10_000
+# Text values are also counted per bucket of their hash, a fixed-size table that merges exactly:
+# beyond EXACT_LIMIT_TEXT, drift of a text column is tested on these counts.
+HASH_BUCKETS = 128
 KLL_K = 1000  # KLL accuracy: ~0.3% rank error; smaller k made drift scores too noisy to trust near thresholds
 HLL_LG_K = 12
 # A profile read from bytes expands to at most this much JSON: about 30 KB a column, so some 4,000 columns.
@@ -91,8 +99,9 @@ class ColumnProfile:
     m2: float = 0.0
     min: Any = None
     max: Any = None
-    exact: dict[Any, int] | None = field(default_factory=dict)  # None once over EXACT_LIMIT distinct values
+    exact: dict[Any, int] | None = field(default_factory=dict)  # None once over the exact limit of distinct values
     mixed_types: bool = False
+    hashed: list[int] | None = None  # text columns: counts per hash bucket (None in profiles written before them)
     _kll: Any = None
     _hll: Any = None
     _freq: Any = None
@@ -113,13 +122,18 @@ class ColumnProfile:
         return math.sqrt(self.m2 / (n - 1)) if n > 1 else math.nan
 
     @property
+    def exact_limit(self) -> int:
+        """How many distinct values this column counts exactly (more for text than for numbers)."""
+        return EXACT_LIMIT_TEXT if self.base == "string" else EXACT_LIMIT
+
+    @property
     def distinct(self) -> int:
-        """Exact while the column has at most EXACT_LIMIT distinct values, estimated beyond."""
+        """Exact while the column has at most ``exact_limit`` distinct values, estimated beyond."""
         if self.exact is not None:
             return len(self.exact)
         if self._hll is None:
             return 0
-        return max(EXACT_LIMIT + 1, round(self._hll.get_estimate() * (1 << SAMPLE_BITS)))
+        return max(self.exact_limit + 1, round(self._hll.get_estimate() * (1 << SAMPLE_BITS)))
 
     def quantiles(self, levels: Iterable[float]) -> list[float]:
         """Values at the given ranks (0..1), from the KLL sketch; empty when the column is not numeric."""
@@ -134,6 +148,21 @@ class ColumnProfile:
         if self._kll is None or self._kll.is_empty():
             return [math.nan] * len(points)
         return [float(v) for v in self._kll.get_cdf(points, inclusive)][: len(points)]
+
+    def histogram(self, edges: Sequence[float]) -> list[float]:
+        """The share of values in each bin split at ``edges`` (increasing): below the first edge,
+        from each edge up to the next, from the last edge up. The shares sum to 1; NaN when the
+        column is not numeric.
+
+        Example:
+            >>> import pandas as pd
+            >>> profile(pd.DataFrame({"x": [0, 0, 1, 1]})).columns["x"].histogram([0.5])
+            [0.5, 0.5]
+        """
+        below = self.cdf(edges, inclusive=False)
+        if any(math.isnan(v) for v in below):
+            return [math.nan] * (len(edges) + 1)
+        return np.clip(np.diff([0.0, *below, 1.0]), 0.0, None).tolist()
 
     def frequent_values(self, top: int = 10) -> list[tuple[Any, int]]:
         """The most frequent values with their counts (exact, or estimates from the sketch)."""
@@ -165,7 +194,7 @@ class ColumnProfile:
         exact = self.exact
         for value, n in zip(values, counts, strict=True):
             exact[value] = exact.get(value, 0) + int(n)
-        if len(exact) > EXACT_LIMIT:
+        if len(exact) > self.exact_limit:
             self._overflow()
 
     def _overflow(self) -> None:
@@ -227,13 +256,23 @@ class ColumnProfile:
         counts = values.value_counts(sort=False)
         counts = counts[counts > 0]
         keys = counts.index.to_numpy(dtype=object)
-        self._update_distinct(_hash(keys))
+        hashes = _hash(keys)
+        self._update_distinct(hashes)
+        self._add_hashed(hashes, counts.to_numpy())
         if self.exact is not None:
             self._add_exact(keys.tolist(), counts.to_numpy().tolist())
         else:
             top = counts.nlargest(4 << _FREQ_LG_MAX)
             for value, c in zip(top.index.tolist(), top.to_numpy().tolist(), strict=True):
                 self._freq.update(str(value), int(c))
+
+    def _add_hashed(self, hashes: np.ndarray, counts: np.ndarray) -> None:
+        if self.hashed is None:
+            if self.count > int(np.sum(counts)):
+                return  # values counted by a profile written before hash counts: they cannot be completed
+            self.hashed = [0] * HASH_BUCKETS
+        buckets = np.bincount((hashes % np.uint64(HASH_BUCKETS)).astype(np.int64), weights=counts, minlength=HASH_BUCKETS)
+        self.hashed = (np.asarray(self.hashed, dtype=np.int64) + buckets.astype(np.int64)).tolist()
 
     def _combine_moments(self, n: int, mean: float, m2: float) -> None:
         n0 = self.count - self.infinite - n  # values with moments already folded in
@@ -272,6 +311,12 @@ class ColumnProfile:
         out.min = other.min if out.min is None else (out.min if other.min is None else min(out.min, other.min))
         out.max = other.max if out.max is None else (out.max if other.max is None else max(out.max, other.max))
         out.mixed_types = self.mixed_types or other.mixed_types
+        if self.hashed is not None and other.hashed is not None:
+            out.hashed = (np.asarray(self.hashed, dtype=np.int64) + np.asarray(other.hashed, dtype=np.int64)).tolist()
+        elif not self.count:
+            out.hashed = None if other.hashed is None else list(other.hashed)
+        elif other.count:  # one side was written before hash counts
+            out.hashed = None
         ds = _sketches()
         out._ensure_sketches()
         if other._hll is not None:
@@ -309,7 +354,7 @@ class ColumnProfile:
             "missing": self.missing, "infinite": self.infinite,
             "mean": None if math.isnan(self.mean) else self.mean, "m2": self.m2, "min": self.min, "max": self.max,
             "exact": None if self.exact is None else [[k, v] for k, v in self.exact.items()],
-            "mixed_types": self.mixed_types,
+            "mixed_types": self.mixed_types, "hashed": self.hashed,
             "kll": b64(self._kll), "hll": b64(self._hll, compact=True), "freq": b64(self._freq),
         }
 
@@ -325,7 +370,7 @@ class ColumnProfile:
             infinite=d.get("infinite", 0), mean=math.nan if d["mean"] is None else d["mean"], m2=d["m2"],
             min=d["min"], max=d["max"],
             exact=None if d["exact"] is None else {k: v for k, v in d["exact"]},
-            mixed_types=d.get("mixed_types", False),
+            mixed_types=d.get("mixed_types", False), hashed=_hash_counts(d.get("hashed")),
             _kll=load(ds.kll_doubles_sketch, d.get("kll")),
             _hll=load(ds.hll_sketch, d.get("hll")),
             _freq=load(ds.frequent_strings_sketch, d.get("freq")),
@@ -433,6 +478,14 @@ class Profile:
     def summary(self) -> dict[str, Any]:
         """Per-column statistics for people and reports."""
         return {"rows": self.rows, "columns": {name: c.summary() for name, c in self.columns.items()}}
+
+
+def _hash_counts(value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != HASH_BUCKETS or not all(type(v) is int and v >= 0 for v in value):
+        raise InvalidInputError(f"a profile's hash counts must be {HASH_BUCKETS} non-negative integers")
+    return value
 
 
 def _json_default(obj: Any) -> Any:

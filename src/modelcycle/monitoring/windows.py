@@ -185,10 +185,7 @@ def summarise(frame: Any, reference: Any, predictions_reference: Any, drift_meth
         common = [c for c in reference.columns if c in current.columns]
         if common:
             drift = compare(reference, current, method=drift_method, share=drift_share)
-            columns = {n: {"statistic": _finite(c.statistic), "threshold": c.threshold, "method": c.method, "drifted": c.drifted}
-                       for n, c in drift.columns.items()}
-            if drift_method == "auto" and len(inputs) <= EXACT_ROWS:
-                columns.update(_ks_against_reference(reference, inputs, [n for n in columns if columns[n]["method"] == "wasserstein"]))
+            columns = {n: _column(c) for n, c in drift.columns.items()}
             drifted = [n for n, c in columns.items() if c["drifted"]]
             share = len(drifted) / len(columns)
             summary["drift"] = {"share": share, "dataset_drift": share >= drift_share, "drifted_columns": drifted, "columns": columns}
@@ -199,8 +196,7 @@ def summarise(frame: Any, reference: Any, predictions_reference: Any, drift_meth
         if column in predictions_reference.columns and column in current.columns:
             drift = compare(_subset(predictions_reference, [column]), _subset(current, [column]), method=drift_method)
             c = drift.columns[column]
-            summary["prediction_drift"] = {"column": column, "statistic": _finite(c.statistic), "threshold": c.threshold,
-                                           "method": c.method, "drifted": c.drifted}
+            summary["prediction_drift"] = {"column": column, **_column(c)}
     summary["performance"] = performance(champion, labels)
     stability = _stability(champion, shadow, labels)
     if stability is not None:
@@ -208,35 +204,13 @@ def summarise(frame: Any, reference: Any, predictions_reference: Any, drift_meth
     return summary, window_profile
 
 
-EXACT_ROWS = 1000
-KS_P_VALUE = 0.05
-
-
-def _ks_against_reference(reference: Any, inputs: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """A few hundred rows make sketch distances noisy: test them instead with the one-sample
-    Kolmogorov–Smirnov test against the reference's distribution (its quantile sketch)."""
-    import numpy as np
-    from scipy.stats import kstwo
-
-    out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        values = np.sort(inputs[name].to_numpy(dtype=float, na_value=np.nan))
-        values = values[np.isfinite(values)]
-        n = len(values)
-        if n < 5:
-            continue
-        points, counts = np.unique(values, return_counts=True)  # the sketch's CDF takes strictly increasing points
-        ref = reference.columns[name]
-        at = np.asarray(ref.cdf(points.tolist())[: len(points)], dtype=float)  # the reference's CDF at each point
-        below = np.asarray(ref.cdf(points.tolist(), inclusive=False)[: len(points)], dtype=float)  # and just below it
-        if np.isnan(at).any() or np.isnan(below).any():
-            continue
-        upper = np.cumsum(counts) / n  # the sample's, likewise (ties and whole numbers included)
-        lower = upper - counts / n
-        statistic = float(max(np.abs(upper - at).max(), np.abs(lower - below).max()))
-        p_value = float(kstwo.sf(statistic, n))
-        out[name] = {"statistic": statistic, "threshold": KS_P_VALUE, "method": "ks", "p_value": p_value,
-                     "drifted": p_value < KS_P_VALUE}
+def _column(c: Any) -> dict[str, Any]:
+    """One column's drift as stored in a window's summary."""
+    out = {"statistic": _finite(c.statistic), "threshold": _finite(c.threshold), "method": c.method, "drifted": c.drifted}
+    if c.p_value is not None:
+        out["p_value"] = _finite(c.p_value)
+    if c.type_change:
+        out["type_change"] = c.type_change
     return out
 
 
