@@ -164,6 +164,28 @@ def test_nested_runs_get_the_active_run_as_parent(client: Client) -> None:
     assert client.active_run() is None
 
 
+def test_a_child_run_is_filed_in_its_parents_experiment(default: Client) -> None:
+    with mc.start_run(experiment="auto") as parent:
+        with mc.start_run(name="child") as child, mc.start_run(name="grandchild") as grandchild:
+            pass
+        with mc.start_run(name="elsewhere", experiment="other") as named:
+            pass
+    assert child.experiment == grandchild.experiment == "auto"
+    assert mc.get_run(child.id).experiment == mc.get_run(grandchild.id).experiment == "auto"
+    assert mc.get_run(child.id).parent_id == parent.id and mc.get_run(grandchild.id).parent_id == child.id
+    assert mc.get_run(named.id).experiment == "other" and mc.get_run(named.id).parent_id == parent.id
+    assert set(mc.search_runs(experiment="auto")["name"]) == {"grandchild", "child", parent.name}
+
+
+def test_a_child_of_a_parent_given_by_id_is_filed_in_the_parents_experiment(client: Client) -> None:
+    with client.start_run(experiment="auto") as parent:
+        pass
+    with client.start_run(name="later", parent=parent.id[:8]) as child:
+        pass
+    got = client.get_run(child.id)
+    assert got.experiment == "auto" and got.parent_id == parent.id
+
+
 def test_exception_ends_run_failed_with_traceback(client: Client) -> None:
     with pytest.raises(ZeroDivisionError), client.start_run() as run:
         run.log_metric("before", 1.0)
