@@ -206,7 +206,8 @@ class Client:
             name: run name; a friendly generated one when None.
             params: params to record at once.
             tags: tags to record at once.
-            parent: parent run (id or run) for nested runs; the active run when None.
+            parent: parent run (id or run) for nested runs; the active run when None, unless that run
+                was started by logging outside any run: that one is ended, and this run is top-level.
             activate: False starts the run without making it the active run here
                 (``activated(run)`` makes it active where the work happens, e.g. in another thread).
 
@@ -222,6 +223,8 @@ class Client:
             raise InvalidInputError(f"run name must be a string, not {type(name).__name__}")
         checked_params = {check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()}
         checked_tags = {check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()}
+        if parent is None and activate:
+            self._end_implicit()
         parent_id, parent_experiment = self._parent(parent)
         if not experiment and parent_id is not None and parent_experiment is None:
             parent_experiment = self.store.get_run(parent_id).experiment
@@ -280,16 +283,28 @@ class Client:
         return self._handle(run_id)
 
     def _parent(self, parent: str | ActiveRun | Run | None) -> tuple[str | None, str | None]:
-        """The parent's id (the active run's when ``parent`` is None) and, when known without a read, its experiment."""
+        """The parent's id and, when known without a read, its experiment.
+
+        With no ``parent`` it is the active run, unless that run was started implicitly (by logging
+        outside any run): an explicit run is never the child of an implicit one.
+        """
         if parent is None:
             active = self.active_run()
-            return (active.id, active.experiment) if active is not None else (None, None)
+            if active is None or active._implicit:
+                return None, None
+            return active.id, active.experiment
         if isinstance(parent, ActiveRun | Run):
             return parent.id, parent.experiment
         if isinstance(parent, str):
             live = self._live.get(parent)
             return (live.id, live.experiment) if live is not None else (self.store.resolve_run_id(parent), None)
         raise InvalidInputError(f"parent must be a run or a run id, not {type(parent).__name__}")
+
+    def _end_implicit(self) -> None:
+        """End the run that logging outside any run started here: the user now starts runs of their own."""
+        for run in self._stack.get():
+            if run._implicit and not run._ended:
+                run.end(RunStatus.FINISHED)
 
     def active_run(self) -> ActiveRun | None:
         """The innermost run started in this context (or, from another thread, in this process)."""
@@ -316,7 +331,9 @@ class Client:
                 ModelcycleWarning,
                 stacklevel=4,
             )
-        return self.start_run()
+        run = self.start_run()
+        run._implicit = True
+        return run
 
     def _handle(self, run_id: str | None) -> ActiveRun:
         if run_id is None:
