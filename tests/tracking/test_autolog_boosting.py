@@ -12,7 +12,6 @@ import modelcycle as mc
 from modelcycle.tracking.client import Client
 
 pytestmark = pytest.mark.filterwarnings("error::modelcycle.errors.ModelcycleWarning")  # autolog recorded all
-pytest.importorskip("sklearn")
 
 
 @pytest.fixture
@@ -47,6 +46,7 @@ def _summary(client: Client, run_id: str) -> dict:
 
 
 def test_xgboost_estimators_are_logged_once_with_their_evaluation_history(autologged: Client, data) -> None:
+    pytest.importorskip("sklearn")  # XGBoost's estimators need it
     xgboost = pytest.importorskip("xgboost")
     X, y = data
     mc.autolog()  # with the training data's fingerprint
@@ -63,6 +63,7 @@ def test_xgboost_estimators_are_logged_once_with_their_evaluation_history(autolo
 
 
 def test_lightgbm_estimators_are_logged_once_with_their_evaluation_history(autologged: Client, data) -> None:
+    pytest.importorskip("sklearn")  # LightGBM's estimators need it
     lightgbm = pytest.importorskip("lightgbm")
     X = data[0]
     target = X @ np.array([1.0, 2.0, 0.0])
