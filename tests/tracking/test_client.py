@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import threading
 import warnings
 from pathlib import Path
@@ -25,6 +29,7 @@ from modelcycle.errors import (
     NotFoundError,
     UnsafePathError,
 )
+from modelcycle.settings import Settings
 from modelcycle.tracking.client import Client
 
 
@@ -164,6 +169,28 @@ def test_nested_runs_get_the_active_run_as_parent(client: Client) -> None:
     assert client.active_run() is None
 
 
+def test_a_child_run_is_filed_in_its_parents_experiment(default: Client) -> None:
+    with mc.start_run(experiment="auto") as parent:
+        with mc.start_run(name="child") as child, mc.start_run(name="grandchild") as grandchild:
+            pass
+        with mc.start_run(name="elsewhere", experiment="other") as named:
+            pass
+    assert child.experiment == grandchild.experiment == "auto"
+    assert mc.get_run(child.id).experiment == mc.get_run(grandchild.id).experiment == "auto"
+    assert mc.get_run(child.id).parent_id == parent.id and mc.get_run(grandchild.id).parent_id == child.id
+    assert mc.get_run(named.id).experiment == "other" and mc.get_run(named.id).parent_id == parent.id
+    assert set(mc.search_runs(experiment="auto")["name"]) == {"grandchild", "child", parent.name}
+
+
+def test_a_child_of_a_parent_given_by_id_is_filed_in_the_parents_experiment(client: Client) -> None:
+    with client.start_run(experiment="auto") as parent:
+        pass
+    with client.start_run(name="later", parent=parent.id[:8]) as child:
+        pass
+    got = client.get_run(child.id)
+    assert got.experiment == "auto" and got.parent_id == parent.id
+
+
 def test_exception_ends_run_failed_with_traceback(client: Client) -> None:
     with pytest.raises(ZeroDivisionError), client.start_run() as run:
         run.log_metric("before", 1.0)
@@ -193,6 +220,42 @@ def test_logging_outside_a_run_starts_one_and_says_so_once(default: Client) -> N
     mc.end_run()
     got = mc.get_run(run.id)
     assert got.status is RunStatus.FINISHED and got.metrics == {"a": 2.0} and got.params == {"p": "1"}
+
+
+def test_a_run_started_after_logging_outside_one_is_not_its_child(default: Client) -> None:
+    with pytest.warns(ModelcycleWarning, match="started one"):
+        mc.log_metric("loss", 0.5)
+    implicit = mc.active_run()
+    assert implicit is not None
+    with mc.start_run(experiment="churn", name="mine") as run:
+        mc.log_metric("auc", 0.9)
+        assert mc.active_run() is run
+    assert mc.active_run() is None
+    got = mc.get_run(run.id)
+    assert got.parent_id is None and got.experiment == "churn" and got.metrics == {"auc": 0.9}
+    earlier = mc.get_run(implicit.id)
+    assert earlier.status is RunStatus.FINISHED and earlier.metrics == {"loss": 0.5}
+    assert earlier.experiment == "Default"
+
+
+def test_a_run_started_implicitly_ends_with_the_process_and_keeps_its_metrics(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    code = textwrap.dedent("""
+        import modelcycle as mc
+        for step, loss in enumerate([0.9, 0.5, 0.25]):
+            mc.log_metric("loss", loss, step=step)
+        print(mc.active_run().id)
+    """)
+    env = {**os.environ, "MODELCYCLE_HOME": str(home), "MODELCYCLE_CAPTURE": "0"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    client = Client(Settings.for_home(home, capture=False))
+    try:
+        got = client.get_run(done.stdout.strip())
+        assert got.status is RunStatus.FINISHED and got.metrics == {"loss": 0.25}
+        assert list(client.get_metric_history(got.id, "loss")["value"]) == [0.9, 0.5, 0.25]
+    finally:
+        client.close()
 
 
 def test_logging_to_an_ended_run_is_an_error(client: Client) -> None:

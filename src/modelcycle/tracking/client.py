@@ -201,11 +201,13 @@ class Client:
         """Start a run; use it as a context manager.
 
         Args:
-            experiment: experiment name; the current default (``set_experiment``) when None.
+            experiment: experiment name; when None, the parent's experiment for a nested run, else the
+                current default (``set_experiment``).
             name: run name; a friendly generated one when None.
             params: params to record at once.
             tags: tags to record at once.
-            parent: parent run (id or run) for nested runs; the active run when None.
+            parent: parent run (id or run) for nested runs; the active run when None, unless that run
+                was started by logging outside any run: that one is ended, and this run is top-level.
             activate: False starts the run without making it the active run here
                 (``activated(run)`` makes it active where the work happens, e.g. in another thread).
 
@@ -215,13 +217,19 @@ class Client:
         from modelcycle.store.metadata.base import NewRun
         from modelcycle.tracking.names import run_name
 
-        exp_name = experiment or self._experiment
-        check_key(exp_name, "experiment name")
+        if experiment:
+            check_key(experiment, "experiment name")
         if name is not None and not isinstance(name, str):
             raise InvalidInputError(f"run name must be a string, not {type(name).__name__}")
         checked_params = {check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()}
         checked_tags = {check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()}
-        parent_id = self._parent_id(parent)
+        if parent is None and activate:
+            self._end_implicit()
+        parent_id, parent_experiment = self._parent(parent)
+        if not experiment and parent_id is not None and parent_experiment is None:
+            parent_experiment = self.store.get_run(parent_id).experiment
+        exp_name = experiment or parent_experiment or self._experiment
+        check_key(exp_name, "experiment name")
         exp = self.store.get_or_create_experiment(exp_name)
         now = time.time()
         run_id = uuid.uuid4().hex
@@ -274,15 +282,29 @@ class Client:
         """A handle to log into a run that is still running, started elsewhere (another process)."""
         return self._handle(run_id)
 
-    def _parent_id(self, parent: str | ActiveRun | Run | None) -> str | None:
+    def _parent(self, parent: str | ActiveRun | Run | None) -> tuple[str | None, str | None]:
+        """The parent's id and, when known without a read, its experiment.
+
+        With no ``parent`` it is the active run, unless that run was started implicitly (by logging
+        outside any run): an explicit run is never the child of an implicit one.
+        """
         if parent is None:
             active = self.active_run()
-            return active.id if active is not None else None
+            if active is None or active._implicit:
+                return None, None
+            return active.id, active.experiment
         if isinstance(parent, ActiveRun | Run):
-            return parent.id
+            return parent.id, parent.experiment
         if isinstance(parent, str):
-            return parent if parent in self._live else self.store.resolve_run_id(parent)
+            live = self._live.get(parent)
+            return (live.id, live.experiment) if live is not None else (self.store.resolve_run_id(parent), None)
         raise InvalidInputError(f"parent must be a run or a run id, not {type(parent).__name__}")
+
+    def _end_implicit(self) -> None:
+        """End the run that logging outside any run started here: the user now starts runs of their own."""
+        for run in self._stack.get():
+            if run._implicit and not run._ended:
+                run.end(RunStatus.FINISHED)
 
     def active_run(self) -> ActiveRun | None:
         """The innermost run started in this context (or, from another thread, in this process)."""
@@ -309,7 +331,9 @@ class Client:
                 ModelcycleWarning,
                 stacklevel=4,
             )
-        return self.start_run()
+        run = self.start_run()
+        run._implicit = True
+        return run
 
     def _handle(self, run_id: str | None) -> ActiveRun:
         if run_id is None:

@@ -47,6 +47,7 @@ class ActiveRun:
         self.parent_id = parent_id
         self.status = RunStatus.RUNNING
         self._owned = owned
+        self._implicit = False  # started by logging outside any run
         self._ended = False
         self._params: dict[str, str] = {}
         self._steps: dict[str, int] = {}
