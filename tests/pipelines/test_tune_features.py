@@ -31,6 +31,16 @@ def test_tune_finds_the_optimum_and_records_every_trial(client: Client) -> None:
     assert best.metrics["value"] == pytest.approx(result.best_value) and float(best.params["x"]) == pytest.approx(result.best_params["x"])
 
 
+def test_tune_after_logging_outside_a_run_is_top_level_in_its_experiment(client: Client) -> None:
+    client.log_metric("warm_up", 1.0)  # starts an implicit run
+    implicit = client.active_run()
+    assert implicit is not None and implicit.implicit
+    result = mc.tune(lambda p: p["x"], {"x": mc.uniform(0, 1)}, n_trials=3, seed=0, client=client, experiment="tuned")
+    parent = client.get_run(result.run_id)
+    assert parent.parent_id is None and parent.experiment == "tuned", "the tuning run is not the implicit run's child"
+    assert client.get_run(implicit.id).metrics["warm_up"] == 1.0
+
+
 def test_pruned_and_failed_trials_are_recorded_as_such(client: Client) -> None:
     def objective(params, trial):
         if params["n"] == 1:

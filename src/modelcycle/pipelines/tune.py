@@ -207,8 +207,9 @@ def tune(
     client = client or get_client()
     takes_trial = len(inspect.signature(objective).parameters) >= 2
     study = optuna.create_study(direction=direction, sampler=_sampler(optuna, sampler, seed), pruner=_pruner(optuna, pruner))
-    own_parent = client.active_run() is None
-    parent = client.start_run(experiment=experiment, name="tune") if own_parent else client.active_run()
+    active = client.active_run()
+    own_parent = active is None or active.implicit  # a run that logging outside a run started is not a parent
+    parent = client.start_run(experiment=experiment, name="tune") if own_parent else active
     assert parent is not None
     parent.log_params({"tune.n_trials": n_trials, "tune.direction": direction, "tune.sampler": str(sampler),
                        "tune.pruner": str(pruner), **({"tune.metric": metric} if metric else {})})

@@ -58,6 +58,11 @@ class ActiveRun:
         self._params_q = buffer.params
         self._tags_q = buffer.tags
 
+    @property
+    def implicit(self) -> bool:
+        """Started by logging outside any run: never the parent of a run started explicitly."""
+        return self._implicit
+
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id} name={self.name!r} experiment={self.experiment!r} {self.status.value}>"
 
