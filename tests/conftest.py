@@ -102,6 +102,7 @@ def make_repo(tmp_path: Path):
         git(repo, "config", "user.email", "ds@example.com")
         git(repo, "config", "user.name", "DS")
         for rel, text in files.items():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             (repo / rel).write_text(text)
         git(repo, "add", ".")
         git(repo, "commit", "-qm", "first")

@@ -95,3 +95,77 @@ def test_runs_record_code_version_command_and_environment(repo: Path, monkeypatc
 
 def test_process_info_is_computed_once() -> None:
     assert process_info() is process_info()
+
+
+def _inotify_fds() -> int:
+    import os
+
+    count = 0
+    for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        try:
+            count += "inotify" in os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the listing's own descriptor, closed since
+            pass
+    return count
+
+
+@pytest.fixture(params=["inotify", "stat"])
+def watch_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of noticing a change: kernel notifications, and stat-ing every file where they are missing."""
+    from modelcycle.tracking import capture
+
+    if request.param == "stat":
+        monkeypatch.setattr(capture._Watcher, "create", classmethod(lambda cls: None))
+    elif capture._Watcher.create() is None:
+        pytest.skip("inotify is not available here")
+    return request.param
+
+
+def test_every_change_git_would_report_is_seen(make_repo, watch_mode: str) -> None:
+    repo = make_repo({"train.py": "print('v1')\n", "src/deep/features.py": "A = 1\n", ".gitignore": "outputs/\n*.log\n"})
+    probe = GitProbe(repo)
+    first = probe.state()
+    assert first is not None and not first.dirty and probe.state() is first
+    (repo / "src" / "deep" / "features.py").write_text("A = 2\n")  # same size, in place, deep in the tree
+    edited = probe.state()
+    assert edited is not first and edited.dirty and b"A = 2" in edited.diff
+    (repo / "src" / "new_folder").mkdir()
+    (repo / "src" / "new_folder" / "extra.py").write_text("B = 1\n")
+    assert b"extra.py" in probe.state().diff, "an untracked file in a new folder"
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two")
+    committed = probe.state()
+    assert committed.commit != first.commit and not committed.dirty
+    git(repo, "checkout", "-q", "-b", "experiment")
+    assert probe.state().branch == "experiment"
+    (repo / "train.log").write_text("epoch 1\n")  # ignored by git
+    seen = probe.state()
+    assert not seen.dirty
+    for epoch in range(3):  # writing an ignored file again is not a change: no new git call
+        (repo / "train.log").write_text(f"epoch {epoch}\n")
+        assert probe.state() is seen or watch_mode == "stat"
+
+
+def test_a_commit_in_a_linked_worktree_is_seen(make_repo, tmp_path: Path, watch_mode: str) -> None:
+    repo = make_repo({"train.py": "print('v1')\n"})
+    tree = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(tree))
+    probe = GitProbe(tree)
+    first = probe.state()
+    assert first.branch == "side"
+    (tree / "train.py").write_text("print('v2')\n")
+    git(tree, "commit", "-qam", "on the side")
+    second = probe.state()
+    assert second.commit != first.commit and not second.dirty
+
+
+def test_probes_shared_in_a_process_hold_few_watches(make_repo, tmp_path: Path) -> None:
+    from modelcycle.tracking.capture import _SHARED_PROBES
+
+    repo = make_repo({"train.py": "print('v1')\n"})
+    before = _inotify_fds()
+    for i in range(3 * _SHARED_PROBES):  # as clients with stores in other folders ask for theirs
+        assert GitProbe.shared(repo, exclude=tmp_path / f"home{i}").state() is not None
+    assert _inotify_fds() - before <= _SHARED_PROBES
+    last = GitProbe.shared(repo, exclude=tmp_path / f"home{3 * _SHARED_PROBES - 1}")
+    assert GitProbe.shared(repo, exclude=tmp_path / f"home{3 * _SHARED_PROBES - 1}") is last

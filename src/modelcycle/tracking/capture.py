@@ -2,8 +2,10 @@
 
 What cannot change within a process (interpreter, platform, installed packages, command
 line) is captured once per process. The git state can change between two runs of one
-notebook, so it is read per run, but cheaply: after one real ``git`` call the files it
-depends on are stat-ed, and git runs again only when one of them changed.
+notebook, so it is checked per run, at a cost that does not grow with the repository: on Linux
+the kernel reports (inotify) every change in the folders that hold the working tree's files and
+in git's HEAD, index and current branch, and git runs again only when something changed. Where
+inotify is not available (other systems, or its limits reached), the files are stat-ed instead.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from modelcycle._hashing import hash_json
 
@@ -27,6 +31,7 @@ MAX_UNTRACKED_TOTAL = 10 << 20
 SKIP_DIRS = {".venv", "venv", "env", "__pycache__", "node_modules", ".ipynb_checkpoints", ".mypy_cache",
              ".pytest_cache", ".ruff_cache", ".tox", ".git", ".modelcycle"}
 _GIT_TIMEOUT = 20
+_SHARED_PROBES = 4  # probes kept per process (each holds one inotify instance; a user has 128 by default)
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,77 @@ def _git_root(start: Path) -> Path | None:
     return None
 
 
+class _Watcher:
+    """Kernel notifications (inotify) for the folders a working tree lives in, read without waiting.
+
+    A change counts when it can change what git reports: a known file written, any entry created,
+    deleted or renamed in a watched folder, git's HEAD, index, packed refs or current branch moved.
+    Writes to files git ignores (outputs, caches) in the same folders do not count.
+    """
+
+    def __init__(self, inotify: Any, flags: Any):
+        self._inotify = inotify
+        self._flags = flags
+        self.pid = os.getpid()
+        self._names: dict[int, set[str] | None] = {}  # watch → the names that count there (None: entries of any name)
+        self._git_names: dict[int, set[str]] = {}  # watch of a git folder → the names that count there
+
+    @classmethod
+    def create(cls) -> _Watcher | None:
+        if sys.platform != "linux":
+            return None
+        try:
+            import inotify_simple
+        except ImportError:
+            return None
+        try:
+            return cls(inotify_simple.INotify(), inotify_simple.flags)
+        except OSError:  # no instance left (fs.inotify.max_user_instances)
+            return None
+
+    def close(self) -> None:
+        try:
+            self._inotify.close()
+        except OSError:
+            pass
+
+    def watch(self, folders: dict[str, set[str]], git_folders: dict[str, set[str]]) -> bool:
+        """Watch ``folders`` (path → names of the files git reports there) and the git folders; False when
+        the kernel's watch limit is reached."""
+        f = self._flags
+        mask = (f.MODIFY | f.ATTRIB | f.CLOSE_WRITE | f.MOVED_FROM | f.MOVED_TO | f.CREATE | f.DELETE
+                | f.DELETE_SELF | f.MOVE_SELF)
+        try:
+            for folder, names in folders.items():
+                wd = self._inotify.add_watch(folder, mask)
+                self._names[wd] = names
+            for folder, names in git_folders.items():
+                wd = self._inotify.add_watch(folder, mask)
+                self._git_names.setdefault(wd, set()).update(names)
+        except FileNotFoundError:
+            return True  # a folder went away meanwhile: the next check reads again
+        except OSError:
+            return False
+        return True
+
+    def changed(self) -> bool:
+        """Whether anything that counts happened since the last call (events are consumed)."""
+        f = self._flags
+        entry = f.CREATE | f.DELETE | f.MOVED_FROM | f.MOVED_TO
+        found = False
+        for event in self._inotify.read(timeout=0):
+            if event.mask & (f.Q_OVERFLOW | f.IGNORED | f.DELETE_SELF | f.MOVE_SELF):
+                found = True
+            elif event.wd in self._git_names:
+                found = found or event.name in self._git_names[event.wd]
+            elif event.mask & entry:
+                found = True
+            else:
+                names = self._names.get(event.wd)
+                found = found or names is None or event.name in names
+        return found
+
+
 class GitProbe:
     """Reads the git state of the working tree around ``cwd``; cached while nothing changes.
 
@@ -130,6 +206,9 @@ class GitProbe:
         True
     """
 
+    _shared: ClassVar[OrderedDict[tuple[str, str | None], GitProbe]] = OrderedDict()
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, cwd: str | os.PathLike[str], exclude: str | os.PathLike[str] | None = None):
         self.cwd = Path(cwd).resolve()
         self.root = _git_root(self.cwd)
@@ -137,35 +216,106 @@ class GitProbe:
         self._git = shutil.which("git")
         self._cached: GitState | None = None
         self._snapshot: list[tuple[str, int, int]] | None = None
+        self._watcher: _Watcher | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, cwd: str | os.PathLike[str], exclude: str | os.PathLike[str] | None = None) -> GitProbe:
+        """One probe per working tree and excluded folder in this process: the last few used are kept, the
+        others closed, so ask for it each time rather than keeping it."""
+        key = (os.fspath(cwd), os.fspath(exclude) if exclude else None)
+        with cls._shared_lock:
+            probe = cls._shared.pop(key, None) or cls(cwd, exclude)
+            cls._shared[key] = probe
+            while len(cls._shared) > _SHARED_PROBES:
+                cls._shared.popitem(last=False)[1].close()
+        return probe
+
+    def close(self) -> None:
+        """Stop watching (the next ``state()`` reads git again)."""
+        with self._lock:
+            if self._watcher is not None:
+                self._watcher.close()
+            self._watcher, self._snapshot = None, None
 
     def state(self) -> GitState | None:
         if self.root is None or self._git is None:
             return None
-        if self._snapshot is not None and self._unchanged():
+        with self._lock:
+            watcher = self._watcher
+            if watcher is not None and watcher.pid != os.getpid():  # a forked child: the watch is the parent's
+                self._watcher = watcher = None
+                self._snapshot = None
+            if watcher is not None:
+                if not watcher.changed():
+                    return self._cached
+            elif self._snapshot is not None and self._unchanged():
+                return self._cached
+            if watcher is None:
+                watcher = _Watcher.create()
+            try:
+                self._cached, files = self._read()
+            except (OSError, subprocess.SubprocessError):
+                self._cached, files = None, []
+            if watcher is not None and watcher.watch(*self._folders(files)):
+                self._watcher, self._snapshot = watcher, None
+            else:
+                if watcher is not None:
+                    watcher.close()
+                self._watcher = None
+                self._snapshot = self._stat_all(files)
             return self._cached
-        try:
-            self._cached, files = self._read()
-        except (OSError, subprocess.SubprocessError):
-            self._cached, files = None, []
-        self._snapshot = self._stat_all(files)
-        return self._cached
 
     # --- change detection -------------------------------------------------------------
+    def _git_paths(self) -> tuple[Path, Path]:
+        """git's own folder for this working tree (HEAD, index) and the common one (refs)."""
+        root = self.root
+        assert root is not None
+        try:
+            out = self._run("rev-parse", "--git-dir", "--git-common-dir").decode().split("\n")
+            git_dir, common = (root / out[0].strip()).resolve(), (root / out[1].strip()).resolve()
+        except (OSError, subprocess.SubprocessError, IndexError):
+            git_dir = common = root / ".git"
+        return git_dir, common
+
+    def _folders(self, files: list[str]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """The folders to watch with the names that count in each, and git's folders likewise."""
+        root = self.root
+        assert root is not None
+        folders: dict[str, set[str]] = {str(root): set()}
+        for rel in files:
+            parts = Path(rel).parts
+            for depth in range(len(parts)):  # every folder on the way, so a new sub-folder is seen
+                folder = str(root.joinpath(*parts[:depth]))
+                folders.setdefault(folder, set()).add(parts[depth])
+        git_dir, common = self._git_paths()
+        git = {str(git_dir): {"HEAD", "index"}}
+        git.setdefault(str(common), set()).add("packed-refs")
+        try:
+            ref = (git_dir / "HEAD").read_text().strip()
+            if ref.startswith("ref: "):
+                branch = common / ref[5:]
+                git.setdefault(str(branch.parent), set()).add(branch.name)
+        except OSError:
+            pass
+        return folders, {k: v for k, v in git.items() if Path(k).is_dir()}
+
     def _watch_list(self, files: list[str]) -> list[str]:
         root = self.root
         assert root is not None
-        paths = {str(root), str(root / ".git" / "HEAD"), str(root / ".git" / "index")}
-        head = root / ".git" / "HEAD"
+        git_dir, common = self._git_paths()
+        paths = {str(root), str(git_dir / "HEAD"), str(git_dir / "index"), str(common / "packed-refs")}
         try:
-            ref = head.read_text().strip()
+            ref = (git_dir / "HEAD").read_text().strip()
             if ref.startswith("ref: "):
-                paths.add(str(root / ".git" / ref[5:]))
+                paths.add(str(common / ref[5:]))
         except OSError:
             pass
         for rel in files:
-            p = root / rel
-            paths.add(str(p))
-            paths.add(str(p.parent))  # a new untracked file changes its folder's mtime
+            parts = Path(rel).parts
+            paths.add(str(root / rel))
+            for depth in range(1, len(parts)):  # a new file or sub-folder changes its folder's mtime
+                paths.add(str(root.joinpath(*parts[:depth])))
         return sorted(paths)
 
     @staticmethod
@@ -185,8 +335,8 @@ class GitProbe:
 
     # --- reading ----------------------------------------------------------------------
     def _run(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> bytes:
-        proc = subprocess.run(
-            [self._git, "-C", str(self.root), *args],
+        proc = subprocess.run(  # no optional locks: reading never rewrites the index, so it is not a change
+            [self._git, "--no-optional-locks", "-C", str(self.root), *args],
             capture_output=True,
             timeout=_GIT_TIMEOUT,
             env=env,

@@ -495,9 +495,7 @@ class Client:
         from modelcycle.tracking.capture import GitProbe, process_info
 
         info = process_info()
-        if self._git is None or str(self._git.cwd) != os.path.realpath(info.cwd):
-            self._git = GitProbe(info.cwd, exclude=self.settings.home)
-        git = self._git.state()
+        git = GitProbe.shared(info.cwd, exclude=self.settings.home).state()
         diff = None
         cwd = info.cwd
         if git is not None:
