@@ -78,6 +78,41 @@ def test_search_runs_returns_one_row_per_run(any_client: Client) -> None:
         any_client.search_runs(experiment="chrun")
 
 
+def test_search_gives_every_value_back_exactly(any_client: Client) -> None:
+    values = {"third": 1 / 3, "tiny": 5e-324, "huge": 1.7976931348623157e308, "inf": math.inf, "ninf": -math.inf,
+              "nan": math.nan, "neg": -0.1, "whole": 12345678901234567.0, "pi": math.pi}
+    with any_client.start_run(experiment="exact", params={"text": "naïve \"quoted\" \\ {json}"},
+                              tags={"unicode": "日本語 ✓"}) as run:
+        run.log_metrics(values)
+    other = any_client.start_run(experiment="exact")  # a run with no records at all
+    other.end()
+    found = {r.id: r for r in any_client.search_runs(experiment="exact", output="list")}
+    got = found[run.id].metrics
+    for key, value in values.items():
+        assert (math.isnan(got[key]) if math.isnan(value) else got[key] == value), key
+    assert found[run.id].params == {"text": 'naïve "quoted" \\ {json}'} and found[run.id].tags["unicode"] == "日本語 ✓"
+    assert found[other.id].metrics == {} and found[other.id].params == {}
+    frame = any_client.search_runs(experiment="exact", filter=f"run_id = '{run.id}'")
+    assert frame["metrics.third"].iloc[0] == 1 / 3 and frame["params.text"].iloc[0] == 'naïve "quoted" \\ {json}'
+    with pytest.raises(InvalidInputError, match="output must be 'frame' or 'list'"):
+        any_client.search_runs(output="table")
+
+
+def test_a_search_for_records_does_not_import_pandas(settings: Settings) -> None:
+    import subprocess
+    import sys
+
+    c = Client(settings)
+    with c.start_run(experiment="e") as run:
+        run.log_metric("auc", 0.9)
+    c.close()
+    code = ("import sys, modelcycle as mc; runs = mc.search_runs('e', output='list'); "
+            "print(len(runs), runs[0].metrics['auc'], 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MODELCYCLE_HOME": str(settings.home),
+                         "MODELCYCLE_CAPTURE": "0"}, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["1", "0.9", "False"], out.stderr
+
+
 def test_metric_steps_count_up_and_history_keeps_every_point(any_client: Client) -> None:
     with any_client.start_run() as run:
         for v in (0.9, 0.5, 0.2):

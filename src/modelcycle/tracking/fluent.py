@@ -164,9 +164,11 @@ def search_runs(
     filter: str | None = None,
     order_by: Sequence[str] | str | None = None,
     limit: int | None = 100,
-) -> pd.DataFrame:
-    """Find runs as a DataFrame. See ``Client.search_runs``."""
-    return get_client().search_runs(experiment, filter, order_by, limit)  # type: ignore[return-value]
+    *,
+    output: str = "frame",
+) -> pd.DataFrame | list[Run]:
+    """Find runs as a DataFrame (``output="list"``: as ``Run`` records, without pandas). See ``Client.search_runs``."""
+    return get_client().search_runs(experiment, filter, order_by, limit, output=output)
 
 
 def get_metric_history(run_id: str, key: str) -> pd.DataFrame:

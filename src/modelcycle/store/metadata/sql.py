@@ -499,6 +499,9 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
             self._searches[key] = cached
         sql, args = cached
 
+        if self.dialect == "sqlite":
+            return self._read(lambda conn: _sqlite_search(conn.connection.driver_connection, sql, args))
+
         def read(conn: Connection) -> list[Run]:
             rows = conn.exec_driver_sql(sql, args).all()
             ids = [row.id for row in rows]
@@ -669,6 +672,38 @@ def _run_row(run: NewRun) -> dict[str, Any]:
 _SUMMARY = [s.runs.c[name] for name in (
     "id", "experiment_id", "name", "status", "start_time", "end_time", "heartbeat_at", "parent_id", "reproduces",
 )]
+
+
+# The params and tags of a page of runs as one JSON document keyed by run id, and the page's latest
+# metrics as plain rows (doubles through JSON or printf would not all come back exactly). The ids go in
+# as one JSON array, so the statements' text (and SQLite's prepared statements) never change.
+_SQLITE_RECORDS = """SELECT json_group_object(page.value, json_array(
+ (SELECT json_group_object("key", value) FROM params WHERE run_id = page.value),
+ (SELECT json_group_object("key", value) FROM tags WHERE run_id = page.value)))
+FROM json_each(?1) AS page"""
+_SQLITE_METRICS = """SELECT run_id, "key", value FROM latest_metrics WHERE run_id IN (SELECT value FROM json_each(?1))"""
+
+
+def _sqlite_search(raw: Any, sql: str, args: Any) -> list[Run]:
+    """A search on SQLite through the driver directly: three statements, plain tuples, one JSON parse."""
+    rows = raw.execute(sql, args).fetchall()
+    if not rows:
+        return []
+    ids = (json.dumps([row[0] for row in rows]),)
+    records = json.loads(raw.execute(_SQLITE_RECORDS, ids).fetchone()[0])
+    metrics: dict[str, dict[str, float]] = {row[0]: {} for row in rows}
+    nan = math.nan
+    for run_id, key, value in raw.execute(_SQLITE_METRICS, ids).fetchall():
+        metrics[run_id][key] = nan if value is None else value
+    out = []
+    for row in rows:
+        params, tags = records[row[0]]
+        out.append(Run(
+            id=row[0], experiment_id=row[1], experiment=row[9], name=row[2], status=_STATUS[row[3]],
+            start_time=row[4], end_time=row[5], heartbeat_at=row[6], parent_id=row[7], reproduces=row[8],
+            params=params or {}, tags=tags or {}, metrics=metrics[row[0]], context=_NO_CONTEXT,
+        ))
+    return out
 
 
 def _run_summary(row: Any, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]) -> Run:
