@@ -74,3 +74,31 @@ def test_module_functions_delegate_to_one_client() -> None:
         assert fluent.get_client() is client
     finally:
         mc.set_client(None)
+
+
+def test_the_type_checking_imports_match_the_lazy_exports() -> None:
+    """Editors see the names through the TYPE_CHECKING block: it must name the same things from the same modules."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(mc.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", None) == "TYPE_CHECKING")
+    seen: dict[str, str] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom)
+        for alias in node.names:
+            seen[alias.asname or alias.name] = node.module if node.module != "modelcycle" else f"modelcycle.{alias.name}"
+    imported = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}  # at the top
+    expected = {name: (module if name not in mc._MODULES else f"modelcycle.{name}") for name, module in mc._EXPORTS.items()
+                if name not in imported}
+    assert seen == expected
+
+
+def test_the_version_has_one_source() -> None:
+    from importlib.metadata import version
+    from pathlib import Path
+
+    assert mc.__version__ == version("modelcycle")
+    root = Path(mc.__file__).parent
+    written = [p for p in root.rglob("*.py") if f'"{mc.__version__}"' in p.read_text()]
+    assert written == [], f"the version is written in {written}; it comes from pyproject.toml"

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from modelcycle.errors import ModelcycleError
 
-__version__ = "0.1.0"
-
 # public name -> module that defines it; pinned by tests/test_public_api.py
 _EXPORTS: dict[str, str] = {
     "ModelcycleError": "modelcycle.errors",
@@ -75,6 +73,11 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # from the package's metadata, read when asked
+        from modelcycle._deps import version
+
+        globals()[name] = value = version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'modelcycle' has no attribute {name!r}")

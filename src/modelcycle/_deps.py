@@ -97,3 +97,14 @@ def require(module: str, purpose: str, extra: str | None = None) -> ModuleType:
         fix = install_command(extra) if extra else f"pip install {what}"
         raise MissingDependencyError(f"{purpose} needs {what}, which is not installed: {fix}",
                                      module=e.name or module, extra=extra) from None
+
+
+def version() -> str:
+    """This modelcycle's version, from the installed package's metadata (pyproject.toml is its one source)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("modelcycle")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
+        return "0+unknown"

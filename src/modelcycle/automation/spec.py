@@ -29,7 +29,7 @@ from modelcycle.errors import ConfigurationError
 __all__ = ["PREDICTIONS", "ProjectSpec", "Retry", "SpecError", "Trigger", "load_spec"]
 
 SPEC_FILE = "modelcycle.yaml"
-TRIGGERS = ("new_data", "drift", "performance", "schedule")
+TRIGGERS = ("new_data", "drift", "performance", "schedule")  # schedule last
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
 PREDICTIONS = "predictions"  # data.source: the prediction log joined with its labels, instead of a folder
 CLASSIFICATION_METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
@@ -381,7 +381,7 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
                 raise doc.fail((*at, "schedule"), f"schedule {t['schedule']!r}: {e}") from None
             parsed.append(Trigger("schedule", str(t["schedule"]), line))
         elif isinstance(t, dict) and set(t) == {"on"}:
-            if t["on"] not in ("new_data", "drift", "performance"):
+            if t["on"] not in TRIGGERS[:-1]:  # schedule is written `schedule: "<cron>"`, not `on:`
                 raise doc.fail((*at, "on"), f"unknown trigger on: {t['on']!r}; choose new_data, drift or performance (or schedule: \"cron\")")
             if t["on"] == "new_data" and "data_source" not in out:
                 raise doc.fail((*at, "on"), "on: new_data needs data: {source: folder} to watch (labelled predictions "

@@ -223,6 +223,6 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
 
 
 def _version() -> str:
-    import sys
+    from modelcycle._deps import version
 
-    return sys.modules["modelcycle"].__version__  # the package is imported already; importing it here would cross layers
+    return version()

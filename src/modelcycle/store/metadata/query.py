@@ -50,7 +50,6 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
 }
 PREFIXES = {"metrics": "metric", "metric": "metric", "params": "param", "param": "param", "tags": "tag", "tag": "tag"}
 COMPARE_OPS = {"=", "!=", "<", "<=", ">", ">="}
-STRING_OPS = {"like", "ilike", "not like", "not ilike"}
 
 
 @dataclass(frozen=True)

@@ -199,13 +199,6 @@ class RegistryTables:
         self._write(lambda c: c.execute(s.verdicts.insert().values(
             id=id, name=name, version=version, passed=passed, created_at=created_at, run_id=run_id, data=text)))
 
-    def get_verdict(self, id: str) -> dict[str, Any]:
-        v = s.verdicts
-        row = self._read(lambda c: c.execute(select(v).where(v.c.id == id)).first())
-        if row is None:
-            raise NotFoundError(f"no verdict {id!r}")
-        return _verdict_row(row)
-
     def list_verdicts(self, name: str, version: int | None = None) -> list[StoredVerdict]:
         v = s.verdicts
         cond = v.c.name == name if version is None else and_(v.c.name == name, v.c.version == version)

@@ -41,10 +41,6 @@ T = TypeVar("T")
 _IN_CHUNK = 500
 
 
-def _nan_to_null(value: float) -> float | None:
-    return None if value != value else value
-
-
 def _null_to_nan(value: float | None) -> float:
     return math.nan if value is None else value
 
