@@ -23,6 +23,35 @@ hypothesis_settings.register_profile("modelcycle", deadline=None)
 hypothesis_settings.load_profile("modelcycle")
 
 
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """Every process a test starts (servers, agents, Dask workers of the shared LocalCluster) ends with the
+    test, however the test ends: the cluster is closed, then what is left is terminated, then killed."""
+    import sys
+
+    import psutil
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    executors = sys.modules.get("modelcycle.pipelines.executors")
+    if executors is not None:
+        executors._close_shared()
+    left = [p for p in me.children(recursive=True) if p.pid not in before]
+    for p in left:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(left, timeout=15)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=15)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Everything in one temporary folder; reproducibility capture off unless a test wants it."""
