@@ -31,76 +31,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelcycle.entities import Cycle
 
-__all__ = ["PIPELINE", "DemoFailed", "customers", "main", "write_project"]
+__all__ = ["DemoFailed", "customers", "main", "write_project"]
 
 WINDOW = 8  # seconds per monitoring window: a day's hours compressed into a demo
-PIPELINE = '''"""Churn training: the newest labelled customers (files, then production feedback), split by time, train."""
-
-import os
-
-import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
-
-import modelcycle as mc
-
-FEATURES = ["tenure_months", "monthly_charges", "support_calls", "data_gb"]
-
-
-@mc.step
-def load_recent(data: str, feedback: str | None = None, rows: int = 2400) -> pd.DataFrame:
-    """The newest ``rows`` labelled customers, oldest first: the files in ``data``, then the labelled
-    predictions the agent hands over (``feedback``). Customers change, so old data ages out."""
-    files = sorted(f for f in os.listdir(data) if f.endswith(".parquet"))
-    frames = [pd.read_parquet(os.path.join(data, f)) for f in files]
-    if feedback:
-        served = pd.read_parquet(feedback)
-        if len(served):
-            frames.append(served[FEATURES + ["churned", "predicted_at"]])
-    return pd.concat(frames, ignore_index=True).tail(rows).reset_index(drop=True)
-
-
-@mc.step
-def split(df: pd.DataFrame) -> dict:
-    """The newest 30% is the test set: data no earlier model was trained on, so the gate's comparison is fair."""
-    cut = int(len(df) * 0.7)
-    return {"train": df.iloc[:cut], "test": df.iloc[cut:]}
-
-
-@mc.step
-def train(train: pd.DataFrame):
-    model = HistGradientBoostingClassifier(max_iter=80, learning_rate=0.1, random_state=0)
-    return model.fit(train[FEATURES], train["churned"])
-
-
-@mc.pipeline
-def training(data: str = "data", feedback: str | None = None):
-    parts = split(load_recent(data, feedback))
-    return {"model": train(parts["train"]), "train": parts["train"][FEATURES + ["churned"]], "test": parts["test"]}
-'''
-
-SPEC = f"""\
-name: churn-demo
-pipeline: pipeline.py:training
-data: {{source: data/, feedback: 1h}}
-model: {{name: churn-demo, target: churned, policy: policy.yaml}}
-serve: {{model: churn-demo@champion}}
-monitor:
-  window: {WINDOW}s
-  min_rows: 400
-  drift: {{method: auto, share: 0.5}}
-  performance: {{metric: roc_auc, min: 0.75, min_labelled: 60}}
-  alerts: {{file: alerts.jsonl}}
-triggers:
-  - on: drift
-  - on: performance
-agent: {{interval: 2s, retry: {{min_new_rows: 400, backoff: 20s, max_backoff: 1m}}}}
-"""
-
-POLICY = """\
-thresholds: {roc_auc: ">= 0.75"}
-improvement: {metric: roc_auc, over: champion, min_delta: 0.0}
-latency_ms_per_row: "<= 10"
-"""
 
 
 def customers(n: int, seed: int, drifted: bool = False) -> Any:
@@ -126,9 +59,10 @@ def customers(n: int, seed: int, drifted: bool = False) -> Any:
 def write_project(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "data").mkdir(exist_ok=True)
-    (folder / "pipeline.py").write_text(PIPELINE)
-    (folder / "modelcycle.yaml").write_text(SPEC)
-    (folder / "policy.yaml").write_text(POLICY)
+    from modelcycle._templates import render
+
+    for rel, text in render("demo", {"__WINDOW__": str(WINDOW)}).items():
+        (folder / rel).write_text(text, encoding="utf-8")
     return folder
 
 
