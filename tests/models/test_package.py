@@ -184,15 +184,24 @@ def test_manifest_is_plain_json_with_every_hash(tmp_path: Path) -> None:
 
 
 def test_pytorch_weights_through_safetensors(tmp_path: Path) -> None:
-    """Runs where PyTorch is installed; CI skips it (the only torch wheel here needs ~3 GB of CUDA libraries)."""
+    """A module of the user's (outside torch) round-trips through safetensors; skipped where PyTorch is not installed
+    (CI installs the CPU build, `.ci/run`)."""
     torch = pytest.importorskip("torch")
     from tests.models.torch_net import TinyNet
 
+    torch.manual_seed(0)
     net = TinyNet(n_in=2)
     X = pd.DataFrame({"a": [0.1, 0.5, 0.9], "b": [1.0, 0.0, 0.5]})
-    manifest = save_model(net, tmp_path / "net", input_example=X, init_kwargs={"n_in": 2})
+    manifest = save_model(net, tmp_path / "net", reference_data=X, init_kwargs={"n_in": 2})
     assert manifest.flavour == "pytorch" and "weights.safetensors" in manifest.files
-    loaded = load_package(tmp_path / "net")
+    assert not any(name.endswith((".pkl", ".pt", ".pth")) for name in manifest.files)
+    assert [c.name for c in manifest.signature.inputs] == ["a", "b"] and manifest.has_prediction_profile
+    assert net.training, "saving leaves the module in the mode it was in"
+    with pytest.raises(UnsafeModelError, match="trusted_types"):
+        load_package(tmp_path / "net")  # importing the class's module runs its code: only when named
+    loaded = load_package(tmp_path / "net", trusted_types=["tests.models.torch_net.TinyNet"])
     with torch.no_grad():
         expected = net(torch.tensor(X.to_numpy(), dtype=torch.float32)).numpy()
     np.testing.assert_allclose(loaded.predict(X), expected, rtol=1e-6)
+    with pytest.raises(SignatureError, match="missing columns: b"):
+        loaded.predict(X[["a"]])

@@ -213,6 +213,7 @@ def save_model(
                    "init_kwargs": dict(init_kwargs or {})}
         check_loaded(model, f"this {type(model).__name__}", estimator=True)  # what would be refused on load is refused now
         meta = chosen.save(model, staging, options)
+        predictor = chosen.predictor(model) if hasattr(chosen, "predictor") else model  # predicts on frames, as the package will
         if artifacts:
             if chosen.name != "python":
                 raise InvalidInputError("artifacts= is for PythonModel packages; other flavours carry everything in the model file")
@@ -226,7 +227,7 @@ def save_model(
             prediction = None
             try:
                 head = sample.head(50)
-                prediction = model.predict(head if input_kind == "frame" else head.to_numpy())
+                prediction = predictor.predict(head if input_kind == "frame" else head.to_numpy())
             except Exception as e:
                 # a PythonModel may need load_context first, a bare XGBoost Booster takes a DMatrix (its package predicts on
                 # frames); any other model must predict on its own data, or it could never be served
@@ -244,7 +245,7 @@ def save_model(
             from modelcycle.data import profile
 
             (staging / PROFILE).write_bytes(profile(reference).to_bytes())
-            predicted = _prediction_frame(model, reference if input_kind == "frame" else reference.to_numpy())
+            predicted = _prediction_frame(predictor, reference if input_kind == "frame" else reference.to_numpy())
             if predicted is not None:
                 (staging / PREDICTIONS).write_bytes(profile(predicted).to_bytes())
         requirements = _versions(tuple(chosen.requirements))
