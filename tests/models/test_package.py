@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from modelcycle.errors import InvalidInputError, ModelcycleWarning, SignatureError, UnsafeModelError
+from modelcycle.errors import InvalidInputError, ModelcycleWarning, ModelError, SignatureError, UnsafeModelError
 from modelcycle.models import PythonModel, Signature, load_package, save_model, verify_package
 from modelcycle.models.package import MANIFEST, PROFILE
 
@@ -121,6 +122,54 @@ def test_python_model_needs_consent_to_save_and_to_load(tmp_path: Path) -> None:
         load_package(tmp_path / "py")
     loaded = load_package(tmp_path / "py", trust=True)
     np.testing.assert_array_equal(loaded.predict(X), (X["income"] > 60000).astype(int).to_numpy())
+
+
+class MLflowThreshold(PythonModel):
+    """The same model as MLflow users write it: the context comes first, and params may follow."""
+
+    def predict(self, context, model_input, params=None):
+        cut = float(Path(context.artifacts["cut"]).read_text()) + (params or {}).get("shift", 0.0)
+        return (model_input["income"] > cut).astype(int).to_numpy()
+
+
+class NoInput(PythonModel):
+    def predict(self):
+        return 1
+
+
+class ThreeInputs(PythonModel):
+    def predict(self, context, model_input, params):
+        return model_input
+
+
+def test_python_model_in_mlflow_form(tmp_path: Path) -> None:
+    """predict(self, context, model_input, params=None) works as written for MLflow; the context carries the artifacts."""
+    X, _ = frame()
+    (tmp_path / "cut.txt").write_text("60000")
+    manifest = save_model(MLflowThreshold(), tmp_path / "py", allow_pickle=True, artifacts={"cut": tmp_path / "cut.txt"}, reference_data=X)
+    assert manifest.flavour == "python"
+    loaded = load_package(tmp_path / "py", trust=True)
+    np.testing.assert_array_equal(loaded.predict(X), (X["income"] > 60000).astype(int).to_numpy())
+    assert isinstance(loaded.raw, MLflowThreshold), "raw stays the user's object"
+
+
+@pytest.mark.parametrize(("model", "shown"), [(NoInput(), "NoInput.predict(self)"),
+                                              (ThreeInputs(), "ThreeInputs.predict(self, context, model_input, params)"),
+                                              (PythonModel(), "PythonModel does not define predict")])
+def test_a_python_model_of_another_form_is_refused_at_save(tmp_path: Path, model: PythonModel, shown: str) -> None:
+    import modelcycle as mc
+    from modelcycle.settings import Settings
+
+    with pytest.raises(ModelError, match=re.escape(shown)) as err:
+        save_model(model, tmp_path / "py", allow_pickle=True)
+    assert "predict(self, context, model_input, params=None)" in str(err.value)
+    assert not (tmp_path / "py").exists()
+    client = mc.Client(Settings.for_home(tmp_path / "home", capture=False))
+    try:
+        with client.start_run(experiment="forms"), pytest.raises(ModelError, match=re.escape(shown)):
+            client.log_model(model, allow_pickle=True)
+    finally:
+        client.close()
 
 
 def test_unknown_model_types_get_advice(tmp_path: Path) -> None:

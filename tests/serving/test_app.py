@@ -215,3 +215,23 @@ def test_bad_labels_are_a_400(served, body: dict, words: str) -> None:
     http, _ = served
     answer = http.post("/labels", json=body)
     assert answer.status_code == 400 and words in answer.json()["error"]["message"]
+
+
+class MLflowStyle(mc.models.PythonModel):
+    """A class written for MLflow: predict takes the context first, and params."""
+
+    def predict(self, context, model_input, params=None):
+        return (model_input["income"] > 50).astype(int).to_numpy()
+
+
+def test_a_python_model_in_mlflows_form_is_served(client: Client) -> None:
+    X, _ = data()
+    with client.start_run(experiment="serving"):
+        logged = client.log_model(MLflowStyle(), reference_data=X, allow_pickle=True)
+    Registry(client).register_model(logged, "mlflow-style")
+    client.flush()
+    app = create_app(client.settings, "models:/mlflow-style/1", config=ServeConfig(trust=True, log_predictions=False), client=client)
+    expected = (pd.DataFrame(rows(3))["income"] > 50).astype(int).tolist()
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        assert http.post("/predict", json={"records": rows(3)}).json()["predictions"] == expected
+        assert http.post("/invocations", json={"dataframe_records": rows(3)}).json() == {"predictions": expected}

@@ -204,11 +204,11 @@ class ModelServer:
 
         raw = model.raw
         if not (want_proba and model.manifest.has_predict_proba):
-            return np.asarray(raw.predict(prepared)), None
+            return np.asarray(model.predict_prepared(prepared)), None
         if derives_predict(raw):  # exact by construction: the same computation predict does
             proba = np.asarray(raw.predict_proba(prepared), dtype=float)
             return np.asarray(raw.classes_).take(proba.argmax(axis=1), axis=0), proba
-        return np.asarray(raw.predict(prepared)), np.asarray(raw.predict_proba(prepared), dtype=float)
+        return np.asarray(model.predict_prepared(prepared)), np.asarray(raw.predict_proba(prepared), dtype=float)
 
     def predict_raw(self, raw: bytes, protocol: str, request_id: str, want_proba: bool = True) -> Prediction:
         """Parse a request's body (in the calling thread: never the event loop), then :meth:`predict` it."""
