@@ -211,6 +211,22 @@ def test_signature_errors_name_every_column(tmp_path: Path) -> None:
         loaded.predict(X.iloc[:0])
 
 
+@pytest.mark.parametrize("value", [np.inf, -np.inf, "inf"])
+def test_infinite_numbers_are_a_signature_error(tmp_path: Path, value) -> None:
+    """scikit-learn would answer its own ValueError; predict names the column, as the server does."""
+    X, y = frame()
+    save_model(sklearn_pipeline(X, y), tmp_path / "pkg", reference_data=X)
+    loaded = load_package(tmp_path / "pkg")
+    bad = X.head(3).astype({"income": object if isinstance(value, str) else float})
+    bad.loc[1, "income"] = value
+    with pytest.raises(SignatureError, match=r"infinite values in income \(1 rows\)") as err:
+        loaded.predict(bad)
+    assert err.value.problems == [{"column": "income", "problem": "infinite", "expected": "double", "observed": "infinity", "rows": 1}]
+    sig = Signature.from_dict({"inputs": [{"name": "n", "type": "long"}]})
+    with pytest.raises(SignatureError, match=r"infinite values in n \(1 rows\)"):
+        sig.check(pd.DataFrame({"n": [1.0, value]}))
+
+
 def test_signature_accepts_what_a_user_would_send() -> None:
     sig = Signature.from_dict({"inputs": [{"name": "n", "type": "long"}, {"name": "x", "type": "double"},
                                           {"name": "ok", "type": "boolean"}, {"name": "when", "type": "datetime", "nullable": True}]})
