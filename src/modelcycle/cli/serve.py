@@ -31,8 +31,9 @@ def factory() -> Any:
 
 
 def serve(
-    model: Annotated[str, typer.Argument(help="models:/name@alias, models:/name/3 or runs:/<run>/model")],
-    shadow: Annotated[str | None, typer.Option("--shadow", help="A challenger that predicts on the same inputs, logged, never answered.")] = None,
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, models:/…, runs:/<run>/model or a package folder")],
+    shadow: Annotated[str | None, typer.Option("--shadow", help="A challenger (NAME@ALIAS …) that predicts on the same inputs, logged, "
+                                                                "never answered.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs a token or --no-auth.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535)] = 8080,
     workers: Annotated[int, typer.Option("--workers", min=1, help="uvicorn worker processes.")] = 1,
@@ -87,7 +88,7 @@ def serve(
 
 
 def predict(
-    model: Annotated[str, typer.Argument(help="models:/name@alias, models:/name/3, runs:/<run>/model or a package folder")],
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, models:/…, runs:/<run>/model or a package folder")],
     source: Annotated[Path, typer.Argument(help="Rows to score: .parquet or .csv")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows (.parquet).")],
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows per batch (memory stays bounded).")] = 100_000,
