@@ -121,6 +121,22 @@ def test_models_are_named_as_models_show_names_them(project) -> None:
     assert wrong.exit_code == 1 and "give churn/VERSION or churn@ALIAS" in wrong.output, wrong.output
 
 
+def test_a_missing_label_column_names_target(project) -> None:
+    """Data whose label is not called y: the message says to pass --target, before anything is evaluated or stored."""
+    renamed = project["tmp"] / "renamed.parquet"
+    project["frame"].rename(columns={"y": "churned"}).to_parquet(renamed)
+    args = ["models", "validate", "churn", "2", "--data", str(renamed), "--policy", str(project["policy"])]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 1 and "no label column 'y'" in out.output and "--target COLUMN" in out.output, out.output
+    assert "churned" in out.output, "the columns it has are listed"
+    wrong = runner.invoke(app, [*args, "--target", "label"])
+    assert wrong.exit_code == 1 and "no label column 'label' (which --target names)" in wrong.output, wrong.output
+    from modelcycle.registry.fluent import get_registry
+
+    assert get_registry().verdicts("churn", 2) == [], "nothing was stored"
+    assert runner.invoke(app, [*args, "--target", "churned"]).exit_code == 0
+
+
 def test_evaluate_inside_a_run_logs_metrics_and_report(project) -> None:
     test = project["frame"]
     with mc.start_run(experiment="eval") as run:

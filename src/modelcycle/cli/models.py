@@ -237,6 +237,7 @@ def validate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check a model version against a policy on test data; exit code 1 when it fails. The verdict is stored."""
+    from modelcycle.errors import InvalidInputError
     from modelcycle.evaluation import Policy
     from modelcycle.registry.fluent import get_registry, validate_model
 
@@ -249,6 +250,10 @@ def validate(
     name, version = candidate.name, candidate.version
     rules = Policy.load(policy)
     frame = _read_table(data)
+    label = target or rules.target
+    if label not in frame.columns:
+        which = "which --target names" if target else "the policy's target, or y when it names none; name the label with --target COLUMN"
+        raise InvalidInputError(f"{data.name} has no label column {label!r} ({which}); its columns: {', '.join(map(str, frame.columns))}")
     verdict = validate_model(candidate.uri, frame, rules, target)
     event = registry.promote(name, version, promote_to, verdict) if promote_to and verdict.passed else None
     if html is not None:
