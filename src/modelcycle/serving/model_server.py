@@ -329,7 +329,9 @@ class ModelServer:
 
         ids, values = body.get("request_ids"), body.get("labels")
         if not isinstance(ids, list) or not isinstance(values, list) or len(ids) != len(values) or not ids:
-            raise ClientError(400, "send {\"request_ids\": [...], \"labels\": [...]} with one label per request id", "bad_shape")
+            raise ClientError(400, "send {\"request_ids\": [...], \"labels\": [...]} with one label per request id; for a request of several "
+                                   "rows, repeat its id once per row and add \"rows\": [0, 1, ...], the position of each label's row in its request",
+                              "bad_shape")
         if not all(isinstance(i, str) for i in ids):
             raise ClientError(400, "request_ids must be strings (the X-Request-ID of each prediction)", "bad_shape")
         rows = body.get("rows")
