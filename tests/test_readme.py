@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from modelcycle.settings import Settings
@@ -27,3 +28,13 @@ def test_the_default_stores_are_where_the_readme_says(tmp_path: Path) -> None:
         assert _default("MODELCYCLE_STORE_URI").replace("<MODELCYCLE_HOME>", str(s.home)) == s.store_uri
         assert _default("MODELCYCLE_ARTIFACT_URI").replace("<MODELCYCLE_HOME>", str(s.home)) == s.artifact_uri
     assert "$HOME" not in README
+
+
+def test_the_pip_install_line_names_real_extras() -> None:
+    """The install line and the list of extras name exactly the extras pyproject.toml defines for users."""
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]) - {"dev", "bench"}
+    line = next(line for line in README.splitlines() if line.startswith("pip install 'modelcycle["))
+    assert set(re.search(r"\[([^\]]+)\]", line).group(1).split(",")) <= extras
+    listed = README[README.index("The extras:"):]
+    listed = listed[: listed.index("\n\n")]
+    assert set(re.findall(r"`([a-z]+)`", listed)) - {"modelcycle"} == extras
