@@ -94,6 +94,23 @@ def test_errors_are_one_line_and_exit_1(home: Path, args: tuple[str, ...], words
     assert "Traceback" not in out.output
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("runs", "show"), "error: Missing argument 'RUN'. Try 'modelcycle runs show --help'."),
+        (("runs", "ls", "--bogus"), "error: No such option: --bogus. Try 'modelcycle runs ls --help'."),
+        (("runs", "ls", "-n", "0"), "Try 'modelcycle runs ls --help'."),
+        (("models", "promote", "churn", "first"), "Try 'modelcycle models promote --help'."),
+        (("nope",), "error: No such command 'nope'. Try 'modelcycle --help'."),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(home: Path, args: tuple[str, ...], line: str) -> None:
+    out = runner.invoke(app, list(args), prog_name="modelcycle")
+    assert out.exit_code == 2, out.output
+    lines = [x for x in out.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and line in lines[0], out.output
+
+
 def test_empty_store_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELCYCLE_HOME", str(tmp_path / "empty"))
     assert "No runs yet" in invoke("runs", "ls").output
@@ -109,6 +126,8 @@ def test_real_subprocess(home: Path) -> None:
     assert version.stdout.startswith("modelcycle ")
     bad = subprocess.run([str(exe), "runs", "show", "zzz"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.startswith("error:")
+    usage = subprocess.run([str(exe), "runs", "show"], env=env, capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and usage.stderr == "error: Missing argument 'RUN'. Try 'modelcycle runs show --help'.\n", usage.stderr
 
 
 def test_download_names_the_artifact_it_cannot_write(home: Path, tmp_path: Path) -> None:

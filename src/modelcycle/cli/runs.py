@@ -86,7 +86,7 @@ def ls(
 
 @app.command("show")
 @errors
-def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")], as_json: bool = JSON_OPTION) -> None:
+def show(run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix of it.")], as_json: bool = JSON_OPTION) -> None:
     """Everything recorded about one run."""
     c = client()
     run = c.get_run(run_id)
@@ -142,7 +142,7 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix o
 @app.command("compare")
 @errors
 def compare(
-    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids (prefixes are fine).")],
+    run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more run ids (prefixes are fine).")],
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Params and metrics side by side; rows whose values differ are highlighted."""
@@ -180,7 +180,7 @@ def compare(
 @app.command("reproduce")
 @errors
 def reproduce(
-    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix of it.")],
     execute: Annotated[bool, typer.Option("--execute", help="Run the steps in a fresh git worktree and compare metrics.")] = False,
     install: Annotated[bool, typer.Option("--install", help="With --execute: pip install the package versions that differ.")] = False,
     as_json: bool = JSON_OPTION,
@@ -238,7 +238,7 @@ def reproduce(
 @app.command("download")
 @errors
 def download(
-    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix of it.")],
     name: Annotated[str | None, typer.Argument(help="One artifact or folder; all when omitted.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")] = Path("."),
 ) -> None:
@@ -264,7 +264,7 @@ def download(
 @app.command("rm")
 @errors
 def rm(
-    run_ids: Annotated[list[str], typer.Argument(help="Runs to delete, with their child runs.")],
+    run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to delete, with their child runs.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete runs and their records; `modelcycle gc` then frees their artifacts."""
