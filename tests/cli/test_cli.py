@@ -77,6 +77,33 @@ def test_download_and_gc(home: Path, tmp_path: Path) -> None:
     assert gc["removed"] == 0, "the other runs still use the same bytes"
 
 
+def test_rm_checks_everything_before_it_asks(home: Path) -> None:
+    """An unknown run, or one whose model is registered, is refused before the question, and nothing is deleted."""
+    from sklearn.linear_model import LogisticRegression
+
+    from modelcycle.registry import Registry
+
+    client = Client(Settings.for_home(home, capture=False))
+    with client.start_run(experiment="churn", name="registered") as run:
+        logged = client.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), reference_data=[[0.0], [1.0]])
+        registered = run.id
+    Registry(client).register_model(logged, "churn")
+    with client.start_run(experiment="churn", name="parent") as parent, client.start_run(name="child") as child:
+        pass
+    client.close()
+    before = len(json.loads(invoke("runs", "ls", "--json").output))
+    for ids in ([registered], [parent.id, registered], [parent.id, "ffffffffff"]):
+        out = runner.invoke(app, ["runs", "rm", *ids], input="y\n")
+        assert out.exit_code == 1 and "Delete" not in out.output, out.output
+        lines = [line for line in out.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), out.output
+        assert len(json.loads(invoke("runs", "ls", "--json").output)) == before, "nothing was deleted"
+    assert "churn/1" in runner.invoke(app, ["runs", "rm", registered]).output
+    asked = runner.invoke(app, ["runs", "rm", parent.id, child.id], input="y\n")
+    assert asked.exit_code == 0 and "and 1 child run(s)?" in asked.output and "deleted 2 run(s)" in asked.output, asked.output
+    assert len(json.loads(invoke("runs", "ls", "--json").output)) == before - 2
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

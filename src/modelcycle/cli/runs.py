@@ -269,10 +269,15 @@ def rm(
 ) -> None:
     """Delete runs and their records; `modelcycle gc` then frees their artifacts."""
     c = client()
-    runs = [c.get_run(r) for r in run_ids]
+    runs = list({r.id: r for r in (c.get_run(r) for r in run_ids)}.values())
+    # every check before the question: an unknown run or one whose model is registered is refused before anyone is asked
+    doomed = {r.id: c.delete_run(r.id, dry_run=True) for r in runs}
+    runs = [r for r in runs if not any(r.id in ids[1:] for ids in doomed.values())]  # a child goes with its parent
+    total = len({i for r in runs for i in doomed[r.id]})
     if not yes:
         names = ", ".join(f"{r.id[:8]} ({printable(r.name, markup=False)})" for r in runs)
-        typer.confirm(f"Delete {names}?", abort=True)
+        children = total - len(runs)
+        typer.confirm(f"Delete {names}" + (f" and {children} child run(s)" if children else "") + "?", abort=True)
     for r in runs:
         c.delete_run(r.id)
-    console().print(f"deleted {len(runs)} run(s)")
+    console().print(f"deleted {total} run(s)")
