@@ -253,6 +253,32 @@ def test_refuses_a_network_address_without_a_token(home: dict) -> None:
     assert out.returncode == 1 and "MODELCYCLE_SERVE_TOKEN" in out.stderr and "--no-auth" in out.stderr
 
 
+def test_it_says_where_it_listens_once_it_answers(home: dict) -> None:
+    import select
+
+    proc, url = start(home["home"], model="churn@champion")
+    try:
+        readable, _, _ = select.select([proc.stderr], [], [], 60)  # the line comes within moments of the first answer
+        assert readable, "nothing was announced"
+        assert proc.stderr.readline().startswith(f"serving churn@champion on {url} (1 worker)")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_a_busy_port_is_one_line_and_nothing_is_announced(home: dict) -> None:
+    env = {**os.environ, "MODELCYCLE_HOME": str(home["home"]), "MODELCYCLE_CAPTURE": "0"}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "modelcycle", "serve", "churn@champion", "--port", str(port)], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr == f"error: port {port} on 127.0.0.1 is in use; pass --port with a free one\n", out.stderr
+    assert out.stdout == ""
+
+
 def test_batch_scoring_a_file(home: dict, tmp_path: Path) -> None:
     X, _ = frame(2500, seed=3)
     X.to_parquet(tmp_path / "in.parquet")

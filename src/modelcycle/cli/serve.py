@@ -55,7 +55,7 @@ def serve(
     """Serve a model over HTTP: Open Inference Protocol, /predict and MLflow's /invocations; it follows its alias.
 
     On a loopback address it answers only requests whose Host header is a loopback name (DNS rebinding), and every POST
-    must be JSON: a web page in a browser cannot post to it.
+    must be JSON: a web page in a browser cannot post to it. It says where it listens once it answers.
     """
     from modelcycle.serving.http import is_loopback
     from modelcycle.settings import Settings
@@ -73,18 +73,67 @@ def serve(
         from modelcycle.models.trust import Trust
 
         types = sorted(Trust.of(False, trusted_type).types)  # a denied name is refused here, before the port is taken
+        check_port(host, port)
         options = {"model": model, "shadow": shadow, "auth": not no_auth, "max_queue": max_queue, "max_body_mb": max_body_mb,
                    "log": not no_log, "trust": trust, "poll": poll, "threads": threads, "host": host, "allowed_hosts": hosts,
                    "body_timeout": body_timeout, "trusted_types": types}
         os.environ[_ENV] = json.dumps(options)
         factory()  # load the model once here: a model that cannot be served fails before the port is taken
-        console(stderr=True).print(f"serving {printable(model)} on http://{printable(host)}:{port} ({workers} worker{'s' if workers > 1 else ''}"
-                                   f"{', token required' if settings.serve_token and not no_auth else ''}); Ctrl-C to stop")
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+        def ready() -> None:
+            console(stderr=True).print(f"serving {printable(model)} on {printable(url)} ({workers} worker{'s' if workers > 1 else ''}"
+                                       f"{', token required' if settings.serve_token and not no_auth else ''}); Ctrl-C to stop")
+
+        announce_when_ready(url, ready)
         # connections beyond the limit get 503 at once: a flood of idle or trickling connections cannot exhaust file descriptors
         uvicorn.run("modelcycle.cli.serve:factory", factory=True, host=host, port=port, workers=workers, log_level="warning",
                     timeout_graceful_shutdown=30, access_log=False, limit_concurrency=max(1024, 16 * max_queue))
 
     run()
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` once, as uvicorn will, so a taken port is one clear line before anything is announced.
+
+    Raises:
+        ConfigurationError: the port is in use, or the address cannot be listened on here.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigurationError(f"port {port} on {host} is in use; pass --port with a free one") from None
+            raise ConfigurationError(f"cannot listen on {host}:{port} ({e.strerror or e}); pass another --host or --port") from None
+
+
+def announce_when_ready(url: str, say: Any) -> None:
+    """Call ``say()`` once the server at ``url`` answers ``/v2/health/ready`` (from a thread; it gives up when the process ends)."""
+    import threading
+    import time
+    import urllib.request
+
+    probe = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")  # a wildcard bind answers on loopback
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an HTTP(S)_PROXY
+
+    def watch() -> None:
+        while True:
+            try:
+                with opener.open(f"{probe}/v2/health/ready", timeout=2) as answer:
+                    if answer.status == 200:
+                        say()
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+
+    threading.Thread(target=watch, name="modelcycle-serve-ready", daemon=True).start()
 
 
 def predict(
