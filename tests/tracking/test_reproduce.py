@@ -53,7 +53,7 @@ def test_reproduce_execute_rebuilds_code_state_and_matches_metrics(tmp_path: Pat
     assert done.returncode == 0, done.stderr + done.stdout
     result = json.loads(done.stdout[done.stdout.index("{"):])
     assert result["matches"] is True
-    new = client.get_run(result["reproduced"])
+    new = client.get_run(result["reproduced_run_id"])
     assert new.reproduces == second.id
     assert new.metrics == second.metrics and new.params == second.params
     linked = client.search_runs(filter=f"reproduces = '{second.id}'", as_frame=False)

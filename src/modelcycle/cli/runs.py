@@ -25,7 +25,8 @@ app = typer.Typer(help="List, inspect, compare and reproduce runs.", no_args_is_
 
 
 def _run_json(run) -> dict:  # type: ignore[no-untyped-def]
-    data = asdict(run)
+    data = {"run_id": run.id, **asdict(run)}  # a run's id is run_id in every --json output
+    del data["id"]
     data["status"] = run.status.value
     data["duration"] = run.duration
     return data
@@ -160,7 +161,7 @@ def compare(
             rows.append((kind, key, values, len(set(shown)) > 1))
     if as_json:
         print_json({
-            "runs": [r.id for r in runs],
+            "run_ids": [r.id for r in runs],
             "rows": [{"kind": k, "key": key, "values": v, "differs": d} for k, key, v, d in rows],
         })
         return
@@ -206,7 +207,7 @@ def reproduce(
                 con.print(f"   [dim]{printable(step.note)}[/]")
     if not execute:
         if as_json:
-            print_json({"run": plan.run.id, "runnable": plan.runnable, "problem": plan.problem,
+            print_json({"run_id": plan.run.id, "runnable": plan.runnable, "problem": plan.problem,
                         "steps": [asdict(s) for s in plan.steps],
                         "package_changes": [{"name": n, "recorded": r, "installed": h} for n, r, h in plan.package_changes]})
         return
@@ -214,7 +215,7 @@ def reproduce(
         con.print(f"[yellow]{len(plan.package_changes)} package version(s) differ; pass --install to install them[/]")
     result = rp.execute(c, plan, install=install)
     if as_json:
-        print_json({"run": plan.run.id, "reproduced": result.reproduced.id if result.reproduced else None,
+        print_json({"run_id": plan.run.id, "reproduced_run_id": result.reproduced.id if result.reproduced else None,
                     "returncode": result.returncode, "matches": result.matches,
                     "metrics": [{"key": m.key, "original": m.original, "reproduced": m.reproduced, "matches": m.matches}
                                 for m in result.metrics]})
@@ -241,23 +242,29 @@ def download(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix of it.")],
     name: Annotated[str | None, typer.Argument(help="One artifact or folder; all when omitted.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")] = Path("."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Copy a run's artifacts to a local folder (verified against their sha256)."""
     c = client()
+    run = c.get_run(run_id)
     if name and not output.is_dir() and output.suffix:
         import shutil
         import tempfile
 
         tmp = Path(tempfile.mkdtemp())
         try:
-            path = c.download_artifacts(run_id, name, tmp)
+            path = c.download_artifacts(run.id, name, tmp)
             output.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(path), output)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        console().print(f"wrote {printable(output)}")
+        path = output
+    else:
+        path = c.download_artifacts(run.id, name, output)
+    if as_json:
+        files = sorted(str(f) for f in path.rglob("*") if f.is_file()) if path.is_dir() else [str(path)]
+        print_json({"run_id": run.id, "artifact": name, "path": str(path), "files": files})
         return
-    path = c.download_artifacts(run_id, name, output)
     console().print(f"wrote {printable(path)}")
 
 
@@ -266,6 +273,7 @@ def download(
 def rm(
     run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to delete, with their child runs.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete runs and their records; `modelcycle gc` then frees their artifacts."""
     c = client()
@@ -277,7 +285,10 @@ def rm(
     if not yes:
         names = ", ".join(f"{r.id[:8]} ({printable(r.name, markup=False)})" for r in runs)
         children = total - len(runs)
-        typer.confirm(f"Delete {names}" + (f" and {children} child run(s)" if children else "") + "?", abort=True)
-    for r in runs:
-        c.delete_run(r.id)
-    console().print(f"deleted {total} run(s)")
+        typer.confirm(f"Delete {names}" + (f" and {children} child run(s)" if children else "") + "?", abort=True,
+                      err=as_json)  # stdout carries only the JSON
+    deleted = [i for r in runs for i in c.delete_run(r.id)]
+    if as_json:
+        print_json({"run_ids": deleted})
+        return
+    console().print(f"deleted {len(deleted)} run(s)")

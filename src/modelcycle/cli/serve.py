@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelcycle.cli._common import console, errors, printable
+from modelcycle.cli._common import JSON_OPTION, console, errors, print_json, printable
 from modelcycle.errors import ConfigurationError, InvalidInputError
 
 _ENV = "MODELCYCLE_SERVE_OPTIONS"  # how `serve --workers N` hands its options to each worker process
@@ -51,6 +51,7 @@ def serve(
     body_timeout: Annotated[float, typer.Option("--body-timeout", min=0.1, help="Seconds a request body may take to arrive.")] = 30.0,
     poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between checks of the alias.")] = 1.0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="Prediction threads per worker (more help models that release the GIL).")] = 1,
+    as_json: bool = typer.Option(False, "--json", help="Once the server answers, print one JSON line: its url, model, version and pid."),
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol, /predict and MLflow's /invocations; it follows its alias.
 
@@ -78,12 +79,15 @@ def serve(
                    "log": not no_log, "trust": trust, "poll": poll, "threads": threads, "host": host, "allowed_hosts": hosts,
                    "body_timeout": body_timeout, "trusted_types": types}
         os.environ[_ENV] = json.dumps(options)
-        factory()  # load the model once here: a model that cannot be served fails before the port is taken
+        app = factory()  # load the model once here: a model that cannot be served fails before the port is taken
         url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
         def ready() -> None:
-            console(stderr=True).print(f"serving {printable(model)} on {printable(url)} ({workers} worker{'s' if workers > 1 else ''}"
-                                       f"{', token required' if settings.serve_token and not no_auth else ''}); Ctrl-C to stop")
+            if as_json:
+                print_json_line({"url": url, "model": model, "version": app.state.holder.version, "pid": os.getpid(), "workers": workers})
+            else:
+                console(stderr=True).print(f"serving {printable(model)} on {printable(url)} ({workers} worker{'s' if workers > 1 else ''}"
+                                           f"{', token required' if settings.serve_token and not no_auth else ''}); Ctrl-C to stop")
 
         announce_when_ready(url, ready)
         # connections beyond the limit get 503 at once: a flood of idle or trickling connections cannot exhaust file descriptors
@@ -136,6 +140,14 @@ def announce_when_ready(url: str, say: Any) -> None:
     threading.Thread(target=watch, name="modelcycle-serve-ready", daemon=True).start()
 
 
+def print_json_line(data: Any) -> None:
+    """One line of JSON on stdout, flushed at once (a script reads it while the server runs)."""
+    import sys
+
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
 def predict(
     model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, models:/…, runs:/<run>/model or a package folder")],
     source: Annotated[Path, typer.Argument(help="Rows to score: .parquet or .csv")],
@@ -145,6 +157,7 @@ def predict(
     trusted_type: Annotated[list[str] | None, typer.Option(
         "--trusted-type", help="A type (module.Class) model files may build beyond the library allow-list; repeat for more.")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local, dask (a LocalCluster) or dask://host:port")] = "local",
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Score a file in batches, checked against the model's signature; writes the input with prediction columns.
 
@@ -176,7 +189,8 @@ def predict(
         writer = None
         scored = 0
         try:
-            with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True)) as bar:
+            with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True),
+                          disable=as_json) as bar:
                 task = bar.add_task("rows", total=total)
                 for out in scored_batches:
                     table = pa.Table.from_pandas(out, preserve_index=False)
@@ -194,6 +208,11 @@ def predict(
             if writer is not None:
                 writer.close()
             tmp.unlink(missing_ok=True)
+        if as_json:
+            version = loaded.version
+            print_json({"model": model, "name": version.name if version else None, "version": version.version if version else None,
+                        "sha256": loaded.hash, "rows": scored, "output": str(output)})
+            return
         console().print(f"scored {scored:,} rows with {printable(model)} → {printable(output)}")
 
     run()
