@@ -125,11 +125,13 @@ def announce_when_ready(url: str, say: Any) -> None:
 
     probe = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")  # a wildcard bind answers on loopback
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an HTTP(S)_PROXY
+    # a loopback Host is answered whatever --allowed-hosts says (the probe comes from this machine)
+    request = urllib.request.Request(f"{probe}/v2/health/ready", headers={"Host": "localhost"})
 
     def watch() -> None:
         while True:
             try:
-                with opener.open(f"{probe}/v2/health/ready", timeout=2) as answer:
+                with opener.open(request, timeout=2) as answer:
                     if answer.status == 200:
                         say()
                         return
