@@ -49,8 +49,8 @@ def test_new_data_trains_gates_promotes_and_is_not_repeated(project: Path, clien
     steps = [link["step"] for link in chain["chain"]]
     assert steps[:5] == ["trigger", "pipeline run", "candidate", "verdict", "alias move"]
     assert chain["chain"][2]["version"] == 2 and chain["chain"][3]["passed"] is True and chain["chain"][4]["to_version"] == 2
-    assert lineage("churn/2", client=client)["cycle"] == second.id  # found from any link, forwards and backwards
-    assert lineage(second.run_id, client=client)["cycle"] == second.id
+    assert lineage("churn/2", client=client)["cycle_id"] == second.id  # found from any link, forwards and backwards
+    assert lineage(second.run_id, client=client)["cycle_id"] == second.id
 
 
 def test_a_candidate_failing_the_gate_is_never_promoted(tmp_path: Path, client: Client, agent_for) -> None:
@@ -325,7 +325,7 @@ def test_lineage_finds_a_cycle_whose_id_prefix_is_all_digits(client: Client) -> 
                   started_at=now, updated_at=now, finished_at=now, model="churn", detail={"error": "boom"})
     assert client.store.cycle_claim_new(cycle)
     found = lineage("60769948", client=client)
-    assert found["cycle"] == cycle.id and found["state"] == "failed" and found["error"] == "boom"
+    assert found["cycle_id"] == cycle.id and found["state"] == "failed" and found["error"] == "boom"
 
 
 def test_labelled_predictions_from_an_epoch_start_leave_older_rows_out(client: Client) -> None:

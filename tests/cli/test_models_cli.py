@@ -98,6 +98,45 @@ def test_mistakes_are_one_line_and_change_nothing(project, args: list[str], word
     assert mc.model_history("churn") == []
 
 
+def test_models_are_named_as_models_show_names_them(project) -> None:
+    """NAME@ALIAS and NAME/VERSION work in predict, models show and models validate, as models:/ URIs do."""
+    import pandas as pd
+
+    mc.set_alias("churn", "challenger", 2)
+    out = project["tmp"] / "scored.parquet"
+    scored = runner.invoke(app, ["predict", "churn@challenger", str(project["test"]), "-o", str(out)])
+    assert scored.exit_code == 0, scored.output
+    expected = mc.load_model("models:/churn/2").predict(project["frame"][["a", "b"]])
+    assert pd.read_parquet(out)["prediction"].tolist() == expected.tolist()
+    for spec in ("churn@challenger", "churn/2", "models:/churn@challenger"):
+        shown = runner.invoke(app, ["models", "show", spec, "--json"])
+        assert shown.exit_code == 0 and json.loads(shown.output)["version"] == 2, (spec, shown.output)
+    args = ["--data", str(project["test"]), "--policy", str(project["policy"]), "--json"]
+    verdict = runner.invoke(app, ["models", "validate", "churn@challenger", *args])
+    assert verdict.exit_code == 0, verdict.output
+    from modelcycle.registry.fluent import get_registry
+
+    assert get_registry().verdicts("churn", 2)[-1].id == json.loads(verdict.output)["id"]
+    wrong = runner.invoke(app, ["models", "validate", "churn", *args])
+    assert wrong.exit_code == 1 and "give churn/VERSION or churn@ALIAS" in wrong.output, wrong.output
+
+
+def test_a_missing_label_column_names_target(project) -> None:
+    """Data whose label is not called y: the message says to pass --target, before anything is evaluated or stored."""
+    renamed = project["tmp"] / "renamed.parquet"
+    project["frame"].rename(columns={"y": "churned"}).to_parquet(renamed)
+    args = ["models", "validate", "churn", "2", "--data", str(renamed), "--policy", str(project["policy"])]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 1 and "no label column 'y'" in out.output and "--target COLUMN" in out.output, out.output
+    assert "churned" in out.output, "the columns it has are listed"
+    wrong = runner.invoke(app, [*args, "--target", "label"])
+    assert wrong.exit_code == 1 and "no label column 'label' (which --target names)" in wrong.output, wrong.output
+    from modelcycle.registry.fluent import get_registry
+
+    assert get_registry().verdicts("churn", 2) == [], "nothing was stored"
+    assert runner.invoke(app, [*args, "--target", "churned"]).exit_code == 0
+
+
 def test_evaluate_inside_a_run_logs_metrics_and_report(project) -> None:
     test = project["frame"]
     with mc.start_run(experiment="eval") as run:

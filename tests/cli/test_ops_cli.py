@@ -86,7 +86,7 @@ def test_agent_once_status_alerts_and_lineage(home: Path, tmp_path: Path) -> Non
     chain = runner.invoke(app, ["lineage", cycle["id"][:8]])
     assert chain.exit_code == 0 and "candidate" in chain.output and "alias move" in chain.output, chain.output
     walked = json.loads(runner.invoke(app, ["lineage", "churn/1", "--json"]).output)
-    assert walked["cycle"] == cycle["id"] and walked["chain"][2]["version"] == 1
+    assert walked["cycle_id"] == cycle["id"] and walked["chain"][2]["version"] == 1
     missing = runner.invoke(app, ["lineage", "nothing-like-this"])
     assert missing.exit_code == 1 and "no continuous-training cycle" in missing.output
     assert "No alerts" in runner.invoke(app, ["alerts"]).output

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from modelcycle.errors import InvalidInputError, ModelcycleWarning, SignatureError, UnsafeModelError
+from modelcycle.errors import InvalidInputError, ModelcycleWarning, ModelError, SignatureError, UnsafeModelError
 from modelcycle.models import PythonModel, Signature, load_package, save_model, verify_package
 from modelcycle.models.package import MANIFEST, PROFILE
 
@@ -123,6 +124,54 @@ def test_python_model_needs_consent_to_save_and_to_load(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.predict(X), (X["income"] > 60000).astype(int).to_numpy())
 
 
+class MLflowThreshold(PythonModel):
+    """The same model as MLflow users write it: the context comes first, and params may follow."""
+
+    def predict(self, context, model_input, params=None):
+        cut = float(Path(context.artifacts["cut"]).read_text()) + (params or {}).get("shift", 0.0)
+        return (model_input["income"] > cut).astype(int).to_numpy()
+
+
+class NoInput(PythonModel):
+    def predict(self):
+        return 1
+
+
+class ThreeInputs(PythonModel):
+    def predict(self, context, model_input, params):
+        return model_input
+
+
+def test_python_model_in_mlflow_form(tmp_path: Path) -> None:
+    """predict(self, context, model_input, params=None) works as written for MLflow; the context carries the artifacts."""
+    X, _ = frame()
+    (tmp_path / "cut.txt").write_text("60000")
+    manifest = save_model(MLflowThreshold(), tmp_path / "py", allow_pickle=True, artifacts={"cut": tmp_path / "cut.txt"}, reference_data=X)
+    assert manifest.flavour == "python"
+    loaded = load_package(tmp_path / "py", trust=True)
+    np.testing.assert_array_equal(loaded.predict(X), (X["income"] > 60000).astype(int).to_numpy())
+    assert isinstance(loaded.raw, MLflowThreshold), "raw stays the user's object"
+
+
+@pytest.mark.parametrize(("model", "shown"), [(NoInput(), "NoInput.predict(self)"),
+                                              (ThreeInputs(), "ThreeInputs.predict(self, context, model_input, params)"),
+                                              (PythonModel(), "PythonModel does not define predict")])
+def test_a_python_model_of_another_form_is_refused_at_save(tmp_path: Path, model: PythonModel, shown: str) -> None:
+    import modelcycle as mc
+    from modelcycle.settings import Settings
+
+    with pytest.raises(ModelError, match=re.escape(shown)) as err:
+        save_model(model, tmp_path / "py", allow_pickle=True)
+    assert "predict(self, context, model_input, params=None)" in str(err.value)
+    assert not (tmp_path / "py").exists()
+    client = mc.Client(Settings.for_home(tmp_path / "home", capture=False))
+    try:
+        with client.start_run(experiment="forms"), pytest.raises(ModelError, match=re.escape(shown)):
+            client.log_model(model, allow_pickle=True)
+    finally:
+        client.close()
+
+
 def test_unknown_model_types_get_advice(tmp_path: Path) -> None:
     class Custom:
         def predict(self, X):
@@ -162,6 +211,22 @@ def test_signature_errors_name_every_column(tmp_path: Path) -> None:
         loaded.predict(X.iloc[:0])
 
 
+@pytest.mark.parametrize("value", [np.inf, -np.inf, "inf"])
+def test_infinite_numbers_are_a_signature_error(tmp_path: Path, value) -> None:
+    """scikit-learn would answer its own ValueError; predict names the column, as the server does."""
+    X, y = frame()
+    save_model(sklearn_pipeline(X, y), tmp_path / "pkg", reference_data=X)
+    loaded = load_package(tmp_path / "pkg")
+    bad = X.head(3).astype({"income": object if isinstance(value, str) else float})
+    bad.loc[1, "income"] = value
+    with pytest.raises(SignatureError, match=r"infinite values in income \(1 rows\)") as err:
+        loaded.predict(bad)
+    assert err.value.problems == [{"column": "income", "problem": "infinite", "expected": "double", "observed": "infinity", "rows": 1}]
+    sig = Signature.from_dict({"inputs": [{"name": "n", "type": "long"}]})
+    with pytest.raises(SignatureError, match=r"infinite values in n \(1 rows\)"):
+        sig.check(pd.DataFrame({"n": [1.0, value]}))
+
+
 def test_signature_accepts_what_a_user_would_send() -> None:
     sig = Signature.from_dict({"inputs": [{"name": "n", "type": "long"}, {"name": "x", "type": "double"},
                                           {"name": "ok", "type": "boolean"}, {"name": "when", "type": "datetime", "nullable": True}]})
@@ -184,15 +249,24 @@ def test_manifest_is_plain_json_with_every_hash(tmp_path: Path) -> None:
 
 
 def test_pytorch_weights_through_safetensors(tmp_path: Path) -> None:
-    """Runs where PyTorch is installed; CI skips it (the only torch wheel here needs ~3 GB of CUDA libraries)."""
+    """A module of the user's (outside torch) round-trips through safetensors; skipped where PyTorch is not installed
+    (CI installs the CPU build, `.ci/run`)."""
     torch = pytest.importorskip("torch")
     from tests.models.torch_net import TinyNet
 
+    torch.manual_seed(0)
     net = TinyNet(n_in=2)
     X = pd.DataFrame({"a": [0.1, 0.5, 0.9], "b": [1.0, 0.0, 0.5]})
-    manifest = save_model(net, tmp_path / "net", input_example=X, init_kwargs={"n_in": 2})
+    manifest = save_model(net, tmp_path / "net", reference_data=X, init_kwargs={"n_in": 2})
     assert manifest.flavour == "pytorch" and "weights.safetensors" in manifest.files
-    loaded = load_package(tmp_path / "net")
+    assert not any(name.endswith((".pkl", ".pt", ".pth")) for name in manifest.files)
+    assert [c.name for c in manifest.signature.inputs] == ["a", "b"] and manifest.has_prediction_profile
+    assert net.training, "saving leaves the module in the mode it was in"
+    with pytest.raises(UnsafeModelError, match="trusted_types"):
+        load_package(tmp_path / "net")  # importing the class's module runs its code: only when named
+    loaded = load_package(tmp_path / "net", trusted_types=["tests.models.torch_net.TinyNet"])
     with torch.no_grad():
         expected = net(torch.tensor(X.to_numpy(), dtype=torch.float32)).numpy()
     np.testing.assert_allclose(loaded.predict(X), expected, rtol=1e-6)
+    with pytest.raises(SignatureError, match="missing columns: b"):
+        loaded.predict(X[["a"]])

@@ -165,6 +165,33 @@ def test_runs_uri_errors_are_clear(registry: Registry) -> None:
         registry.load_model("models:/churn/first")
 
 
+def test_short_forms_name_registered_models_and_an_existing_folder_wins(registry: Registry, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """churn@champion and churn/2 are models:/churn@champion and models:/churn/2, wherever a model is named; a folder of that name wins."""
+    from modelcycle.models import save_model
+    from modelcycle.registry import parse_model_uri
+
+    registry.register_model(logged(registry.client, 1.0), "churn")
+    registry.register_model(logged(registry.client, 0.001), "churn")
+    registry.set_alias("churn", "champion", 1)
+    assert registry.load_model("churn@champion").version.version == 1
+    assert registry.load_model("churn/2").version.version == 2 and registry.load_model("churn/latest").version.version == 2
+    assert registry.register_model("churn@champion", "copy").source == registry.get_model_version("churn", 1).source
+    assert str(parse_model_uri("churn@champion")) == "models:/churn@champion"
+    assert parse_model_uri("out/model").kind == "path", "a folder path that is no model's short form stays a path"
+    with pytest.raises(NotFoundError, match=r"'nowhere/model' is neither a model package folder nor a registered model; give NAME@ALIAS"):
+        registry.load_model("nowhere/model")
+    with pytest.raises(InvalidInputError, match="not a valid alias"):
+        registry.load_model("churn@no way")
+    monkeypatch.chdir(tmp_path)
+    X, y = data()
+    from sklearn.linear_model import LinearRegression
+
+    save_model(LinearRegression().fit(X, y), tmp_path / "churn@champion", reference_data=X)
+    local = registry.load_model("churn@champion")
+    assert local.version is None and local.flavour == "sklearn", "the local package folder of that name wins"
+
+
 def _register(home: str, uri: str, out: multiprocessing.Queue) -> None:
     client = Client(Settings.for_home(home, capture=False))
     out.put(Registry(client).register_model(uri, "churn").version)

@@ -215,3 +215,41 @@ def test_bad_labels_are_a_400(served, body: dict, words: str) -> None:
     http, _ = served
     answer = http.post("/labels", json=body)
     assert answer.status_code == 400 and words in answer.json()["error"]["message"]
+
+
+class MLflowStyle(mc.models.PythonModel):
+    """A class written for MLflow: predict takes the context first, and params."""
+
+    def predict(self, context, model_input, params=None):
+        return (model_input["income"] > 50).astype(int).to_numpy()
+
+
+def test_a_python_model_in_mlflows_form_is_served(client: Client) -> None:
+    X, _ = data()
+    with client.start_run(experiment="serving"):
+        logged = client.log_model(MLflowStyle(), reference_data=X, allow_pickle=True)
+    Registry(client).register_model(logged, "mlflow-style")
+    client.flush()
+    app = create_app(client.settings, "models:/mlflow-style/1", config=ServeConfig(trust=True, log_predictions=False), client=client)
+    expected = (pd.DataFrame(rows(3))["income"] > 50).astype(int).tolist()
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        assert http.post("/predict", json={"records": rows(3)}).json()["predictions"] == expected
+        assert http.post("/invocations", json={"dataframe_records": rows(3)}).json() == {"predictions": expected}
+
+
+def test_labels_of_a_request_of_several_rows_name_their_rows(served, client: Client) -> None:
+    """One label per row, by position; the 400 for one id and several labels says how (README, "Serve a model")."""
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.store.predictions import write_labels
+
+    http, _ = served
+    assert http.post("/predict", json={"records": rows(3)}, headers={"X-Request-ID": "multi"}).status_code == 200
+    refused = http.post("/labels", json={"request_ids": ["multi"], "labels": [1, 0, 1]})
+    assert refused.status_code == 400 and '"rows": [0, 1, ...]' in refused.json()["error"]["message"], refused.text
+    stored = http.post("/labels", json={"request_ids": ["multi"] * 3, "labels": [1, 0, 1], "rows": [0, 1, 2]})
+    assert stored.json() == {"stored": 3}
+    assert http.post("/labels", json={"request_ids": ["multi"], "labels": [0]}).json() == {"stored": 1}
+    labels = read_labels(client.settings.home, "churn")
+    assert labels[["row", "label"]].values.tolist() == [[0, 1], [1, 0], [2, 1], [0, 0]], "without rows: the first row"
+    with pytest.raises(InvalidInputError, match=r"rows=\[0, 1, \.\.\.\]"):
+        write_labels(client.settings.home, "churn", ["multi"], [1, 0, 1])

@@ -253,6 +253,54 @@ def test_refuses_a_network_address_without_a_token(home: dict) -> None:
     assert out.returncode == 1 and "MODELCYCLE_SERVE_TOKEN" in out.stderr and "--no-auth" in out.stderr
 
 
+def test_serve_name_at_alias_prints_one_json_line_once_it_answers(home: dict) -> None:
+    """`modelcycle serve churn@champion --json`: the form `models show` uses, and a line a script can wait for."""
+    import select
+
+    port = free_port()
+    env = {**os.environ, "MODELCYCLE_HOME": str(home["home"]), "MODELCYCLE_CAPTURE": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "serve", "churn@champion", "--port", str(port), "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        readable, _, _ = select.select([proc.stdout], [], [], 180)  # several imports and a model load on a busy machine
+        assert readable, "no line within 3 minutes"
+        ready = json.loads(proc.stdout.readline())
+        url = f"http://127.0.0.1:{port}"
+        assert ready == {"url": url, "model": "churn@champion", "version": 1, "pid": proc.pid, "workers": 1}
+        answer = httpx.post(url + "/predict", json=RECORD, timeout=30)
+        assert answer.status_code == 200 and answer.headers["x-model-version"] == "1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.stdout.read() == "", "stdout carries the one line only"
+
+
+def test_it_says_where_it_listens_once_it_answers(home: dict) -> None:
+    import select
+
+    proc, url = start(home["home"], model="churn@champion")
+    try:
+        readable, _, _ = select.select([proc.stderr], [], [], 60)  # the line comes within moments of the first answer
+        assert readable, "nothing was announced"
+        assert proc.stderr.readline().startswith(f"serving churn@champion on {url} (1 worker)")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_a_busy_port_is_one_line_and_nothing_is_announced(home: dict) -> None:
+    env = {**os.environ, "MODELCYCLE_HOME": str(home["home"]), "MODELCYCLE_CAPTURE": "0"}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "modelcycle", "serve", "churn@champion", "--port", str(port)], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr == f"error: port {port} on 127.0.0.1 is in use; pass --port with a free one\n", out.stderr
+    assert out.stdout == ""
+
+
 def test_batch_scoring_a_file(home: dict, tmp_path: Path) -> None:
     X, _ = frame(2500, seed=3)
     X.to_parquet(tmp_path / "in.parquet")
@@ -262,6 +310,12 @@ def test_batch_scoring_a_file(home: dict, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     scored = pd.read_parquet(tmp_path / "scored.parquet")
     assert len(scored) == 2500 and {"a", "b", "prediction", "proba.0", "proba.1"} <= set(scored.columns)
+    again = subprocess.run([sys.executable, "-m", "modelcycle", "predict", "churn/1", str(tmp_path / "in.parquet"),
+                            "-o", str(tmp_path / "again.parquet"), "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["name"], summary["version"], summary["rows"], summary["output"]) == ("churn", 1, 2500, str(tmp_path / "again.parquet"))
+    assert summary["sha256"] == home["registry"].get_model_version("churn", 1).hash
     X.drop(columns=["b"]).to_parquet(tmp_path / "bad.parquet")
     bad = subprocess.run([sys.executable, "-m", "modelcycle", "predict", "models:/churn@champion", str(tmp_path / "bad.parquet"),
                           "-o", str(tmp_path / "never.parquet")], env=env, capture_output=True, text=True, timeout=120)

@@ -143,7 +143,9 @@ def test_delete_run_removes_children_and_records(store) -> None:
     parent = _run(store)
     child = _run(store, parent_id=parent)
     store.write(WriteBatch(metrics=[(child, "m", 1.0, 0, time.time())], artifacts=[(child, "x", "1" * 64, 1, 0.0)]))
-    store.delete_run(parent)
+    assert store.delete_run(parent, dry_run=True) == [parent, child]
+    assert store.get_run(child).metrics == {"m": 1.0}, "a dry run deletes nothing"
+    assert store.delete_run(parent) == [parent, child]
     for rid in (parent, child):
         with pytest.raises(NotFoundError):
             store.get_run(rid)

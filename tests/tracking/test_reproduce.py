@@ -53,12 +53,53 @@ def test_reproduce_execute_rebuilds_code_state_and_matches_metrics(tmp_path: Pat
     assert done.returncode == 0, done.stderr + done.stdout
     result = json.loads(done.stdout[done.stdout.index("{"):])
     assert result["matches"] is True
-    new = client.get_run(result["reproduced"])
+    new = client.get_run(result["reproduced_run_id"])
     assert new.reproduces == second.id
     assert new.metrics == second.metrics and new.params == second.params
     linked = client.search_runs(filter=f"reproduces = '{second.id}'", as_frame=False)
     assert [r.id for r in linked] == [new.id], "only the run started in the same order is linked"
     assert (repo / "params.py").read_text() == "OFFSET = 0\n", "the user's working tree is untouched"
+
+
+def test_the_printed_steps_work_when_pasted_into_a_shell(tmp_path: Path, make_repo) -> None:
+    """The store is found from the project folder (no MODELCYCLE_HOME); the steps, run in order in one shell,
+    check out a worktree beside it, apply the stored diff from the original store and log a linked, equal run."""
+    repo = make_repo({"train.py": TRAIN, "params.py": "OFFSET = 0\n", ".gitignore": ".modelcycle/\n"})
+    (repo / "params.py").write_text("OFFSET = 10\n")  # an uncommitted experiment
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` and `modelcycle` of this environment
+    subprocess.run([sys.executable, "train.py", "3"], cwd=repo, env=env, check=True, capture_output=True)
+    git(repo, "checkout", "params.py")
+    client = Client(Settings.for_home(repo / ".modelcycle", capture=False))
+    second = client.search_runs(experiment="repro", filter="name = 'second'", as_frame=False)[0]
+
+    shown = subprocess.run([sys.executable, "-m", "modelcycle", "runs", "reproduce", second.id[:10], "--json"], cwd=repo, env=env,
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    commands = [step["command"] for step in json.loads(shown.stdout)["steps"] if step["command"]]
+    script = "set -eu\n" + "\n".join(commands) + "\n"
+    pasted = subprocess.run(["bash", "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert pasted.returncode == 0, script + pasted.stdout + pasted.stderr
+
+    worktree = tmp_path / f"reproduce-{second.id[:8]}"
+    assert (worktree / "params.py").read_text() == "OFFSET = 10\n", "the stored diff was applied there"
+    assert not (worktree / ".modelcycle").exists(), "no empty store in the worktree: the steps used the original one"
+    [new] = client.search_runs(filter=f"reproduces = '{second.id}'", as_frame=False)
+    assert new.metrics == second.metrics and new.params == second.params
+    assert client.get_run(new.id).context.git_root == str(worktree.resolve()), "it ran in the worktree"
+    assert (repo / "params.py").read_text() == "OFFSET = 0\n", "the user's working tree is untouched"
+    client.close()
+
+
+def test_the_store_step_names_a_remote_store_without_its_password(tmp_path: Path) -> None:
+    from modelcycle.tracking.reproduce import _store_step
+
+    settings = Settings.for_home(tmp_path / "h", capture=False).replace(store_uri="postgresql+psycopg://ana:s3cret@db.example/mc",
+                                                                        artifact_uri="s3://bucket/mc")
+    step = _store_step(Client(settings))
+    assert step.command == (f"export MODELCYCLE_HOME={tmp_path / 'h'} MODELCYCLE_STORE_URI='postgresql+psycopg://ana:<password>@db.example/mc' "
+                            "MODELCYCLE_ARTIFACT_URI=s3://bucket/mc")
+    assert "<password>" in step.note and "s3cret" not in step.command
 
 
 def test_runs_outside_git_explain_why_they_cannot_be_executed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,7 +77,7 @@ def lineage(ref: str, client: Any = None) -> dict[str, Any]:
     if cycle.alert_id:
         alert = store.alert_get(cycle.alert_id)
         if alert is not None:
-            trigger |= {"alert": alert.id, "message": alert.message, "alert_state": alert.state,
+            trigger |= {"alert_id": alert.id, "message": alert.message, "alert_state": alert.state,
                         "raised": _when(alert.raised_at)}
     chain.append(trigger)
     if cycle.run_id:
@@ -97,17 +97,17 @@ def lineage(ref: str, client: Any = None) -> dict[str, Any]:
     if cycle.alias_event_id is not None:
         event = next((e for e in registry.history(cycle.model) if e.id == cycle.alias_event_id), None)
         if event is not None:
-            chain.append({"step": "alias move", "event": event.id, "alias": event.alias, "from_version": event.from_version,
+            chain.append({"step": "alias move", "alias_event_id": event.id, "alias": event.alias, "from_version": event.from_version,
                           "to_version": event.to_version, "at": _when(event.at), "by": event.actor})
             later = [e for e in registry.history(cycle.model, event.alias) if e.id > event.id]
             if later:
-                chain.append({"step": "later moves", "events": [{"event": e.id, "action": e.action, "to_version": e.to_version,
+                chain.append({"step": "later moves", "events": [{"alias_event_id": e.id, "action": e.action, "to_version": e.to_version,
                                                                   "reason": e.reason} for e in later[:5]]})
     served_at = None
     if cycle.version is not None and cycle.state in ("done", "verifying"):
         served_at = _first_served(client.settings.home, cycle.model, cycle.version, cycle.started_at)
         chain.append({"step": "served", "version": cycle.version, "first_answer": _when(served_at),
                       "note": None if served_at else "no logged prediction from this version yet"})
-    return {"cycle": cycle.id, "project": cycle.project, "state": str(cycle.state), "started": _when(cycle.started_at),
+    return {"cycle_id": cycle.id, "project": cycle.project, "state": str(cycle.state), "started": _when(cycle.started_at),
             "finished": _when(cycle.finished_at), "error": cycle.detail.get("error"),
             "failures": cycle.detail.get("failures"), "chain": chain}

@@ -8,12 +8,13 @@ import typer
 
 from modelcycle.cli import data, models, ops, pipeline, project, runs
 from modelcycle.cli import serve as serve_cli
-from modelcycle.cli._common import JSON_OPTION, client, console, errors, print_json, printable
+from modelcycle.cli._common import JSON_OPTION, OneLineUsageErrors, client, console, errors, print_json, printable
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="modelcycle",
+    cls=OneLineUsageErrors,
     help="Track experiments, validate data, register and promote models. Data is kept in ./.modelcycle (or MODELCYCLE_HOME).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from modelcycle.errors import ModelcycleError
 
@@ -86,6 +88,47 @@ def command_name() -> str:
         names.append(ctx.info_name or "")
         ctx = ctx.parent
     return " ".join(["modelcycle", *reversed(names)])
+
+
+def _click_module(name: str) -> Any:
+    """A module of the Click that Typer runs on: recent Typer releases carry their own copy (``typer._click``)."""
+    import importlib
+
+    for prefix in ("typer._click", "click"):
+        try:
+            return importlib.import_module(f"{prefix}.{name}")
+        except ImportError:
+            continue
+    raise ImportError(f"neither typer._click.{name} nor click.{name} can be imported")
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The root command: a usage error (a missing argument, an unknown option, a bad value) is one line on stderr,
+    ``error: Missing argument 'RUN'. Try 'modelcycle runs show --help'.``, and exit code 2, instead of a box.
+
+    Subcommands are parsed inside the root's ``invoke``, so the root alone catches every command's usage errors.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    exceptions = _click_module("exceptions")
+    try:
+        yield
+    except exceptions.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # the help was printed: that is the answer
+            raise
+        path = e.ctx.command_path if e.ctx is not None else command_name()
+        fail(printable(f"{e.format_message().rstrip('.')}. Try '{path} --help'."))
+        raise typer.Exit(2) from None
 
 
 def _current_context() -> Any:

@@ -75,13 +75,19 @@ def profile_cmd(path: Annotated[Path, FILE], html: Path | None = HTML_OPTION, as
 def infer_schema_cmd(
     path: Annotated[Path, FILE],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the YAML schema.")] = Path("schema.yaml"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Write the schema the data follows, as YAML to review and edit."""
+    from dataclasses import asdict
+
     from modelcycle.data import infer_schema, profile
 
-    with _progress(path, "profiling", False) as tick:
+    with _progress(path, "profiling", as_json) as tick:
         schema = infer_schema(profile(path, progress=tick))
     schema.save(output)
+    if as_json:
+        print_json({"path": str(output), "columns": {name: asdict(c) for name, c in schema.columns.items()}})
+        return
     console().print(f"wrote {printable(output)} ({len(schema.columns)} columns); review it, "
                     f"then `modelcycle data validate FILE --schema {printable(output)}`")
 

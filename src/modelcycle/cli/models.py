@@ -22,17 +22,6 @@ def _registry() -> Registry:
     return Registry(client())
 
 
-def _split(spec: str) -> tuple[str, str | None]:
-    """NAME, NAME@ALIAS or NAME/VERSION."""
-    if "@" in spec:
-        name, _, alias = spec.partition("@")
-        return name, alias
-    if "/" in spec:
-        name, _, version = spec.partition("/")
-        return name, version
-    return spec, None
-
-
 def _version_json(v: Any) -> dict[str, Any]:
     data = asdict(v)
     data["tags"] = dict(v.tags)
@@ -71,13 +60,15 @@ def ls(as_json: bool = JSON_OPTION) -> None:
 @app.command("show")
 @errors
 def show(
-    spec: Annotated[str, typer.Argument(metavar="NAME[@ALIAS|/VERSION]", help="A model, or one of its versions.")],
+    spec: Annotated[str, typer.Argument(metavar="NAME[@ALIAS|/VERSION]", help="A model, or one of its versions (models:/… too).")],
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show a model's versions, or one version in detail (signature, requirements, verdicts)."""
+    from modelcycle.registry.uri import NAME_RE
+
     registry = _registry()
-    name, which = _split(spec)
-    if which is None:
+    if NAME_RE.match(spec):
+        name = spec
         versions = registry.search_model_versions(f"name = '{registry.get_model_version(name).name}'")
         if as_json:
             print_json([_version_json(v) for v in versions])
@@ -93,9 +84,9 @@ def show(
                           printable(", ".join(f"{k}={val}" for k, val in v.tags.items())))
         console().print(table)
         return
-    version = registry.get_model_version(name, which)
+    version = _version(registry, spec)
     manifest, _ = registry._run_package(registry.client.get_run(version.run_id), version.artifact_path)
-    verdicts = registry.verdicts(name, version.version)
+    verdicts = registry.verdicts(version.name, version.version)
     if as_json:
         print_json({**_version_json(version), "signature": manifest.signature.to_dict() if manifest.signature else None,
                     "requirements": manifest.requirements, "model_class": manifest.model_class,
@@ -122,6 +113,19 @@ def show(
         state = "[green]passed[/]" if v.passed else "[red]failed[/]"
         compared = f" against {v.baseline_alias} version {v.baseline_version}" if v.baseline_alias and v.baseline_version else ""
         con.print(f"  verdict {printable(v.id[:8])} {state} {when(v.created_at)}{printable(compared)}")
+
+
+def _version(registry: Registry, spec: str) -> Any:
+    """The registered version ``spec`` names (NAME@ALIAS, NAME/VERSION or models:/…), through the one model-URI parser."""
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.registry.uri import NAME_RE
+
+    if NAME_RE.match(spec):
+        raise InvalidInputError(f"{spec!r} names a model, not one of its versions; give {spec}/VERSION or {spec}@ALIAS")
+    _, version = registry.resolve(spec, local=False)
+    if version is None:
+        raise InvalidInputError(f"{spec!r} is not a registered model version; give NAME@ALIAS, NAME/VERSION or models:/…")
+    return version
 
 
 @app.command("history")
@@ -223,23 +227,35 @@ def _read_table(path: Path) -> Any:
 @app.command("validate")
 @errors
 def validate(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[int, typer.Argument(help="Candidate version.", min=1)],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="The candidate: NAME@ALIAS, NAME/VERSION, models:/…, or NAME then VERSION.")],
     data: Annotated[Path, typer.Option("--data", help="Labelled test data (.csv or .parquet).")],
     policy: Annotated[Path, typer.Option("--policy", help="Policy YAML (thresholds, improvement, slices, latency, data validation).")],
+    number: Annotated[int | None, typer.Argument(metavar="[VERSION]", help="The candidate's version, after a NAME.", min=1)] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Label column (default: the policy's target, else y).")] = None,
     promote_to: Annotated[str | None, typer.Option("--promote", help="Promote to this alias when the verdict passes.")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Write the verdict and evaluation report here.")] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Check VERSION against a policy on test data; exit code 1 when it fails. The verdict is stored."""
+    """Check a model version against a policy on test data; exit code 1 when it fails. The verdict is stored."""
+    from modelcycle.errors import InvalidInputError
     from modelcycle.evaluation import Policy
     from modelcycle.registry.fluent import get_registry, validate_model
 
+    registry = get_registry()  # the default client: settings from the environment
+    if number is not None:
+        from modelcycle.registry.uri import check_model_name
+
+        model = f"models:/{check_model_name(model)}/{number}"
+    candidate = _version(registry, model)
+    name, version = candidate.name, candidate.version
     rules = Policy.load(policy)
     frame = _read_table(data)
-    verdict = validate_model(f"models:/{name}/{version}", frame, rules, target)  # the default client: settings from the environment
-    event = get_registry().promote(name, version, promote_to, verdict) if promote_to and verdict.passed else None
+    label = target or rules.target
+    if label not in frame.columns:
+        which = "which --target names" if target else "the policy's target, or y when it names none; name the label with --target COLUMN"
+        raise InvalidInputError(f"{data.name} has no label column {label!r} ({which}); its columns: {', '.join(map(str, frame.columns))}")
+    verdict = validate_model(candidate.uri, frame, rules, target)
+    event = registry.promote(name, version, promote_to, verdict) if promote_to and verdict.passed else None
     if html is not None:
         verdict.to_html(html)
     if as_json:

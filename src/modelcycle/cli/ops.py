@@ -233,7 +233,7 @@ def lineage(
         return
     from rich.tree import Tree
 
-    root = Tree(f"[bold]cycle {printable(found['cycle'][:8])}[/] ({printable(found['project'])}) {printable(found['state'])}, "
+    root = Tree(f"[bold]cycle {printable(found['cycle_id'][:8])}[/] ({printable(found['project'])}) {printable(found['state'])}, "
                 f"started {printable(found['started'])}")
     node = root
     for link in found["chain"]:

@@ -67,12 +67,16 @@ def _report_table(report: Any) -> None:
 def init(
     name: Annotated[str, typer.Argument(help="The project's name, also its model's: letters, digits, '-' and '_'.")],
     path: Annotated[Path | None, typer.Option("--path", help="The folder to write it in (default: ./NAME); new or empty.")] = None,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Start a project: spec, pipeline, schema, gate, unit tests and CI/CD (GitHub Actions and Jenkins) that run as written."""
     from modelcycle.automation.scaffold import init_project
 
     folder = path if path is not None else Path.cwd() / name
     written = init_project(name, folder)
+    if as_json:
+        print_json({"project": name, "path": str(folder.resolve()), "files": [str(f.relative_to(folder)) for f in written]})
+        return
     con = console()
     con.print(f"Created {printable(name)} in {printable(str(folder))}:")
     for f in written:

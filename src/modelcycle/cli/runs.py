@@ -25,7 +25,8 @@ app = typer.Typer(help="List, inspect, compare and reproduce runs.", no_args_is_
 
 
 def _run_json(run) -> dict:  # type: ignore[no-untyped-def]
-    data = asdict(run)
+    data = {"run_id": run.id, **asdict(run)}  # a run's id is run_id in every --json output
+    del data["id"]
     data["status"] = run.status.value
     data["duration"] = run.duration
     return data
@@ -86,7 +87,7 @@ def ls(
 
 @app.command("show")
 @errors
-def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")], as_json: bool = JSON_OPTION) -> None:
+def show(run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix of it.")], as_json: bool = JSON_OPTION) -> None:
     """Everything recorded about one run."""
     c = client()
     run = c.get_run(run_id)
@@ -142,7 +143,7 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix o
 @app.command("compare")
 @errors
 def compare(
-    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids (prefixes are fine).")],
+    run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more run ids (prefixes are fine).")],
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Params and metrics side by side; rows whose values differ are highlighted."""
@@ -160,7 +161,7 @@ def compare(
             rows.append((kind, key, values, len(set(shown)) > 1))
     if as_json:
         print_json({
-            "runs": [r.id for r in runs],
+            "run_ids": [r.id for r in runs],
             "rows": [{"kind": k, "key": key, "values": v, "differs": d} for k, key, v, d in rows],
         })
         return
@@ -180,7 +181,7 @@ def compare(
 @app.command("reproduce")
 @errors
 def reproduce(
-    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix of it.")],
     execute: Annotated[bool, typer.Option("--execute", help="Run the steps in a fresh git worktree and compare metrics.")] = False,
     install: Annotated[bool, typer.Option("--install", help="With --execute: pip install the package versions that differ.")] = False,
     as_json: bool = JSON_OPTION,
@@ -206,7 +207,7 @@ def reproduce(
                 con.print(f"   [dim]{printable(step.note)}[/]")
     if not execute:
         if as_json:
-            print_json({"run": plan.run.id, "runnable": plan.runnable, "problem": plan.problem,
+            print_json({"run_id": plan.run.id, "runnable": plan.runnable, "problem": plan.problem,
                         "steps": [asdict(s) for s in plan.steps],
                         "package_changes": [{"name": n, "recorded": r, "installed": h} for n, r, h in plan.package_changes]})
         return
@@ -214,7 +215,7 @@ def reproduce(
         con.print(f"[yellow]{len(plan.package_changes)} package version(s) differ; pass --install to install them[/]")
     result = rp.execute(c, plan, install=install)
     if as_json:
-        print_json({"run": plan.run.id, "reproduced": result.reproduced.id if result.reproduced else None,
+        print_json({"run_id": plan.run.id, "reproduced_run_id": result.reproduced.id if result.reproduced else None,
                     "returncode": result.returncode, "matches": result.matches,
                     "metrics": [{"key": m.key, "original": m.original, "reproduced": m.reproduced, "matches": m.matches}
                                 for m in result.metrics]})
@@ -238,41 +239,56 @@ def reproduce(
 @app.command("download")
 @errors
 def download(
-    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix of it.")],
     name: Annotated[str | None, typer.Argument(help="One artifact or folder; all when omitted.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")] = Path("."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Copy a run's artifacts to a local folder (verified against their sha256)."""
     c = client()
+    run = c.get_run(run_id)
     if name and not output.is_dir() and output.suffix:
         import shutil
         import tempfile
 
         tmp = Path(tempfile.mkdtemp())
         try:
-            path = c.download_artifacts(run_id, name, tmp)
+            path = c.download_artifacts(run.id, name, tmp)
             output.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(path), output)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        console().print(f"wrote {printable(output)}")
+        path = output
+    else:
+        path = c.download_artifacts(run.id, name, output)
+    if as_json:
+        files = sorted(str(f) for f in path.rglob("*") if f.is_file()) if path.is_dir() else [str(path)]
+        print_json({"run_id": run.id, "artifact": name, "path": str(path), "files": files})
         return
-    path = c.download_artifacts(run_id, name, output)
     console().print(f"wrote {printable(path)}")
 
 
 @app.command("rm")
 @errors
 def rm(
-    run_ids: Annotated[list[str], typer.Argument(help="Runs to delete, with their child runs.")],
+    run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to delete, with their child runs.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete runs and their records; `modelcycle gc` then frees their artifacts."""
     c = client()
-    runs = [c.get_run(r) for r in run_ids]
+    runs = list({r.id: r for r in (c.get_run(r) for r in run_ids)}.values())
+    # every check before the question: an unknown run or one whose model is registered is refused before anyone is asked
+    doomed = {r.id: c.delete_run(r.id, dry_run=True) for r in runs}
+    runs = [r for r in runs if not any(r.id in ids[1:] for ids in doomed.values())]  # a child goes with its parent
+    total = len({i for r in runs for i in doomed[r.id]})
     if not yes:
         names = ", ".join(f"{r.id[:8]} ({printable(r.name, markup=False)})" for r in runs)
-        typer.confirm(f"Delete {names}?", abort=True)
-    for r in runs:
-        c.delete_run(r.id)
-    console().print(f"deleted {len(runs)} run(s)")
+        children = total - len(runs)
+        typer.confirm(f"Delete {names}" + (f" and {children} child run(s)" if children else "") + "?", abort=True,
+                      err=as_json)  # stdout carries only the JSON
+    deleted = [i for r in runs for i in c.delete_run(r.id)]
+    if as_json:
+        print_json({"run_ids": deleted})
+        return
+    console().print(f"deleted {len(deleted)} run(s)")

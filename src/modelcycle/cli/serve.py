@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelcycle.cli._common import console, errors, printable
+from modelcycle.cli._common import JSON_OPTION, console, errors, print_json, printable
 from modelcycle.errors import ConfigurationError, InvalidInputError
 
 _ENV = "MODELCYCLE_SERVE_OPTIONS"  # how `serve --workers N` hands its options to each worker process
@@ -31,8 +31,9 @@ def factory() -> Any:
 
 
 def serve(
-    model: Annotated[str, typer.Argument(help="models:/name@alias, models:/name/3 or runs:/<run>/model")],
-    shadow: Annotated[str | None, typer.Option("--shadow", help="A challenger that predicts on the same inputs, logged, never answered.")] = None,
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, models:/…, runs:/<run>/model or a package folder")],
+    shadow: Annotated[str | None, typer.Option("--shadow", help="A challenger (NAME@ALIAS …) that predicts on the same inputs, logged, "
+                                                                "never answered.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs a token or --no-auth.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535)] = 8080,
     workers: Annotated[int, typer.Option("--workers", min=1, help="uvicorn worker processes.")] = 1,
@@ -50,11 +51,12 @@ def serve(
     body_timeout: Annotated[float, typer.Option("--body-timeout", min=0.1, help="Seconds a request body may take to arrive.")] = 30.0,
     poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between checks of the alias.")] = 1.0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="Prediction threads per worker (more help models that release the GIL).")] = 1,
+    as_json: bool = typer.Option(False, "--json", help="Once the server answers, print one JSON line: its url, model, version and pid."),
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol, /predict and MLflow's /invocations; it follows its alias.
 
     On a loopback address it answers only requests whose Host header is a loopback name (DNS rebinding), and every POST
-    must be JSON: a web page in a browser cannot post to it.
+    must be JSON: a web page in a browser cannot post to it. It says where it listens once it answers.
     """
     from modelcycle.serving.http import is_loopback
     from modelcycle.settings import Settings
@@ -72,13 +74,22 @@ def serve(
         from modelcycle.models.trust import Trust
 
         types = sorted(Trust.of(False, trusted_type).types)  # a denied name is refused here, before the port is taken
+        check_port(host, port)
         options = {"model": model, "shadow": shadow, "auth": not no_auth, "max_queue": max_queue, "max_body_mb": max_body_mb,
                    "log": not no_log, "trust": trust, "poll": poll, "threads": threads, "host": host, "allowed_hosts": hosts,
                    "body_timeout": body_timeout, "trusted_types": types}
         os.environ[_ENV] = json.dumps(options)
-        factory()  # load the model once here: a model that cannot be served fails before the port is taken
-        console(stderr=True).print(f"serving {printable(model)} on http://{printable(host)}:{port} ({workers} worker{'s' if workers > 1 else ''}"
-                                   f"{', token required' if settings.serve_token and not no_auth else ''}); Ctrl-C to stop")
+        app = factory()  # load the model once here: a model that cannot be served fails before the port is taken
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+        def ready() -> None:
+            if as_json:
+                print_json_line({"url": url, "model": model, "version": app.state.holder.version, "pid": os.getpid(), "workers": workers})
+            else:
+                console(stderr=True).print(f"serving {printable(model)} on {printable(url)} ({workers} worker{'s' if workers > 1 else ''}"
+                                           f"{', token required' if settings.serve_token and not no_auth else ''}); Ctrl-C to stop")
+
+        announce_when_ready(url, ready)
         # connections beyond the limit get 503 at once: a flood of idle or trickling connections cannot exhaust file descriptors
         uvicorn.run("modelcycle.cli.serve:factory", factory=True, host=host, port=port, workers=workers, log_level="warning",
                     timeout_graceful_shutdown=30, access_log=False, limit_concurrency=max(1024, 16 * max_queue))
@@ -86,8 +97,61 @@ def serve(
     run()
 
 
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` once, as uvicorn will, so a taken port is one clear line before anything is announced.
+
+    Raises:
+        ConfigurationError: the port is in use, or the address cannot be listened on here.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigurationError(f"port {port} on {host} is in use; pass --port with a free one") from None
+            raise ConfigurationError(f"cannot listen on {host}:{port} ({e.strerror or e}); pass another --host or --port") from None
+
+
+def announce_when_ready(url: str, say: Any) -> None:
+    """Call ``say()`` once the server at ``url`` answers ``/v2/health/ready`` (from a thread; it gives up when the process ends)."""
+    import threading
+    import time
+    import urllib.request
+
+    probe = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")  # a wildcard bind answers on loopback
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an HTTP(S)_PROXY
+    # a loopback Host is answered whatever --allowed-hosts says (the probe comes from this machine)
+    request = urllib.request.Request(f"{probe}/v2/health/ready", headers={"Host": "localhost"})
+
+    def watch() -> None:
+        while True:
+            try:
+                with opener.open(request, timeout=2) as answer:
+                    if answer.status == 200:
+                        say()
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+
+    threading.Thread(target=watch, name="modelcycle-serve-ready", daemon=True).start()
+
+
+def print_json_line(data: Any) -> None:
+    """One line of JSON on stdout, flushed at once (a script reads it while the server runs)."""
+    import sys
+
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
 def predict(
-    model: Annotated[str, typer.Argument(help="models:/name@alias, models:/name/3, runs:/<run>/model or a package folder")],
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, models:/…, runs:/<run>/model or a package folder")],
     source: Annotated[Path, typer.Argument(help="Rows to score: .parquet or .csv")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows (.parquet).")],
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows per batch (memory stays bounded).")] = 100_000,
@@ -95,6 +159,7 @@ def predict(
     trusted_type: Annotated[list[str] | None, typer.Option(
         "--trusted-type", help="A type (module.Class) model files may build beyond the library allow-list; repeat for more.")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local, dask (a LocalCluster) or dask://host:port")] = "local",
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Score a file in batches, checked against the model's signature; writes the input with prediction columns.
 
@@ -126,7 +191,8 @@ def predict(
         writer = None
         scored = 0
         try:
-            with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True)) as bar:
+            with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True),
+                          disable=as_json) as bar:
                 task = bar.add_task("rows", total=total)
                 for out in scored_batches:
                     table = pa.Table.from_pandas(out, preserve_index=False)
@@ -144,6 +210,11 @@ def predict(
             if writer is not None:
                 writer.close()
             tmp.unlink(missing_ok=True)
+        if as_json:
+            version = loaded.version
+            print_json({"model": model, "name": version.name if version else None, "version": version.version if version else None,
+                        "sha256": loaded.hash, "rows": scored, "output": str(output)})
+            return
         console().print(f"scored {scored:,} rows with {printable(model)} → {printable(output)}")
 
     run()

@@ -213,6 +213,7 @@ def save_model(
                    "init_kwargs": dict(init_kwargs or {})}
         check_loaded(model, f"this {type(model).__name__}", estimator=True)  # what would be refused on load is refused now
         meta = chosen.save(model, staging, options)
+        predictor = chosen.predictor(model) if hasattr(chosen, "predictor") else model  # predicts on frames, as the package will
         if artifacts:
             if chosen.name != "python":
                 raise InvalidInputError("artifacts= is for PythonModel packages; other flavours carry everything in the model file")
@@ -226,7 +227,7 @@ def save_model(
             prediction = None
             try:
                 head = sample.head(50)
-                prediction = model.predict(head if input_kind == "frame" else head.to_numpy())
+                prediction = predictor.predict(head if input_kind == "frame" else head.to_numpy())
             except Exception as e:
                 # a PythonModel may need load_context first, a bare XGBoost Booster takes a DMatrix (its package predicts on
                 # frames); any other model must predict on its own data, or it could never be served
@@ -244,7 +245,7 @@ def save_model(
             from modelcycle.data import profile
 
             (staging / PROFILE).write_bytes(profile(reference).to_bytes())
-            predicted = _prediction_frame(model, reference if input_kind == "frame" else reference.to_numpy())
+            predicted = _prediction_frame(predictor, reference if input_kind == "frame" else reference.to_numpy())
             if predicted is not None:
                 (staging / PREDICTIONS).write_bytes(profile(predicted).to_bytes())
         requirements = _versions(tuple(chosen.requirements))
@@ -430,8 +431,20 @@ class LoadedModel:
             return frame.to_numpy()
         return frame
 
+    @functools.cached_property
+    def _predict(self) -> Any:
+        if self.manifest.flavour == "python":  # either form of PythonModel.predict: model_input alone, or MLflow's context first
+            from modelcycle.models.python_model import BoundModel, ModelContext
+
+            return BoundModel(self.raw, ModelContext(self.path, _package_paths(self.manifest, self.path))).predict
+        return self.raw.predict
+
     def predict(self, frame: Any) -> Any:
-        return self.raw.predict(self.prepare(frame))
+        return self.predict_prepared(self.prepare(frame))
+
+    def predict_prepared(self, prepared: Any) -> Any:
+        """``predict`` on input :meth:`prepare` returned."""
+        return self._predict(prepared)
 
     def __getattr__(self, name: str) -> Any:
         if name == "predict_proba":
@@ -473,8 +486,12 @@ def load_package(path: str | os.PathLike[str], trust: bool | Trust = False, expe
     artifacts = _package_paths(manifest, folder)
     _check_requirements(manifest)
     raw = flavour.load(folder, dict(manifest.flavour_meta), allowed)
-    if manifest.flavour == "python" and hasattr(raw, "load_context"):
-        raw.load_context(ModelContext(folder, artifacts))
+    if manifest.flavour == "python":
+        from modelcycle.models.python_model import takes_context
+
+        takes_context(raw)  # a predict of another form is refused now, not at the first prediction
+        if hasattr(raw, "load_context"):
+            raw.load_context(ModelContext(folder, artifacts))
     what = f"the model package {folder.name}"
     if estimator and not (flavour.handles(raw) or callable(getattr(raw, "predict", None))):
         raise UnsafeModelError(f"{what} holds a {type(raw).__module__}.{type(raw).__qualname__}, not a {manifest.flavour} model; refusing to load it")

@@ -117,6 +117,11 @@ class Signature:
                     if n:
                         spec = next(c for c in fast if c.name == name)
                         problems.append({"column": name, "problem": "null", "expected": spec.type, "observed": "null", "rows": int(n)})
+            doubles = [c.name for c in fast if c.type == "double"]
+            if doubles:
+                infinite = np.isinf(frame[doubles].to_numpy(dtype=np.float64)).sum(axis=0)
+                problems += [{"column": name, "problem": "infinite", "expected": "double", "observed": "infinity", "rows": int(n)}
+                             for name, n in zip(doubles, infinite, strict=True) if n]
         converted: dict[str, Any] = {}
         fast_set = set(fast_names)
         for spec in self.inputs:
@@ -193,6 +198,10 @@ def _message(problems: list[dict[str, Any]]) -> str:
     nulls = [p for p in problems if p["problem"] == "null"]
     if nulls:
         parts.append("missing values in non-nullable columns: " + ", ".join(f"{p['column']} ({p['rows']} rows)" for p in nulls))
+    infinite = [p for p in problems if p["problem"] == "infinite"]
+    if infinite:
+        parts.append("infinite values in " + ", ".join(f"{p['column']} ({p['rows']} rows)" for p in infinite)
+                     + " (send finite numbers, or null where the column allows it)")
     return "model input does not match the model's signature: " + "; ".join(parts)
 
 
@@ -229,13 +238,17 @@ def _conform(series: Any, spec: ColumnSpec) -> tuple[Any, dict[str, Any] | None]
                 return wrong("string" if bool(bad.any()) else "boolean", bad if bool(bad.any()) else None)
         else:
             return wrong(str(dtype))
+        as_float = values.astype("float64")
+        infinite = np.isinf(as_float)
+        if bool(infinite.any()):
+            return None, {"column": spec.name, "problem": "infinite", "expected": spec.type, "observed": "infinity",
+                          "rows": int(infinite.sum())}
         if spec.type == "long":
-            as_float = values.astype("float64")
             fractional = ~isna & (np.floor(as_float) != as_float)
             if bool(fractional.any()):
                 return wrong("double", fractional)
             return (values.astype("Int64") if bool(isna.any()) else values.astype("int64")), None
-        return values.astype("float64"), None
+        return as_float, None
     if spec.type == "boolean":
         if t.is_bool_dtype(dtype):
             return series, None

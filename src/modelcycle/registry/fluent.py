@@ -151,7 +151,8 @@ def validate_model(candidate: str | ModelVersion | LoggedModel, data: Any, polic
     text = candidate.uri if isinstance(candidate, (ModelVersion, LoggedModel)) else str(candidate)
     _, version = registry.resolve(text)
     if version is None:
-        raise InvalidInputError(f"{text!r}: validate a registered version (models:/<name>/<version>), so the verdict can be linked to it")
+        raise InvalidInputError(f"{text!r}: validate a registered version (<name>/<version>, <name>@<alias> or models:/…), "
+                                "so the verdict can be linked to it")
     model = registry.load_model(version.uri, trust)
     over = (rules.improvement or {}).get("over", "champion")
     baseline_version = None

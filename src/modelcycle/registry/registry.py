@@ -18,7 +18,7 @@ from modelcycle.entities import AliasEvent, LoggedModel, ModelVersion, StoredVer
 from modelcycle.errors import ArtifactCorruptedError, GateError, InvalidInputError, ModelIntegrityError, NotFoundError
 from modelcycle.models.package import MANIFEST, LoadedModel, Manifest, load_package
 from modelcycle.models.trust import Trust
-from modelcycle.registry.uri import ModelRef, check_alias, check_model_name, parse_model_uri
+from modelcycle.registry.uri import MODEL_FORMS, ModelRef, check_alias, check_model_name, parse_model_uri
 from modelcycle.store.artifacts.base import safe_artifact_path
 
 if TYPE_CHECKING:
@@ -232,8 +232,9 @@ class Registry:
         return self.store.list_verdicts(check_model_name(name), version)
 
     # --- loading --------------------------------------------------------------------------
-    def resolve(self, uri: str) -> tuple[ModelRef, ModelVersion | None]:
-        ref = parse_model_uri(uri)
+    def resolve(self, uri: str, local: bool = True) -> tuple[ModelRef, ModelVersion | None]:
+        """The parsed URI (see :func:`~modelcycle.registry.uri.parse_model_uri`) and, for a registered model, its version now."""
+        ref = parse_model_uri(uri, local)
         if ref.kind != "models":
             return ref, None
         return ref, self.get_model_version(ref.name or "", self._version_spec(ref))
@@ -255,6 +256,8 @@ class Registry:
         text = uri.uri if isinstance(uri, LoggedModel) else uri
         ref, version = self.resolve(text)
         if ref.kind == "path":
+            if not os.path.exists(ref.path or ""):
+                raise NotFoundError(f"{text!r} is neither a model package folder nor a registered model; give {MODEL_FORMS}")
             return load_package(ref.path or "", trust=allowed)
         if version is not None:
             key = (version.hash, allowed)

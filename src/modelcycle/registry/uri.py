@@ -1,13 +1,18 @@
-"""Model URIs: ``runs:/<run_id>/<path>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``models:/<name>/latest``."""
+"""Model URIs: ``runs:/<run_id>/<path>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``models:/<name>/latest``,
+the same without ``models:/`` (``churn@champion``, ``churn/3``), or a local package folder.
+
+Every command and function that names a model parses it here, with :func:`parse_model_uri`.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from modelcycle.errors import InvalidInputError
 
-__all__ = ["ALIAS_RE", "NAME_RE", "ModelRef", "check_alias", "check_model_name", "parse_model_uri"]
+__all__ = ["ALIAS_RE", "MODEL_FORMS", "NAME_RE", "ModelRef", "check_alias", "check_model_name", "parse_model_uri"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -65,17 +70,26 @@ class ModelRef:
         return str(self.path)
 
 
-def parse_model_uri(uri: str) -> ModelRef:
-    """Parse a model URI; anything without a scheme is a local package folder.
+def parse_model_uri(uri: str, local: bool = True) -> ModelRef:
+    """Parse a model URI: ``runs:/<run>/<path>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``, or the same
+    without ``models:/`` (``churn@champion``, ``churn/3``, ``churn/latest``); anything else is a local package folder.
+
+    A local folder that exists wins over the short forms (a folder named ``churn@champion`` is that folder).
+
+    Args:
+        local: whether a local package folder may be meant; when False, a text that names no registered model is an error.
 
     Example:
         >>> parse_model_uri("models:/churn@champion").alias
         'champion'
+        >>> parse_model_uri("churn/3").version
+        3
         >>> parse_model_uri("runs:/0a1b/model").path
         'model'
     """
+    forms = "runs:/<run_id>/model, models:/<name>/<version>, models:/<name>@<alias>, <name>@<alias> or <name>/<version>"
     if not isinstance(uri, str) or not uri.strip():
-        raise InvalidInputError("a model URI is empty; use runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>")
+        raise InvalidInputError(f"a model URI is empty; use {forms}")
     uri = uri.strip()
     if uri.startswith("runs:"):
         rest = uri[len("runs:"):].lstrip("/")
@@ -84,19 +98,34 @@ def parse_model_uri(uri: str) -> ModelRef:
             raise InvalidInputError(f"{uri!r}: a runs URI names a run and a path, such as runs:/<run_id>/model")
         return ModelRef("runs", run_id=run_id, path=path.strip("/"))
     if uri.startswith("models:"):
-        rest = uri[len("models:"):].lstrip("/")
-        if "@" in rest:
-            name, _, alias = rest.partition("@")
-            return ModelRef("models", name=check_model_name(name), alias=check_alias(alias))
-        name, _, version = rest.partition("/")
-        check_model_name(name)
-        if version == "latest":
-            return ModelRef("models", name=name, latest=True)
-        if not version.isdigit() or int(version) < 1:
-            raise InvalidInputError(
-                f"{uri!r}: give a version number, 'latest' or an alias, such as models:/{name}/3 or models:/{name}@champion"
-            )
-        return ModelRef("models", name=name, version=int(version))
+        return _registered(uri, uri[len("models:"):].lstrip("/"))
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri):
         raise InvalidInputError(f"{uri!r}: model URIs start with runs:/ or models:/ (or are a local folder)")
+    if local and os.path.exists(uri):
+        return ModelRef("path", path=uri)
+    short = _SHORT.fullmatch(uri)
+    if short is not None and NAME_RE.match(short.group(1)):
+        return _registered(uri, uri)
+    if not local:
+        raise InvalidInputError(f"{uri!r} names no model version; use {forms}")
     return ModelRef("path", path=uri)
+
+
+_SHORT = re.compile(r"([^@/]+)(?:@[^@/]+|/(?:\d+|latest))")  # churn@champion, churn/3, churn/latest
+MODEL_FORMS = "NAME@ALIAS, NAME/VERSION, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN/model or a package folder"
+
+
+def _registered(uri: str, rest: str) -> ModelRef:
+    """``<name>@<alias>``, ``<name>/<version>`` or ``<name>/latest`` (what follows ``models:/``)."""
+    if "@" in rest:
+        name, _, alias = rest.partition("@")
+        return ModelRef("models", name=check_model_name(name), alias=check_alias(alias))
+    name, _, version = rest.partition("/")
+    check_model_name(name)
+    if version == "latest":
+        return ModelRef("models", name=name, latest=True)
+    if not version.isdigit() or int(version) < 1:
+        raise InvalidInputError(
+            f"{uri!r}: give a version number, 'latest' or an alias, such as {name}/3 or {name}@champion"
+        )
+    return ModelRef("models", name=name, version=int(version))

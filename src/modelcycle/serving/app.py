@@ -154,7 +154,8 @@ def create_app(settings: Any, model_uri: str, shadow_uri: str | None = None, con
             "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
                            "datatype": {"type": "string"}, "data": {"type": "array"}}}}}}}}}}
     labels_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": [
-        "request_ids", "labels"], "properties": {"request_ids": {"type": "array", "items": {"type": "string"}}, "labels": {"type": "array"}}}}}}}
+        "request_ids", "labels"], "properties": {"request_ids": {"type": "array", "items": {"type": "string"}}, "labels": {"type": "array"},
+        "rows": {"type": "array", "items": {"type": "integer", "minimum": 0}}}}}}}}
 
     @app.post("/predict", tags=["predict"], summary="Predict from records, columns, or MLflow's dataframe bodies", openapi_extra=predict_body)
     async def predict_route(request: Request) -> Response:

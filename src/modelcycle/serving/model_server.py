@@ -204,11 +204,11 @@ class ModelServer:
 
         raw = model.raw
         if not (want_proba and model.manifest.has_predict_proba):
-            return np.asarray(raw.predict(prepared)), None
+            return np.asarray(model.predict_prepared(prepared)), None
         if derives_predict(raw):  # exact by construction: the same computation predict does
             proba = np.asarray(raw.predict_proba(prepared), dtype=float)
             return np.asarray(raw.classes_).take(proba.argmax(axis=1), axis=0), proba
-        return np.asarray(raw.predict(prepared)), np.asarray(raw.predict_proba(prepared), dtype=float)
+        return np.asarray(model.predict_prepared(prepared)), np.asarray(raw.predict_proba(prepared), dtype=float)
 
     def predict_raw(self, raw: bytes, protocol: str, request_id: str, want_proba: bool = True) -> Prediction:
         """Parse a request's body (in the calling thread: never the event loop), then :meth:`predict` it."""
@@ -329,7 +329,9 @@ class ModelServer:
 
         ids, values = body.get("request_ids"), body.get("labels")
         if not isinstance(ids, list) or not isinstance(values, list) or len(ids) != len(values) or not ids:
-            raise ClientError(400, "send {\"request_ids\": [...], \"labels\": [...]} with one label per request id", "bad_shape")
+            raise ClientError(400, "send {\"request_ids\": [...], \"labels\": [...]} with one label per request id; for a request of several "
+                                   "rows, repeat its id once per row and add \"rows\": [0, 1, ...], the position of each label's row in its request",
+                              "bad_shape")
         if not all(isinstance(i, str) for i in ids):
             raise ClientError(400, "request_ids must be strings (the X-Request-ID of each prediction)", "bad_shape")
         rows = body.get("rows")

@@ -263,7 +263,8 @@ def write_labels(root: str | os.PathLike[str], model: str | None, request_ids: S
     ids = [str(r) for r in request_ids]
     values = list(labels)
     if len(ids) != len(values):
-        raise InvalidInputError(f"{len(ids)} request ids but {len(values)} labels; give one label per request id")
+        raise InvalidInputError(f"{len(ids)} request ids but {len(values)} labels; give one label per request id (for a request of several "
+                                "rows, repeat its id once per row and give rows=[0, 1, ...], the position of each label's row in its request)")
     if not ids:
         raise InvalidInputError("no labels given")
     if any(not i for i in ids):

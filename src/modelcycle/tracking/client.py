@@ -669,9 +669,13 @@ class Client:
                                 f"the other {len(chosen) - len(skipped)} are in {root}")
         return root / prefix if prefix else root
 
-    def delete_run(self, run_id: str) -> None:
-        """Delete a run, its child runs and their records (artifact bytes go at the next ``gc``)."""
-        self.store.delete_run(run_id)
+    def delete_run(self, run_id: str, dry_run: bool = False) -> list[str]:
+        """Delete a run, its child runs and their records (artifact bytes go at the next ``gc``); returns the deleted ids.
+
+        With ``dry_run``, nothing is deleted: the checks run (the run exists, no registered model version
+        lives in it or its children) and the ids that would go are returned.
+        """
+        return self.store.delete_run(run_id, dry_run)
 
     def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> GcReport:
         """Remove artifact blobs that no run refers to.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -108,25 +109,48 @@ def _command(run: Run, root: str | None = None) -> list[str]:
     return argv
 
 
+def _store_step(client: Client) -> Step:
+    """Exports that point modelcycle at the store holding the run, wherever the next steps run (a new worktree has no
+    ``.modelcycle/`` of its own). A password in the store's URI is not printed."""
+    settings = client.settings
+    home = Path(settings.home)
+    exports = [f"MODELCYCLE_HOME={shlex.quote(str(home))}"]
+    note = None
+    if settings.store_uri != f"sqlite:///{home / 'modelcycle.db'}":
+        uri, hidden = _PASSWORD.subn(r"\1<password>@", settings.store_uri)
+        exports.append(f"MODELCYCLE_STORE_URI={shlex.quote(uri)}")
+        note = "put the store's password in place of <password>" if hidden else None
+    if settings.artifact_uri != str(home / "artifacts"):
+        exports.append(f"MODELCYCLE_ARTIFACT_URI={shlex.quote(settings.artifact_uri)}")
+    return Step("Use the store that holds the run", "export " + " ".join(exports), note)
+
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+
 def plan(client: Client, run_id: str) -> ReproducePlan:
-    """The steps that reproduce ``run_id``: check out, apply the diff, install, run.
+    """The steps that reproduce ``run_id``, to paste into a shell in order: use the run's store, check out a new
+    worktree (and go there), apply the diff, install, run (linked to the original by ``MODELCYCLE_REPRODUCES``).
 
     Raises:
         NotFoundError: no such run.
     """
     run = client.get_run(run_id)
     ctx = run.context
-    steps: list[Step] = []
+    steps: list[Step] = [_store_step(client)]
     problem = None
     has_diff = any(a.path == DIFF_ARTIFACT for a in run.artifacts)
+    worktree = None
     if ctx.git_commit and ctx.git_root:
-        root = shlex.quote(ctx.git_root)
+        worktree = str(Path(ctx.git_root).parent / f"reproduce-{run.id[:8]}")
         branch = f" (branch {ctx.git_branch})" if ctx.git_branch else ""
-        steps.append(Step(f"Check out commit {ctx.git_commit[:12]}{branch}",
-                          f"git -C {root} worktree add --detach ../reproduce-{run.id[:8]} {ctx.git_commit}"))
+        steps.append(Step(f"Check out commit {ctx.git_commit[:12]}{branch} in a new worktree, and go there",
+                          f"git -C {shlex.quote(ctx.git_root)} worktree add --detach {shlex.quote(worktree)} {ctx.git_commit} "
+                          f"&& cd {shlex.quote(worktree)}"))
         if has_diff:
+            patch = shlex.quote(worktree + ".diff")
             steps.append(Step("Apply the uncommitted changes the run had",
-                              f"modelcycle runs download {run.id[:12]} {DIFF_ARTIFACT} -o code.diff && git apply code.diff"))
+                              f"modelcycle runs download {run.id[:12]} {DIFF_ARTIFACT} -o {patch} && git apply {patch} && rm {patch}"))
         elif ctx.git_dirty:
             steps.append(Step("Uncommitted changes", note="the working tree was dirty but no diff was stored"))
     elif ctx.git_root and not ctx.git_commit:
@@ -152,10 +176,11 @@ def plan(client: Client, run_id: str) -> ReproducePlan:
             steps.append(Step("Packages", note="the installed package versions match the run's"))
     if ctx.seed is not None:
         steps.append(Step("Seed", note=f"the run called seed_everything({ctx.seed}); the script does it again"))
-    argv = _command(run)
+    argv = _command(run, worktree)
     if argv:
         where = f"cd {shlex.quote(ctx.cwd)} && " if ctx.cwd and ctx.cwd != "." else ""
-        steps.append(Step("Run the command", where + shlex.join(argv)))
+        steps.append(Step("Run the command", f"{where}MODELCYCLE_REPRODUCES={run.id} {shlex.join(argv)}",
+                          "the new run is linked to this one (`modelcycle runs show` says which it reproduces)"))
     else:
         problem = problem or "the run was started from an interactive session (notebook or REPL), not a command"
         steps.append(Step("Run", note="started from an interactive session: re-run the notebook or cells at this commit"))

@@ -3,12 +3,15 @@
 A flavour is a small object with ``name``, ``handles(model)``, ``save(model, folder, options)``
 (returns JSON-able metadata), ``load(folder, meta, trust)`` (``trust`` is a :class:`~modelcycle.models.trust.Trust`:
 what the caller allows beyond the library allow-list; it is falsy unless pickle is allowed) and ``requirements`` (distribution
-names whose versions the package records). Built-ins are looked up lazily by name; third-party
-flavours register an entry point in the group ``modelcycle.model_flavour``.
+names whose versions the package records). A flavour whose models do not take a frame in ``predict``
+(a PyTorch module, an MLflow-style PythonModel) also has ``predictor(model)``: an object whose ``predict``
+takes a frame, as the loaded package's will, used to check the model when it is saved. Built-ins are
+looked up lazily by name; third-party flavours register an entry point in the group ``modelcycle.model_flavour``.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,7 +50,8 @@ def flavour_for(model: Any, name: str | None = None) -> Flavour:
     if name is not None:
         return get_flavour(name)
     root = _root_module(model)
-    candidates = [n for n in BUILTIN_ORDER if n in ("sklearn", "python") or n == root or (n == "pytorch" and root == "torch")]
+    # a module of yours that subclasses torch.nn.Module lives outside torch; torch is then imported already
+    candidates = [n for n in BUILTIN_ORDER if n in ("sklearn", "python") or n == root or (n == "pytorch" and "torch" in sys.modules)]
     candidates += [n for n in plugins.available("model_flavour") if n not in BUILTIN_ORDER]
     for candidate in candidates:
         flavour = get_flavour(candidate)

@@ -23,7 +23,16 @@ class PythonFlavour:
 
         return isinstance(model, PythonModel)
 
+    def predictor(self, model: Any) -> Any:
+        """The model with a ``predict(model_input)``, whichever form its class wrote (before ``load_context``, so it may fail)."""
+        from modelcycle.models.python_model import BoundModel, ModelContext
+
+        return BoundModel(model, ModelContext(Path(".")))
+
     def save(self, model: Any, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+        from modelcycle.models.python_model import takes_context
+
+        takes_context(model)  # a predict of another form is refused now, not at the first prediction
         if not options.get("allow_pickle"):
             raise UnsafeModelError(
                 f"a {type(model).__name__} can only be saved with pickle, and a pickle runs code when it is loaded; "

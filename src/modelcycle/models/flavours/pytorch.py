@@ -16,17 +16,24 @@ FILE = "weights.safetensors"
 
 
 class _TorchModel:
-    """An ``nn.Module`` in eval mode with a DataFrame-in, array-out ``predict``."""
+    """An ``nn.Module`` with a DataFrame-in, array-out ``predict``, which runs it in eval mode and without gradients."""
 
     def __init__(self, module: Any):
-        self.module = module.eval()
+        self.module = module
 
     def predict(self, frame: Any) -> Any:
         import numpy as np
         import torch
 
-        with torch.no_grad():
-            out = self.module(torch.as_tensor(np.asarray(frame, dtype=np.float32)))
+        training = self.module.training  # a module being saved is put back as it was (a loaded one is in eval mode already)
+        if training:
+            self.module.eval()
+        try:
+            with torch.no_grad():
+                out = self.module(torch.as_tensor(np.asarray(frame, dtype=np.float32)))
+        finally:
+            if training:
+                self.module.train()
         return out.numpy()
 
 
@@ -40,6 +47,10 @@ class PyTorchFlavour:
         except ImportError:
             return False
         return isinstance(model, torch.nn.Module)
+
+    def predictor(self, model: Any) -> Any:
+        """What predicts on a frame as the loaded package will (a module itself takes tensors)."""
+        return _TorchModel(model)
 
     def save(self, model: Any, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
         from modelcycle._deps import require
@@ -95,4 +106,4 @@ class PyTorchFlavour:
         state = load_file(str(path))
         module = obj(**init)
         module.load_state_dict(state)
-        return _TorchModel(module)
+        return _TorchModel(module.eval())

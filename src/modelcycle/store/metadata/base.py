@@ -103,7 +103,14 @@ class MetadataStore(Protocol):
 
     def get_environment(self, environment_id: str) -> dict[str, Any]: ...
 
-    def delete_run(self, run_id: str) -> None: ...
+    def delete_run(self, run_id: str, dry_run: bool = False) -> list[str]:
+        """Delete a run and its descendants; returns their ids. ``dry_run`` only checks that it may (and says what it would delete).
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run or a descendant made a registered model version.
+        """
+        ...
 
     def referenced_digests(self) -> set[str]: ...
 

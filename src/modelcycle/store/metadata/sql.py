@@ -344,10 +344,10 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         stmt = update(s.runs).where(stale).values(status=RunStatus.LOST.value, end_time=r.heartbeat_at)
         return self._write(lambda conn: conn.execute(stmt).rowcount)
 
-    def delete_run(self, run_id: str) -> None:
+    def delete_run(self, run_id: str, dry_run: bool = False) -> list[str]:
         run_id = self.resolve_run_id(run_id)
 
-        def tx(conn: Connection) -> None:
+        def tx(conn: Connection) -> list[str]:
             ids, frontier = [run_id], [run_id]
             while frontier:
                 frontier = list(conn.execute(select(s.runs.c.id).where(s.runs.c.parent_id.in_(frontier))).scalars())
@@ -358,11 +358,14 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
                 names = ", ".join(f"{r.name}/{r.version}" for r in registered)
                 raise ConflictError(f"run {run_id} made registered model versions ({names}); their packages live in the run, "
                                     "so the run cannot be deleted while they are registered")
+            if dry_run:
+                return ids
             for table in (s.metrics, s.latest_metrics, s.params, s.tags, s.artifacts, s.run_inputs, s.step_cache):
                 conn.execute(table.delete().where(table.c.run_id.in_(ids)))
             conn.execute(s.runs.delete().where(s.runs.c.id.in_(ids)))
+            return ids
 
-        self._write(tx)
+        return self._read(tx) if dry_run else self._write(tx)
 
     # --- reads ------------------------------------------------------------------------
     def resolve_run_id(self, prefix: str) -> str:
