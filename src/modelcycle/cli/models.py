@@ -241,6 +241,8 @@ def validate(
     from modelcycle.evaluation import Policy
     from modelcycle.registry.fluent import get_registry, validate_model
 
+    rules = Policy.load(policy)  # the local inputs first: a broken file is named before the registry is asked
+    frame = _read_table(data)
     registry = get_registry()  # the default client: settings from the environment
     if number is not None:
         from modelcycle.registry.uri import check_model_name
@@ -248,8 +250,6 @@ def validate(
         model = f"models:/{check_model_name(model)}/{number}"
     candidate = _version(registry, model)
     name, version = candidate.name, candidate.version
-    rules = Policy.load(policy)
-    frame = _read_table(data)
     label = target or rules.target
     if label not in frame.columns:
         which = "which --target names" if target else "the policy's target, or y when it names none; name the label with --target COLUMN"
