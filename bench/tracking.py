@@ -22,6 +22,11 @@ of ``--repeats`` (default 3):
 - ``runs``: R runs with 10 params, 5 metrics, 3 tags each through the fluent API, from inside this
   checkout: modelcycle with capture on (git commit and diff, checked per run); MLflow recording
   the checkout's git commit (its default, read once per process), synchronous and asynchronous.
+- ``runs_repo``: the same ``runs`` workload with the working directory inside a generated git
+  repository of 10,000 small files (200 folders × 50 ``.py`` files, one commit, clean; created
+  once under ``bench/.cache/``). The worker starts from a launcher script committed in that
+  repository, because MLflow reads the git commit of the script it runs (``sys.argv[0]``) while
+  modelcycle reads the working directory's. modelcycle with capture on; MLflow synchronous.
 - ``search``: ``search_runs`` with ``metrics.m0 > 0.5``, ordered by ``metrics.m0 DESC``, 100 rows,
   over a store of ``--search-runs`` runs (same data for both tools). The MLflow store is filled
   with ``MlflowClient.create_run`` + ``log_batch`` + ``set_terminated`` and cached under
@@ -58,6 +63,19 @@ REPO = HERE.parent
 CACHE = HERE / ".cache"
 MARK = "BENCH-RESULT "
 DATA_VERSION = "v1"  # bump when payload() changes, to invalidate cached MLflow stores
+REPO_SHAPE = (200, 50)  # folders × .py files of the generated repository (runs_repo)
+REPO_VERSION = "v2"  # bump when generated_repo() changes
+LAUNCHER = "bench_worker.py"
+LAUNCHER_TEXT = '''"""Runs bench/tracking.py's worker from inside this repository: MLflow records the git commit of
+the script it runs (sys.argv[0]), modelcycle that of the working directory."""
+import os
+import sys
+
+sys.path.insert(0, os.environ["MC_BENCH_DIR"])  # not runpy: it would set sys.argv[0] to tracking.py
+import tracking  # noqa: E402
+
+sys.exit(tracking.main())
+'''
 EXPERIMENT = "bench"
 FILTER, ORDER, LIMIT = "metrics.m0 > 0.5", ["metrics.m0 DESC"], 100
 FULL = {"mc_metric": 100_000, "mlflow_metric": 1_000, "mc_runs": 1_000, "mlflow_runs": 200,
@@ -193,7 +211,7 @@ def work_search(tool: str, home: str, n: int) -> dict:
 
 WORKERS = {"log_metric": work_log_metric, "runs": work_runs, "populate": work_populate,
            "search": work_search}
-WORKLOADS = ("import", "log_metric", "runs", "search")
+WORKLOADS = ("import", "log_metric", "runs", "runs_repo", "search")
 
 
 def worker(spec: str) -> None:
@@ -217,10 +235,14 @@ WORK = {
                             "(git commit + diff of this checkout, checked per run)",
     ("runs", "mlflow"): "the same calls, synchronous; records this checkout's git commit (read once per process)",
     ("runs", "mlflow-async"): "the same calls with enable_async_logging; each run's end drains the queue",
+    ("runs_repo", "modelcycle"): "the runs workload, working directory in the generated repository (clean, one "
+                                 "commit); capture on: commit, branch, dirty state and diff, checked per run",
+    ("runs_repo", "mlflow"): "the same calls, synchronous, from a script in that repository; records its git "
+                             "commit (read once per process)",
     ("search", "modelcycle"): "mc.search_runs(filter, order_by, limit=100) → DataFrame with params, metrics, tags",
     ("search", "mlflow"): "mlflow.search_runs(filter_string, order_by, max_results=100) → DataFrame, same columns",
 }
-TIMED = ("log_metric", "runs")  # the workloads measured as rates, MLflow sync and async
+TIMED = ("log_metric", "runs", "runs_repo")  # the workloads measured as rates
 
 
 def child_env() -> dict[str, str]:
@@ -230,11 +252,12 @@ def child_env() -> dict[str, str]:
                   "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_LOGGING_LEVEL": "ERROR"}
 
 
-def run_worker(tool: str, workload: str, home: Path, n: int) -> dict:
+def run_worker(tool: str, workload: str, home: Path, n: int, cwd: Path = REPO) -> dict:
+    """The worker in a fresh process, from this checkout or (through its launcher) from a generated repository."""
     home.mkdir(parents=True, exist_ok=True)
     spec = json.dumps({"tool": tool, "workload": workload, "home": str(home), "n": n})
-    proc = subprocess.run([sys.executable, __file__, "--worker", spec], cwd=REPO,
-                          env=child_env(), capture_output=True, text=True)
+    script, env = (__file__, child_env()) if cwd == REPO else (str(cwd / LAUNCHER), child_env() | {"MC_BENCH_DIR": str(HERE)})
+    proc = subprocess.run([sys.executable, script, "--worker", spec], cwd=cwd, env=env, capture_output=True, text=True)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARK):
             return json.loads(line[len(MARK):])
@@ -270,15 +293,53 @@ def mlflow_store(tmp: Path, n: int, console) -> tuple[Path, dict]:
     return home, {"populate_seconds": info["seconds"], "cached": str(cached)}
 
 
-def timed_rows(args, workload: str, tools: list[str], tmp: Path, errors: list[str], worker=run_worker) -> dict:
+def generated_repo(console) -> Path:
+    """A clean git repository of REPO_SHAPE small .py files and the launcher, one commit, cached in bench/.cache/."""
+    folders, files = REPO_SHAPE
+    root = CACHE / f"repo-{folders}x{files}-{REPO_VERSION}"
+    if (root / ".git" / "bench-complete").exists():
+        return root
+    console.print(f"[dim]generating a git repository of {folders * files:,} files (once; cached at "
+                  f"{root.relative_to(REPO)}) ...[/]")
+    staging = root.with_name(root.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
+    staging.mkdir(parents=True)
+    old = 1_577_836_800  # 2020-01-01: older than git's index, so no entry is "racily clean" and re-read
+    for i in range(folders):
+        folder = staging / f"pkg{i:03d}"
+        folder.mkdir()
+        for j in range(files):
+            path = folder / f"mod{j:02d}.py"
+            path.write_text(f'"""Module {j} of package {i}."""\n\n\ndef value(x: int) -> int:\n    return x + {i * files + j}\n')
+            os.utime(path, (old, old))
+    (staging / LAUNCHER).write_text(LAUNCHER_TEXT)
+    os.utime(staging / LAUNCHER, (old, old))
+    env = os.environ | {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+                        "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+                        "GIT_AUTHOR_DATE": "2020-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2020-01-01T00:00:00Z"}
+    for cmd in (["init", "-q", "-b", "main"], ["add", "-A"], ["-c", "commit.gpgsign=false", "commit", "-q", "-m", "generated"]):
+        subprocess.run(["git", *cmd], cwd=staging, env=env, check=True, capture_output=True)
+    os.replace(staging, root)
+    (root / ".git" / "bench-complete").touch()
+    return root
+
+
+def git_head(repo: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+
+
+def timed_rows(args, workload: str, tools: list[str], tmp: Path, errors: list[str], cwd: Path = REPO) -> dict:
     """Each tool ``args.repeats`` times, interleaved so noise hits all alike; rates from the medians."""
-    sizes = {"log_metric": {"modelcycle": args.mc_metric}, "runs": {"modelcycle": args.mc_runs}}[workload]
-    other = args.mlflow_metric if workload == "log_metric" else args.mlflow_runs
+    mc_size, other = (args.mc_metric, args.mlflow_metric) if workload == "log_metric" else (args.mc_runs, args.mlflow_runs)
+    sizes = {"modelcycle": mc_size}
+    kind = "runs" if workload == "runs_repo" else workload
     outs: dict[str, list[dict]] = {t: [] for t in tools}
     for r in range(args.repeats):
         for tool in tools:
             try:
-                outs[tool].append(worker(tool, workload, tmp / f"{tool}-{workload}-{r}", sizes.get(tool, other)))
+                home = tmp / f"{tool}-{workload}-{r}"
+                outs[tool].append(run_worker(tool, kind, home, sizes.get(tool, other), cwd))
             except RuntimeError as e:
                 errors.append(str(e))
     rows = {}
@@ -298,10 +359,16 @@ def measure(args, tools: list[str], tmp: Path, console, errors: list[str]) -> di
         for tool in tools:
             res["import"][tool] = time_import(tool, args.imports)
     timed_tools = tools + (["mlflow-async"] if "mlflow" in tools else [])
-    for workload in TIMED:
+    for workload in ("log_metric", "runs"):
         if workload in args.workloads:
             console.print(f"[dim]{workload} ...[/]")
             res[workload] = timed_rows(args, workload, timed_tools, tmp, errors)
+    if "runs_repo" in args.workloads:
+        repo = generated_repo(console)
+        console.print(f"[dim]runs_repo (in {repo}) ...[/]")
+        res["runs_repo"] = timed_rows(args, "runs_repo", tools, tmp, errors, cwd=repo)
+        folders, files = REPO_SHAPE
+        res["repo"] = {"path": str(repo), "files": folders * files, "head": git_head(repo)}
     if "search" in args.workloads:
         console.print("[dim]search ...[/]")
         res["search"] = {}
@@ -352,6 +419,14 @@ def targets(res: dict, args) -> list[tuple[str, str, str]]:
         out.append((label, fx(r), check(None if r is None else r >= goal)))
         r = ratio(rows, "mlflow-async")
         out.append(("  the same against MLflow's async logging, flushed (no target)", fx(r), "info"))
+    rows, files = res.get("runs_repo"), REPO_SHAPE[0] * REPO_SHAPE[1]
+    r = ratio(rows, "mlflow")
+    out.append((f"runs_repo: {args.mc_runs:,} runs × (10 params, 5 metrics, 3 tags) in a generated {files:,}-file git "
+                "repository, capture on: rate ≥ 20x MLflow's synchronous default (recording its git commit)",
+                fx(r), check(None if r is None else r >= 20)))
+    mc = (rows or {}).get("modelcycle")
+    out.append(("  the same: modelcycle ≥ 300 runs/s", "—" if mc is None else f"{mc['rate']:,.0f} runs/s",
+                check(None if mc is None else mc["rate"] >= 300)))
     mc = res.get("search", {}).get("modelcycle")
     r = ratio(res.get("search"), "mlflow")
     out.append((f"search: {LIMIT} rows, filter and order, {args.search_runs:,} runs in store ≥ 20x MLflow",
@@ -369,6 +444,8 @@ def render(res: dict, tgts: list, console, has_mlflow: bool) -> None:
     from rich.table import Table
 
     for workload, rows in res.items():
+        if workload == "repo":
+            continue
         table = Table(title=workload, title_justify="left")
         for col in ("tool", "work", "size", "median", "rate", "modelcycle is … faster"):
             table.add_column(col, justify="left" if col in ("tool", "work") else "right",
@@ -388,9 +465,13 @@ def render(res: dict, tgts: list, console, has_mlflow: bool) -> None:
         notes = []
         if workload in TIMED and rows:
             notes.append(f"rates compared (MLflow measured on fewer {'calls' if workload == 'log_metric' else 'runs'})")
-            commits = [f"{LABEL.get(t, t)} {str(r['git_commit'])[:10]}" for t, r in rows.items() if "git_commit" in r]
+            commits = [f"{LABEL.get(t, t)} {str(r['git_commit'])[:10]}" + (" (dirty)" if r.get("git_dirty") else "")
+                       for t, r in rows.items() if "git_commit" in r]
             if commits:
                 notes.append("git commit recorded on the last run: " + ", ".join(commits))
+            if workload == "runs_repo" and "repo" in res:
+                repo = res["repo"]
+                notes.append(f"working directory {repo['path']} ({repo['files']:,} files, HEAD {repo['head'][:10]})")
         if workload == "search" and rows:
             for tool, r in rows.items():
                 pop = f"populated in {r['populate_seconds']:.0f} s" if "populate_seconds" in r else "cached"
