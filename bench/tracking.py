@@ -27,10 +27,16 @@ of ``--repeats`` (default 3):
   once under ``bench/.cache/``). The worker starts from a launcher script committed in that
   repository, because MLflow reads the git commit of the script it runs (``sys.argv[0]``) while
   modelcycle reads the working directory's. modelcycle with capture on; MLflow synchronous.
-- ``search``: ``search_runs`` with ``metrics.m0 > 0.5``, ordered by ``metrics.m0 DESC``, 100 rows,
-  over a store of ``--search-runs`` runs (same data for both tools). The MLflow store is filled
-  with ``MlflowClient.create_run`` + ``log_batch`` + ``set_terminated`` and cached under
-  ``bench/.cache/`` (keyed by MLflow version and run count); modelcycle's is filled fresh.
+- ``search``: ``search_runs`` with ``metrics.m0 > 0.5``, ordered by ``metrics.m0 DESC``, 100 rows
+  with their params, metrics and tags, over stores of 1,000 and 10,000 runs (``--search-sizes``;
+  same data for both tools). Each tool in a fresh process per repetition, interleaved: the first
+  search timed from before ``import <tool>`` (import, store opening, search), then the median of
+  ``--searches`` warm calls of each variant: a DataFrame (``mc.search_runs`` against
+  ``mlflow.search_runs``) and a list of run records (``Client.search_runs(as_frame=False)``
+  against ``MlflowClient.search_runs``); ``mc.search_runs(..., output="list")`` is measured too
+  when this modelcycle has it. The MLflow stores are filled with ``MlflowClient.create_run`` +
+  ``log_batch`` + ``set_terminated`` and cached under ``bench/.cache/`` (keyed by MLflow version
+  and run count); modelcycle's are filled fresh through the fluent API.
 
 Every MLflow store is a SQLite file in a temporary folder, and every MLflow run goes to an
 experiment whose artifact location is in that folder: nothing is written into the repository.
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import platform
@@ -79,9 +86,11 @@ sys.exit(tracking.main())
 EXPERIMENT = "bench"
 FILTER, ORDER, LIMIT = "metrics.m0 > 0.5", ["metrics.m0 DESC"], 100
 FULL = {"mc_metric": 100_000, "mlflow_metric": 1_000, "mc_runs": 1_000, "mlflow_runs": 200,
-        "search_runs": 10_000, "searches": 30, "imports": 5}
+        "searches": 30, "imports": 5}
 QUICK = {"mc_metric": 10_000, "mlflow_metric": 200, "mc_runs": 200, "mlflow_runs": 50,
-         "search_runs": 1_000, "searches": 10, "imports": 3}
+         "searches": 10, "imports": 3}
+SEARCH_SIZES = {"full": (1_000, 10_000), "quick": (500, 1_000)}  # runs in the store
+SEARCH_GOALS = {1_000: 3.0, 10_000: 5.0}  # modelcycle's median, ms
 
 
 def payload(i: int) -> tuple[dict, dict, dict]:
@@ -184,29 +193,70 @@ def work_populate(tool: str, home: str, n: int) -> dict:
     return {"seconds": time.perf_counter() - t0}
 
 
+def _record(rec) -> tuple[dict, dict, dict]:
+    """Params, metrics and tags of one run record: modelcycle's Run, MLflow's Run, or a mapping."""
+    if hasattr(rec, "data"):  # MLflow
+        return rec.data.params, rec.data.metrics, rec.data.tags
+    if isinstance(rec, dict):
+        if "metrics" in rec:
+            return rec.get("params", {}), rec["metrics"], rec.get("tags", {})
+        return tuple({k.split(".", 1)[1]: v for k, v in rec.items() if k.startswith(p + ".")}
+                     for p in ("params", "metrics", "tags"))
+    return rec.params, rec.metrics, rec.tags
+
+
+def _shape(result) -> dict:
+    """What a search returned: rows, whether m0 is sorted, the top values, and the columns of a row."""
+    if hasattr(result, "columns"):  # a DataFrame
+        top = [round(float(v), 12) for v in result["metrics.m0"]]
+        cols = {p: sum(str(c).startswith(p + ".") for c in result.columns) for p in ("params", "metrics", "tags")}
+    else:
+        records = [_record(r) for r in result]
+        top = [round(float(m["m0"]), 12) for _, m, _ in records]
+        cols = dict(zip(("params", "metrics", "tags"), map(len, records[0]), strict=True)) if records else {}
+    return {"rows": len(top), "sorted": top == sorted(top, reverse=True), "top": top[:5], "columns": cols}
+
+
 def work_search(tool: str, home: str, n: int) -> dict:
+    """The first search in this fresh process, timed from before the import, then ``n`` warm calls per variant."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    t0 = time.perf_counter()
     if tool == "modelcycle":
         mc = _modelcycle(home)
-
-        def search():
-            return mc.search_runs(experiment=EXPERIMENT, filter=FILTER, order_by=ORDER, limit=LIMIT)
+        variants = {"frame": lambda: mc.search_runs(experiment=EXPERIMENT, filter=FILTER, order_by=ORDER, limit=LIMIT)}
+        first_result = variants["frame"]()
+        first = time.perf_counter() - t0
+        client = mc.get_client()
+        variants["records"] = lambda: client.search_runs(EXPERIMENT, FILTER, ORDER, LIMIT, as_frame=False)
+        # PLACE for mc.search_runs(..., output="list") (being added to src/ elsewhere): measured once it exists.
+        if "output" in inspect.signature(mc.search_runs).parameters:
+            variants["output_list"] = lambda: mc.search_runs(experiment=EXPERIMENT, filter=FILTER, order_by=ORDER,
+                                                             limit=LIMIT, output="list")
     else:
-        mlflow, _, _ = _mlflow(home)
+        import mlflow
 
-        def search():
-            return mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string=FILTER,
-                                      order_by=ORDER, max_results=LIMIT)
-    t0 = time.perf_counter()
-    df = search()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        df = search()
-        times.append(time.perf_counter() - t0)
-    top = [round(float(v), 12) for v in df["metrics.m0"]]
-    return {"first_ms": first * 1e3, "times_ms": [t * 1e3 for t in times], "rows": len(df),
-            "sorted": top == sorted(top, reverse=True), "top": top[:5]}
+        mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+        variants = {"frame": lambda: mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string=FILTER,
+                                                        order_by=ORDER, max_results=LIMIT)}
+        first_result = variants["frame"]()
+        first = time.perf_counter() - t0
+        client = mlflow.MlflowClient()
+        exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+        variants["records"] = lambda: client.search_runs([exp_id], FILTER, order_by=ORDER, max_results=LIMIT)
+    out: dict = {"first_ms": first * 1e3, "first": _shape(first_result)}
+    results = {v: fn() for v, fn in variants.items()}  # each variant warmed once
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(n):  # interleaved
+        for v, fn in variants.items():
+            t = time.perf_counter()
+            results[v] = fn()
+            times[v].append((time.perf_counter() - t) * 1e3)
+    out["variants"] = {v: {"times_ms": times[v], **_shape(results[v])} for v in variants}
+    return out
 
 
 WORKERS = {"log_metric": work_log_metric, "runs": work_runs, "populate": work_populate,
@@ -221,7 +271,11 @@ def worker(spec: str) -> None:
 
 
 # --- driver side ---------------------------------------------------------------------------
-LABEL = {"modelcycle": "modelcycle", "mlflow": "MLflow (sync, default)", "mlflow-async": "MLflow (async logging)"}
+LABEL = {"modelcycle": "modelcycle", "mlflow": "MLflow (sync, default)", "mlflow-async": "MLflow (async logging)",
+         "modelcycle/frame": "modelcycle, DataFrame", "modelcycle/records": "modelcycle, records",
+         "modelcycle/output_list": "modelcycle, output=\"list\"", "mlflow/frame": "MLflow, DataFrame",
+         "mlflow/records": "MLflow, records"}
+COUNTERPART = {"frame": "frame", "records": "records", "output_list": "records"}  # the MLflow variant compared
 WORK = {
     ("import", "python (baseline)"): "python -c pass",
     ("import", "modelcycle"): "python -c 'import modelcycle'",
@@ -239,8 +293,15 @@ WORK = {
                                  "commit); capture on: commit, branch, dirty state and diff, checked per run",
     ("runs_repo", "mlflow"): "the same calls, synchronous, from a script in that repository; records its git "
                              "commit (read once per process)",
-    ("search", "modelcycle"): "mc.search_runs(filter, order_by, limit=100) → DataFrame with params, metrics, tags",
-    ("search", "mlflow"): "mlflow.search_runs(filter_string, order_by, max_results=100) → DataFrame, same columns",
+    ("search", "modelcycle/frame"): "mc.search_runs(experiment, filter, order_by, limit=100) → DataFrame with "
+                                    "params.*, metrics.*, tags.* columns",
+    ("search", "modelcycle/records"): "mc.get_client().search_runs(…, as_frame=False) → list of Run records "
+                                      "(params, metrics, tags)",
+    ("search", "modelcycle/output_list"): "mc.search_runs(…, output=\"list\") → list",
+    ("search", "mlflow/frame"): "mlflow.search_runs(experiment_names, filter_string, order_by, max_results=100) → "
+                                "DataFrame with params.*, metrics.*, tags.* columns",
+    ("search", "mlflow/records"): "MlflowClient().search_runs([experiment_id], …, max_results=100) → list of Run "
+                                  "records (params, metrics, tags)",
 }
 TIMED = ("log_metric", "runs", "runs_repo")  # the workloads measured as rates
 
@@ -278,7 +339,7 @@ def time_import(module: str, k: int) -> dict:
 def mlflow_store(tmp: Path, n: int, console) -> tuple[Path, dict]:
     """A populated MLflow store of ``n`` runs in ``tmp``, copied from (or saved to) the cache."""
     cached = CACHE / f"mlflow-{version('mlflow')}-{DATA_VERSION}-search-{n}.db"
-    home = tmp / "mlflow-search"
+    home = tmp / "mlflow"
     home.mkdir(parents=True)
     if cached.exists():
         shutil.copyfile(cached, home / "mlflow.db")
@@ -351,6 +412,41 @@ def timed_rows(args, workload: str, tools: list[str], tmp: Path, errors: list[st
     return rows
 
 
+def search_rows(args, size: int, tools: list[str], tmp: Path, console, errors: list[str]) -> dict:
+    """Rows ``tool/variant`` for one store size; each repetition a fresh process per tool, interleaved."""
+    homes, extra = {}, {}
+    for tool in tools:
+        try:
+            if tool == "mlflow":
+                homes[tool], extra[tool] = mlflow_store(tmp, size, console)
+            else:
+                homes[tool] = tmp / "modelcycle"
+                extra[tool] = {"populate_seconds": run_worker(tool, "populate", homes[tool], size)["seconds"]}
+        except RuntimeError as e:
+            errors.append(str(e))
+    outs: dict[str, list[dict]] = {t: [] for t in homes}
+    for _ in range(args.repeats):
+        for tool, home in homes.items():
+            try:
+                outs[tool].append(run_worker(tool, "search", home, args.searches))
+            except RuntimeError as e:
+                errors.append(str(e))
+    rows = {}
+    for tool, o in outs.items():
+        if not o:
+            continue
+        for variant in o[0]["variants"]:
+            times = [t for x in o for t in x["variants"][variant]["times_ms"]]
+            last = o[-1]["variants"][variant]
+            row = {"size": size, "median": statistics.median(times), "samples": times,
+                   "sorted": all(x["variants"][variant]["sorted"] for x in o),
+                   **{k: last[k] for k in ("rows", "top", "columns")}}
+            if variant == "frame":
+                row |= {"first_ms": [x["first_ms"] for x in o], **extra[tool]}
+            rows[f"{tool}/{variant}"] = row
+    return rows
+
+
 def measure(args, tools: list[str], tmp: Path, console, errors: list[str]) -> dict:
     res: dict = {}
     if "import" in args.workloads:
@@ -370,30 +466,16 @@ def measure(args, tools: list[str], tmp: Path, console, errors: list[str]) -> di
         folders, files = REPO_SHAPE
         res["repo"] = {"path": str(repo), "files": folders * files, "head": git_head(repo)}
     if "search" in args.workloads:
-        console.print("[dim]search ...[/]")
         res["search"] = {}
-        for tool in tools:
-            try:
-                if tool == "mlflow":
-                    home, extra = mlflow_store(tmp, args.search_runs, console)
-                else:
-                    home = tmp / "modelcycle-search"
-                    extra = {"populate_seconds": run_worker(tool, "populate", home, args.search_runs)["seconds"]}
-                outs = [run_worker(tool, "search", home, args.searches) for _ in range(args.repeats)]
-            except RuntimeError as e:
-                errors.append(str(e))
-                continue
-            times = [t for o in outs for t in o["times_ms"]]
-            res["search"][tool] = {"size": args.search_runs, "median": statistics.median(times),
-                                   "first_ms": [o["first_ms"] for o in outs], "rows": outs[0]["rows"],
-                                   "sorted": all(o["sorted"] for o in outs), "top": outs[0]["top"],
-                                   "samples": times, **extra}
+        for size in args.search_sizes:
+            console.print(f"[dim]search, {size:,} runs in the store ...[/]")
+            res["search"][str(size)] = search_rows(args, size, tools, tmp / f"search-{size}", console, errors)
     return res
 
 
-def ratio(rows: dict | None, other: str) -> float | None:
-    """How many times faster modelcycle was than ``other`` in ``rows`` (rates, or times for searches)."""
-    mc, ml = (rows or {}).get("modelcycle"), (rows or {}).get(other)
+def ratio(rows: dict | None, other: str, mine: str = "modelcycle") -> float | None:
+    """How many times faster ``mine`` was than ``other`` in ``rows`` (rates, or times for searches)."""
+    mc, ml = (rows or {}).get(mine), (rows or {}).get(other)
     if not (mc and ml):
         return None
     return mc["rate"] / ml["rate"] if "rate" in mc else ml["median"] / mc["median"]
@@ -427,24 +509,67 @@ def targets(res: dict, args) -> list[tuple[str, str, str]]:
     mc = (rows or {}).get("modelcycle")
     out.append(("  the same: modelcycle ≥ 300 runs/s", "—" if mc is None else f"{mc['rate']:,.0f} runs/s",
                 check(None if mc is None else mc["rate"] >= 300)))
-    mc = res.get("search", {}).get("modelcycle")
-    r = ratio(res.get("search"), "mlflow")
-    out.append((f"search: {LIMIT} rows, filter and order, {args.search_runs:,} runs in store ≥ 20x MLflow",
-                fx(r), check(None if r is None else r >= 20)))
-    ok = None if mc is None or args.search_runs < 10_000 else mc["median"] < 20
-    out.append((f"search < 20 ms median (modelcycle, 10,000 runs; ran {args.search_runs:,})",
-                "—" if mc is None else f"{mc['median']:.1f} ms", check(ok)))
+    for size, goal in SEARCH_GOALS.items():
+        rows = res.get("search", {}).get(str(size))
+        mc = (rows or {}).get("modelcycle/frame")
+        label = (f"search: mc.search_runs → DataFrame of {LIMIT} runs with params, metrics, tags ({FILTER}, "
+                 f"{ORDER[0]}), {size:,} runs in the store")
+        out.append((f"{label}: ≤ {goal:g} ms median (modelcycle)", "not run" if mc is None else f"{mc['median']:.1f} ms",
+                    check(None if mc is None else mc["median"] <= goal)))
+        r = ratio(rows, "mlflow/frame", "modelcycle/frame")
+        out.append((f"  the same ≥ 20x mlflow.search_runs → DataFrame ({size:,} runs)", fx(r),
+                    check(None if r is None else r >= 20)))
     imp = res.get("import", {}).get("modelcycle")
     out.append(("import modelcycle < 0.15 s (median wall)",
                 "—" if imp is None else f"{imp['median']:.3f} s", check(imp and imp["median"] < 0.15)))
     return out
 
 
+def render_search(rows: dict, console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    size = next(iter(rows.values()))["size"]
+    table = Table(title=f"search, {size:,} runs in the store", title_justify="left")
+    for col in ("tool", "work", "median (warm)", "first search¹", "rows; params/metrics/tags",
+                "modelcycle is … faster²"):
+        table.add_column(col, justify="left" if col in ("tool", "work") else "right",
+                         overflow="fold" if col == "work" else "ellipsis")
+    for key, r in rows.items():
+        tool, variant = key.split("/")
+        first = f"{statistics.median(r['first_ms']):,.0f} ms" if "first_ms" in r else "—"
+        cols = r["columns"]
+        returned = (f"{r['rows']}{'' if r['sorted'] else ' NOT SORTED'}; "
+                    f"{cols.get('params', 0)}/{cols.get('metrics', 0)}/{cols.get('tags', 0)}")
+        faster = fx(ratio(rows, f"mlflow/{COUNTERPART[variant]}", key)) if tool == "modelcycle" else ""
+        table.add_row(LABEL.get(key, key), escape(WORK.get(("search", key), "")), f"{r['median']:,.2f} ms", first,
+                      returned, faster)
+    if "modelcycle/output_list" not in rows:
+        table.add_row(LABEL["modelcycle/output_list"], "not in this modelcycle yet (measured once "
+                      "mc.search_runs has output=)", "—", "—", "—", "")
+    notes = ["¹ in a fresh process, from before `import <tool>` to the first result (store opened, DataFrame built)",
+             "² than MLflow returning the same kind of output"]
+    for key, r in rows.items():
+        if "populate_seconds" in r:
+            notes.append(f"{key.split('/')[0]} store populated in {r['populate_seconds']:.0f} s")
+        elif "cached" in r:
+            notes.append(f"{key.split('/')[0]} store from {Path(r['cached']).name}")
+    tops = {repr(r["top"]) for r in rows.values()}
+    notes.append(f"same top 5 m0 values in every row: {len(tops) == 1}")
+    table.caption = "; ".join(notes)
+    console.print(table)
+
+
 def render(res: dict, tgts: list, console, has_mlflow: bool) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     for workload, rows in res.items():
         if workload == "repo":
+            continue
+        if workload == "search":
+            for size_rows in rows.values():
+                render_search(size_rows, console)
             continue
         table = Table(title=workload, title_justify="left")
         for col in ("tool", "work", "size", "median", "rate", "modelcycle is … faster"):
@@ -454,14 +579,11 @@ def render(res: dict, tgts: list, console, has_mlflow: bool) -> None:
             work = WORK.get((workload, tool), "")
             if workload == "import":
                 cells = (f"{r['size']} × python -c", f"{r['median']:.3f} s (best {r['best']:.3f})", "—")
-            elif workload == "search":
-                cells = (f"{r['size']:,} runs in store", f"{r['median']:.1f} ms",
-                         f"{1e3 / r['median']:,.1f} searches/s")
             else:
                 unit = "calls" if workload == "log_metric" else "runs"
                 cells = (f"{r['size']:,} {unit}", f"{r['median']:.3f} s", f"{r['rate']:,.0f} {unit}/s")
             faster = "" if tool == "modelcycle" or workload == "import" else fx(ratio(rows, tool))
-            table.add_row(LABEL.get(tool, tool), work, *cells, faster)
+            table.add_row(LABEL.get(tool, tool), escape(work), *cells, faster)
         notes = []
         if workload in TIMED and rows:
             notes.append(f"rates compared (MLflow measured on fewer {'calls' if workload == 'log_metric' else 'runs'})")
@@ -472,14 +594,6 @@ def render(res: dict, tgts: list, console, has_mlflow: bool) -> None:
             if workload == "runs_repo" and "repo" in res:
                 repo = res["repo"]
                 notes.append(f"working directory {repo['path']} ({repo['files']:,} files, HEAD {repo['head'][:10]})")
-        if workload == "search" and rows:
-            for tool, r in rows.items():
-                pop = f"populated in {r['populate_seconds']:.0f} s" if "populate_seconds" in r else "cached"
-                notes.append(f"{tool}: store {pop}, first search {statistics.median(r['first_ms']):.0f} ms, "
-                             f"{r['rows']} rows, sorted={r['sorted']}")
-            tops = [r["top"] for r in rows.values()]
-            if len(tops) == 2:
-                notes.append(f"same top results: {tops[0] == tops[1]}")
         table.caption = "; ".join(notes) or None
         console.print(table)
     print_targets(console, tgts, None if has_mlflow else "MLflow skipped: the ratio targets are n/a")
@@ -493,6 +607,8 @@ def main() -> int:
     p.add_argument("--no-mlflow", action="store_true", help="run modelcycle only")
     p.add_argument("--workloads", default=",".join(WORKLOADS),
                    help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)")
+    p.add_argument("--search-sizes", help=f"comma-separated runs in the search stores (default "
+                   f"{','.join(map(str, SEARCH_SIZES['full']))}; {','.join(map(str, SEARCH_SIZES['quick']))} with --quick)")
     p.add_argument("--json", type=Path, help="write the raw numbers here")
     for key in FULL:
         p.add_argument("--" + key.replace("_", "-"), type=int, dest=key,
@@ -505,6 +621,8 @@ def main() -> int:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.repeats = args.repeats or (1 if args.quick else 3)
+    args.search_sizes = ([int(x) for x in args.search_sizes.split(",")] if args.search_sizes
+                         else list(SEARCH_SIZES["quick" if args.quick else "full"]))
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = set(args.workloads) - set(WORKLOADS)
     if unknown:
@@ -534,7 +652,7 @@ def main() -> int:
         console.print(f"error: {e}", style="red", markup=False, highlight=False)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        sizes = {k: getattr(args, k) for k in FULL}
+        sizes = {k: getattr(args, k) for k in FULL} | {"search_sizes": args.search_sizes}
         args.json.write_text(json.dumps({
             "versions": versions, "cpus": os.cpu_count(), "repeats": args.repeats, "sizes": sizes,
             "workloads": args.workloads, "work": {f"{w}/{t}": d for (w, t), d in WORK.items()},
