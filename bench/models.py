@@ -87,11 +87,15 @@ def _median_ms(fn, k: int) -> float:
 
 
 def _mlflow(home: str):
+    """MLflow with its store and its artifacts in ``home`` (a temporary folder), never in the repository."""
     try:
         import mlflow
     except ImportError:
         return None
     mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    client = mlflow.MlflowClient()
+    if client.get_experiment_by_name("bench") is None:
+        client.create_experiment("bench", artifact_location=Path(home, "mlflow-artifacts").as_uri())
     mlflow.set_experiment("bench")
     return mlflow
 
@@ -226,6 +230,7 @@ WORKERS = {"first_load": work_first_load, "alias": work_alias, "evaluate": work_
 def worker(spec: str) -> None:
     s = json.loads(spec)
     with tempfile.TemporaryDirectory(prefix="mc-bench-models-") as home:
+        os.chdir(home)  # anything written to a relative default path lands here, not in the repository
         out = WORKERS[s["workload"]](s["sizes"], home)
     print("\n" + MARK + json.dumps(out), flush=True)
 

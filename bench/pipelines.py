@@ -177,7 +177,8 @@ def work_tune(home: str) -> dict:
         import mlflow
     except ImportError:
         return out
-    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")  # store and artifacts in the temporary folder
+    mlflow.MlflowClient().create_experiment("tune", artifact_location=Path(home, "mlflow-artifacts").as_uri())
     mlflow.set_experiment("tune")
 
     def mlflow_objective(trial):
@@ -203,6 +204,7 @@ WORKERS = {"cached": work_cached, "overhead": work_overhead, "dask": work_dask, 
 
 def worker(name: str) -> None:
     with tempfile.TemporaryDirectory(prefix="mc-bench-pipelines-") as home:
+        os.chdir(home)  # anything written to a relative default path lands here, not in the repository
         out = WORKERS[name](home)
     print("\n" + MARK + json.dumps(out), flush=True)
 
