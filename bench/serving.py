@@ -112,14 +112,16 @@ def start(tool: str, work: Path, log: bool = True) -> tuple[subprocess.Popen, st
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")} | {
         "MODELCYCLE_HOME": str(work / "home"), "MODELCYCLE_CAPTURE": "0",
         "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}  # mlflow starts `uvicorn` from the PATH
-    if tool == "mlflow":
+    if tool == "mlflow":  # its tracking store in the temporary folder too, though serving logs nothing there
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
         cmd = [str(bindir / "mlflow"), "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager", "local", "-h", "127.0.0.1",
                "-p", str(port), "-w", "1"]
         path = "/ping"
     else:
         cmd = [sys.executable, "-m", "modelcycle", "serve", "models:/bc@champion", "--port", str(port), *([] if log else ["--no-log"])]
         path = "/v2/health/ready"
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, path)
     return proc, url
