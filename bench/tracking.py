@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import json
 import os
 import platform
@@ -232,10 +231,8 @@ def work_search(tool: str, home: str, n: int) -> dict:
         first = time.perf_counter() - t0
         client = mc.get_client()
         variants["records"] = lambda: client.search_runs(EXPERIMENT, FILTER, ORDER, LIMIT, as_frame=False)
-        # PLACE for mc.search_runs(..., output="list") (being added to src/ elsewhere): measured once it exists.
-        if "output" in inspect.signature(mc.search_runs).parameters:
-            variants["output_list"] = lambda: mc.search_runs(experiment=EXPERIMENT, filter=FILTER, order_by=ORDER,
-                                                             limit=LIMIT, output="list")
+        variants["output_list"] = lambda: mc.search_runs(experiment=EXPERIMENT, filter=FILTER, order_by=ORDER,
+                                                         limit=LIMIT, output="list")
     else:
         import mlflow
 
