@@ -22,7 +22,7 @@ runs it):
 2. ``--interval 1`` on the same home, for scale (the trigger already has its cycle: none runs).
 3. ``--interval 5`` again, after a day of predictions for the served model was logged (the 24 h
    before the start of the current hour, ~11.6 requests a second = 1,000,000 rows, inputs like the
-   training data, scored like the model, 20 % labelled in one ``write_labels`` call) as the server
+   training data, scored like the model, 20 % labelled in one ``append_labels`` call) as the server
    leaves it: written in one-minute files, then each closed hour's files merged into one by
    ``store.predictions.compact``, as the server's log writer does (so ~25 files). Now each check
    reads back the stored windows (the first check summarises them; the settling leaves that out).
@@ -136,7 +136,7 @@ def write_log(home: Path, end: float) -> dict:
     import numpy as np
     import pandas as pd
 
-    from modelcycle.store.predictions import compact, list_files, model_dir, write_atomic, write_labels
+    from modelcycle.store.predictions import append_labels, compact, list_files, model_dir, write_atomic
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(1)
@@ -167,7 +167,7 @@ def write_log(home: Path, end: float) -> dict:
     for h in range(25):  # the server's writer merges the files written in each closed hour
         compact(home, "predictions", "churn", start + h * HOUR, start + (h + 1) * HOUR)
     labelled = rng.random(LOG_ROWS) < LABEL_SHARE
-    write_labels(home, "churn", ids[labelled].tolist(), y[labelled].tolist())
+    append_labels(home, "churn", ids[labelled].tolist(), y[labelled].tolist())
     return {"rows": LOG_ROWS, "written_files": files, "files": len(list_files(home, "predictions", "churn")),
             "labels": int(labelled.sum()), "start": start, "end": end, "seconds": time.perf_counter() - t0}
 

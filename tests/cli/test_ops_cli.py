@@ -15,7 +15,7 @@ from modelcycle.cli import app
 from modelcycle.monitoring.alerts import AlertRules, flush, raise_alert
 from modelcycle.registry import Registry
 from modelcycle.settings import Settings
-from modelcycle.store.predictions import write_labels
+from modelcycle.store.predictions import append_labels
 from modelcycle.tracking.client import Client
 
 from ..automation.conftest import batch, write_project
@@ -41,7 +41,7 @@ def test_monitor_prints_windows_writes_html_and_json(home: Path, tmp_path: Path)
     Registry(client).register_model(logged, "churn")
     for hour, shift in ((0, 0.0), (1, 2.5)):
         X, y = data(500, 20 + hour, shift=shift, flip=bool(shift))
-        write_labels(home, "churn", log(home, model, X, T0 + hour * HOUR, HOUR), y.tolist())
+        append_labels(home, "churn", log(home, model, X, T0 + hour * HOUR, HOUR), y.tolist())
     client.close()
     window = ["--window", "1h", "--start", "2026-09-21T14:00:00", "--end", "2026-09-21T16:00:00"]
     assert T0 == 1789999200  # the times above

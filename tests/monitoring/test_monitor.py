@@ -18,7 +18,7 @@ from modelcycle.errors import InvalidInputError
 from modelcycle.monitoring import AlertRules, monitor
 from modelcycle.monitoring.alerts import flush
 from modelcycle.registry import Registry
-from modelcycle.store.predictions import model_dir, write_atomic, write_labels
+from modelcycle.store.predictions import append_labels, model_dir, write_atomic
 from modelcycle.tracking.client import Client
 
 HOUR = 3600
@@ -72,7 +72,7 @@ def test_windows_show_drift_and_decay_and_are_stored(client: Client, served) -> 
         drifted = hour >= 2
         X, y = data(600, 10 + hour, shift=2.5 if drifted else 0.0, flip=drifted)
         ids = log(home, model, X, T0 + hour * HOUR, HOUR)
-        write_labels(home, "churn", ids, y.tolist())
+        append_labels(home, "churn", ids, y.tolist())
     report = monitor("churn", window="1h", start=T0, end=T0 + 4 * HOUR, client=client)
     assert [w.rows for w in report.windows] == [600] * 4 and report.computed == 4
     shares = [w.drift["share"] for w in report.windows]
@@ -93,7 +93,7 @@ def test_windows_show_drift_and_decay_and_are_stored(client: Client, served) -> 
 
     # labels that arrive later change the live performance of stored windows
     late = log(home, model, data(100, 99)[0], T0 + 10, 60, prefix="late")
-    write_labels(home, "churn", late, [1] * 100)
+    append_labels(home, "churn", late, [1] * 100)
     third = monitor("churn", window="1h", start=T0, end=T0 + 4 * HOUR, client=client)
     assert third.windows[0].rows == 700 and third.windows[0].labelled == 700  # a late file: the window was made again
     assert third.computed == 1
@@ -110,7 +110,7 @@ def test_shadow_challenger_is_compared_on_the_same_requests(client: Client, serv
     ids = log(home, model, X, T0, HOUR)
     shadow_ids = log(home, challenger, X, T0, HOUR, version=2, role="shadow")
     assert ids == shadow_ids
-    write_labels(home, "churn", ids, y.tolist())
+    append_labels(home, "churn", ids, y.tolist())
     w = monitor("churn", window="1h", start=T0, end=T0 + HOUR, client=client).windows[0]
     shadow = w.summary["shadow"]
     assert shadow["paired"] == 400 and shadow["versions"] == {"2": 400}
@@ -141,19 +141,19 @@ def test_alerts_are_raised_once_while_the_condition_holds_and_resolved(client: C
                        webhook=f"http://127.0.0.1:{server.server_port}/alerts", file=str(tmp_path / "alerts.jsonl"))
     try:
         X, y = data(300, 1)
-        write_labels(home, "churn", log(home, model, X, T0, HOUR), y.tolist())
+        append_labels(home, "churn", log(home, model, X, T0, HOUR), y.tolist())
         first = monitor("churn", "1h", T0, T0 + HOUR, client=client, rules=rules)
         assert first.alerts == []
         for hour in (1, 2):
             X, y = data(300, 1 + hour, shift=2.5, flip=True)
-            write_labels(home, "churn", log(home, model, X, T0 + hour * HOUR, HOUR), y.tolist())
+            append_labels(home, "churn", log(home, model, X, T0 + hour * HOUR, HOUR), y.tolist())
         drifted = monitor("churn", "1h", T0, T0 + 2 * HOUR, client=client, rules=rules)
         assert sorted(a["rule"] for a in drifted.alerts) == ["drift", "performance"]
         assert all(a["state"] == "firing" for a in drifted.alerts)
         still = monitor("churn", "1h", T0, T0 + 3 * HOUR, client=client, rules=rules)
         assert still.alerts == [], "an alert whose condition still holds is not raised again"
         X, y = data(300, 8)  # seeds whose samples look like the reference to the KS test at 5%
-        write_labels(home, "churn", log(home, model, X, T0 + 3 * HOUR, HOUR), y.tolist())
+        append_labels(home, "churn", log(home, model, X, T0 + 3 * HOUR, HOUR), y.tolist())
         recovered = monitor("churn", "1h", T0, T0 + 4 * HOUR, client=client, rules=rules)
         assert sorted((a["rule"], a["state"]) for a in recovered.alerts) == [("drift", "resolved"), ("performance", "resolved")]
         assert flush(60), "the webhook is posted to in the background"
@@ -173,7 +173,7 @@ def test_alerts_are_raised_once_while_the_condition_holds_and_resolved(client: C
 def test_an_unreachable_webhook_does_not_stop_monitoring(client: Client, served) -> None:
     model, _ = served
     X, y = data(300, 3, shift=2.5, flip=True)
-    write_labels(client.settings.home, "churn", log(client.settings.home, model, X, T0, HOUR), y.tolist())
+    append_labels(client.settings.home, "churn", log(client.settings.home, model, X, T0, HOUR), y.tolist())
     rules = AlertRules(drift_share=0.3, webhook="http://127.0.0.1:9/nothing-listens-here")
     report = monitor("churn", "1h", T0, T0 + HOUR, client=client, rules=rules)
     assert [a["rule"] for a in report.alerts] == ["drift"]
@@ -213,15 +213,15 @@ def test_labels_for_unknown_request_ids_are_refused_and_nothing_is_stored(client
     home = client.settings.home
     ids = log(home, model, data(20, 8)[0], T0, 60, files=1)
     with pytest.raises(InvalidInputError, match=r"not in the prediction log of 'churn'.*'nope'"):
-        write_labels(home, "churn", [*ids[:5], "nope"], [1] * 6)
+        append_labels(home, "churn", [*ids[:5], "nope"], [1] * 6)
     assert not (home / "labels").exists()
-    assert write_labels(home, "churn", ids[:5], [1] * 5) == 5
+    assert append_labels(home, "churn", ids[:5], [1] * 5) == 5
 
 
 def test_compaction_merges_an_hour_into_one_file_and_readers_never_double_count(client: Client, served, tmp_path: Path) -> None:
     import shutil
 
-    from modelcycle.store.predictions import compact, list_files, read_predictions
+    from modelcycle.store.predictions import compact, list_files, read_log
 
     model, _ = served
     home = client.settings.home
@@ -240,7 +240,7 @@ def test_compaction_merges_an_hour_into_one_file_and_readers_never_double_count(
         if not (day / f.name).exists():
             shutil.copy(f, day / f.name)
     assert len(list_files(home, "predictions", "churn")) == 121, "originals held by a merged file are not read"
-    logged = read_predictions(home, "churn")
+    logged = read_log(home, "churn")
     assert len(logged) == 600 and not logged.duplicated(["request_id", "row"]).any()
     client.store.window_put("churn", "champion", 3600, [])  # the stored windows stay; a fresh call reads the merged file
     after = monitor("churn", "1h", T0, T0 + 2 * HOUR, client=client)
@@ -257,7 +257,7 @@ def test_compaction_merges_an_hour_into_one_file_and_readers_never_double_count(
 
 def test_the_servers_log_writer_compacts_each_closed_period(tmp_path: Path) -> None:
     from modelcycle.serving.predlog import PredictionLog
-    from modelcycle.store.predictions import list_files, read_predictions
+    from modelcycle.store.predictions import list_files, read_log
 
     writer = PredictionLog(tmp_path, flush_interval=0.1, compact_every=1.0)
     sent = 0
@@ -273,5 +273,5 @@ def test_the_servers_log_writer_compacts_each_closed_period(tmp_path: Path) -> N
     files = list_files(tmp_path, "predictions", "churn")
     assert any("compact" in f.path.name for f in files), [f.path.name for f in files]
     assert len(files) < 15, "each closed second's files were merged"
-    logged = read_predictions(tmp_path, "churn")
+    logged = read_log(tmp_path, "churn")
     assert len(logged) == sent and logged["request_id"].is_unique

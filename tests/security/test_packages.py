@@ -752,7 +752,7 @@ def test_a_model_that_cannot_predict_on_its_own_data_is_refused_when_logged(tmp_
 
 
 def test_a_prediction_log_bomb_is_refused_by_its_footer(tmp_path: Path) -> None:
-    """A Parquet file whose run-length pages promise 100 million rows from a few KB: read_predictions and
+    """A Parquet file whose run-length pages promise 100 million rows from a few KB: read_log and
     monitoring windows refuse it by name before reading a page; memory stays small."""
     import resource
 
@@ -761,7 +761,7 @@ def test_a_prediction_log_bomb_is_refused_by_its_footer(tmp_path: Path) -> None:
 
     from modelcycle.errors import InvalidInputError
     from modelcycle.monitoring.windows import read_window
-    from modelcycle.store.predictions import list_files, read_predictions
+    from modelcycle.store.predictions import list_files, read_log
 
     folder = tmp_path / "predictions" / "model=churn" / "date=2026-01-01"
     folder.mkdir(parents=True)
@@ -773,7 +773,7 @@ def test_a_prediction_log_bomb_is_refused_by_its_footer(tmp_path: Path) -> None:
     assert bomb.stat().st_size < 8 << 20  # 100 million rows (1.6 GB as arrays) in a few MB
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(InvalidInputError, match=r"part-1767225600000000000-bomb\.parquet promises 100,000,000 rows"):
-        read_predictions(tmp_path, "churn")
+        read_log(tmp_path, "churn")
     with pytest.raises(InvalidInputError, match="Move it out of the log folder"):
         read_window(list_files(tmp_path, "predictions", "churn"), 0, 2e9)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024

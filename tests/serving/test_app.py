@@ -17,8 +17,8 @@ from sklearn.preprocessing import StandardScaler
 
 import modelcycle as mc
 from modelcycle.registry import Registry
-from modelcycle.serving import read_labels, read_predictions
 from modelcycle.serving.app import ServeConfig, create_app
+from modelcycle.store.predictions import read_labels, read_log
 from modelcycle.tracking.client import Client
 
 
@@ -162,7 +162,7 @@ def test_every_answer_is_logged_and_labels_join(client: Client) -> None:
         http.post("/predict", json={"records": []})  # a 400 is not logged
         assert http.post("/labels", json={"request_ids": ids[:5], "labels": [1, 0, 1, 0, 1]}).json() == {"stored": 5}
         time.sleep(0.3)  # the shadow predicts off the response path
-    logged = read_predictions(client.settings.home, "churn")
+    logged = read_log(client.settings.home, "churn")
     champion = logged[logged["role"] == "champion"]
     assert sorted(champion["request_id"].unique()) == sorted(ids) and len(champion) == 40
     assert not champion.duplicated(["request_id", "row"]).any()
@@ -200,7 +200,7 @@ def test_a_log_that_cannot_keep_up_drops_and_counts(tmp_path: Path) -> None:
     accepted = [log.add(frame) for _ in range(5)]
     assert accepted == [True, True, False, False, False] and log.dropped == 3
     log.close()
-    assert len(read_predictions(tmp_path, "m")) == 2
+    assert len(read_log(tmp_path, "m")) == 2
 
 
 @pytest.mark.parametrize("body,words", [
@@ -240,7 +240,7 @@ def test_a_python_model_in_mlflows_form_is_served(client: Client) -> None:
 def test_labels_of_a_request_of_several_rows_name_their_rows(served, client: Client) -> None:
     """One label per row, by position; the 400 for one id and several labels says how (README, "Serve a model")."""
     from modelcycle.errors import InvalidInputError
-    from modelcycle.store.predictions import write_labels
+    from modelcycle.store.predictions import append_labels
 
     http, _ = served
     assert http.post("/predict", json={"records": rows(3)}, headers={"X-Request-ID": "multi"}).status_code == 200
@@ -252,4 +252,4 @@ def test_labels_of_a_request_of_several_rows_name_their_rows(served, client: Cli
     labels = read_labels(client.settings.home, "churn")
     assert labels[["row", "label"]].values.tolist() == [[0, 1], [1, 0], [2, 1], [0, 0]], "without rows: the first row"
     with pytest.raises(InvalidInputError, match=r"rows=\[0, 1, \.\.\.\]"):
-        write_labels(client.settings.home, "churn", ["multi"], [1, 0, 1])
+        append_labels(client.settings.home, "churn", ["multi"], [1, 0, 1])

@@ -1,8 +1,8 @@
 """Serving: models by alias over HTTP (Open Inference Protocol, MLflow-compatible bodies), hot swap, shadow, prediction log."""
 
-from modelcycle.serving.predlog import PredictionLog, read_labels, read_predictions, write_labels
+from modelcycle.serving.predlog import PredictionLog
 
-__all__ = ["PredictionLog", "create_app", "read_labels", "read_predictions", "write_labels"]
+__all__ = ["PredictionLog", "create_app"]
 
 
 def __getattr__(name: str):  # the app pulls in FastAPI: only when asked for

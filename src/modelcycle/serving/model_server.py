@@ -325,7 +325,7 @@ class ModelServer:
         Raises:
             ClientError: the body's shape, or request ids the log does not have.
         """
-        from modelcycle.serving.predlog import write_labels
+        from modelcycle.store.predictions import append_labels
 
         ids, values = body.get("request_ids"), body.get("labels")
         if not isinstance(ids, list) or not isinstance(values, list) or len(ids) != len(values) or not ids:
@@ -341,7 +341,7 @@ class ModelServer:
         if self.predlog is not None:  # the predictions being labelled may still be queued
             self.predlog.flush()
         try:
-            return write_labels(self.settings.home, self.holder.name, ids, values, rows)
+            return append_labels(self.settings.home, self.holder.name, ids, values, rows)
         except InvalidInputError as e:
             raise ClientError(400, str(e), "bad_labels") from None
 

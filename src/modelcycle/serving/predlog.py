@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle.store.predictions import model_dir as _model_dir
-from modelcycle.store.predictions import read_labels, read_predictions, write_labels
 from modelcycle.store.predictions import write_atomic as _write_atomic
 
-__all__ = ["PredictionLog", "read_labels", "read_predictions", "write_labels"]
+__all__ = ["PredictionLog"]
 
 def _rows(records: list[dict[str, Any]]) -> Any:
     """Request records as log rows, built in one pass per batch (in the writer thread)."""

@@ -20,6 +20,7 @@ from modelcycle.errors import InvalidInputError
 
 __all__ = [
     "LogFile",
+    "append_labels",
     "check_file",
     "compact",
     "find_predictions",
@@ -28,9 +29,8 @@ __all__ = [
     "model_dir",
     "read_labelled",
     "read_labels",
-    "read_predictions",
+    "read_log",
     "write_atomic",
-    "write_labels",
 ]
 
 LOG_COLUMNS = ("predicted_at", "version", "prediction", "request_id", "row")  # read_labelled's own columns
@@ -247,12 +247,12 @@ def _timestamp(value: Any) -> Any:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts
 
 
-def read_predictions(root: str | os.PathLike[str], model: str, start: Any = None, end: Any = None) -> Any:
+def read_log(root: str | os.PathLike[str], model: str, start: Any = None, end: Any = None) -> Any:
     """The logged predictions of ``model`` between ``start`` (inclusive) and ``end`` (exclusive), as a DataFrame."""
     return _read(Path(root), "predictions", model, start, end)
 
 
-def write_labels(root: str | os.PathLike[str], model: str | None, request_ids: Sequence[str], labels: Iterable[Any],
+def append_labels(root: str | os.PathLike[str], model: str | None, request_ids: Sequence[str], labels: Iterable[Any],
                  rows: Sequence[int] | None = None) -> int:
     """Store ground truth for earlier predictions; returns how many labels were stored.
 
@@ -364,7 +364,7 @@ def read_labelled(root: str | os.PathLike[str], model: str, start: Any, end: Any
     if target in LOG_COLUMNS:
         raise InvalidInputError(f"target {target!r} is the name of one of the log's own columns ({', '.join(LOG_COLUMNS)}); "
                                 "give the label another name, such as 'label' or the outcome's name")
-    predictions = read_predictions(root, model, start, end)
+    predictions = read_log(root, model, start, end)
     if "role" in predictions.columns:
         predictions = predictions[predictions["role"] == "champion"]
     inputs = [c for c in predictions.columns if c.startswith("input.")]
