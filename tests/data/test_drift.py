@@ -98,7 +98,8 @@ def test_columns_missing_or_new_are_listed_and_reports_serialise() -> None:
     report = compare(ref, cur)
     assert report.missing_columns == ("plan",) and report.new_columns == ("extra",)
     data = json.loads(report.to_json())
-    assert set(data["columns"]) == {"stable", "shifted", "color"} and data["missing_columns"] == ["plan"]
+    assert set(data["columns"]) == {"stable", "shifted", "color", "plan"} and data["missing_columns"] == ["plan"]
+    assert data["columns"]["plan"]["status"] == "missing"
     frame = report.to_frame()
     assert frame["column"].tolist() == ["stable", "shifted", "color", "plan"]
     assert frame.set_index("column").loc["plan", "status"] == "missing"

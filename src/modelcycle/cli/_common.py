@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -195,8 +196,21 @@ def errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _finite(data: Any) -> Any:
+    """The same data with NaN and ±infinity as null: strict JSON, which every parser reads."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_default, allow_nan=True) + "\n")
+    """Strict JSON on stdout (NaN and ±infinity written as null)."""
+    text = json.dumps(_finite(json.loads(json.dumps(data, default=_default, allow_nan=True))), indent=2, allow_nan=False)
+    sys.stdout.write(text + "\n")
 
 
 def _default(obj: Any) -> Any:

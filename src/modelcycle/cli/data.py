@@ -136,7 +136,7 @@ def compare_cmd(
     html: Path | None = HTML_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Drift per column between two files; exits 1 when the dataset has drifted."""
+    """Drift per column between two files; exits 1 when the dataset has drifted or a column is missing."""
     from modelcycle.data import compare, profile
 
     with _progress(reference, "profiling", as_json) as tick:
@@ -170,5 +170,5 @@ def compare_cmd(
         con.print(table)
         con.print(f"{len(report.drifted_columns)} of {len(report.columns)} columns drifted ({report.drift_share:.0%}); "
                   + ("[red]dataset drift[/]" if report.dataset_drift else "[green]no dataset drift[/]"))
-    if report.dataset_drift:
+    if report.dataset_drift or report.missing_columns:
         raise typer.Exit(1)

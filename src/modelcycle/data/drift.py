@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -155,7 +155,9 @@ class DriftReport:
             "missing_columns": list(self.missing_columns),
             "new_columns": list(self.new_columns),
             "type_changes": self.type_changes,
-            "columns": {name: column(c) for name, c in self.columns.items()},
+            "columns": {**{name: column(c) for name, c in self.columns.items()},
+                        **{name: {"column": name, "status": "missing", "drifted": False,
+                                  "note": "in the reference, not in the current data"} for name in self.missing_columns}},
         }
 
     def to_json(self) -> str:
@@ -197,8 +199,9 @@ def _distance(ref: ColumnProfile, cur: ColumnProfile, method: str) -> float:
     """A sketch distance between two numeric columns."""
     if method == "wasserstein":
         scale = ref.std
-        if not scale > 0:
-            scale = max(abs(ref.mean), 1.0)
+        if not (scale > 0 and math.isfinite(scale)):  # no spread, or one too large for a double: the quartiles'
+            q1, q3 = ref.quantiles([0.25, 0.75])
+            scale = q3 - q1 if math.isfinite(q3 - q1) and q3 > q1 else max(abs(ref.mean), 1.0) if math.isfinite(ref.mean) else 1.0
         return stats.wasserstein_from_quantiles(ref.quantiles(_LEVELS), cur.quantiles(_LEVELS), scale)
     edges = sorted(set(ref.quantiles((np.arange(1, _BINS) / _BINS).tolist())))
     ref_bins, cur_bins = ref.histogram(edges), cur.histogram(edges)
@@ -228,7 +231,10 @@ def _ks(ref: ColumnProfile, cur: ColumnProfile) -> tuple[float, float]:
 def _category_counts(ref: ColumnProfile, cur: ColumnProfile) -> tuple[list[Any], np.ndarray, np.ndarray, str | None]:
     """Both sides' counts over the same cells: values (exact), hash buckets, or frequent values."""
     if ref.exact is not None and cur.exact is not None:
-        keys, r, c = stats.align_counts(ref.exact, cur.exact)
+        if _FAMILY[ref.base] == _FAMILY[cur.base] == "number":  # 1 and 1.0 are one value
+            keys, r, c = stats.align_counts(_as_floats(ref.exact), _as_floats(cur.exact))
+        else:
+            keys, r, c = stats.align_counts(ref.exact, cur.exact)
         return keys, r, c, None
     if ref.hashed is not None and cur.hashed is not None:
         note = (f"over {HASH_BUCKETS} hash buckets of the values: a side has more than "
@@ -240,29 +246,48 @@ def _category_counts(ref: ColumnProfile, cur: ColumnProfile) -> tuple[list[Any],
     return keys, rc, cc, "over the most frequent values (a profile without hash counts)"
 
 
+def _as_floats(counts: Mapping[Any, int]) -> dict[float, int]:
+    out: dict[float, int] = {}
+    for k, n in counts.items():
+        out[float(k)] = out.get(float(k), 0) + n
+    return out
+
+
 def _pooled_chi_square(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
-    """Chi-square over the cells, the rare ones pooled so each expects at least MIN_EXPECTED values
-    in the smaller sample (the approximation the test relies on)."""
+    """Chi-square over the cells, rare ones grouped so each group expects at least MIN_EXPECTED values in
+    the smaller sample (the approximation the test relies on).
+
+    Values are taken in order of their share of both samples together (the margins the test conditions
+    on, so the grouping does not bias it) and added to a group until it expects enough: fifty rare cities
+    become groups of a few, not one cell that would hide where a small batch went.
+    """
     keep = (ref + cur) > 0
     ref, cur = ref[keep], cur[keep]
-    n_ref, n_cur = ref.sum(), cur.sum()
+    n_ref, n_cur = float(ref.sum()), float(cur.sum())
     if not n_ref or not n_cur:
         return math.nan, math.nan
-    expected = min(n_ref, n_cur) * (ref + cur) / (n_ref + n_cur)
-    big = expected >= MIN_EXPECTED
-    r, c = list(ref[big]), list(cur[big])
-    if not big.all():
-        rest_r, rest_c = float(ref[~big].sum()), float(cur[~big].sum())
-        if not r or expected[~big].sum() >= MIN_EXPECTED:
-            r.append(rest_r)
-            c.append(rest_c)
-        else:  # too few even together: they join the smallest cell
-            at = int(np.argmin(expected[big]))
-            r[at] += rest_r
-            c[at] += rest_c
-    if len(r) < 2:
+    pooled = ref + cur
+    enough = MIN_EXPECTED * (n_ref + n_cur) / min(n_ref, n_cur)  # pooled count a group needs
+    order = np.argsort(-pooled, kind="stable")
+    groups_r: list[float] = []
+    groups_c: list[float] = []
+    acc_r = acc_c = 0.0
+    for r, c in zip(ref[order].tolist(), cur[order].tolist(), strict=True):
+        acc_r, acc_c = acc_r + r, acc_c + c
+        if acc_r + acc_c >= enough:
+            groups_r.append(acc_r)
+            groups_c.append(acc_c)
+            acc_r = acc_c = 0.0
+    if acc_r or acc_c:  # the rarest values that did not fill a group join the last one
+        if groups_r:
+            groups_r[-1] += acc_r
+            groups_c[-1] += acc_c
+        else:
+            groups_r.append(acc_r)
+            groups_c.append(acc_c)
+    if len(groups_r) < 2:
         return 0.0, 1.0
-    return stats.chi_square(r, c)
+    return stats.chi_square(groups_r, groups_c)
 
 
 def _unseen(ref: ColumnProfile, cur: ColumnProfile) -> tuple[tuple[Any, ...], float, str | None]:
@@ -270,11 +295,19 @@ def _unseen(ref: ColumnProfile, cur: ColumnProfile) -> tuple[tuple[Any, ...], fl
     if ref.exact is None:
         return (), 0.0, f"unseen values are not checked: the reference has more than {ref.exact_limit:,} distinct values"
     counts = cur.exact.items() if cur.exact is not None else cur.frequent_values(top=1 << 12)
-    known = ref.exact if cur.base == ref.base else {str(k) for k in ref.exact}
-    found = sorted(((k, n) for k, n in counts if (k if cur.base == ref.base else str(k)) not in known),
-                   key=lambda kv: (-kv[1], str(kv[0])))
+    same = cur.base == ref.base or (_FAMILY[cur.base] == _FAMILY[ref.base] == "number")  # 1 and 1.0 are one value
+
+    def key(value: Any) -> Any:
+        return float(value) if _FAMILY[ref.base] == "number" and same else value if same else str(value)
+
+    known = {key(k) for k in ref.exact}
+    found = sorted(((k, n) for k, n in counts if key(k) not in known), key=lambda kv: (-kv[1], str(kv[0])))
     share = sum(n for _, n in found) / cur.count if cur.count else 0.0
     return tuple(k for k, _ in found), float(share), None
+
+
+def _numeric_pair(ref: ColumnProfile, cur: ColumnProfile) -> bool:
+    return ref.base in NUMERIC_BASES and ref.base != "boolean" and cur.base in NUMERIC_BASES
 
 
 def _type_change(ref: ColumnProfile, cur: ColumnProfile) -> str | None:
@@ -293,10 +326,19 @@ def _column(name: str, ref: ColumnProfile, cur: ColumnProfile, method: str, chos
     if changed:
         return ColumnDrift(**common, method="type", statistic=math.nan, threshold=math.nan, drifted=True,
                            type_change=changed,
-                           note=f"the type changed ({changed}): values of the new type are not compared; "
-                                "`modelcycle data validate` lists the offending rows")
+                           note=f"the type changed ({changed}): values of the new type are not compared")
     numeric = ref.base in NUMERIC_BASES and ref.base != "boolean"
     discrete = ref.exact is not None and cur.exact is not None and len(ref.exact) <= LOW_CARDINALITY
+    if numeric and method == "chi2" and not discrete:
+        if not _finite_count(cur) or not _finite_count(ref):
+            return ColumnDrift(**common, method=method, statistic=math.nan, threshold=math.nan, drifted=False,
+                               note="no finite values on one side")
+        edges = sorted(set(ref.quantiles((np.arange(1, _BINS) / _BINS).tolist())))
+        r = np.asarray(ref.histogram(edges)) * _finite_count(ref)
+        c = np.asarray(cur.histogram(edges)) * _finite_count(cur)
+        statistic, p = _pooled_chi_square(r, c)
+        return ColumnDrift(**common, method="chi2", statistic=statistic, threshold=chosen["chi2"], drifted=p < chosen["chi2"],
+                           p_value=p, alpha=chosen["chi2"], note=f"over the reference's {_BINS} deciles")
     if numeric and (method in ("wasserstein", "ks") or (method == "auto" and not discrete)
                     or (method in ("psi", "js", "linf") and not discrete)):
         if not _finite_count(cur) or not _finite_count(ref):
@@ -315,8 +357,9 @@ def _column(name: str, ref: ColumnProfile, cur: ColumnProfile, method: str, chos
         distance = _distance(ref, cur, method)
         return ColumnDrift(**common, method=method, statistic=distance, threshold=chosen[method],
                            drifted=distance >= chosen[method])
-    if method == "wasserstein":
-        raise InvalidInputError(f"method {method!r} does not apply to categorical columns; use js, chi2, psi or linf")
+    if method in ("wasserstein", "ks"):
+        raise InvalidInputError(f"method {method!r} does not apply to categorical columns such as {name!r}; "
+                                "use js, chi2, psi or linf there (method={column: method} sets one per column)")
     _, r, c, how = _category_counts(ref, cur)
     unseen, unseen_share, unseen_note = _unseen(ref, cur)
     note = "; ".join(n for n in (how, unseen_note) if n) or None
@@ -385,6 +428,13 @@ def compare(
         reference=ref_p, current=cur_p,
     )
     for name in common:
-        report.columns[name] = _column(name, ref_p.columns[name], cur_p.columns[name],
-                                       methods.get(name, default_method), chosen)
+        ref, cur = ref_p.columns[name], cur_p.columns[name]
+        chosen_method = methods.get(name, default_method)
+        fallback = None
+        if name not in methods and default_method in ("ks", "wasserstein") and not _numeric_pair(ref, cur):
+            fallback, chosen_method = default_method, "auto"  # one method for all: where it does not apply, auto
+        column = _column(name, ref, cur, chosen_method, chosen)
+        if fallback:
+            column = replace(column, note="; ".join(filter(None, [f"{fallback} does not apply to categories: auto", column.note])))
+        report.columns[name] = column
     return report

@@ -44,6 +44,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 NUMERIC_BASES = ("numeric", "integer", "boolean", "datetime")
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
 
 
 def _sketches() -> Any:
@@ -133,7 +134,8 @@ class ColumnProfile:
             return len(self.exact)
         if self._hll is None:
             return 0
-        return max(self.exact_limit + 1, round(self._hll.get_estimate() * (1 << SAMPLE_BITS)))
+        estimate = max(self.exact_limit + 1, round(self._hll.get_estimate() * (1 << SAMPLE_BITS)))
+        return min(estimate, max(self.count - self.infinite, self.exact_limit + 1))
 
     def quantiles(self, levels: Iterable[float]) -> list[float]:
         """Values at the given ranks (0..1), from the KLL sketch; empty when the column is not numeric."""
@@ -225,8 +227,9 @@ class ColumnProfile:
         # Sorted once: KLL takes sorted input ~2.5x faster, and min, max and low-cardinality
         # value counts come from it for free.
         ordered = np.sort(values)
-        mean = float(values.mean())
-        m2 = float(((values - mean) ** 2).sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # numbers near the double's limit: an infinite spread, said later
+            mean = float(values.mean())
+            m2 = float(((values - mean) ** 2).sum())
         self._combine_moments(n, mean, m2)
         lo, hi = float(ordered[0]), float(ordered[-1])
         self.min = lo if self.min is None else min(self.min, lo)
@@ -360,19 +363,43 @@ class ColumnProfile:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ColumnProfile:
-        ds = _sketches()
+        """A column from :meth:`to_dict`'s form, every field and sketch checked before it is used.
 
-        def load(kind: Any, text: str | None) -> Any:
-            return None if text is None else kind.deserialize(base64.b64decode(text))
+        Sketch bytes are checked against their format (levels, capacities, counts, lengths) before
+        the sketch library reads them: a damaged or crafted profile is refused, never dereferenced.
+        """
+        ds = _sketches()
+        count, missing, infinite = _whole(d, "count"), _whole(d, "missing"), _whole(d, "infinite", 0)
+        base = d["base"]
+        if base not in (*NUMERIC_BASES, "string") or infinite > count:
+            raise InvalidInputError(f"column {d.get('name')!r}: base {base!r} or its counts are not a profile's")
+        for key in ("mean", "m2"):
+            if d[key] is not None and (not isinstance(d[key], (int, float)) or isinstance(d[key], bool)):
+                raise InvalidInputError(f"column {d.get('name')!r}: {key} must be a number")
+        if base in NUMERIC_BASES:
+            for key in ("min", "max"):
+                if d[key] is not None and (not isinstance(d[key], (int, float)) or (isinstance(d[key], bool) and base != "boolean")):
+                    raise InvalidInputError(f"column {d.get('name')!r}: {key} must be a number")
+        kll = d.get("kll")
+        if (kll is None) != (base not in NUMERIC_BASES):
+            raise InvalidInputError(f"column {d.get('name')!r}: a {base} column {'needs' if kll is None else 'has no'} quantile sketch")
+
+        def load(kind: Any, text: str | None, check: Any = None) -> Any:
+            if text is None:
+                return None
+            raw = base64.b64decode(text, validate=True)
+            if check is not None:
+                check(raw)
+            return kind.deserialize(raw)
 
         return cls(
-            name=d["name"], base=d["base"], dtype=d["dtype"], count=d["count"], missing=d["missing"],
-            infinite=d.get("infinite", 0), mean=math.nan if d["mean"] is None else d["mean"], m2=d["m2"],
+            name=str(d["name"]), base=base, dtype=str(d["dtype"]), count=count, missing=missing,
+            infinite=infinite, mean=math.nan if d["mean"] is None else float(d["mean"]), m2=float(d["m2"]),
             min=d["min"], max=d["max"],
-            exact=None if d["exact"] is None else {k: v for k, v in d["exact"]},
-            mixed_types=d.get("mixed_types", False), hashed=_hash_counts(d.get("hashed")),
-            _kll=load(ds.kll_doubles_sketch, d.get("kll")),
-            _hll=load(ds.hll_sketch, d.get("hll")),
+            exact=None if d["exact"] is None else {k: _whole({"n": v}, "n") for k, v in d["exact"]},
+            mixed_types=bool(d.get("mixed_types", False)), hashed=_hash_counts(d.get("hashed")),
+            _kll=load(ds.kll_doubles_sketch, kll, lambda raw: _check_kll(raw, count - infinite)),
+            _hll=load(ds.hll_sketch, d.get("hll"), _check_hll),
             _freq=load(ds.frequent_strings_sketch, d.get("freq")),
         )
 
@@ -439,7 +466,7 @@ class Profile:
         if d.get("format") != 1:
             raise InvalidInputError(f"unknown profile format {d.get('format')!r}; this modelcycle reads format 1")
         cols = [ColumnProfile.from_dict(c) for c in d["columns"]]
-        return cls(columns={c.name: c for c in cols}, rows=d["rows"])
+        return cls(columns={c.name: c for c in cols}, rows=_whole(d, "rows"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), default=_json_default)
@@ -466,7 +493,10 @@ class Profile:
                                     "(profiles are a few MB at most: the bytes are damaged or crafted)")
         try:
             return cls.from_dict(json.loads(text))
-        except (zlib.error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        except (zlib.error, ValueError, KeyError, TypeError, AttributeError, RecursionError, IndexError, RuntimeError,
+                OverflowError, MemoryError) as e:
+            if isinstance(e, InvalidInputError):
+                raise
             raise InvalidInputError(f"these bytes are not a modelcycle profile: {type(e).__name__}: {str(e)[:200]}") from None
 
     def to_html(self, path: str | None = None) -> str:
@@ -480,10 +510,88 @@ class Profile:
         return {"rows": self.rows, "columns": {name: c.summary() for name, c in self.columns.items()}}
 
 
+def _whole(d: Mapping[str, Any], key: str, default: Any = None) -> int:
+    value = d.get(key, default)
+    if type(value) is not int or not 0 <= value < 1 << 62:
+        raise InvalidInputError(f"a profile's {key} must be a whole number ≥ 0, not {value!r}")
+    return value
+
+
+def _kll_capacity(k: int, m: int, levels: int) -> int:
+    """Items a KLL sketch of ``levels`` levels holds (the library's own formula)."""
+
+    def aux(k: int, depth: int) -> int:
+        return (((k << 1) << depth) // 3**depth + 1) >> 1
+
+    def cap(depth: int) -> int:
+        if depth <= 30:
+            return aux(k, depth)
+        half = depth // 2
+        return aux(aux(k, half), depth - half)
+
+    return sum(max(m, cap(levels - h - 1)) for h in range(levels))
+
+
+def _check_kll(raw: bytes, values: int) -> None:
+    """Refuse KLL bytes whose structure does not add up: the library would read them out of bounds."""
+    import struct
+
+    bad = InvalidInputError("a profile's quantile sketch is damaged or crafted; refusing to read it")
+    if len(raw) < 8 or raw[2] != 15:
+        raise bad
+    k, m = struct.unpack_from("<HB", raw, 4)
+    if k != KLL_K or not 2 <= m <= 8:
+        raise bad
+    if raw[0] == 2:  # empty, or a single value
+        if not ((len(raw) == 8 and values == 0) or (len(raw) == 16 and values == 1 and math.isfinite(struct.unpack_from("<d", raw, 8)[0]))):
+            raise bad
+        return
+    if raw[0] != 5 or len(raw) < 20:
+        raise bad
+    n, _, levels = struct.unpack_from("<QHB", raw, 8)
+    if not 1 <= levels <= 60 or len(raw) < 36 + 4 * levels or (len(raw) - 36 - 4 * levels) % 8:
+        raise bad
+    bounds = list(struct.unpack_from(f"<{levels}I", raw, 20))
+    items = (len(raw) - 36 - 4 * levels) // 8
+    capacity = bounds[0] + items
+    if capacity != _kll_capacity(k, m, levels) or n != values:
+        raise bad
+    bounds.append(capacity)
+    if any(b > a for a, b in zip(bounds[1:], bounds, strict=False)):
+        raise bad
+    if sum((bounds[h + 1] - bounds[h]) << h for h in range(levels)) != n:
+        raise bad
+    body = np.frombuffer(raw, dtype="<f8", offset=20 + 4 * levels)
+    if not np.isfinite(body).all() or (items and not (body[0] <= body[2:].min() and body[2:].max() <= body[1])):
+        raise bad
+
+
+def _check_hll(raw: bytes) -> None:
+    """Refuse HLL bytes that are not a compact sketch of the profiles' size, of the right length for its mode."""
+    import struct
+
+    bad = InvalidInputError("a profile's distinct-count sketch is damaged or crafted; refusing to read it")
+    if len(raw) < 8 or raw[1] != 1 or raw[2] != 7 or raw[3] != HLL_LG_K or (raw[7] >> 2) & 0b11 == 0b11:
+        raise bad
+    mode, target = raw[7] & 0b11, (raw[7] >> 2) & 0b11
+    if mode == 0:
+        expected = 8 + 4 * raw[6]
+    elif mode == 1 and len(raw) >= 12:
+        expected = 12 + 4 * struct.unpack_from("<I", raw, 8)[0]
+    elif mode == 2 and len(raw) >= 40:
+        slots = 1 << HLL_LG_K
+        aux = struct.unpack_from("<I", raw, 36)[0] if target == 0 else 0
+        expected = 40 + (slots // 2 + 4 * aux, (slots * 3 + 3) // 4, slots)[target]
+    else:
+        raise bad
+    if raw[0] != (2, 3, 10)[mode] or len(raw) != expected:
+        raise bad
+
+
 def _hash_counts(value: Any) -> list[int] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or len(value) != HASH_BUCKETS or not all(type(v) is int and v >= 0 for v in value):
+    if not isinstance(value, list) or len(value) != HASH_BUCKETS or not all(type(v) is int and 0 <= v < 1 << 62 for v in value):
         raise InvalidInputError(f"a profile's hash counts must be {HASH_BUCKETS} non-negative integers")
     return value
 
@@ -516,6 +624,10 @@ def _base_of(series: Any) -> tuple[str, bool]:
         return "boolean", False
     if inferred in ("datetime", "datetime64", "date"):
         return "datetime", False
+    if inferred == "string":
+        sample = series.dropna().head(1000)
+        if len(sample) and bool(sample.str.fullmatch(_ISO_DATE).all()):  # dates read from a CSV file are dates
+            return "datetime", False
     return "string", inferred not in ("string", "empty", "categorical", "bytes")
 
 
@@ -526,8 +638,15 @@ def _update(col: ColumnProfile, series: Any) -> None:
     missing = int(mask.sum())
     present = series[~mask] if missing else series
     if col.base in NUMERIC_BASES:
-        if col.base == "datetime":
-            values = pd.to_datetime(present, utc=True).astype("int64").to_numpy(dtype=np.float64)
+        if col.base == "datetime":  # nanoseconds since the epoch, whatever unit the column was stored in
+            stamps = pd.to_datetime(present, utc=True, format="ISO8601", errors="coerce") if present.dtype == object \
+                or pd.api.types.is_string_dtype(present.dtype) else pd.to_datetime(present, utc=True)
+            stamps = stamps.astype("datetime64[ns, UTC]")
+            bad = stamps.isna().to_numpy()
+            if bad.any():
+                missing += int(bad.sum())
+                stamps = stamps[~bad]
+            values = stamps.astype("int64").to_numpy(dtype=np.float64)
         else:
             values = pd.to_numeric(present, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             bad = np.isnan(values)
@@ -538,8 +657,10 @@ def _update(col: ColumnProfile, series: Any) -> None:
     else:
         if not isinstance(present.dtype, pd.CategoricalDtype) and present.dtype != object:
             present = present.astype(object)
-        if col.mixed_types:
-            present = present.map(str)
+        if isinstance(present.dtype, pd.CategoricalDtype) and not pd.api.types.is_string_dtype(present.cat.categories):
+            present = present.astype(object)
+        if col.mixed_types or (len(present) and not isinstance(present.iloc[0], str) and present.dtype == object):
+            present = present.map(lambda v: v if isinstance(v, str) else str(v))
         col.update_strings(present, missing)
 
 
@@ -653,6 +774,11 @@ def profile(data: Any, batch_rows: int = 500_000, progress: Any = None) -> Profi
         result.rows += len(batch)
         if progress is not None:
             progress(result.rows)
+        names = [str(n) for n in batch.columns]
+        if len(set(names)) != len(names):
+            clash = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidInputError(f"several columns are named {', '.join(map(repr, clash))} once written as text "
+                                    "(e.g. 1 and '1'); rename them before profiling")
         for name, series in batch.items():
             key = str(name)
             col = result.columns.get(key)

@@ -105,7 +105,7 @@ def drift_html(report: DriftReport, title: str = "Data drift") -> str:
         for c in report.columns.values()
     )
     rows += "".join(f"<tr><td>{escape(name)}</td><td></td><td></td><td></td><td></td><td></td><td class=bad>missing</td>"
-                    "<td></td><td>100% → —</td><td>in the reference, not in the current data</td></tr>"
+                    "<td></td><td>—</td><td>in the reference, not in the current data</td></tr>"
                     for name in report.missing_columns)
     cards = []
     if report.reference is not None and report.current is not None:

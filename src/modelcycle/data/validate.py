@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from modelcycle.data.profile import iter_batches
 from modelcycle.data.schema import ColumnSchema, Schema
-from modelcycle.errors import DataValidationError
+from modelcycle.errors import DataValidationError, InvalidInputError
 
 __all__ = ["Anomaly", "ValidationReport", "validate"]
 
@@ -169,14 +170,18 @@ def _summarise(col: ColumnSchema, tally: _Tally, report: ValidationReport) -> No
         report.anomalies.append(Anomaly(col.name, check, severity, detail, observed, count, tuple(examples)))
 
 
-def validate(data: Any, schema: Schema, batch_rows: int = 500_000, progress: Any = None) -> ValidationReport:
-    """Check data (DataFrame, Arrow table or CSV/Parquet path, read in batches) against ``schema``.
+def validate(data: Any, schema: Schema | str | os.PathLike[str], batch_rows: int = 500_000, progress: Any = None) -> ValidationReport:
+    """Check data (DataFrame, Arrow table or CSV/Parquet path, read in batches) against ``schema`` (or the YAML file it is in).
 
     ``progress``, when given, is called with the number of rows read after each batch.
 
     Raises:
         InvalidInputError: the data cannot be read at all.
     """
+    if isinstance(schema, (str, os.PathLike)):
+        schema = Schema.load(schema)
+    if not isinstance(schema, Schema):
+        raise InvalidInputError(f"schema must be a Schema or the path of its YAML file, not {type(schema).__name__}")
     report = ValidationReport()
     tallies: dict[str, _Tally] = {}
     seen_columns: list[str] | None = None
