@@ -169,3 +169,42 @@ def test_probes_shared_in_a_process_hold_few_watches(make_repo, tmp_path: Path) 
     assert _inotify_fds() - before <= _SHARED_PROBES
     last = GitProbe.shared(repo, exclude=tmp_path / f"home{3 * _SHARED_PROBES - 1}")
     assert GitProbe.shared(repo, exclude=tmp_path / f"home{3 * _SHARED_PROBES - 1}") is last
+
+
+def test_a_worktree_records_its_own_edit_not_deleted_files(make_repo, tmp_path: Path, watch_mode: str) -> None:
+    repo = make_repo({"train.py": "print('v1')\n", "src/a.py": "A = 1\n"})
+    tree = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "--detach", str(tree))
+    (tree / "src" / "a.py").write_text("A = 2\n")
+    state = GitProbe(tree).state()
+    assert state.dirty and b"A = 2" in state.diff and b"deleted file" not in state.diff
+
+
+def test_new_files_in_empty_or_ignored_only_folders_are_seen(make_repo, watch_mode: str) -> None:
+    repo = make_repo({"train.py": "print('v1')\n", ".gitignore": "*.csv\n"})
+    (repo / "notes").mkdir()
+    (repo / "data").mkdir()
+    (repo / "data" / "raw.csv").write_text("a\n1\n")
+    probe = GitProbe(repo)
+    assert not probe.state().dirty
+    (repo / "notes" / "idea.py").write_text("x = 1\n")
+    (repo / "data" / "prep.py").write_text("y = 2\n")
+    diff = probe.state().diff
+    assert b"idea.py" in diff and b"prep.py" in diff
+
+
+def test_odd_names_are_files_not_patterns(make_repo, watch_mode: str) -> None:
+    import os
+
+    repo = make_repo({"train.py": "print('v1')\n"})
+    odd = repo / os.fsdecode(b"a\xff")
+    odd.mkdir()
+    (odd / "x.py").write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "odd")
+    probe = GitProbe(repo)
+    assert not probe.state().dirty
+    (repo / ":!x").write_text("literal\n")
+    (repo / "train.py").write_text("print('v2')\n")
+    state = probe.state()
+    assert b"print('v2')" in state.diff and b":!x" in state.diff

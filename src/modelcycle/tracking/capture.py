@@ -167,17 +167,18 @@ class _Watcher:
         f = self._flags
         mask = (f.MODIFY | f.ATTRIB | f.CLOSE_WRITE | f.MOVED_FROM | f.MOVED_TO | f.CREATE | f.DELETE
                 | f.DELETE_SELF | f.MOVE_SELF)
-        try:
-            for folder, names in folders.items():
-                wd = self._inotify.add_watch(folder, mask)
-                self._names[wd] = names
-            for folder, names in git_folders.items():
-                wd = self._inotify.add_watch(folder, mask)
-                self._git_names.setdefault(wd, set()).update(names)
-        except FileNotFoundError:
-            return True  # a folder went away meanwhile: the next check reads again
-        except OSError:
-            return False
+        for watched, store in ((folders, False), (git_folders, True)):
+            for folder, names in watched.items():
+                try:
+                    wd = self._inotify.add_watch(folder, mask)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue  # gone meanwhile: its parent's watch saw it go
+                except OSError:
+                    return False  # the kernel's watch limit: stat instead
+                if store:
+                    self._git_names.setdefault(wd, set()).update(names or ())
+                else:
+                    self._names[wd] = names
         return True
 
     def changed(self) -> bool:
@@ -253,17 +254,24 @@ class GitProbe:
                 return self._cached
             if watcher is None:
                 watcher = _Watcher.create()
+            # Every folder of the tree is watched before git reads it, any event counting: a change made while
+            # git reads is seen by the next check (one extra read), never lost.
+            folders = self._walk()
+            git_folders = self._git_folders()
+            if watcher is not None and not watcher.watch(dict.fromkeys(folders), git_folders):
+                watcher.close()
+                watcher = None
             try:
                 self._cached, files = self._read()
             except (OSError, subprocess.SubprocessError):
                 self._cached, files = None, []
-            if watcher is not None and watcher.watch(*self._folders(files)):
+            if watcher is not None and watcher.watch(self._names_by_folder(folders, files), {}):
                 self._watcher, self._snapshot = watcher, None
             else:
                 if watcher is not None:
                     watcher.close()
                 self._watcher = None
-                self._snapshot = self._stat_all(files)
+                self._snapshot = self._stat_all(folders, files)
             return self._cached
 
     # --- change detection -------------------------------------------------------------
@@ -278,16 +286,20 @@ class GitProbe:
             git_dir = common = root / ".git"
         return git_dir, common
 
-    def _folders(self, files: list[str]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-        """The folders to watch with the names that count in each, and git's folders likewise."""
+    def _walk(self) -> list[str]:
+        """Every folder of the working tree but git's own, the store's and tool folders (SKIP_DIRS): a new file
+        in an empty folder, or in one of ignored files only, is a change too."""
         root = self.root
         assert root is not None
-        folders: dict[str, set[str]] = {str(root): set()}
-        for rel in files:
-            parts = Path(rel).parts
-            for depth in range(len(parts)):  # every folder on the way, so a new sub-folder is seen
-                folder = str(root.joinpath(*parts[:depth]))
-                folders.setdefault(folder, set()).add(parts[depth])
+        skip = {str(self.exclude)} if self.exclude is not None else set()
+        found = []
+        for folder, subdirs, _ in os.walk(root):
+            found.append(folder)
+            subdirs[:] = [d for d in subdirs if d not in SKIP_DIRS and os.path.join(folder, d) not in skip]
+        return found
+
+    def _git_folders(self) -> dict[str, set[str]]:
+        """git's folders and the names in them that count: HEAD, index, packed refs, the current branch."""
         git_dir, common = self._git_paths()
         git = {str(git_dir): {"HEAD", "index"}}
         git.setdefault(str(common), set()).add("packed-refs")
@@ -298,24 +310,35 @@ class GitProbe:
                 git.setdefault(str(branch.parent), set()).add(branch.name)
         except OSError:
             pass
-        return folders, {k: v for k, v in git.items() if Path(k).is_dir()}
+        return {k: v for k, v in git.items() if Path(k).is_dir()}
 
-    def _watch_list(self, files: list[str]) -> list[str]:
+    def _names_by_folder(self, folders: list[str], files: list[str]) -> dict[str, set[str] | None]:
+        """Per folder, the names git reports there (files and sub-folders on their way): a write to another
+        name in it (an ignored output) is not a change; a name created, deleted or renamed always is."""
+        root = self.root
+        assert root is not None
+        names: dict[str, set[str] | None] = {folder: set() for folder in folders}
+        for rel in files:
+            parts = Path(rel).parts
+            for depth in range(len(parts)):
+                folder = str(root.joinpath(*parts[:depth]))
+                entry = names.setdefault(folder, set())
+                if entry is not None:
+                    entry.add(parts[depth])
+        return names
+
+    def _watch_list(self, folders: list[str], files: list[str]) -> list[str]:
         root = self.root
         assert root is not None
         git_dir, common = self._git_paths()
-        paths = {str(root), str(git_dir / "HEAD"), str(git_dir / "index"), str(common / "packed-refs")}
+        paths = {*folders, str(git_dir / "HEAD"), str(git_dir / "index"), str(common / "packed-refs")}
         try:
             ref = (git_dir / "HEAD").read_text().strip()
             if ref.startswith("ref: "):
                 paths.add(str(common / ref[5:]))
         except OSError:
             pass
-        for rel in files:
-            parts = Path(rel).parts
-            paths.add(str(root / rel))
-            for depth in range(1, len(parts)):  # a new file or sub-folder changes its folder's mtime
-                paths.add(str(root.joinpath(*parts[:depth])))
+        paths.update(str(root / rel) for rel in files)
         return sorted(paths)
 
     @staticmethod
@@ -326,8 +349,8 @@ class GitProbe:
         except OSError:
             return path, -1, -1
 
-    def _stat_all(self, files: list[str]) -> list[tuple[str, int, int]]:
-        return [self._stat(p) for p in self._watch_list(files)]
+    def _stat_all(self, folders: list[str], files: list[str]) -> list[tuple[str, int, int]]:
+        return [self._stat(p) for p in self._watch_list(folders, files)]
 
     def _unchanged(self) -> bool:
         assert self._snapshot is not None
@@ -362,8 +385,8 @@ class GitProbe:
         if branch == "HEAD":
             branch = None  # detached
         specs = ["--", ".", *self._excludes()]
-        tracked = [f for f in self._run("ls-files", "-z").decode(errors="replace").split("\0") if f]
-        status = self._run("status", "--porcelain=v1", "-z", "--untracked-files=all", *specs).decode(errors="replace")
+        tracked = [f for f in os.fsdecode(self._run("ls-files", "-z")).split("\0") if f]
+        status = os.fsdecode(self._run("status", "--porcelain=v1", "-z", "--untracked-files=all", *specs))
         entries = [e for e in status.split("\0") if e]
         untracked = [e[3:] for e in entries if e.startswith("?? ")]
         dirty = bool(entries)
@@ -393,12 +416,16 @@ class GitProbe:
         base = commit or "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # the empty tree
         with tempfile.TemporaryDirectory() as tmp:
             env = dict(os.environ)
-            index = Path(self.root, ".git", "index")  # type: ignore[arg-type]
+            index = self._git_paths()[0] / "index"  # a worktree's or submodule's own, where .git is a file
             tmp_index = Path(tmp) / "index"
             if index.exists():
-                shutil.copyfile(index, tmp_index)
+                shutil.copy2(index, tmp_index)  # with its times: git's racy-clean check needs them
+            elif commit is not None:
+                raise OSError(f"git's index of {self.root} is not at {index}")
             env["GIT_INDEX_FILE"] = str(tmp_index)
             if untracked:
-                # intent-to-add in a throwaway index, so the diff shows untracked files as new
-                self._run("add", "--intent-to-add", "--", *untracked, env=env, check=False)
+                # intent-to-add in a throwaway index, so the diff shows untracked files as new; names are
+                # literal (a file called ':!x' is a file, not a pathspec)
+                self._run("add", "--intent-to-add", "--", *untracked, env={**env, "GIT_LITERAL_PATHSPECS": "1"},
+                          check=False)
             return self._run("diff", "--binary", base, "--", ".", *self._excludes(), env=env, check=False)
