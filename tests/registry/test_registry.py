@@ -241,3 +241,14 @@ def test_a_verdict_holds_only_against_the_champion_it_was_compared_with(registry
         assert forced.forced and "promoted since" in forced.reason and "on purpose" in forced.reason
     finally:
         mc.set_client(None)
+
+
+@pytest.mark.parametrize("version", ["²", "١", "99999999999999999999999", "0", "-1"])
+def test_versions_are_plain_numbers(version: str) -> None:
+    from modelcycle.registry import parse_model_uri
+
+    with pytest.raises(InvalidInputError, match="give a version number"):
+        parse_model_uri(f"models:/churn/{version}")
+    if version not in ("²", "-1"):  # the others read as a version, not as a local path
+        with pytest.raises(InvalidInputError, match="give a version number"):
+            parse_model_uri(f"churn/{version}")

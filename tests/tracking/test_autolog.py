@@ -255,3 +255,24 @@ def test_every_scikit_learn_estimator_gets_one_run_with_its_params_and_metrics(c
         if is_regressor(est):
             assert {"training_r2", "training_rmse"} <= set(run.metrics), name
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_store_that_cannot_be_reached_never_fails_the_fit(tmp_path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from modelcycle.settings import Settings
+    from modelcycle.tracking.fluent import get_client, set_client
+
+    before = get_client()
+    unreachable = Client(Settings.for_home(tmp_path / "h", capture=False).replace(
+        store_uri="postgresql+psycopg://user:pw@127.0.0.1:9/nowhere"))
+    set_client(unreachable)
+    mc.autolog()
+    try:
+        X = np.random.default_rng(0).normal(size=(60, 3))
+        with pytest.warns(ModelcycleWarning, match="autolog could not"):
+            model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+        assert model.predict(X).shape == (60,), "the fitted model is the user's"
+    finally:
+        mc.autolog(disable=True)
+        set_client(before)

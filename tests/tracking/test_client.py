@@ -520,3 +520,18 @@ def test_data_validation_inside_a_run_is_logged(client: Client) -> None:
     assert got.metrics["validation.errors"] == 1.0 and got.tags["validation.passed"] == "false"
     assert b'"range"' in client.read_artifact(run.id, "validation/report-1.json")
     validate(df, schema)  # outside a run: nothing is logged, nothing fails
+
+
+def test_text_that_cannot_be_stored_is_refused_when_logged_and_later_runs_are_kept(client: Client) -> None:
+    bad = os.fsdecode(b"data_\xff.csv")  # a file name in another encoding
+    with client.start_run(name="bad") as run:
+        with pytest.raises(InvalidValueError, match="not text"):
+            run.log_param("file", bad)
+        with pytest.raises(InvalidValueError, match="not text"):
+            run.set_tag("file", bad)
+    with pytest.raises(InvalidValueError, match="run's name"):
+        client.start_run(name=bad)
+    with client.start_run(name="after") as after:
+        after.log_metric("auc", 0.91)
+    client.flush()
+    assert client.get_run(after.id).metrics["auc"] == 0.91 and client.get_run(run.id).status.value == "FINISHED"

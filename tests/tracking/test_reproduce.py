@@ -115,3 +115,25 @@ def test_runs_outside_git_explain_why_they_cannot_be_executed(tmp_path: Path, mo
     assert out.returncode == 1
     assert "error:" in out.stderr and "cannot reproduce" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_values_from_the_store_are_quoted_in_the_printed_steps(client, make_repo, monkeypatch) -> None:
+    """A commit edited in the store by hand must not become a command when the steps are pasted."""
+    import shlex
+
+    from modelcycle.tracking.reproduce import plan
+
+    repo = make_repo({"train.py": "print(1)\n"})
+    monkeypatch.chdir(repo)
+    with client.start_run(name="r") as run:
+        pass
+    client.flush()
+    import dataclasses
+
+    stored = client.get_run(run.id)
+    crafted = dataclasses.replace(stored, context=dataclasses.replace(stored.context, git_commit="HEAD $(touch PWNED)",
+                                                                       git_root=str(repo)))
+    monkeypatch.setattr(client, "get_run", lambda _id: crafted)
+    steps = plan(client, run.id).steps
+    line = next(s.command for s in steps if "worktree add" in s.command)
+    assert shlex.quote("HEAD $(touch PWNED)") in line

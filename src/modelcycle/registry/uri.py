@@ -124,7 +124,7 @@ def _registered(uri: str, rest: str) -> ModelRef:
     check_model_name(name)
     if version == "latest":
         return ModelRef("models", name=name, latest=True)
-    if not version.isdigit() or int(version) < 1:
+    if not (version.isascii() and version.isdigit() and len(version) <= 12) or int(version) < 1:  # not '²', not 10**30
         raise InvalidInputError(
             f"{uri!r}: give a version number, 'latest' or an alias, such as {name}/3 or {name}@champion"
         )

@@ -27,7 +27,7 @@ from modelcycle.errors import ConflictError, InvalidInputError, ModelcycleWarnin
 from modelcycle.settings import Settings
 from modelcycle.store.artifacts.base import safe_artifact_path
 from modelcycle.tracking.run import ActiveRun
-from modelcycle.tracking.validation import check_key, param_value, tag_value
+from modelcycle.tracking.validation import check_key, check_text, param_value, tag_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -223,6 +223,7 @@ class Client:
             raise InvalidInputError(f"run name must be a string, not {type(name).__name__}")
         checked_params = {check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()}
         checked_tags = {check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()}
+        name = check_text(name, "the run's name") if name else run_name()
         if parent is None and activate:
             self._end_implicit()
         parent_id, parent_experiment = self._parent(parent)
@@ -236,7 +237,6 @@ class Client:
         with self._lock:
             seq = self._seq
             self._seq += 1
-        name = name or run_name()
         context, environment, diff = self._capture(seq)
         self._ensure_hooks()
         # Queued like everything else: a short run costs one transaction, at its end.

@@ -145,12 +145,12 @@ def plan(client: Client, run_id: str) -> ReproducePlan:
         worktree = str(Path(ctx.git_root).parent / f"reproduce-{run.id[:8]}")
         branch = f" (branch {ctx.git_branch})" if ctx.git_branch else ""
         steps.append(Step(f"Check out commit {ctx.git_commit[:12]}{branch} in a new worktree, and go there",
-                          f"git -C {shlex.quote(ctx.git_root)} worktree add --detach {shlex.quote(worktree)} {ctx.git_commit} "
+                          f"git -C {shlex.quote(ctx.git_root)} worktree add --detach {shlex.quote(worktree)} {shlex.quote(ctx.git_commit)} "
                           f"&& cd {shlex.quote(worktree)}"))
         if has_diff:
             patch = shlex.quote(worktree + ".diff")
             steps.append(Step("Apply the uncommitted changes the run had",
-                              f"modelcycle runs download {run.id[:12]} {DIFF_ARTIFACT} -o {patch} && git apply {patch} && rm {patch}"))
+                              f"modelcycle runs download {shlex.quote(run.id[:12])} {DIFF_ARTIFACT} -o {patch} && git apply {patch} && rm {patch}"))
         elif ctx.git_dirty:
             steps.append(Step("Uncommitted changes", note="the working tree was dirty but no diff was stored"))
     elif ctx.git_root and not ctx.git_commit:
@@ -179,7 +179,7 @@ def plan(client: Client, run_id: str) -> ReproducePlan:
     argv = _command(run, worktree)
     if argv:
         where = f"cd {shlex.quote(ctx.cwd)} && " if ctx.cwd and ctx.cwd != "." else ""
-        steps.append(Step("Run the command", f"{where}MODELCYCLE_REPRODUCES={run.id} {shlex.join(argv)}",
+        steps.append(Step("Run the command", f"{where}MODELCYCLE_REPRODUCES={shlex.quote(run.id)} {shlex.join(argv)}",
                           "the new run is linked to this one (`modelcycle runs show` says which it reproduces)"))
     else:
         problem = problem or "the run was started from an interactive session (notebook or REPL), not a command"

@@ -14,6 +14,7 @@ __all__ = [
     "MAX_TAG_LENGTH",
     "check_key",
     "check_step",
+    "check_text",
     "metric_value",
     "param_value",
     "tag_value",
@@ -101,10 +102,28 @@ def check_step(key: str, step: Any) -> int:
 
 def _text(value: Any) -> str:
     if isinstance(value, str):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) < 1e16:
-        return repr(value)
-    return str(value)
+        text = value
+    elif isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) < 1e16:
+        text = repr(value)
+    else:
+        text = str(value)
+    return check_text(text, "a value")
+
+
+def check_text(text: str, what: str) -> str:
+    """``text`` if it can be stored as UTF-8; a lone surrogate (what ``os.fsdecode`` makes of a file name that is
+    not UTF-8) cannot, and would make the whole write fail later.
+
+    Raises:
+        InvalidValueError: naming where the undecodable character is.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidValueError(
+            f"{what} holds a character that is not text (position {e.start}: {text[max(0, e.start - 20):e.start]!r}…), "
+            "as os.fsdecode gives for a file name in another encoding; decode it with errors='replace' first") from None
+    return text
 
 
 def param_value(key: str, value: Any) -> str:

@@ -49,30 +49,39 @@ def logged_call(name: str, call: Callable[[], Any], log: Callable[[Any, Any, flo
         return call()
     from modelcycle.tracking.fluent import get_client
 
+    def quietly(what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as e:  # the store unreachable or busy: the fit goes on, unrecorded
+            warnings.warn(f"autolog could not {what}: {e}", ModelcycleWarning, stacklevel=4)
+            return None
+
     _state.depth = 1
     started = None
     try:
-        client = get_client()
-        run = client.active_run()
-        if run is None:
-            run = started = client.start_run(name=name)
+        client = quietly("reach the tracking store", get_client)
+        run = quietly("read the active run", client.active_run) if client is not None else None
+        if run is None and client is not None:
+            run = started = quietly("start a run", lambda: client.start_run(name=name))
         start = time.perf_counter()
         try:
             result = call()
         except BaseException:
             if started is not None:
-                started.__exit__(*sys.exc_info())
+                exc = sys.exc_info()
+                quietly("end its run", lambda: started.__exit__(*exc))
                 started = None
             raise
-        try:
-            log(run, result, time.perf_counter() - start)
-        except Exception as e:  # recording must never fail a fit that worked
-            warnings.warn(f"autolog could not record this fit: {e}", ModelcycleWarning, stacklevel=3)
+        if run is not None:
+            try:
+                log(run, result, time.perf_counter() - start)
+            except Exception as e:  # recording must never fail a fit that worked
+                warnings.warn(f"autolog could not record this fit: {e}", ModelcycleWarning, stacklevel=3)
         return result
     finally:
         _state.depth = 0
         if started is not None:
-            started.end()
+            quietly("end its run", started.end)
 
 
 def param_text(value: Any) -> str:
