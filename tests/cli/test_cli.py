@@ -102,6 +102,14 @@ def test_rm_checks_everything_before_it_asks(home: Path) -> None:
     asked = runner.invoke(app, ["runs", "rm", parent.id, child.id], input="y\n")
     assert asked.exit_code == 0 and "and 1 child run(s)?" in asked.output and "deleted 2 run(s)" in asked.output, asked.output
     assert len(json.loads(invoke("runs", "ls", "--json").output)) == before - 2
+    live_client = Client(Settings.for_home(home, capture=False))
+    live = live_client.start_run(experiment="churn", name="live")  # a run whose process still beats
+    live_client.flush()
+    refused = runner.invoke(app, ["runs", "rm", live.id, "-y"])
+    assert refused.exit_code == 1 and "still RUNNING" in refused.output and "--force" in refused.output
+    assert runner.invoke(app, ["runs", "rm", live.id, "-y", "--force"]).exit_code == 0
+    live_client._store = None  # its run is gone: nothing of it is written at close
+    live._ended = True
 
 
 @pytest.mark.parametrize(

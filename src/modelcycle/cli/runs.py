@@ -273,11 +273,19 @@ def download(
 def rm(
     run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to delete, with their child runs.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Also delete runs still RUNNING in a live process.")] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete runs and their records; `modelcycle gc` then frees their artifacts."""
+    from modelcycle.entities import RunStatus
+    from modelcycle.errors import ConflictError
+
     c = client()
     runs = list({r.id: r for r in (c.get_run(r) for r in run_ids)}.values())
+    live = [r for r in runs if r.status is RunStatus.RUNNING]  # its process still beats: silent ones are LOST by now
+    if live and not force:
+        raise ConflictError(f"run {live[0].id[:8]} ({printable(live[0].name, markup=False)}) is still RUNNING in a live "
+                            "process, which would fail to log more; end it first, or pass --force")
     # every check before the question: an unknown run or one whose model is registered is refused before anyone is asked
     doomed = {r.id: c.delete_run(r.id, dry_run=True) for r in runs}
     runs = [r for r in runs if not any(r.id in ids[1:] for ids in doomed.values())]  # a child goes with its parent
