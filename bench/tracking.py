@@ -34,8 +34,9 @@ of ``--repeats`` (default 3):
   ``--searches`` warm calls of each variant: a DataFrame (``mc.search_runs`` against
   ``mlflow.search_runs``) and a list of run records (``Client.search_runs(as_frame=False)``
   against ``MlflowClient.search_runs``); ``mc.search_runs(..., output="list")`` is measured too.
-  The MLflow stores are filled with ``MlflowClient.create_run`` + ``log_batch`` + ``set_terminated`` and cached under ``bench/.cache/`` (keyed by MLflow version
-  and run count); modelcycle's are filled fresh through the fluent API.
+  The MLflow stores are filled with ``MlflowClient.create_run`` + ``log_batch`` + ``set_terminated``
+  and cached under ``bench/.cache/`` (keyed by MLflow version and run count); modelcycle's are filled
+  fresh through the fluent API.
 
 Every MLflow store is a SQLite file in a temporary folder, and every MLflow run goes to an
 experiment whose artifact location is in that folder: nothing is written into the repository.
