@@ -337,7 +337,7 @@ def test_numbers_sent_as_text_are_read_as_numbers(served: TestClient) -> None:
 
 
 def test_labels_for_a_request_of_several_rows_go_by_row(served: TestClient, client: Client) -> None:
-    from modelcycle.serving import read_labels
+    from modelcycle.store.predictions import read_labels
 
     rid = served.post("/predict", json={"records": [{"x": 0.1, "city": "Oslo"}, {"x": -2.0, "city": "Lyon"}, {"x": 3.0, "city": "Porto"}]}
                       ).headers["x-request-id"]
