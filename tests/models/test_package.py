@@ -270,3 +270,14 @@ def test_pytorch_weights_through_safetensors(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.predict(X), expected, rtol=1e-6)
     with pytest.raises(SignatureError, match="missing columns: b"):
         loaded.predict(X[["a"]])
+
+
+class MLflowDefaults(PythonModel):
+    def predict(self, context, model_input=None, params=None):
+        return model_input["income"] * 2
+
+
+def test_mlflows_form_with_defaults_is_still_mlflows_form(tmp_path: Path) -> None:
+    X, _ = frame()
+    save_model(MLflowDefaults(), tmp_path / "m", reference_data=X, allow_pickle=True)
+    np.testing.assert_array_equal(load_package(tmp_path / "m", trust=True).predict(X), (X["income"] * 2).to_numpy())

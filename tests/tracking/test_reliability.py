@@ -161,3 +161,37 @@ def test_forked_worker_processes_log_into_the_parents_run(tmp_path: Path) -> Non
     assert run.status is RunStatus.FINISHED
     assert run.metrics == {f"worker{i}": 99.0 for i in range(4)}
     assert all(len(client.get_metric_history(run.id, f"worker{i}")) == 100 for i in range(4))
+
+
+def test_forked_workers_never_hang_while_a_thread_writes(tmp_path: Path) -> None:
+    """A thread keeps writing while the process forks workers that log: every worker finishes (SQLite's mutexes
+    are never copied held into a child)."""
+    code = textwrap.dedent(f"""
+        import multiprocessing as mp, os, sys, threading, time
+        import modelcycle as mc
+        mc.set_client(mc.Client(mc.Settings.for_home({str(tmp_path / 'h')!r}, capture=False)))
+        mc.log_metric("warm", 1.0)
+        mc.flush()
+        stop = threading.Event()
+        def writer():
+            i = 0
+            while not stop.is_set():
+                mc.log_metric("busy", float(i)); mc.flush(); i += 1
+        threading.Thread(target=writer, daemon=True).start()
+        def work(i):
+            mc.log_metric(f"child{{i}}", float(i)); mc.flush()
+        ctx = mp.get_context("fork")
+        procs = [ctx.Process(target=work, args=(i,)) for i in range(12)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        stop.set()
+        hung = [p.pid for p in procs if p.is_alive()]
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        print("hung", len(hung), "failed", sum(1 for p in procs if p.exitcode not in (0, None)))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "hung 0 failed 0" in out.stdout, (out.stdout, out.stderr[-2000:])

@@ -71,10 +71,11 @@ def takes_context(model: Any) -> bool:
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in positional if p.default is p.empty]
     keyword = [p for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
-    if len(required) not in (1, 2) or keyword:
+    mlflow_form = bool(positional) and positional[0].name == "context"  # MLflow's form, whatever its defaults
+    if len(required) not in (1, 2) or keyword or (mlflow_form and len(positional) < 2):
         shown = ", ".join(["self", *(str(p) for p in parameters)])
         raise ModelError(f"{name}.predict({shown}) takes neither form PythonModel accepts; write {_FORMS}")
-    return len(required) == 2
+    return mlflow_form or len(required) == 2
 
 
 class BoundModel:

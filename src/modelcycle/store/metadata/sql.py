@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +41,32 @@ __all__ = ["SqlMetadataStore"]
 
 T = TypeVar("T")
 _IN_CHUNK = 500
+
+# Every open store, so that fork waits until no thread is inside a statement: SQLite's own mutexes would be
+# copied held into the child, which would then hang on its first statement.
+_STORES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _fork_before() -> None:
+    for store in list(_STORES):
+        store._io.acquire()
+
+
+def _fork_after_in_parent() -> None:
+    for store in list(_STORES):
+        try:
+            store._io.release()
+        except RuntimeError:
+            pass
+
+
+def _fork_after_in_child() -> None:
+    for store in list(_STORES):
+        store._io = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_fork_before, after_in_parent=_fork_after_in_parent, after_in_child=_fork_after_in_child)
 
 
 def _null_to_nan(value: float | None) -> float:
@@ -87,6 +115,8 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         self.sqlite_sync = sqlite_sync
         self._experiment_ids: dict[str, Experiment] = {}
         self._lock = threading.Lock()
+        self._io = threading.RLock()  # held by every statement, and by fork: a child never inherits SQLite mid-call
+        _STORES.add(self)
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(url)
             from sqlalchemy.dialects.sqlite import insert
@@ -162,7 +192,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         delay = 0.005
         while True:
             try:
-                with self._writer.begin() as conn:
+                with self._io, self._writer.begin() as conn:
                     return fn(conn)
             except (OperationalError, DBAPIError) as e:
                 if isinstance(e, IntegrityError) or not _is_busy(e):
@@ -177,7 +207,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         try:
-            with self.engine.connect() as conn:
+            with self._io, self.engine.connect() as conn:
                 return fn(conn)
         except (OperationalError, DBAPIError) as e:
             raise StoreError(f"read from {self.display_uri} failed: {_reason(e)}") from None
