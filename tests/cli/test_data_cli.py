@@ -67,6 +67,7 @@ def test_compare_names_type_changes_and_missing_columns(tmp_path: Path, monkeypa
     cur.to_csv(tmp_path / "cur.csv", index=False)
     args = ["data", "compare", str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv")]
     out = runner.invoke(app, [*args, "--html", str(tmp_path / "drift.html")])
+    assert out.exit_code == 1, "a missing column fails the comparison"
     rows = {line.split()[1]: line for line in out.output.splitlines() if line.startswith("│") and len(line.split()) > 2}
     assert "type changed" in rows["age"] and "integer → text" in rows["age"] and "unseen" not in rows["age"]
     assert "missing" in rows["income"], "a missing column is a row of the table"
