@@ -218,6 +218,7 @@ class GitProbe:
         self._cached: GitState | None = None
         self._snapshot: list[tuple[str, int, int]] | None = None
         self._watcher: _Watcher | None = None
+        self._git_dirs: tuple[Path, Path] | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -271,20 +272,22 @@ class GitProbe:
                 if watcher is not None:
                     watcher.close()
                 self._watcher = None
-                self._snapshot = self._stat_all(folders, files)
+                self._snapshot = self._stat_all(folders, git_folders, files)
             return self._cached
 
     # --- change detection -------------------------------------------------------------
     def _git_paths(self) -> tuple[Path, Path]:
-        """git's own folder for this working tree (HEAD, index) and the common one (refs)."""
+        """git's own folder for this working tree (HEAD, index) and the common one (refs); asked once per probe."""
+        if self._git_dirs is not None:
+            return self._git_dirs
         root = self.root
         assert root is not None
         try:
             out = self._run("rev-parse", "--git-dir", "--git-common-dir").decode().split("\n")
-            git_dir, common = (root / out[0].strip()).resolve(), (root / out[1].strip()).resolve()
+            self._git_dirs = (root / out[0].strip()).resolve(), (root / out[1].strip()).resolve()
+            return self._git_dirs
         except (OSError, subprocess.SubprocessError, IndexError):
-            git_dir = common = root / ".git"
-        return git_dir, common
+            return root / ".git", root / ".git"
 
     def _walk(self) -> list[str]:
         """Every folder of the working tree but git's own, the store's and tool folders (SKIP_DIRS): a new file
@@ -327,17 +330,10 @@ class GitProbe:
                     entry.add(parts[depth])
         return names
 
-    def _watch_list(self, folders: list[str], files: list[str]) -> list[str]:
+    def _watch_list(self, folders: list[str], git_folders: dict[str, set[str]], files: list[str]) -> list[str]:
         root = self.root
         assert root is not None
-        git_dir, common = self._git_paths()
-        paths = {*folders, str(git_dir / "HEAD"), str(git_dir / "index"), str(common / "packed-refs")}
-        try:
-            ref = (git_dir / "HEAD").read_text().strip()
-            if ref.startswith("ref: "):
-                paths.add(str(common / ref[5:]))
-        except OSError:
-            pass
+        paths = {*folders, *(os.path.join(folder, name) for folder, names in git_folders.items() for name in names)}
         paths.update(str(root / rel) for rel in files)
         return sorted(paths)
 
@@ -349,8 +345,8 @@ class GitProbe:
         except OSError:
             return path, -1, -1
 
-    def _stat_all(self, folders: list[str], files: list[str]) -> list[tuple[str, int, int]]:
-        return [self._stat(p) for p in self._watch_list(folders, files)]
+    def _stat_all(self, folders: list[str], git_folders: dict[str, set[str]], files: list[str]) -> list[tuple[str, int, int]]:
+        return [self._stat(p) for p in self._watch_list(folders, git_folders, files)]
 
     def _unchanged(self) -> bool:
         assert self._snapshot is not None
