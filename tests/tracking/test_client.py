@@ -98,6 +98,34 @@ def test_search_gives_every_value_back_exactly(any_client: Client) -> None:
         any_client.search_runs(output="table")
 
 
+def test_a_search_frame_holds_what_the_records_hold(any_client: Client) -> None:
+    """The DataFrame is built column-wise from the store's page; it must say what the Run records say."""
+    from modelcycle.tracking import runs_frame
+
+    with any_client.start_run(experiment="mixed", name="parent", params={"a": "1"}, tags={"team": "x"}) as parent:
+        parent.log_metric("auc", 0.5)
+        with any_client.start_run(experiment="mixed", parent=parent.id, params={"b": "2"}) as child:
+            child.log_metrics({"loss": math.nan, "auc": 0.75})
+    failed = any_client.start_run(experiment="mixed", params={"a": "3", "c": "é"})
+    failed.end("FAILED")
+    running = any_client.start_run(experiment="mixed")  # no end time, no records at all
+    for order in (None, ["metrics.auc DESC"], ["params.a ASC"]):
+        frame = any_client.search_runs(experiment="mixed", order_by=order)
+        records = any_client.search_runs(experiment="mixed", order_by=order, output="list")
+        assert len(records) == 4
+        expected = runs_frame(records)
+        pd.testing.assert_frame_equal(frame, expected)
+    by_id = frame.set_index("run_id")
+    assert by_id.loc[child.id, "parent_id"] == parent.id and pd.isna(by_id.loc[parent.id, "parent_id"])
+    assert by_id.loc[failed.id, "status"] == "FAILED" and by_id.loc[failed.id, "params.c"] == "é"
+    assert pd.isna(by_id.loc[running.id, "end_time"]) and by_id.loc[running.id, "status"] == "RUNNING"
+    assert math.isnan(by_id.loc[child.id, "metrics.loss"]) and by_id.loc[child.id, "metrics.auc"] == 0.75
+    assert pd.isna(by_id.loc[child.id, "params.a"]) and by_id.loc[parent.id, "tags.team"] == "x"
+    running.end()
+    empty = any_client.search_runs(experiment="mixed", filter="metrics.auc > 2")
+    assert len(empty) == 0 and {"run_id", "status", "start_time"} <= set(empty.columns)
+
+
 def test_a_search_for_records_does_not_import_pandas(settings: Settings) -> None:
     import subprocess
     import sys

@@ -26,6 +26,7 @@ from modelcycle.entities import Experiment, LoggedModel, Run, RunContext, RunSta
 from modelcycle.errors import ConflictError, InvalidInputError, ModelcycleWarning, NotFoundError, UnsafePathError
 from modelcycle.settings import Settings
 from modelcycle.store.artifacts.base import safe_artifact_path
+from modelcycle.store.metadata.base import RunPage
 from modelcycle.tracking.run import ActiveRun
 from modelcycle.tracking.validation import check_key, check_text, param_value, tag_value
 
@@ -582,10 +583,10 @@ class Client:
         if names:
             for n in names:
                 self.store.get_experiment(n)  # a clear error for a misspelt name
-        runs = self.store.search_runs(
+        page = self.store.search_page(
             names, filter, [order_by] if isinstance(order_by, str) else list(order_by or []), limit
         )
-        return runs_frame(runs) if as_frame and output == "frame" else runs
+        return runs_frame(page) if as_frame and output == "frame" else page.runs()
 
     def get_metric_history(self, run_id: str, key: str) -> pd.DataFrame:
         """Every point of a metric: columns step, value, timestamp (UTC)."""
@@ -807,33 +808,34 @@ class Client:
                 self._buffer.stop()
 
 
-def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
+def runs_frame(runs: Sequence[Run] | RunPage) -> pd.DataFrame:
     """Runs as a DataFrame: one row per run, then ``metrics.*``, ``params.*``, ``tags.*`` columns.
 
     Built as Arrow columns and converted once: text columns are pandas' string type, times UTC.
     """
     import pyarrow as pa
 
+    page = runs if isinstance(runs, RunPage) else RunPage.of(runs)
     text, number = pa.large_string(), pa.float64()  # large_string: what pandas keeps its strings in, no cast
     stamp = pa.timestamp("ns", tz="UTC")
+    fields = list(zip(*page.rows, strict=True)) if page.rows else [()] * 10  # PAGE_FIELDS, column-wise
 
-    def times(values: list[float | None]) -> pa.Array:
+    def times(values: Sequence[float | None]) -> pa.Array:
         return pa.array([None if v is None else int(v * 1e9) for v in values], stamp)
 
     cols: dict[str, Any] = {
-        "run_id": pa.array([r.id for r in runs], text),
-        "experiment": pa.array([r.experiment for r in runs], text),
-        "name": pa.array([r.name for r in runs], text),
-        "status": pa.array([r.status.value for r in runs], text),
-        "start_time": times([r.start_time for r in runs]),
-        "end_time": times([r.end_time for r in runs]),
-        "parent_id": pa.array([r.parent_id for r in runs], text),
+        "run_id": pa.array(fields[0], text),
+        "experiment": pa.array(fields[9], text),
+        "name": pa.array(fields[2], text),
+        "status": pa.array(fields[3], text),
+        "start_time": times(fields[4]),
+        "end_time": times(fields[5]),
+        "parent_id": pa.array(fields[7], text),
     }
     nan = float("nan")
-    metrics = [r.metrics for r in runs]
-    for key in sorted(set().union(*metrics)):
-        cols[f"metrics.{key}"] = pa.array([m.get(key, nan) for m in metrics], number)
-    for prefix, records in (("params", [r.params for r in runs]), ("tags", [r.tags for r in runs])):
+    for prefix, records, kind in (("metrics", page.metrics, number), ("params", page.params, text),
+                                  ("tags", page.tags, text)):
+        missing = nan if kind is number else None
         for key in sorted(set().union(*records)):
-            cols[f"{prefix}.{key}"] = pa.array([d.get(key) for d in records], text)
+            cols[f"{prefix}.{key}"] = pa.array([d.get(key, missing) for d in records], kind)
     return pa.table(cols).to_pandas(split_blocks=True)  # one block per column: no consolidation copy

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from modelcycle.entities import DatasetInput, Experiment, Metric, Run, RunContext
+from modelcycle.entities import DatasetInput, Experiment, Metric, Run, RunContext, RunStatus
 
-__all__ = ["MetadataStore", "NewRun", "WriteBatch"]
+__all__ = ["MetadataStore", "NewRun", "RunPage", "WriteBatch"]
 
 
 @dataclass
@@ -63,6 +63,55 @@ class WriteBatch:
         return len(self.runs) + len(self.metrics) + len(self.params) + len(self.tags) + len(self.artifacts) + len(self.inputs) + len(self.updates)
 
 
+# the summary fields of a search result row, in the order RunPage.rows holds them
+PAGE_FIELDS = ("id", "experiment_id", "name", "status", "start_time", "end_time", "heartbeat_at", "parent_id",
+               "reproduces", "experiment")
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """A page of search results held column-wise: a DataFrame is built from it without a ``Run`` per row.
+
+    ``rows`` are tuples in ``PAGE_FIELDS`` order (status as its stored text); ``params``, ``metrics`` and
+    ``tags`` hold one mapping per row.
+
+    Example:
+        >>> page = RunPage([("a" * 32, 1, "lr", "FINISHED", 0.0, 1.0, None, None, None, "churn")],
+        ...                [{"C": "1"}], [{"auc": 0.9}], [{}])
+        >>> run, = page.runs()
+        >>> run.experiment, run.status.value, run.metrics["auc"]
+        ('churn', 'FINISHED', 0.9)
+    """
+
+    rows: Sequence[Sequence[Any]]
+    params: Sequence[Mapping[str, str]]
+    metrics: Sequence[Mapping[str, float]]
+    tags: Sequence[Mapping[str, str]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def runs(self) -> list[Run]:
+        status = {s.value: s for s in RunStatus}
+        return [
+            Run(id=row[0], experiment_id=row[1], experiment=row[9], name=row[2], status=status[row[3]],
+                start_time=row[4], end_time=row[5], heartbeat_at=row[6], parent_id=row[7], reproduces=row[8],
+                params=params, metrics=metrics, tags=tags, context=_NO_CONTEXT)
+            for row, params, metrics, tags in zip(self.rows, self.params, self.metrics, self.tags, strict=True)
+        ]
+
+    @classmethod
+    def of(cls, runs: Sequence[Run]) -> RunPage:
+        return cls(
+            [(r.id, r.experiment_id, r.name, r.status.value, r.start_time, r.end_time, r.heartbeat_at, r.parent_id,
+              r.reproduces, r.experiment) for r in runs],
+            [r.params for r in runs], [r.metrics for r in runs], [r.tags for r in runs],
+        )
+
+
+_NO_CONTEXT = RunContext()
+
+
 @runtime_checkable
 class MetadataStore(Protocol):
     """Runs, experiments and their records. Every implementation runs the conformance suite
@@ -98,6 +147,17 @@ class MetadataStore(Protocol):
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[Run]: ...
+
+    def search_page(
+        self,
+        experiments: list[str] | None = None,
+        filter: str | None = None,
+        order_by: list[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> RunPage:
+        """What ``search_runs`` finds, column-wise."""
+        ...
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 

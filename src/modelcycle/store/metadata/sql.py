@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, create_engine, event, exists, false, func, not_, or_, select, true, update
+from sqlalchemy import Text, and_, bindparam, cast, create_engine, event, exists, false, func, not_, or_, select, true, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
@@ -31,7 +31,7 @@ from modelcycle.errors import (
 )
 from modelcycle.store.metadata import query as q
 from modelcycle.store.metadata import schema as s
-from modelcycle.store.metadata.base import NewRun, WriteBatch
+from modelcycle.store.metadata.base import NewRun, RunPage, WriteBatch
 from modelcycle.store.metadata.migrate import ensure_schema
 from modelcycle.store.metadata.operations import OperationsTables
 from modelcycle.store.metadata.pipelines import PipelineTables
@@ -139,7 +139,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
             f"INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES ({', '.join([mark] * 5)})"
         )
         self._writer = self.engine.execution_options(modelcycle_write=True)
-        self._records: dict[int, tuple[str, str, str]] = {}
+        self._records: dict[int, str] = {}
         self._searches: dict[tuple[Any, ...], tuple[str, Any]] = {}  # compiled searches, for dashboards that repeat them
         self._prepare_writes()
         try:
@@ -256,19 +256,12 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         return [Experiment(id=x.id, name=x.name, created_at=x.created_at, run_count=x.n) for x in rows]
 
     # --- writes -----------------------------------------------------------------------
-    def _records_sql(self, n: int) -> tuple[str, str, str]:
-        """Statements for the params, tags and latest metrics of ``n`` runs (cached per ``n``)."""
+    def _latest_sql(self, n: int) -> str:
+        """The statement for the latest metrics of ``n`` runs (cached per ``n``)."""
         sql = self._records.get(n)
         if sql is None:
             mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-            ids = ", ".join([mark] * n)
-            agg = "json_group_object" if self.dialect == "sqlite" else "CAST(json_object_agg"
-            end = "" if self.dialect == "sqlite" else " AS TEXT)"
-            sql = (
-                f'SELECT run_id, {agg}("key", value){end} FROM params WHERE run_id IN ({ids}) GROUP BY run_id',
-                f'SELECT run_id, {agg}("key", value){end} FROM tags WHERE run_id IN ({ids}) GROUP BY run_id',
-                f'SELECT run_id, "key", value FROM latest_metrics WHERE run_id IN ({ids})',
-            )
+            sql = f'SELECT run_id, "key", value FROM latest_metrics WHERE run_id IN ({", ".join([mark] * n)})'
             self._records[n] = sql
         return sql
 
@@ -513,6 +506,18 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[Run]:
+        return self.search_page(experiments, filter, order_by, limit, offset).runs()
+
+    def search_page(
+        self,
+        experiments: list[str] | None = None,
+        filter: str | None = None,
+        order_by: list[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> RunPage:
+        """A page of runs in two statements: the rows with their params and tags as JSON, then their latest
+        metrics as rows (doubles through JSON would not all come back exactly)."""
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit must be positive, got {limit}")
         key = (tuple(experiments or ()), filter, tuple(order_by or ()), limit, offset)
@@ -529,27 +534,17 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         sql, args = cached
 
         if self.dialect == "sqlite":
-            return self._read(lambda conn: _sqlite_search(conn.connection.driver_connection, sql, args))
+            return self._read(lambda conn: _sqlite_page(conn.connection.driver_connection, sql, args))
 
-        def read(conn: Connection) -> list[Run]:
+        def read(conn: Connection) -> RunPage:
             rows = conn.exec_driver_sql(sql, args).all()
-            ids = [row.id for row in rows]
-            params: dict[str, dict[str, str]] = {i: {} for i in ids}
-            tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-            metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+            metrics: dict[str, dict[str, float]] = {row[0]: {} for row in rows}
+            ids = list(metrics)
             for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start:start + _IN_CHUNK]
-                # Params and tags come as one JSON object per run (10x fewer rows); metrics as
-                # pairs, because JSON would round their doubles. (Three statements beat one UNION.)
-                chunk_args = tuple(chunk)
-                params_sql, tags_sql, metrics_sql = self._records_sql(len(chunk))
-                for run_id, doc in conn.exec_driver_sql(params_sql, chunk_args).all():
-                    params[run_id] = json.loads(doc)
-                for run_id, doc in conn.exec_driver_sql(tags_sql, chunk_args).all():
-                    tags[run_id] = json.loads(doc)
-                for run_id, key, value in conn.exec_driver_sql(metrics_sql, chunk_args).all():
+                chunk = tuple(ids[start:start + _IN_CHUNK])
+                for run_id, key, value in conn.exec_driver_sql(self._latest_sql(len(chunk)), chunk).all():
                     metrics[run_id][key] = math.nan if value is None else value
-            return [_run_summary(row, params[row.id], metrics[row.id], tags[row.id]) for row in rows]
+            return _page(rows, metrics)
 
         return self._read(read)
 
@@ -592,7 +587,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         conditions.extend(self._compile(c) for c in conjuncts)
         order_cols.extend([r.c.start_time.desc(), r.c.id])
         stmt = (
-            select(*_SUMMARY, e.c.name.label("experiment_name"))
+            select(*_SUMMARY, e.c.name.label("experiment_name"), self._json_of(s.params), self._json_of(s.tags))
             .select_from(source)
             .where(and_(true(), *conditions))
             .order_by(*order_cols)
@@ -601,6 +596,14 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         if limit is not None:
             stmt = stmt.limit(limit)
         return stmt
+
+    def _json_of(self, table: Any) -> Any:
+        """A run's rows of ``table`` as one JSON object (text), computed only for the rows a page returns."""
+        if self.dialect == "sqlite":
+            agg = func.json_group_object(table.c.key, table.c.value)
+        else:
+            agg = cast(func.json_object_agg(table.c.key, table.c.value), Text)
+        return select(agg).where(table.c.run_id == s.runs.c.id).scalar_subquery()
 
     def _compile(self, node: Any) -> Any:
         return compile_filter(node, self._compile_comparison)
@@ -703,36 +706,27 @@ _SUMMARY = [s.runs.c[name] for name in (
 )]
 
 
-# The params and tags of a page of runs as one JSON document keyed by run id, and the page's latest
-# metrics as plain rows (doubles through JSON or printf would not all come back exactly). The ids go in
-# as one JSON array, so the statements' text (and SQLite's prepared statements) never change.
-_SQLITE_RECORDS = """SELECT json_group_object(page.value, json_array(
- (SELECT json_group_object("key", value) FROM params WHERE run_id = page.value),
- (SELECT json_group_object("key", value) FROM tags WHERE run_id = page.value)))
-FROM json_each(?1) AS page"""
 _SQLITE_METRICS = """SELECT run_id, "key", value FROM latest_metrics WHERE run_id IN (SELECT value FROM json_each(?1))"""
 
 
-def _sqlite_search(raw: Any, sql: str, args: Any) -> list[Run]:
-    """A search on SQLite through the driver directly: three statements, plain tuples, one JSON parse."""
+def _sqlite_page(raw: Any, sql: str, args: Any) -> RunPage:
+    """A search on SQLite through the driver directly: plain tuples; the page's ids go in as one JSON array,
+    so the metrics statement's text (and SQLite's prepared statement) never changes."""
     rows = raw.execute(sql, args).fetchall()
-    if not rows:
-        return []
-    ids = (json.dumps([row[0] for row in rows]),)
-    records = json.loads(raw.execute(_SQLITE_RECORDS, ids).fetchone()[0])
     metrics: dict[str, dict[str, float]] = {row[0]: {} for row in rows}
-    nan = math.nan
-    for run_id, key, value in raw.execute(_SQLITE_METRICS, ids).fetchall():
-        metrics[run_id][key] = nan if value is None else value
-    out = []
-    for row in rows:
-        params, tags = records[row[0]]
-        out.append(Run(
-            id=row[0], experiment_id=row[1], experiment=row[9], name=row[2], status=_STATUS[row[3]],
-            start_time=row[4], end_time=row[5], heartbeat_at=row[6], parent_id=row[7], reproduces=row[8],
-            params=params or {}, tags=tags or {}, metrics=metrics[row[0]], context=_NO_CONTEXT,
-        ))
-    return out
+    if rows:
+        nan = math.nan
+        for run_id, key, value in raw.execute(_SQLITE_METRICS, (json.dumps(list(metrics)),)).fetchall():
+            metrics[run_id][key] = nan if value is None else value
+    return _page(rows, metrics)
+
+
+def _page(rows: Any, metrics: dict[str, dict[str, float]]) -> RunPage:
+    loads = json.loads
+    return RunPage(
+        rows, [loads(row[10]) if row[10] else {} for row in rows], [metrics[row[0]] for row in rows],
+        [loads(row[11]) if row[11] else {} for row in rows],
+    )
 
 
 def _run_summary(row: Any, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]) -> Run:
