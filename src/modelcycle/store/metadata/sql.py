@@ -587,7 +587,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         conditions.extend(self._compile(c) for c in conjuncts)
         order_cols.extend([r.c.start_time.desc(), r.c.id])
         stmt = (
-            select(*_SUMMARY, e.c.name.label("experiment_name"), self._json_of(s.params), self._json_of(s.tags))
+            select(*_SUMMARY, e.c.name.label("experiment_name"), self._records_json())
             .select_from(source)
             .where(and_(true(), *conditions))
             .order_by(*order_cols)
@@ -597,13 +597,15 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
             stmt = stmt.limit(limit)
         return stmt
 
-    def _json_of(self, table: Any) -> Any:
-        """A run's rows of ``table`` as one JSON object (text), computed only for the rows a page returns."""
+    def _records_json(self) -> Any:
+        """A run's params and tags as one JSON array of two objects (text), computed only for the rows a page returns."""
         if self.dialect == "sqlite":
-            agg = func.json_group_object(table.c.key, table.c.value)
+            agg, pair = func.json_group_object, func.json_array
         else:
-            agg = cast(func.json_object_agg(table.c.key, table.c.value), Text)
-        return select(agg).where(table.c.run_id == s.runs.c.id).scalar_subquery()
+            agg, pair = func.json_object_agg, func.json_build_array
+        params, tags = (select(agg(t.c.key, t.c.value)).where(t.c.run_id == s.runs.c.id).scalar_subquery()
+                        for t in (s.params, s.tags))
+        return cast(pair(params, tags), Text)
 
     def _compile(self, node: Any) -> Any:
         return compile_filter(node, self._compile_comparison)
@@ -723,10 +725,8 @@ def _sqlite_page(raw: Any, sql: str, args: Any) -> RunPage:
 
 def _page(rows: Any, metrics: dict[str, dict[str, float]]) -> RunPage:
     loads = json.loads
-    return RunPage(
-        rows, [loads(row[10]) if row[10] else {} for row in rows], [metrics[row[0]] for row in rows],
-        [loads(row[11]) if row[11] else {} for row in rows],
-    )
+    records = [loads(row[10]) for row in rows]  # [params, tags]; PostgreSQL says null for none, SQLite {}
+    return RunPage(rows, [p or {} for p, _ in records], [metrics[row[0]] for row in rows], [t or {} for _, t in records])
 
 
 def _run_summary(row: Any, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]) -> Run:
