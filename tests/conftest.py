@@ -14,6 +14,10 @@ from modelcycle.settings import Settings
 from modelcycle.tracking.client import Client
 
 PG_ADMIN = os.environ.get("MODELCYCLE_TEST_POSTGRES_URI")
+S3_ENDPOINT = os.environ.get("MODELCYCLE_TEST_S3_ENDPOINT")  # an S3-compatible server that .ci/run started
+_SESSION_PIDS: set[int] = set()  # servers kept for the whole session (started by the first test that needs them)
+S3_ENV = {"AWS_ACCESS_KEY_ID": "modelcycle-test", "AWS_SECRET_ACCESS_KEY": "modelcycle-test-secret",
+          "AWS_DEFAULT_REGION": "us-east-1"}
 
 # Imported by a test only where PyTorch is installed; doctest collection must not import it.
 collect_ignore = ["models/torch_net.py"]
@@ -37,7 +41,7 @@ def _no_process_outlives_its_test() -> Iterator[None]:
     executors = sys.modules.get("modelcycle.pipelines.executors")
     if executors is not None:
         executors._close_shared()
-    left = [p for p in me.children(recursive=True) if p.pid not in before]
+    left = [p for p in me.children(recursive=True) if p.pid not in before and p.pid not in _SESSION_PIDS]
     for p in left:
         try:
             p.terminate()
@@ -50,6 +54,67 @@ def _no_process_outlives_its_test() -> Iterator[None]:
         except psutil.Error:
             pass
     psutil.wait_procs(alive, timeout=15)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The URL of a real S3-compatible server on 127.0.0.1: the one CI started (``MODELCYCLE_TEST_S3_ENDPOINT``),
+    else a moto server process started here for the session (skipped when moto is not installed)."""
+    if S3_ENDPOINT:
+        yield S3_ENDPOINT
+        return
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    server = shutil.which("moto_server", path=os.path.dirname(sys.executable))
+    if server is None:
+        pytest.skip("install moto[server] (or set MODELCYCLE_TEST_S3_ENDPOINT) to run the object-store tests")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _SESSION_PIDS.add(proc.pid)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the moto server did not start on {url}")
+            time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty bucket on the S3-compatible server; the endpoint and credentials are in this process'
+    environment (``AWS_ENDPOINT_URL`` and the usual ``AWS_*`` variables), as a user would set them."""
+    import boto3
+
+    for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(key, value)
+    name = f"mc-{uuid.uuid4().hex[:16]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, **_boto_credentials()).create_bucket(Bucket=name)
+    return name
+
+
+def _boto_credentials() -> dict[str, str]:
+    return {"aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
+            "region_name": S3_ENV["AWS_DEFAULT_REGION"]}
 
 
 @pytest.fixture

@@ -160,6 +160,17 @@ class Settings:
         base = cls.from_env({"MODELCYCLE_HOME": str(home)})
         return replace(base, **overrides)  # type: ignore[arg-type]
 
+    @property
+    def log_uri(self) -> str:
+        """Where the prediction log and the labels are kept: in the artifact store, so every replica, laptop and
+        agent given the store's URI reads and writes one log.
+
+        Example:
+            >>> Settings.for_home("/tmp/x").log_uri
+            '/tmp/x/artifacts'
+        """
+        return self.artifact_uri
+
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]

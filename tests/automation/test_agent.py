@@ -145,7 +145,7 @@ def _log_predictions(home: str, model: str, n: int, version: int = 1):
                          "role": "champion", "latency_ms": 1.0})
     logged = pd.concat([head, frame], axis=1).assign(prediction=0)
     day = time.strftime("%Y-%m-%d", time.gmtime())
-    write_atomic(logged, model_dir(Path(home), "predictions", model) / f"date={day}")
+    write_atomic(logged, f"{model_dir(home, 'predictions', model)}/date={day}", root=home)
     return ids
 
 
@@ -184,7 +184,7 @@ def test_an_alert_that_still_fires_is_retried_when_there_is_something_new_and_ne
                                 env={"MODELCYCLE_HOME": str(client.settings.home), "COLUMNS": "250"})
     assert status.exit_code == 0 and "Now:" in status.output and "retries when 50 more labelled" in status.output, status.output
 
-    ids = _log_predictions(client.settings.home, "churn", 60)
+    ids = _log_predictions(client.settings.log_uri, "churn", 60)
     mc.set_client(client)
     mc.log_labels(ids, batch(60, 7)["y"].tolist(), model="churn")
     [second] = agent.run_once()
@@ -220,7 +220,7 @@ def test_without_feedback_labels_are_not_a_reason_to_retrain(tmp_path: Path, cli
     raise_alert(client.store, "churn", "drift", "input drift: 100% of the columns drifted")
     [first] = agent.run_once()
     assert first.state == "rejected"
-    ids = _log_predictions(client.settings.home, "churn", 60)
+    ids = _log_predictions(client.settings.log_uri, "churn", 60)
     mc.set_client(client)
     mc.log_labels(ids, [1] * 60, model="churn")
     assert agent.run_once() == [], "labels the pipeline never sees are not something new"
@@ -270,7 +270,7 @@ def test_labelled_predictions_reach_the_pipeline(tmp_path: Path, client: Client,
     root = write_project(tmp_path / "p")
     spec = (root / "modelcycle.yaml").read_text().replace("data: {source: data/}", "data: {source: predictions}")
     (root / "modelcycle.yaml").write_text(spec.replace("  - on: new_data\n", ""))
-    ids = _log_predictions(client.settings.home, "churn", 400)
+    ids = _log_predictions(client.settings.log_uri, "churn", 400)
     truth = batch(400, 7)["y"].tolist()
     mc.set_client(client)
     mc.log_labels(ids[:300], truth[:300], model="churn")
@@ -300,7 +300,7 @@ def test_the_ready_made_step_reads_labelled_predictions_afresh_on_every_run(clie
     def feedback_rows():
         return rows(labelled_predictions("churn", since="1d", target="y"))
 
-    ids = _log_predictions(client.settings.home, "churn", 100)
+    ids = _log_predictions(client.settings.log_uri, "churn", 100)
     mc.set_client(client)
     try:
         mc.log_labels(ids[:40], [1] * 40, model="churn")
@@ -333,7 +333,7 @@ def test_labelled_predictions_from_an_epoch_start_leave_older_rows_out(client: C
 
     import modelcycle as mc
 
-    ids = _log_predictions(client.settings.home, "churn", 30)
+    ids = _log_predictions(client.settings.log_uri, "churn", 30)
     mc.set_client(client)
     mc.log_labels(ids, [1] * 30, model="churn")
     assert len(mc.labelled_predictions("churn", start=time.time() - 3600, target="y")) == 30
@@ -392,7 +392,7 @@ def test_a_damaged_log_file_does_not_stop_the_other_triggers(project: Path, clie
     agent = agent_for(project)
     agent.run_once()
     then = time.time() - 2 * 3600  # in a closed window, which monitoring reads
-    folder = model_dir(Path(client.settings.home), "predictions", "churn") / f"date={time.strftime('%Y-%m-%d', time.gmtime(then))}"
+    folder = Path(model_dir(client.settings.log_uri, "predictions", "churn")) / f"date={time.strftime('%Y-%m-%d', time.gmtime(then))}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"part-{int(then * 1e9)}-junk.parquet").write_bytes(b"PAR1junkPAR1")
     fifo = folder / f"part-{time.time_ns()}-fifo.parquet"
@@ -417,7 +417,7 @@ def test_labels_with_rows_or_values_the_readers_cannot_use_are_refused(client: C
     import modelcycle as mc
     from modelcycle.errors import InvalidInputError
 
-    ids = _log_predictions(client.settings.home, "churn", 1)
+    ids = _log_predictions(client.settings.log_uri, "churn", 1)
     mc.set_client(client)
     with pytest.raises(InvalidInputError, match=words):
         mc.log_labels(ids, labels, model="churn", rows=rows)

@@ -41,7 +41,7 @@ def test_monitor_prints_windows_writes_html_and_json(home: Path, tmp_path: Path)
     Registry(client).register_model(logged, "churn")
     for hour, shift in ((0, 0.0), (1, 2.5)):
         X, y = data(500, 20 + hour, shift=shift, flip=bool(shift))
-        append_labels(home, "churn", log(home, model, X, T0 + hour * HOUR, HOUR), y.tolist())
+        append_labels(client.settings.log_uri, "churn", log(client.settings.log_uri, model, X, T0 + hour * HOUR, HOUR), y.tolist())
     client.close()
     window = ["--window", "1h", "--start", "2026-09-21T14:00:00", "--end", "2026-09-21T16:00:00"]
     assert T0 == 1789999200  # the times above
@@ -58,7 +58,7 @@ def test_monitor_prints_windows_writes_html_and_json(home: Path, tmp_path: Path)
     import time
 
     now = time.time()
-    log(home, model, data(50, 40)[0], now - 30, 20, prefix="now")  # traffic in the window that is still open
+    log(client.settings.log_uri, model, data(50, 40)[0], now - 30, 20, prefix="now")  # traffic in the window that is still open
     live = runner.invoke(app, ["monitor", "churn", "--window", "1d", "--start", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 3600))])
     assert live.exit_code == 0 and "(open)" in live.output and "still filling" in live.output, live.output
     assert "(open)" not in runner.invoke(app, ["monitor", "churn", *window]).output, "closed windows are not marked"

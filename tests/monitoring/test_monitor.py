@@ -61,13 +61,13 @@ def log(home: Path, model, frame: pd.DataFrame, start: float, seconds: float, ve
     for part in np.array_split(np.arange(n), files):
         chunk = rows.iloc[part]
         day = chunk["time"].iloc[0].strftime("%Y-%m-%d")
-        write_atomic(chunk, folder / f"date={day}", written_ns=int((times[part[-1]] + 0.5) * 1e9))
+        write_atomic(chunk, f"{folder}/date={day}", written_ns=int((times[part[-1]] + 0.5) * 1e9), root=home)
     return ids
 
 
 def test_windows_show_drift_and_decay_and_are_stored(client: Client, served) -> None:
     model, _ = served
-    home = client.settings.home
+    home = Path(client.settings.log_uri)
     for hour in range(4):
         drifted = hour >= 2
         X, y = data(600, 10 + hour, shift=2.5 if drifted else 0.0, flip=drifted)
@@ -104,7 +104,7 @@ def test_windows_show_drift_and_decay_and_are_stored(client: Client, served) -> 
 
 def test_shadow_challenger_is_compared_on_the_same_requests(client: Client, served) -> None:
     model, _ = served
-    home = client.settings.home
+    home = Path(client.settings.log_uri)
     X, y = data(400, 5)
     challenger = LogisticRegression(C=0.001).fit(X[["b", "c", "a"]][["a", "b", "c"]], 1 - y)  # disagrees on purpose
     ids = log(home, model, X, T0, HOUR)
@@ -133,7 +133,7 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 
 def test_alerts_are_raised_once_while_the_condition_holds_and_resolved(client: Client, served, tmp_path: Path) -> None:
     model, _ = served
-    home = client.settings.home
+    home = Path(client.settings.log_uri)
     server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Hook.received = []
@@ -173,7 +173,7 @@ def test_alerts_are_raised_once_while_the_condition_holds_and_resolved(client: C
 def test_an_unreachable_webhook_does_not_stop_monitoring(client: Client, served) -> None:
     model, _ = served
     X, y = data(300, 3, shift=2.5, flip=True)
-    append_labels(client.settings.home, "churn", log(client.settings.home, model, X, T0, HOUR), y.tolist())
+    append_labels(client.settings.log_uri, "churn", log(client.settings.log_uri, model, X, T0, HOUR), y.tolist())
     rules = AlertRules(drift_share=0.3, webhook="http://127.0.0.1:9/nothing-listens-here")
     report = monitor("churn", "1h", T0, T0 + HOUR, client=client, rules=rules)
     assert [a["rule"] for a in report.alerts] == ["drift"]
@@ -186,7 +186,7 @@ def test_an_unreachable_webhook_does_not_stop_monitoring(client: Client, served)
 def test_open_windows_are_shown_but_not_stored(client: Client, served) -> None:
     model, _ = served
     now = time.time()
-    log(client.settings.home, model, data(50, 4)[0], now - 30, 20, files=2)
+    log(client.settings.log_uri, model, data(50, 4)[0], now - 30, 20, files=2)
     report = monitor("churn", window="1h", start=now - 60, client=client)
     assert sum(w.rows for w in report.windows) == 50
     assert not report.windows[-1].closed and not report.windows[-1].stored
@@ -210,7 +210,7 @@ def test_bad_input_is_named(client: Client, served, call, words: str) -> None:
 
 def test_labels_for_unknown_request_ids_are_refused_and_nothing_is_stored(client: Client, served) -> None:
     model, _ = served
-    home = client.settings.home
+    home = Path(client.settings.log_uri)
     ids = log(home, model, data(20, 8)[0], T0, 60, files=1)
     with pytest.raises(InvalidInputError, match=r"not in the prediction log of 'churn'.*'nope'"):
         append_labels(home, "churn", [*ids[:5], "nope"], [1] * 6)
@@ -224,18 +224,18 @@ def test_compaction_merges_an_hour_into_one_file_and_readers_never_double_count(
     from modelcycle.store.predictions import compact, list_files, read_log
 
     model, _ = served
-    home = client.settings.home
+    home = Path(client.settings.log_uri)
     for hour in range(2):
         log(home, model, data(300, 30 + hour)[0], T0 + hour * HOUR, HOUR, files=120)  # 30 s each: within the writer's settle
     before = monitor("churn", "1h", T0, T0 + 2 * HOUR, client=client)
     tens = [w.rows for w in monitor("churn", "10m", T0, T0 + 2 * HOUR, client=client).windows]
-    folder = model_dir(home, "predictions", "churn")
+    folder = Path(model_dir(home, "predictions", "churn"))
     day = next(folder.iterdir())
     kept = tmp_path / "copy"
     shutil.copytree(day, kept)  # the originals, to put back as if a compaction stopped before deleting them
     assert compact(home, "predictions", "churn", T0, T0 + HOUR) == 120
     files = list_files(home, "predictions", "churn")
-    assert len(files) == 121 and sum("compact" in f.path.name for f in files) == 1
+    assert len(files) == 121 and sum("compact" in f.name for f in files) == 1
     for f in kept.iterdir():  # a compaction killed after publishing the merged file: the originals are still there
         if not (day / f.name).exists():
             shutil.copy(f, day / f.name)
@@ -271,7 +271,7 @@ def test_the_servers_log_writer_compacts_each_closed_period(tmp_path: Path) -> N
     time.sleep(1.5)
     writer.close()
     files = list_files(tmp_path, "predictions", "churn")
-    assert any("compact" in f.path.name for f in files), [f.path.name for f in files]
+    assert any("compact" in f.name for f in files), [f.name for f in files]
     assert len(files) < 15, "each closed second's files were merged"
     logged = read_log(tmp_path, "churn")
     assert len(logged) == sent and logged["request_id"].is_unique

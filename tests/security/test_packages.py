@@ -775,6 +775,6 @@ def test_a_prediction_log_bomb_is_refused_by_its_footer(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"part-1767225600000000000-bomb\.parquet promises 100,000,000 rows"):
         read_log(tmp_path, "churn")
     with pytest.raises(InvalidInputError, match="Move it out of the log folder"):
-        read_window(list_files(tmp_path, "predictions", "churn"), 0, 2e9)
+        read_window(tmp_path, list_files(tmp_path, "predictions", "churn"), 0, 2e9)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 300, f"reading the bomb grew the process by {grown_mb:.0f} MB"

@@ -343,6 +343,6 @@ def test_labels_for_a_request_of_several_rows_go_by_row(served: TestClient, clie
                       ).headers["x-request-id"]
     answer = served.post("/labels", json={"request_ids": [rid] * 3, "labels": [1, 0, 1], "rows": [0, 1, 2]})
     assert answer.status_code == 200 and answer.json()["stored"] == 3
-    labels = read_labels(client.settings.home, "churn")
+    labels = read_labels(client.settings.log_uri, "churn")
     mine = labels[labels["request_id"] == rid].sort_values("row")
     assert mine["row"].tolist() == [0, 1, 2] and mine["label"].astype(int).tolist() == [1, 0, 1]

@@ -162,14 +162,14 @@ def test_every_answer_is_logged_and_labels_join(client: Client) -> None:
         http.post("/predict", json={"records": []})  # a 400 is not logged
         assert http.post("/labels", json={"request_ids": ids[:5], "labels": [1, 0, 1, 0, 1]}).json() == {"stored": 5}
         time.sleep(0.3)  # the shadow predicts off the response path
-    logged = read_log(client.settings.home, "churn")
+    logged = read_log(client.settings.log_uri, "churn")
     champion = logged[logged["role"] == "champion"]
     assert sorted(champion["request_id"].unique()) == sorted(ids) and len(champion) == 40
     assert not champion.duplicated(["request_id", "row"]).any()
     assert set(champion["version"]) == {1} and {"input.age", "prediction", "proba.1"} <= set(champion.columns)
     shadow = logged[logged["role"] == "shadow"]
     assert set(shadow["version"]) == {2} and set(shadow["request_id"]) <= set(ids) and len(shadow) > 0
-    labels = read_labels(client.settings.home, "churn")
+    labels = read_labels(client.settings.log_uri, "churn")
     assert list(labels["request_id"]) == ids[:5]
     mc.set_client(client)
     try:
@@ -249,7 +249,7 @@ def test_labels_of_a_request_of_several_rows_name_their_rows(served, client: Cli
     stored = http.post("/labels", json={"request_ids": ["multi"] * 3, "labels": [1, 0, 1], "rows": [0, 1, 2]})
     assert stored.json() == {"stored": 3}
     assert http.post("/labels", json={"request_ids": ["multi"], "labels": [0]}).json() == {"stored": 1}
-    labels = read_labels(client.settings.home, "churn")
+    labels = read_labels(client.settings.log_uri, "churn")
     assert labels[["row", "label"]].values.tolist() == [[0, 1], [1, 0], [2, 1], [0, 0]], "without rows: the first row"
     with pytest.raises(InvalidInputError, match=r"rows=\[0, 1, \.\.\.\]"):
-        append_labels(client.settings.home, "churn", ["multi"], [1, 0, 1])
+        append_labels(client.settings.log_uri, "churn", ["multi"], [1, 0, 1])

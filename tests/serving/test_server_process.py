@@ -217,7 +217,7 @@ def test_sigterm_drains_and_every_answer_is_logged(home: dict) -> None:
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     answered = [rid for rid, _ in clients.join()]
-    logged = read_log(home["home"], "churn")
+    logged = read_log(home["home"] / "artifacts", "churn")
     assert len(answered) > 20
     assert set(answered) <= set(logged["request_id"]), "every request answered 200 is in the prediction log"
     assert not logged.duplicated(["request_id", "row"]).any()
@@ -331,11 +331,11 @@ def test_kill_9_loses_at_most_the_last_second_and_tears_no_file(home: dict) -> N
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     answered = clients.join()
-    files = list((home["home"] / "predictions").rglob("part-*.parquet"))  # published files; a .tmp one may remain, never read
+    files = list((home["home"] / "artifacts" / "predictions").rglob("part-*.parquet"))  # published files; a .tmp one may remain, never read
     assert files, "the log wrote files before the kill"
     for f in files:
         pd.read_parquet(f)  # every published file is whole
-    logged = read_log(home["home"], "churn")
+    logged = read_log(home["home"] / "artifacts", "churn")
     assert not logged.duplicated(["request_id", "row"]).any()
     missing = [(rid, at) for rid, at in answered if rid not in set(logged["request_id"])]
     assert all(killed_at - at <= 2.5 for _, at in missing), "only the last second or so of answers may be missing"
@@ -369,7 +369,7 @@ def test_several_workers_serve_and_log(home: dict) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    logged = read_log(home["home"], "churn")
+    logged = read_log(home["home"] / "artifacts", "churn")
     assert set(ids) <= set(logged["request_id"]) and not logged.duplicated(["request_id", "row"]).any()
 
 

@@ -13,10 +13,12 @@ from modelcycle.store.artifacts.base import ArtifactStore, safe_artifact_path
 from modelcycle.store.artifacts.local import LocalArtifactStore
 
 
-@pytest.fixture(params=["local", "fsspec-memory", "fsspec-file"])
+@pytest.fixture(params=["local", "fsspec-memory", "fsspec-file", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
     if request.param == "local":
         return open_artifact_store(str(tmp_path / "artifacts"))
+    if request.param == "s3":  # a real S3-compatible server process
+        return open_artifact_store(f"s3://{request.getfixturevalue('s3_bucket')}/artifacts")
     if request.param == "fsspec-memory":
         return open_artifact_store(f"memory://modelcycle-test-{uuid.uuid4().hex}")
     # a file:// URL through the generic fsspec backend, to exercise it on real files

@@ -238,3 +238,20 @@ def test_sqlite_synchronous_level_is_applied(tmp_path) -> None:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == code
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         s.close()
+
+
+def test_a_stored_window_is_never_replaced_by_a_partial_view(store) -> None:
+    """Hosts that have seen fewer of the log's files (a laptop before a replica's spool arrived) summarise
+    fewer rows: their summary never overwrites a fuller one; one of as many rows or more replaces it."""
+    def window(rows: int, sources: str) -> dict:
+        return {"start": 3600.0, "rows": rows, "sources": sources, "profile": None, "summary": {"rows": rows}, "computed_at": 1.0}
+
+    store.window_put("churn", "champion", 3600, [window(366, "both replicas")])
+    store.window_put("churn", "champion", 3600, [window(0, "a laptop with no files")])
+    store.window_put("churn", "champion", 3600, [window(361, "one replica")])
+    assert store.window_get("churn", "champion", 3600, [3600.0])[3600.0]["sources"] == "both replicas"
+    store.window_put("churn", "champion", 3600, [window(366, "merged files")])  # the same rows, after compaction
+    assert store.window_get("churn", "champion", 3600, [3600.0])[3600.0]["sources"] == "merged files"
+    store.window_put("churn", "champion", 3600, [window(400, "a late spool arrived")])
+    got = store.window_get("churn", "champion", 3600, [3600.0])[3600.0]
+    assert got["rows"] == 400 and got["summary"] == {"rows": 400}

@@ -252,7 +252,7 @@ class Agent:
         need = self.spec.retry.min_new_rows
         labelled = 0
         if self.spec.feedback is not None:  # labels teach the pipeline something only when it is handed them
-            labelled = count_new_labels(self.client.settings.home, self._served_name(), last.started_at)
+            labelled = count_new_labels(self.client.settings.log_uri, self._served_name(), last.started_at)
             if labelled >= need:
                 why.append(f"{labelled:,} new labelled predictions")
         wait = self.spec.retry.wait(attempt)
@@ -423,7 +423,7 @@ class Agent:
             from modelcycle.monitoring.feedback import export_feedback
 
             folder = os.path.join(self.client.settings.home, "feedback", spec.name)
-            path, rows = export_feedback(self.client.settings.home, self._served_name(), folder, spec.feedback, spec.target or "label")
+            path, rows = export_feedback(self.client.settings.log_uri, self._served_name(), folder, spec.feedback, spec.target or "label")
             self.say(f"cycle {cycle.id[:8]}: {rows:,} labelled predictions from the last {_duration(spec.feedback)} "
                      f"handed to the pipeline")
             if spec.feedback_only:

@@ -44,11 +44,15 @@ def _first_served(home: Any, model: str, version: int, after: float) -> float | 
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from modelcycle.store.predictions import list_files
+    from modelcycle.store.predictions import check_file, list_files, log_root
 
-    files = list_files(home, "predictions", model, start=after)
+    where = log_root(home)
+    files = list_files(where, "predictions", model, start=after)
     for i in range(0, len(files), 200):
-        table = ds.dataset([str(f.path) for f in files[i:i + 200]], format="parquet").to_table(columns=["time", "version", "role"])
+        for f in files[i:i + 200]:
+            check_file(f.path, where)
+        table = ds.dataset([f.path for f in files[i:i + 200]], format="parquet", filesystem=where.arrow_fs).to_table(
+            columns=["time", "version", "role"])
         hit = table.filter(pc.and_(pc.equal(table["version"], version), pc.equal(table["role"], "champion")))
         if hit.num_rows:
             return pc.min(hit["time"]).as_py().timestamp()
@@ -105,7 +109,7 @@ def lineage(ref: str, client: Any = None) -> dict[str, Any]:
                                                                   "reason": e.reason} for e in later[:5]]})
     served_at = None
     if cycle.version is not None and cycle.state in ("done", "verifying"):
-        served_at = _first_served(client.settings.home, cycle.model, cycle.version, cycle.started_at)
+        served_at = _first_served(client.settings.log_uri, cycle.model, cycle.version, cycle.started_at)
         chain.append({"step": "served", "version": cycle.version, "first_answer": _when(served_at),
                       "note": None if served_at else "no logged prediction from this version yet"})
     return {"cycle_id": cycle.id, "project": cycle.project, "state": str(cycle.state), "started": _when(cycle.started_at),

@@ -44,7 +44,7 @@ def labelled_predictions(model: str, start: Any = None, end: Any = None, *, targ
     from modelcycle.tracking.fluent import get_client
 
     client = client or get_client()
-    return read_labelled(client.settings.home, model, start, end, target)
+    return read_labelled(client.settings.log_uri, model, start, end, target)
 
 
 def export_feedback(home: Any, model: str, folder: str | os.PathLike[str], seconds: float, target: str) -> tuple[Path, int]:
@@ -79,30 +79,20 @@ def export_feedback(home: Any, model: str, folder: str | os.PathLike[str], secon
     return path, len(frame)
 
 
-def count_new_labels(home: Any, model: str, since: float) -> int:
+def count_new_labels(root: Any, model: str, since: float) -> int:
     """How many labels for ``model`` (or for any model) were stored after ``since`` (epoch seconds), from the files'
     footers only."""
     import pyarrow.parquet as pq
 
-    from modelcycle.store.predictions import check_file, list_files
+    from modelcycle.store.predictions import check_file, label_files, log_root
 
-    files = [f.path for f in list_files(home, "labels", model, start=since)]
-    shared = Path(home) / "labels" / "unassigned"
-    if shared.is_dir():
-        files += [p for p in shared.glob("date=*/part-*.parquet") if _written(p) >= since]
+    where = log_root(root)
     total = 0
-    for path in files:
+    for f in label_files(where, model, since=since):
         try:
-            check_file(path)
-            total += pq.read_metadata(path).num_rows
+            check_file(f.path, where)
+            with where.fs.open(f.path, "rb") as stream:
+                total += pq.read_metadata(stream).num_rows
         except (FileNotFoundError, InvalidInputError):
             continue  # merged by a compaction meanwhile, or refused: not counted
     return total
-
-
-def _written(path: Path) -> float:
-    head = path.name[5:].partition("-")[0]
-    try:
-        return int(head) / 1e9
-    except ValueError:
-        return path.stat().st_mtime

@@ -153,13 +153,13 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
         >>> report.to_frame()[["start", "rows", "drift_share", "roc_auc"]]  # doctest: +SKIP
     """
     from modelcycle.registry.fluent import get_registry
-    from modelcycle.store.predictions import label_files, list_files, read_labels
+    from modelcycle.store.predictions import label_spans, list_files, log_root, read_labels
     from modelcycle.tracking.fluent import get_client
 
     client = client or get_client()
     registry = get_registry(client)
     store = client.store
-    home = client.settings.home
+    home = log_root(client.settings.log_uri)
     seconds = parse_window(window)
     share = drift_share if drift_share is not None else (rules.drift_share if rules and rules.drift_share else 0.5)
     now = time.time()
@@ -179,7 +179,7 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
     starts = [float(first + i * seconds) for i in range(max(0, math.ceil((end_s - first) / seconds)))]
     if len(starts) > 100_000:
         raise InvalidInputError(f"{len(starts):,} windows of {seconds} s between start and end; choose a longer window or a shorter span")
-    label_spans = label_files(home, model)
+    spans = label_spans(home, model)
     loaded: list[Labels] = []
 
     def labels() -> Labels:  # read only when a window is summarised or its labels changed
@@ -196,13 +196,13 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
         e = s + seconds
         closed = e + settle <= now
         mine = by_window.get(i, [])
-        key = fingerprint([f.path.name for f in mine])
+        key = fingerprint([f.name for f in mine])
         row = stored.get(s)
-        labels_key = fingerprint([name for name, lo, hi in label_spans if lo < e and hi > s])  # the labels of this window's predictions
+        labels_key = fingerprint([name for name, lo, hi in spans if lo < e and hi > s])  # the labels of this window's predictions
         if row is not None and closed and row["sources"] == key:
             summary = row["summary"]
             if summary.get("labels_key") != labels_key and summary.get("rows"):
-                frame = read_window(mine, s, e)
+                frame = read_window(home, mine, s, e)
                 summary["performance"] = performance(frame[frame["role"] == "champion"], labels())
                 summary["labels_key"] = labels_key
                 to_store.append({"start": s, "rows": row["rows"], "sources": key, "profile": row["profile"], "summary": summary,
@@ -214,13 +214,13 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
             profile_bytes = None
         else:
             try:
-                frame = read_window(mine, s, e)
+                frame = read_window(home, mine, s, e)
             except FileNotFoundError:  # merged by a compaction since the listing: the merged file holds it
                 files = list_files(home, "predictions", model, start=first, end=end_s + settle + 1)
                 by_window = _assign(files, starts, seconds, settle)
                 mine = by_window.get(i, [])
-                key = fingerprint([f.path.name for f in mine])
-                frame = read_window(mine, s, e)
+                key = fingerprint([f.name for f in mine])
+                frame = read_window(home, mine, s, e)
             champion_versions = frame.loc[frame["role"] == "champion", "version"]
             version = int(champion_versions.mode().iloc[0]) if len(champion_versions) else None
             reference, predicted = references.get(version)

@@ -35,8 +35,8 @@ def fingerprint(names: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
 
-def read_window(files: Sequence[Any], start: float, end: float, columns: Sequence[str] | None = None) -> Any:
-    """The log rows of ``files`` whose time is in ``[start, end)``, as one DataFrame."""
+def read_window(root: Any, files: Sequence[Any], start: float, end: float, columns: Sequence[str] | None = None) -> Any:
+    """The log rows of ``files`` (in the log at ``root``) whose time is in ``[start, end)``, as one DataFrame."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -46,20 +46,22 @@ def read_window(files: Sequence[Any], start: float, end: float, columns: Sequenc
     if not files:
         return pd.DataFrame()
     wanted = [c for c in columns or () if c] or None
-    from modelcycle.store.predictions import check_file
+    from modelcycle.store.predictions import check_file, log_root
 
-    paths = [str(f.path) for f in files]
+    where = log_root(root)
+    fs = where.arrow_fs
+    paths = [f.path for f in files]
     for path in paths:
-        check_file(path)
-    first, last = pq.read_schema(paths[0]), pq.read_schema(paths[-1])
+        check_file(path, where)
+    first, last = pq.read_schema(paths[0], filesystem=fs), pq.read_schema(paths[-1], filesystem=fs)
     table = None
     if first.equals(last):  # one dataset over the window's files: read in parallel, in one call
         try:
-            table = ds.dataset(paths, format="parquet", schema=first).to_table(columns=wanted)
+            table = ds.dataset(paths, format="parquet", schema=first, filesystem=fs).to_table(columns=wanted)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             table = None
     if table is None:  # a version with other inputs served in this window: read one by one, columns joined
-        table = pa.concat_tables([pq.read_table(p, columns=wanted) for p in paths], promote_options="default")
+        table = pa.concat_tables([pq.read_table(p, columns=wanted, filesystem=fs) for p in paths], promote_options="default")
     unit = table.schema.field("time").type
     times = table.column("time")
     scale = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit.unit]

@@ -46,7 +46,7 @@ def labelled_predictions(model: str, since: str = "30d", target: str = "label") 
     seconds = parse_duration(since)
     if not seconds:
         raise InvalidInputError(f"since {since!r} must be a duration such as 30d or 12h")
-    return read_labelled(get_client().settings.home, model, time.time() - seconds, None, target)
+    return read_labelled(get_client().settings.log_uri, model, time.time() - seconds, None, target)
 
 
 @step

@@ -17,9 +17,9 @@ def read_predictions(model: str, start: Any = None, end: Any = None) -> Any:
     Columns: request_id, row, time, model, version, role (champion or shadow), latency_ms, input.<column>,
     prediction and, for classifiers, proba.<class>.
     """
-    return read_log(get_client().settings.home, model, start, end)
+    return read_log(get_client().settings.log_uri, model, start, end)
 
 
 def log_labels(request_ids: Sequence[str], labels: Iterable[Any], model: str | None = None, rows: Sequence[int] | None = None) -> int:
     """Record the true outcome of earlier predictions, by the request id the server returned (``X-Request-ID``)."""
-    return append_labels(get_client().settings.home, model, request_ids, labels, rows)
+    return append_labels(get_client().settings.log_uri, model, request_ids, labels, rows)

@@ -24,6 +24,12 @@ class ServerMetrics:
                                    registry=self.registry)
         self.dropped = Gauge("modelcycle_prediction_log_dropped", "Predicted rows the log could not keep up with",
                              registry=self.registry)
+        self.spool_bytes = Gauge("modelcycle_prediction_log_spool_bytes", "Bytes of the prediction log waiting to be shipped to the "
+                                 "object store", registry=self.registry)
+        self.shipped = Gauge("modelcycle_prediction_log_shipped_files", "Prediction log files shipped from the spool to the object store",
+                             registry=self.registry)
+        self.ship_failures = Gauge("modelcycle_prediction_log_ship_failures", "Attempts to ship the prediction log that failed (the "
+                                   "store was out of reach); the files stay in the spool", registry=self.registry)
         self.rejected = Counter("modelcycle_overload_rejections", "Requests answered 503 because the queue was full",
                                 registry=self.registry)
         self.refused = Counter("modelcycle_refused_requests", "Requests refused before reading them (host, content type, token, slow body)",

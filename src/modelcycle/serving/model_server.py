@@ -116,7 +116,7 @@ class ModelServer:
         self.holder = ModelHolder(self.registry, model_uri, trust=cfg.trust, poll=cfg.poll_seconds, trusted_types=cfg.trusted_types)
         self.shadow = (ModelHolder(self.registry, shadow_uri, trust=cfg.trust, poll=cfg.poll_seconds, trusted_types=cfg.trusted_types)
                        if shadow_uri else None)
-        self.predlog = PredictionLog(os.path.join(str(settings.home), "")) if cfg.log_predictions else None
+        self.predlog = PredictionLog(settings.log_uri, spool=os.path.join(str(settings.home), "spool")) if cfg.log_predictions else None
         self.metrics = ServerMetrics()
         self.pool = cf.ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="modelcycle-predict")
         self._shadow_pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-shadow")
@@ -341,7 +341,7 @@ class ModelServer:
         if self.predlog is not None:  # the predictions being labelled may still be queued
             self.predlog.flush()
         try:
-            return append_labels(self.settings.home, self.holder.name, ids, values, rows)
+            return append_labels(self.settings.log_uri, self.holder.name, ids, values, rows)
         except InvalidInputError as e:
             raise ClientError(400, str(e), "bad_labels") from None
 
@@ -357,6 +357,9 @@ class ModelServer:
         self.metrics.swap_failures.set(self.holder.failures + (self.shadow.failures if self.shadow else 0))
         if self.predlog is not None:
             self.metrics.dropped.set(self.predlog.dropped)
+            self.metrics.spool_bytes.set(self.predlog.spool_bytes)
+            self.metrics.shipped.set(self.predlog.shipped)
+            self.metrics.ship_failures.set(self.predlog.ship_failures)
 
     def metadata(self) -> dict[str, Any]:
         """The Open Inference Protocol's model metadata."""

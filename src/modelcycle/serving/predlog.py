@@ -1,11 +1,15 @@
 """The prediction log: every answered prediction, written asynchronously in batches to Parquet.
 
-Files live under ``<home>/predictions/model=<name>/date=<YYYY-MM-DD>/`` (labels under
-``<home>/labels/…``), one row per predicted row: ``request_id``, ``row`` (its position in the
-request), ``time``, ``model``, ``version``, ``role`` (``champion`` or ``shadow``), ``latency_ms``,
-the inputs as ``input.<column>``, ``prediction`` and, for classifiers, ``proba.<class>``. Each
-file is written to a temporary name and renamed, so a crash never leaves a torn file; a batch is
-written at least every second.
+Files live in the artifact store under ``predictions/model=<name>/date=<YYYY-MM-DD>/`` (labels under
+``labels/…``), one row per predicted row: ``request_id``, ``row`` (its position in the request), ``time``,
+``model``, ``version``, ``role`` (``champion`` or ``shadow``), ``latency_ms``, the inputs as
+``input.<column>``, ``prediction`` and, for classifiers, ``proba.<class>``. Each server process writes
+under its own writer name, so replicas never touch each other's files. A file is published whole (a
+crash never leaves a torn one); a batch is written at least every second.
+
+On an object store, each batch goes to a local spool first and is shipped from there: a replica that
+cannot reach the store keeps answering, keeps its log (up to ``max_spool_bytes``) and ships it when
+the store is back, oldest first.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import os
 import queue
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from modelcycle.store.predictions import model_dir as _model_dir
-from modelcycle.store.predictions import write_atomic as _write_atomic
+from modelcycle.store.predictions import log_root, model_dir, part_name
+from modelcycle.store.predictions import parquet_bytes as _parquet_bytes
 
 __all__ = ["PredictionLog"]
 
@@ -58,13 +63,25 @@ class PredictionLog:
 
     ``add`` never blocks: when the queue is full the batch is dropped and counted (``dropped``),
     so a slow disk cannot slow the server down.
+
+    Args:
+        root: the log's root (the artifact store: a folder or an object-store URL).
+        spool: a local folder for batches not yet shipped to a remote root (unused for a local one).
+        max_spool_bytes: the spool's bound; batches beyond it are dropped and counted.
+        writer: this process' name in file names (random when None).
     """
 
     def __init__(self, root: str | os.PathLike[str], flush_interval: float = 1.0, max_pending: int = 10_000,
-                 compact_every: float = 3600.0):
-        self.root = Path(root)
-        # Publishing every second makes thousands of small files an hour; once an hour has closed, its files are
-        # merged into one, so monitoring reads a day in a few dozen files.
+                 compact_every: float = 3600.0, spool: str | os.PathLike[str] | None = None,
+                 max_spool_bytes: int = 1 << 30, writer: str | None = None):
+        self.root = log_root(root)
+        self.writer = writer or uuid.uuid4().hex[:12]
+        self.spool = None if self.root.local else Path(spool) if spool is not None else None
+        if not self.root.local and self.spool is None:
+            raise ValueError("a prediction log on an object store needs a local spool folder")
+        self.max_spool_bytes = max_spool_bytes
+        # Publishing every second makes thousands of small files an hour; once an hour has closed, each writer
+        # merges its own files into one, so monitoring reads a day in a few dozen files.
         self.compact_every = compact_every
         self._next_compaction = (time.time() // compact_every + 1) * compact_every + 5 * flush_interval
         self._models: set[str] = set()
@@ -74,6 +91,12 @@ class PredictionLog:
         self.dropped = 0
         self.written = 0
         self.failures = 0
+        self.shipped = 0
+        self.ship_failures = 0
+        self._ship_lock = threading.Lock()
+        self._ship_after = 0.0
+        self._ship_backoff = 0.0
+        self.spool_bytes = self._spooled_bytes()
         self._stop = threading.Event()
         self._flushed = threading.Condition()
         self._pending = 0
@@ -120,9 +143,9 @@ class PredictionLog:
             batch = pd.concat(ready, ignore_index=True, sort=False)
             days = batch["time"].dt.floor("D")  # vectorised; formatting every row's date would cost more than the write
             for (model, day), part in batch.groupby([batch["model"], days], sort=False):
-                _write_atomic(part, _model_dir(self.root, "predictions", str(model)) / f"date={day:%Y-%m-%d}")
+                folder = f"{model_dir(self.root, 'predictions', str(model))}/date={day:%Y-%m-%d}"
+                self._publish(folder, part_name(writer=self.writer), _parquet_bytes(part), len(part))
                 self._models.add(str(model))
-            self.written += rows
         except Exception:  # a full disk, a bad value: counted, and the server keeps answering
             self.failures += 1
             self.dropped += rows
@@ -131,10 +154,73 @@ class PredictionLog:
                 self._pending -= len(frames)
                 self._flushed.notify_all()
 
+    def _publish(self, folder: str, name: str, data: bytes, rows: int) -> None:
+        if self.spool is None:
+            self.root.write_bytes(f"{folder}/{name}", data)
+            self.written += rows
+            return
+        if self.spool_bytes + len(data) > self.max_spool_bytes:
+            self.dropped += rows  # the store has been out of reach long enough to fill the spool: counted
+            return
+        local = self.spool / folder[len(self.root.base) + 1:]
+        local.mkdir(parents=True, exist_ok=True)
+        tmp = local / f".{name}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, local / name)
+        self.spool_bytes += len(data)
+        self.written += rows
+        self.ship()
+
+    def _spooled(self) -> list[Path]:
+        if self.spool is None or not self.spool.is_dir():
+            return []
+        return sorted(self.spool.rglob("part-*.parquet"), key=lambda p: p.name)
+
+    def _spooled_bytes(self) -> int:
+        total = 0
+        for p in self._spooled():
+            try:
+                total += p.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def ship(self, force: bool = False) -> int:
+        """Ship spooled files to the store, oldest first; returns how many. After a failure it waits (1 s, then
+        doubling up to 30 s) before trying again, unless ``force``."""
+        if self.spool is None or (not force and time.monotonic() < self._ship_after):
+            return 0
+        shipped = 0
+        with self._ship_lock:
+            for path in self._spooled():
+                rel = path.relative_to(self.spool).as_posix()
+                try:
+                    data = path.read_bytes()
+                except FileNotFoundError:  # shipped by another process sharing the spool
+                    continue
+                try:
+                    self.root.write_bytes(self.root.join(rel), data)
+                except Exception:
+                    self.ship_failures += 1
+                    self._ship_backoff = min(30.0, max(1.0, self._ship_backoff * 2))
+                    self._ship_after = time.monotonic() + self._ship_backoff
+                    break
+                path.unlink(missing_ok=True)
+                self.spool_bytes = max(0, self.spool_bytes - len(data))
+                self.shipped += 1
+                shipped += 1
+            else:
+                self._ship_backoff = 0.0
+        return shipped
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._stop.wait(self.flush_interval)
             self._write(self._drain())
+            self.ship()
             if time.time() >= self._next_compaction:  # in its own thread: writing goes on every second meanwhile
                 end = self._next_compaction - 5 * self.flush_interval
                 self._next_compaction = end + self.compact_every + 5 * self.flush_interval
@@ -145,23 +231,27 @@ class PredictionLog:
     def _compact(self, end: float) -> None:
         from modelcycle.store.predictions import compact
 
+        if self.spool is not None and self._spooled():
+            return  # files of the hour are still on their way: merged at the next hour
         for model in sorted(self._models):
             try:
-                compact(self.root, "predictions", model, end - self.compact_every, end)
+                compact(self.root, "predictions", model, end - self.compact_every, end, writer=self.writer)
             except Exception:  # a failed merge leaves the small files, which read the same
                 self.failures += 1
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Write everything queued so far (waits for the writer)."""
+        """Write everything queued so far (waits for the writer), and try to ship the spool."""
         self._write(self._drain())
         deadline = time.monotonic() + timeout
         with self._flushed:
             while self._pending > 0 and time.monotonic() < deadline:
                 self._flushed.wait(0.05)
+        self.ship(force=True)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
         self._write(self._drain())
+        self.ship(force=True)
         if self._compactor is not None:
             self._compactor.join(timeout=60)

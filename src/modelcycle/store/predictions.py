@@ -1,14 +1,20 @@
-"""The prediction log's files: Parquet under ``<home>/predictions/model=<name>/date=<YYYY-MM-DD>/``,
-labels under ``<home>/labels/…``; written whole (temporary name, fsync, rename), read by time range.
+"""The prediction log's files: Parquet under ``<root>/predictions/model=<name>/date=<YYYY-MM-DD>/``, labels
+under ``<root>/labels/…``, where the root is the artifact store (a local folder or an object-store URL), so
+every replica, laptop and agent with the store's URI reads the same log.
 
-A file is named ``part-<ns>-<random>.parquet`` where ``<ns>`` is when it was written: every row in
-it is older than that, which lets readers pick a time range's files from their names alone.
+A file is named ``part-<ns>-<writer>_<random>.parquet`` where ``<ns>`` is when it was written (every row in
+it is older than that, which lets readers pick a time range's files from their names alone) and
+``<writer>`` names the process that wrote it. Each writer merges its own files of a closed hour into
+``part-<last ns>-compact<first ns>_<writer>.parquet``; readers skip the files a merged file holds. A file is
+published whole: a temporary name, fsync and rename on a local disk; one PUT (atomic there) on an object
+store.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -16,16 +22,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelcycle.errors import InvalidInputError
+from modelcycle.errors import ConfigurationError, InvalidInputError
 
 __all__ = [
     "LogFile",
+    "LogRoot",
     "append_labels",
     "check_file",
     "compact",
     "find_predictions",
     "label_files",
     "list_files",
+    "log_root",
     "model_dir",
     "read_labelled",
     "read_labels",
@@ -35,12 +43,104 @@ __all__ = [
 
 LOG_COLUMNS = ("predicted_at", "version", "prediction", "request_id", "row")  # read_labelled's own columns
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
+_WRITER = re.compile(r"^[a-z0-9]{1,32}$")
 
 
-def model_dir(root: Path, kind: str, model: str) -> Path:
+class LogRoot:
+    """The folder or object-store prefix that holds the log, and the filesystem that reaches it.
+
+    Example:
+        >>> import tempfile
+        >>> root = LogRoot(tempfile.mkdtemp())
+        >>> root.local, root.join("predictions", "model=churn").endswith("/predictions/model=churn")
+        (True, True)
+    """
+
+    def __init__(self, uri: str | os.PathLike[str]):
+        import fsspec
+
+        text = os.fspath(uri)
+        try:
+            self.fs, base = fsspec.core.url_to_fs(text)
+        except (ImportError, ValueError) as e:
+            raise ConfigurationError(f"cannot open {text!r} for the prediction log: {e}; install the fsspec driver for "
+                                     "this scheme (s3fs for s3://)") from None
+        self.uri = text
+        self.local = "file" in _protocols(self.fs)
+        self.base = str(Path(base).resolve()) if self.local else base.rstrip("/")
+
+    def join(self, *parts: str) -> str:
+        return "/".join([self.base, *parts])
+
+    @property
+    def arrow_fs(self) -> Any:
+        """The filesystem pyarrow reads through (None for a local folder: pyarrow's own, faster)."""
+        return None if self.local else self.fs
+
+    def listdir(self, path: str) -> list[tuple[str, int, bool]]:
+        """(name, size, is a folder) of each entry in ``path``; empty when it does not exist."""
+        if self.local:
+            try:
+                return [(e.name, e.stat().st_size if e.is_file() else 0, e.is_dir()) for e in os.scandir(path)]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        try:
+            entries = self.fs.ls(path, detail=True, refresh=True)
+        except FileNotFoundError:
+            return []
+        return [(e["name"].rstrip("/").rsplit("/", 1)[-1], int(e.get("size") or 0), e.get("type") == "directory")
+                for e in entries]
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Publish ``data`` at ``path`` whole: a reader sees all of it or nothing."""
+        if self.local:
+            folder, _, name = path.rpartition("/")
+            os.makedirs(folder, exist_ok=True)
+            tmp = f"{folder}/.{name}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        else:
+            self.fs.pipe_file(path, data)  # one PUT: atomic on an object store
+
+    def delete(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    def __repr__(self) -> str:
+        return f"LogRoot({self.uri!r})"
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
+
+
+_ROOTS: dict[str, LogRoot] = {}
+_ROOTS_LOCK = threading.Lock()
+
+
+def log_root(root: str | os.PathLike[str] | LogRoot) -> LogRoot:
+    """``root`` as a LogRoot (one per URI per process: an object store's client is reused)."""
+    if isinstance(root, LogRoot):
+        return root
+    key = os.fspath(root)
+    with _ROOTS_LOCK:
+        found = _ROOTS.get(key)
+        if found is None:
+            found = _ROOTS[key] = LogRoot(key)
+        return found
+
+
+def model_dir(root: str | os.PathLike[str] | LogRoot, kind: str, model: str) -> str:
+    """The folder (or prefix) of ``model``'s files of ``kind`` (``predictions`` or ``labels``)."""
     if not _SAFE.match(model):
         raise InvalidInputError(f"{model!r} is not a valid model name")
-    return root / kind / f"model={model}"
+    return log_root(root).join(kind, f"model={model}")
 
 
 # A log file holds a request id (16+ random bytes, which no codec shrinks) per row, so a real file has far
@@ -50,23 +150,33 @@ ROWS_PER_BYTE = 1
 EXPANSION = 1000
 
 
-def check_file(path: str | os.PathLike[str]) -> None:
+def check_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot | None = None) -> None:
     """Refuse a log file whose footer promises more rows or bytes than its size allows.
 
     Raises:
         InvalidInputError: the file is not Parquet, or would expand beyond the bounds above.
+        FileNotFoundError: the file is gone (merged by a compaction since it was listed).
     """
     import stat
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
-        raise InvalidInputError(f"{path} is not a regular file; move it out of the log folder")
-    size = st.st_size
+    where = log_root(root) if root is not None else None
+    path = os.fspath(path)
+    if where is None or where.local:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            raise InvalidInputError(f"{path} is not a regular file; move it out of the log folder")
+        size = st.st_size
+    else:
+        size = int(where.fs.size(path))
     try:
-        meta = pq.read_metadata(path)
+        if where is None or where.local:
+            meta = pq.read_metadata(path)
+        else:
+            with where.fs.open(path, "rb") as f:
+                meta = pq.read_metadata(f)
     except (pa.ArrowException, OSError) as e:
         if isinstance(e, FileNotFoundError):
             raise
@@ -79,138 +189,166 @@ def check_file(path: str | os.PathLike[str]) -> None:
                                 "much: it is damaged or crafted). Move it out of the log folder.")
 
 
-def _read_file(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> Any:
-    import pyarrow.parquet as pq
-
-    check_file(path)
-    return pq.read_table(path, columns=list(columns) if columns else None)
-
-
-def write_atomic(frame: Any, folder: Path, written_ns: int | None = None, tag: str = "") -> Path:
+def read_files(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], columns: Sequence[str] | None = None) -> Any:
+    """The files at ``paths`` (each checked first) as one Arrow table, columns joined by name."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{written_ns or time.time_ns()}-{uuid.uuid4().hex[:8]}{tag}.parquet"
-    tmp = folder / f".{name}.tmp"
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / name)
-    return folder / name
+    where = log_root(root)
+    for path in paths:
+        check_file(path, where)
+    wanted = list(columns) if columns else None
+    return pa.concat_tables([pq.read_table(p, columns=wanted, filesystem=where.arrow_fs) for p in paths],
+                            promote_options="default")
+
+
+def _read_file(root: LogRoot, path: str, columns: Sequence[str] | None = None) -> Any:
+    import pyarrow.parquet as pq
+
+    check_file(path, root)
+    return pq.read_table(path, columns=list(columns) if columns else None, filesystem=root.arrow_fs)
+
+
+def parquet_bytes(frame: Any, row_group_size: int | None = None) -> bytes:
+    """A DataFrame or Arrow table as the bytes of one Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=row_group_size)
+    return sink.getvalue().to_pybytes()
+
+
+def part_name(written_ns: int | None = None, writer: str = "", tag: str = "") -> str:
+    """A new file's name: when it was written, by which writer, and a random part."""
+    if writer and not _WRITER.match(writer):
+        raise InvalidInputError(f"writer {writer!r} must be 1-32 lowercase letters and digits")
+    random = uuid.uuid4().hex[:8]
+    return f"part-{written_ns or time.time_ns()}-{writer + '_' if writer else ''}{random}{tag}.parquet"
+
+
+def write_atomic(frame: Any, folder: str | os.PathLike[str], written_ns: int | None = None, tag: str = "",
+                 root: str | os.PathLike[str] | LogRoot | None = None, writer: str = "") -> str:
+    """Publish ``frame`` (a DataFrame or Arrow table) as a new file in ``folder`` (a path of ``root``, a local
+    folder when no root is given); returns its path."""
+    where = log_root(root) if root is not None else log_root("/")
+    folder = os.fspath(folder).rstrip("/")
+    path = f"{folder}/{part_name(written_ns, writer, tag)}"
+    where.write_bytes(path, parquet_bytes(frame))
+    return path
 
 
 class LogFile:
-    """One published file of the log: its path, when it was written (ns since the epoch) and its size.
+    """One published file of the log: its path, when it was written (ns since the epoch), its size and writer.
 
     A merged (compacted) file holds what files written from ``first_ns`` to ``written_ns`` held; for
     any other file the two are equal.
     """
 
-    __slots__ = ("first_ns", "path", "size", "written_ns")
+    __slots__ = ("first_ns", "path", "size", "writer", "written_ns")
 
-    def __init__(self, path: Path, written_ns: int, size: int, first_ns: int | None = None):
-        self.path, self.written_ns, self.size = path, written_ns, size
+    def __init__(self, path: str, written_ns: int, size: int, first_ns: int | None = None, writer: str = ""):
+        self.path, self.written_ns, self.size, self.writer = path, written_ns, size, writer
         self.first_ns = written_ns if first_ns is None else first_ns
 
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
 
-def list_files(root: str | os.PathLike[str], kind: str, model: str, start: float | None = None,
-               end: float | None = None) -> list[LogFile]:
+    def __repr__(self) -> str:
+        return f"LogFile({self.path!r})"
+
+
+def list_files(root: str | os.PathLike[str] | LogRoot, kind: str, model: str, start: float | None = None,
+               end: float | None = None, writer: str | None = None) -> list[LogFile]:
     """Published files of ``model`` written in ``[start, end)`` (seconds since the epoch; a merged file when
     the span it covers overlaps it), oldest first, read from the folder listing only; temporary files of a
-    writer still at work are left out."""
-    folder = model_dir(Path(root), kind, model)
-    if not folder.is_dir():
-        return []
+    writer still at work are left out. ``writer`` keeps only that writer's files."""
+    where = log_root(root)
+    folder = model_dir(where, kind, model)
     first = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d") if start is not None else None
     last = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d") if end is not None else None
     lo = int(start * 1e9) if start is not None else None
     hi = int(end * 1e9) if end is not None else None
     out: list[LogFile] = []
-    for day in sorted(os.scandir(folder), key=lambda e: e.name):
-        if not day.name.startswith("date=") or not day.is_dir():
+    for day, _, is_dir in sorted(where.listdir(folder)):
+        if not day.startswith("date=") or not is_dir:
             continue
-        value = day.name[5:]
+        value = day[5:]
         if (first is not None and value < first) or (last is not None and value > last):
             continue
-        found: list[tuple[int, int, os.DirEntry[str]]] = []
-        for entry in os.scandir(day.path):
-            span = _span(entry.name)
-            if span is not None:
-                found.append((*span, entry))
-        merged = [(lo_ns, hi_ns, e.name) for lo_ns, hi_ns, e in found if lo_ns != hi_ns]
-        for lo_ns, written, entry in found:
-            if merged and any(m_lo <= lo_ns and written <= m_hi and name != entry.name for m_lo, m_hi, name in merged):
+        found: list[tuple[int, int, str, str, int]] = []
+        for name, size, entry_is_dir in where.listdir(f"{folder}/{day}"):
+            span = None if entry_is_dir else _span(name)
+            if span is not None and (writer is None or span[2] == writer):
+                found.append((*span, name, size))
+        merged = [(lo_ns, hi_ns, who, name) for lo_ns, hi_ns, who, name, _ in found if lo_ns != hi_ns]
+        for lo_ns, written, who, name, size in found:
+            if merged and any(m_lo <= lo_ns and written <= m_hi and m_who == who and m_name != name
+                              for m_lo, m_hi, m_who, m_name in merged):
                 continue  # merged into a compacted file (a compaction that stopped before deleting it)
             if (lo is not None and written < lo) or (hi is not None and lo_ns >= hi):
                 continue
-            out.append(LogFile(Path(entry.path), written, entry.stat().st_size, lo_ns))
-    out.sort(key=lambda f: (f.written_ns, f.path.name))
+            out.append(LogFile(f"{folder}/{day}/{name}", written, size, lo_ns, who))
+    out.sort(key=lambda f: (f.written_ns, f.name))
     return out
 
 
-def _span(name: str) -> tuple[int, int] | None:
-    """``part-<ns>-<random>.parquet`` → (ns, ns); ``part-<last ns>-compact<first ns>.parquet`` → (first, last)."""
+def _span(name: str) -> tuple[int, int, str] | None:
+    """``part-<ns>-[<writer>_]<random>….parquet`` → (ns, ns, writer);
+    ``part-<last ns>-compact<first ns>[_<writer>].parquet`` → (first, last, writer)."""
     if not (name.startswith("part-") and name.endswith(".parquet")):
         return None
     head, _, rest = name[5:-8].partition("-")
+    token = rest.partition("-")[0]
     try:
         written = int(head)
-        return (int(rest[7:]), written) if rest.startswith("compact") else (written, written)
+        if token.startswith("compact"):
+            first, _, writer = token[7:].partition("_")
+            return int(first), written, writer
+        return written, written, token.partition("_")[0] if "_" in token else ""
     except ValueError:
         return None
 
 
-def compact(root: str | os.PathLike[str], kind: str, model: str, start: float, end: float, min_files: int = 2) -> int:
-    """Merge the files of ``model`` written in ``[start, end)`` into one file per date folder; returns how many were merged.
+def compact(root: str | os.PathLike[str] | LogRoot, kind: str, model: str, start: float, end: float, min_files: int = 2,
+            writer: str = "") -> int:
+    """Merge ``writer``'s files of ``model`` written in ``[start, end)`` into one file per date folder; returns how
+    many were merged.
 
-    The merged file is published before the originals are deleted, and is named after the span it
-    covers, so readers skip any original it holds: a compaction stopped at any point loses and doubles nothing.
+    Only the writer that made the files merges them, so writers never race. The merged file is published
+    before the originals are deleted, and is named after the span it covers, so readers skip any original it
+    holds: a compaction stopped at any point loses and doubles nothing.
     """
-    import fcntl
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    files = list_files(root, kind, model, start, end)
-    by_folder: dict[Path, list[LogFile]] = {}
+    where = log_root(root)
+    files = list_files(where, kind, model, start, end, writer=writer)
+    by_folder: dict[str, list[LogFile]] = {}
     for f in files:
-        by_folder.setdefault(f.path.parent, []).append(f)
+        by_folder.setdefault(f.path.rsplit("/", 1)[0], []).append(f)
     merged = 0
     for folder, group in by_folder.items():
         if len(group) < min_files:
             continue
-        with open(folder / ".compact.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one compaction per folder at a time (several server workers)
-            group = [f for f in group if f.path.exists()]
-            if len(group) < min_files:
-                continue
-            first_ns = min(f.first_ns for f in group)
-            last_ns = max(f.written_ns for f in group)
-            table = pa.concat_tables([_read_file(f.path) for f in group], promote_options="default")
-            name = f"part-{last_ns}-compact{first_ns}.parquet"
-            tmp = folder / f".{name}.tmp"
-            pq.write_table(table, tmp, row_group_size=256_000)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, folder / name)
-            for f in group:
-                if f.path.name != name:
-                    try:
-                        f.path.unlink()
-                    except FileNotFoundError:
-                        pass
-            merged += len(group)
+        first_ns = min(f.first_ns for f in group)
+        last_ns = max(f.written_ns for f in group)
+        table = read_files(where, [f.path for f in group])
+        name = f"part-{last_ns}-compact{first_ns}{'_' + writer if writer else ''}.parquet"
+        where.write_bytes(f"{folder}/{name}", parquet_bytes(table, row_group_size=256_000))
+        for f in group:
+            if f.name != name:
+                where.delete(f.path)
+        merged += len(group)
     return merged
 
 
-def _read(root: Path, kind: str, model: str, start: Any, end: Any) -> Any:
+def _read(root: LogRoot, kind: str, model: str, start: Any, end: Any) -> Any:
     import pandas as pd
 
     start_ts, end_ts = _timestamp(start), _timestamp(end)
     for attempt in range(3):  # a file merged by a compaction between listing and reading: list again
         try:
-            frames = [_read_file(f.path).to_pandas() for f in list_files(root, kind, model)
+            frames = [_read_file(root, f.path).to_pandas() for f in list_files(root, kind, model)
                       if (start_ts is None or f.written_ns >= start_ts.value) and (end_ts is None or _day(f) <= end_ts)]
             break
         except FileNotFoundError:
@@ -229,7 +367,7 @@ def _read(root: Path, kind: str, model: str, start: Any, end: Any) -> Any:
 def _day(f: LogFile) -> Any:
     import pandas as pd
 
-    return pd.Timestamp(f.path.parent.name[5:], tz="UTC")
+    return pd.Timestamp(f.path.rsplit("/", 2)[-2][5:], tz="UTC")
 
 
 def _timestamp(value: Any) -> Any:
@@ -247,13 +385,13 @@ def _timestamp(value: Any) -> Any:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts
 
 
-def read_log(root: str | os.PathLike[str], model: str, start: Any = None, end: Any = None) -> Any:
+def read_log(root: str | os.PathLike[str] | LogRoot, model: str, start: Any = None, end: Any = None) -> Any:
     """The logged predictions of ``model`` between ``start`` (inclusive) and ``end`` (exclusive), as a DataFrame."""
-    return _read(Path(root), "predictions", model, start, end)
+    return _read(log_root(root), "predictions", model, start, end)
 
 
-def append_labels(root: str | os.PathLike[str], model: str | None, request_ids: Sequence[str], labels: Iterable[Any],
-                 rows: Sequence[int] | None = None) -> int:
+def append_labels(root: str | os.PathLike[str] | LogRoot, model: str | None, request_ids: Sequence[str], labels: Iterable[Any],
+                 rows: Sequence[int] | None = None, writer: str = "") -> int:
     """Store ground truth for earlier predictions; returns how many labels were stored.
 
     Without ``model`` the labels are kept for every model (joined by request id).
@@ -294,30 +432,39 @@ def append_labels(root: str | os.PathLike[str], model: str | None, request_ids: 
             "logged predictions by the X-Request-ID the server answered with. No label was stored.")
     frame = pd.DataFrame({"request_id": ids, "row": list(rows) if rows is not None else [0] * len(ids), "label": values,
                           "time": pd.Timestamp(datetime.now(tz=UTC)), "model": model or ""})
-    folder = model_dir(Path(root), "labels", model) if model else Path(root) / "labels" / "unassigned"
+    where = log_root(root)
+    folder = model_dir(where, "labels", model) if model else where.join("labels", "unassigned")
     # the file's name says when the labelled predictions were made, so monitoring knows which windows it changes
     span = f"-t{int(min(when.values()))}-{int(max(when.values())) + 1}"
-    write_atomic(frame, folder / f"date={frame['time'].iloc[0].strftime('%Y-%m-%d')}", tag=span)
+    write_atomic(frame, f"{folder}/date={frame['time'].iloc[0].strftime('%Y-%m-%d')}", tag=span, root=where, writer=writer)
     return len(ids)
 
 
-def find_predictions(root: str | os.PathLike[str], model: str | None, request_ids: Sequence[str], chunk: int = 64) -> dict[str, float]:
+def logged_models(root: str | os.PathLike[str] | LogRoot, kind: str = "predictions") -> list[str]:
+    """The models that have files of ``kind`` in the log."""
+    where = log_root(root)
+    return sorted(name[6:] for name, _, is_dir in where.listdir(where.join(kind))
+                  if is_dir and name.startswith("model=") and _SAFE.match(name[6:]))
+
+
+def find_predictions(root: str | os.PathLike[str] | LogRoot, model: str | None, request_ids: Sequence[str],
+                     chunk: int = 64) -> dict[str, float]:
     """When each of ``request_ids`` was predicted (epoch seconds), searching the log newest first and
     stopping once all are found (labels usually follow their predictions closely); missing ids are left out."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    base = Path(root) / "predictions"
-    models = [model] if model else [p.name[6:] for p in base.glob("model=*")] if base.is_dir() else []
-    files = sorted((f for m in models for f in list_files(root, "predictions", m)), key=lambda f: -f.written_ns)
+    where = log_root(root)
+    models = [model] if model else logged_models(where)
+    files = sorted((f for m in models for f in list_files(where, "predictions", m)), key=lambda f: -f.written_ns)
     wanted = set(request_ids)
     found: dict[str, float] = {}
     for i in range(0, len(files), chunk):
         if not wanted:
             break
         for f in files[i:i + chunk]:
-            check_file(f.path)
-        table = ds.dataset([str(f.path) for f in files[i:i + chunk]], format="parquet").to_table(
+            check_file(f.path, where)
+        table = ds.dataset([f.path for f in files[i:i + chunk]], format="parquet", filesystem=where.arrow_fs).to_table(
             columns=["request_id", "time"], filter=pc.field("request_id").isin(list(wanted)))
         for rid, at in zip(table.column("request_id").to_pylist(), table.column("time").to_pylist(), strict=True):
             found[rid] = min(found.get(rid, at.timestamp()), at.timestamp())
@@ -325,13 +472,30 @@ def find_predictions(root: str | os.PathLike[str], model: str | None, request_id
     return found
 
 
-def label_files(root: str | os.PathLike[str], model: str) -> list[tuple[str, float, float]]:
-    """The label files that concern ``model`` (its own and those given for any model), each with the span
-    of prediction times it labels (``-inf, inf`` for a file that does not say)."""
-    names = [f.path.name for f in list_files(root, "labels", model)]
-    shared = Path(root) / "labels" / "unassigned"
-    if shared.is_dir():
-        names += sorted(p.name for p in shared.glob("date=*/part-*.parquet"))
+def _unassigned(where: LogRoot, since: float | None = None) -> list[LogFile]:
+    """The label files given for any model (``labels/unassigned/date=…/``), oldest first."""
+    folder = where.join("labels", "unassigned")
+    out = []
+    for day, _, is_dir in sorted(where.listdir(folder)):
+        if not (is_dir and day.startswith("date=")):
+            continue
+        for name, size, _ in where.listdir(f"{folder}/{day}"):
+            span = _span(name)
+            if span is not None and (since is None or span[1] >= since * 1e9):
+                out.append(LogFile(f"{folder}/{day}/{name}", span[1], size, span[0], span[2]))
+    return sorted(out, key=lambda f: (f.written_ns, f.name))
+
+
+def label_files(root: str | os.PathLike[str] | LogRoot, model: str, since: float | None = None) -> list[LogFile]:
+    """The label files that concern ``model``: its own and those given for any model (written after ``since``)."""
+    where = log_root(root)
+    return list_files(where, "labels", model, start=since) + _unassigned(where, since)
+
+
+def label_spans(root: str | os.PathLike[str] | LogRoot, model: str) -> list[tuple[str, float, float]]:
+    """The label files that concern ``model``, each with the span of prediction times it labels (``-inf, inf``
+    for a file that does not say)."""
+    names = [f.name for f in label_files(root, model)]
     out = []
     for name in names:
         _, _, tail = name[:-8].rpartition("-t")
@@ -343,17 +507,17 @@ def label_files(root: str | os.PathLike[str], model: str) -> list[tuple[str, flo
     return out
 
 
-def read_labels(root: str | os.PathLike[str], model: str) -> Any:
+def read_labels(root: str | os.PathLike[str] | LogRoot, model: str) -> Any:
     """Labels given for ``model`` and those given for any model, newest last."""
     import pandas as pd
 
-    mine = _read(Path(root), "labels", model, None, None)
-    shared_dir = Path(root) / "labels" / "unassigned"
-    shared = [_read_file(f).to_pandas() for f in sorted(shared_dir.glob("date=*/part-*.parquet"))] if shared_dir.is_dir() else []
+    where = log_root(root)
+    mine = _read(where, "labels", model, None, None)
+    shared = [_read_file(where, f.path).to_pandas() for f in _unassigned(where)]
     return pd.concat([mine, *shared], ignore_index=True, sort=False) if shared else mine
 
 
-def read_labelled(root: str | os.PathLike[str], model: str, start: Any, end: Any, target: str = "label") -> Any:
+def read_labelled(root: str | os.PathLike[str] | LogRoot, model: str, start: Any, end: Any, target: str = "label") -> Any:
     """The champion's logged predictions of ``model`` in ``[start, end)`` that have a label, as a training table:
     the inputs by their own names, ``target``, ``predicted_at``, ``version``, ``prediction``, ``request_id`` and
     ``row``, oldest first (a row labelled twice: the later label)."""

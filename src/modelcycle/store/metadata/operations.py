@@ -45,7 +45,11 @@ class OperationsTables:
         return found
 
     def window_put(self, model: str, role: str, seconds: int, rows: list[dict[str, Any]]) -> None:
-        """Store (or replace) summarised windows."""
+        """Store summarised windows; a stored window is replaced only by one of at least as many rows.
+
+        The log only grows (merging files keeps their rows), so a summary of fewer rows is a partial view: a
+        host that has not yet seen a replica's files never overwrites a fuller summary another host stored.
+        """
         if not rows:
             return
         w = s.monitor_windows
@@ -57,7 +61,8 @@ class OperationsTables:
             for v in values:
                 stmt = self._insert(w).values(**v)
                 conn.execute(stmt.on_conflict_do_update(index_elements=["model", "role", "seconds", "start"], set_={
-                    k: stmt.excluded[k] for k in ("rows", "sources", "profile", "summary", "computed_at")}))
+                    k: stmt.excluded[k] for k in ("rows", "sources", "profile", "summary", "computed_at")},
+                    where=w.c.rows <= stmt.excluded.rows))
 
         self._write(tx)
 

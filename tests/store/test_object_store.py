@@ -1,0 +1,235 @@
+"""modelcycle on a real S3-compatible server: what each artifact costs in requests, and the prediction log
+and labels kept in the object store so every "machine" with the URIs sees one log."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelcycle.settings import Settings
+from modelcycle.tracking.client import Client
+
+
+class Requests:
+    """Every request an s3fs filesystem sends, counted on the way out (botocore's before-send event)."""
+
+    def __init__(self, fs) -> None:
+        from fsspec.asyn import sync
+
+        sync(fs.loop, fs.set_session)
+        self.fs, self.calls = fs, []
+        fs.s3.meta.events.register("before-send.s3", self._seen)
+
+    def _seen(self, request, **_) -> None:
+        self.calls.append(f"{request.method} {request.url.split('?')[0].rsplit('/', 2)[-2:]}")
+
+    def take(self) -> list[str]:
+        out, self.calls = self.calls, []
+        return out
+
+    def close(self) -> None:
+        self.fs.s3.meta.events.unregister("before-send.s3", self._seen)
+
+
+@pytest.fixture
+def team(s3_bucket: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings of one machine of a team: its own home, the shared bucket for artifacts and the log."""
+    yield Settings.for_home(tmp_path / "laptop", capture=False).replace(artifact_uri=f"s3://{s3_bucket}/artifacts")
+
+
+@pytest.fixture
+def requests(team: Settings) -> Iterator[Requests]:
+    from modelcycle.store import open_artifact_store
+
+    counter = Requests(open_artifact_store(team.artifact_uri).fs)
+    yield counter
+    counter.close()
+
+
+def test_a_new_small_artifact_costs_at_most_three_requests(team: Settings, requests: Requests, tmp_path: Path) -> None:
+    client = Client(team)
+    f = tmp_path / "notes.txt"
+    f.write_text("first")
+    with client.start_run(experiment="s3") as run:
+        requests.take()
+        run.log_artifact(f)
+        calls = requests.take()
+    assert len(calls) <= 3 and sum(c.startswith("PUT") for c in calls) == 1, calls
+    assert client.read_artifact(run.id, "notes.txt") == b"first"
+    client.close()
+
+
+def test_log_model_of_five_files_costs_at_most_ten_requests(team: Settings, requests: Requests) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 3)), columns=["a", "b", "c"])
+    model = LogisticRegression().fit(X, (X["a"] > 0).astype(int))
+    client = Client(team)
+    with client.start_run(experiment="s3") as run:
+        requests.take()
+        logged = client.log_model(model, reference_data=X)
+    calls = requests.take()
+    files = [a for a in client.get_run(run.id).artifacts if a.path.startswith("model/")]
+    assert len(calls) <= 2 * len(files) and (len(files) > 5 or len(calls) <= 10), (len(files), calls)
+    from modelcycle.registry import Registry
+
+    requests.take()
+    loaded = Registry(client).load_model(logged)
+    assert (loaded.predict(X) == model.predict(X)).all()
+    assert len(requests.take()) <= 2 * len(files), "each file of the package is read in one request"
+    client.close()
+
+
+def test_a_changed_blob_on_the_object_store_is_refused(team: Settings, s3_bucket: str) -> None:
+    import boto3
+
+    from modelcycle.errors import ArtifactCorruptedError
+    from modelcycle.store import open_artifact_store
+    from tests.conftest import _boto_credentials
+
+    store = open_artifact_store(team.artifact_uri)
+    digest, _ = store.put_bytes(b"weights")
+    import os
+
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], **_boto_credentials())
+    s3.put_object(Bucket=s3_bucket, Key=f"artifacts/{digest[:2]}/{digest}", Body=b"evil weights")
+    with pytest.raises(ArtifactCorruptedError, match="corrupted"):
+        store.get_bytes(digest)
+
+
+def _frame(ids: list[str], at: float) -> pd.DataFrame:
+    return pd.DataFrame({"request_id": ids, "row": 0, "time": pd.to_datetime([at] * len(ids), unit="s", utc=True),
+                         "model": "churn", "version": 1, "role": "champion", "latency_ms": 1.0,
+                         "input.a": np.arange(len(ids), dtype=float), "prediction": 1})
+
+
+def test_two_replicas_log_to_the_bucket_and_any_machine_reads_and_labels_every_row(team: Settings, tmp_path: Path) -> None:
+    from modelcycle.serving.predlog import PredictionLog
+    from modelcycle.store.predictions import append_labels, list_files, read_labels, read_log
+
+    now = time.time()
+    replicas = [PredictionLog(team.log_uri, spool=tmp_path / f"replica{i}" / "spool", flush_interval=0.05) for i in range(2)]
+    for i, log in enumerate(replicas):
+        log.add(_frame([f"r{i}-{k}" for k in range(30)], now - 1))
+        log.flush()
+    files = list_files(team.log_uri, "predictions", "churn")
+    assert {f.writer for f in files} == {r.writer for r in replicas}, "each replica writes under its own name"
+    laptop = Settings.for_home(tmp_path / "other-laptop", capture=False).replace(artifact_uri=team.artifact_uri)
+    logged = read_log(laptop.log_uri, "churn")
+    assert len(logged) == 60 and logged["request_id"].is_unique
+    # a label for a request the other replica answered, sent from the laptop: accepted
+    assert append_labels(laptop.log_uri, "churn", ["r1-0", "r0-5"], [1, 0]) == 2
+    assert sorted(read_labels(team.log_uri, "churn")["request_id"]) == ["r0-5", "r1-0"]
+    for log in replicas:
+        log.close()
+    left = [p for i in range(2) for p in (tmp_path / f"replica{i}" / "spool").rglob("*.parquet")]
+    assert not left, "the spools were shipped"
+
+
+class _Gate:
+    """A TCP forwarder in front of the S3 server that can be closed and opened: the store "unreachable"."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.open = True
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if not self.open:
+                conn.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                conn.close()
+                continue
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while self.open and (data := a.recv(65536)):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_replica_that_cannot_reach_the_store_keeps_its_log_and_ships_it_later(s3_bucket: str, s3_endpoint: str,
+                                                                               tmp_path: Path, monkeypatch) -> None:
+    import fsspec
+
+    from modelcycle.serving.predlog import PredictionLog
+    from modelcycle.store.predictions import read_log
+
+    gate = _Gate(s3_endpoint)
+    # the replica reaches the store through the gate (its own client: s3fs caches one per set of options)
+    fs = fsspec.filesystem("s3", endpoint_url=gate.url, skip_instance_cache=True,
+                           config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 2, "read_timeout": 5})
+    from modelcycle.store.predictions import LogRoot
+
+    root = LogRoot(f"s3://{s3_bucket}/artifacts")
+    root.fs = fs
+    log = PredictionLog(root, spool=tmp_path / "spool", flush_interval=0.05)
+    gate.open = False
+    sent = 0
+    for k in range(20):
+        log.add(_frame([f"down-{k}-{j}" for j in range(5)], time.time()))
+        sent += 5
+        time.sleep(0.05)
+    log.flush(timeout=60)
+    assert log.ship_failures >= 1 and log.spool_bytes > 0, "the store was out of reach: the batches wait in the spool"
+    assert len(read_log(f"s3://{s3_bucket}/artifacts", "churn")) == 0
+    gate.open = True
+    deadline = time.monotonic() + 120
+    while log.spool_bytes and time.monotonic() < deadline:
+        log.ship(force=True)
+        time.sleep(0.2)
+    assert log.spool_bytes == 0 and log.dropped == 0
+    logged = read_log(f"s3://{s3_bucket}/artifacts", "churn")
+    assert len(logged) == sent and logged["request_id"].is_unique, "every prediction made while the store was down arrived"
+    log.close()
+    gate.close()
+
+
+def test_a_full_spool_drops_and_counts_and_never_grows_past_its_bound(s3_bucket: str, tmp_path: Path) -> None:
+    import fsspec
+
+    from modelcycle.serving.predlog import PredictionLog
+    from modelcycle.store.predictions import LogRoot
+
+    root = LogRoot(f"s3://{s3_bucket}/artifacts")
+    root.fs = fsspec.filesystem("s3", endpoint_url="http://127.0.0.1:9", skip_instance_cache=True,  # nothing listens there
+                                config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 1})
+    log = PredictionLog(root, spool=tmp_path / "spool", flush_interval=0.05, max_spool_bytes=20_000)
+    for k in range(40):
+        log.add(_frame([f"x-{k}-{j}" for j in range(20)], time.time()))
+        log.flush(timeout=30)
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "spool").rglob("*.parquet"))
+    assert on_disk <= 20_000 and log.dropped > 0 and log.written > 0
+    log.close()
