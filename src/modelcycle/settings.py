@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from modelcycle.errors import ConfigurationError
 
-__all__ = ["HOME_DIRNAME", "Settings", "find_home"]
+__all__ = ["HOME_DIRNAME", "Settings", "find_home", "redact"]
 
 HOME_DIRNAME = ".modelcycle"
+
+
+_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/@]*@")
+
+
+def redact(uri: str) -> str:
+    """``uri`` with the password of its ``user:password@`` part hidden.
+
+    Example:
+        >>> redact("postgresql://ds:secret@db:5432/mc"), redact("/home/ds/.modelcycle/artifacts")
+        ('postgresql://ds:***@db:5432/mc', '/home/ds/.modelcycle/artifacts')
+    """
+    return _PASSWORD.sub(r"\1***@", uri)
 
 
 def find_home(start: Path) -> Path:
@@ -170,6 +185,38 @@ class Settings:
             '/tmp/x/artifacts'
         """
         return self.artifact_uri
+
+    def shareable(self) -> dict[str, Any]:
+        """What may travel to another machine (a Dask worker): where the stores are, with any password
+        hidden, and how to log; never a password, a key or the serving token.
+
+        Example:
+            >>> s = Settings.for_home("/tmp/x").replace(store_uri="postgresql+psycopg://ds:secret@db/mc")
+            >>> s.shareable()["store"]
+            'postgresql+psycopg://ds:***@db/mc'
+        """
+        return {"store": redact(self.store_uri), "artifacts": redact(self.artifact_uri), "experiment": self.experiment,
+                "capture": self.capture, "flush_interval": self.flush_interval, "heartbeat_interval": self.heartbeat_interval,
+                "heartbeat_timeout": self.heartbeat_timeout, "trusted_types": list(self.trusted_types)}
+
+    @classmethod
+    def on_worker(cls, shared: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+        """A worker's settings: its own environment's URIs and credentials, checked to be the client's stores,
+        with the client's logging choices.
+
+        Raises:
+            ConfigurationError: the worker's environment names other stores than the client's.
+        """
+        mine = cls.from_env(environ)
+        if redact(mine.store_uri) != shared["store"] or redact(mine.artifact_uri) != shared["artifacts"]:
+            raise ConfigurationError(
+                f"this Dask worker uses the store {redact(mine.store_uri)} and artifacts {redact(mine.artifact_uri)}, the client "
+                f"{shared['store']} and {shared['artifacts']}: start the worker with MODELCYCLE_STORE_URI and "
+                "MODELCYCLE_ARTIFACT_URI set as on the client (and the object store's credentials, e.g. AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL) in its environment")
+        return replace(mine, experiment=shared["experiment"], capture=shared["capture"], flush_interval=shared["flush_interval"],
+                       heartbeat_interval=shared["heartbeat_interval"], heartbeat_timeout=shared["heartbeat_timeout"],
+                       trusted_types=tuple(shared["trusted_types"]))
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed."""

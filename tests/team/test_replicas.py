@@ -96,3 +96,96 @@ def test_two_replicas_one_log_labels_anywhere_and_monitoring_from_a_third_machin
     report = json.loads(out.stdout)
     assert sum(w["rows"] for w in report["windows"]) == 80
     assert sum(w["performance"]["labelled"] for w in report["windows"]) == 15
+
+
+class Cluster:
+    """A Dask scheduler and two workers, each its own process in its own folder, started with only the URIs and
+    the object store's credentials in their environment: no disk shared with the client."""
+
+    def __init__(self, uris: dict[str, str], root: Path) -> None:
+        import time
+
+        root.mkdir(parents=True)
+        self.procs: list[subprocess.Popen] = []
+        dask = str(Path(sys.executable).with_name("dask"))
+        file = root / "scheduler.json"
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("MODELCYCLE_", "AWS_"))}
+        self.procs.append(subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                            "--scheduler-file", str(file)], cwd=root, env=base,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 120
+        while not file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.address = json.loads(file.read_text())["address"]
+        for i in range(2):
+            folder = root / f"worker-{i}"
+            folder.mkdir()
+            env = {**machine_env(uris, folder / ".modelcycle")}
+            self.procs.append(subprocess.Popen([dask, "worker", self.address, "--nthreads", "1", "--no-dashboard",
+                                                "--local-directory", str(folder / "dask")], cwd=folder, env=env,
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client as DaskClient
+
+        with DaskClient(self.address, timeout="60s") as c:
+            c.wait_for_workers(2, timeout=180)
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_batch_scoring_on_a_remote_cluster_from_and_to_the_object_store(uris: dict[str, str], tmp_path: Path) -> None:
+    import fsspec
+
+    laptop = machine_env(uris, tmp_path / "laptop" / ".modelcycle")
+    (tmp_path / "laptop").mkdir()
+    client = Client(Settings.from_env(laptop))
+    X, y = data(3000, 0)
+    with client.start_run(experiment="team"):
+        logged = client.log_model(LogisticRegression().fit(X, y), reference_data=X)
+    Registry(client).register_model(logged, "churn")
+    Registry(client).set_alias("churn", "champion", 1)
+    client.close()
+    fs = fsspec.filesystem("s3", endpoint_url=uris["endpoint"], key=S3_ENV["AWS_ACCESS_KEY_ID"],
+                           secret=S3_ENV["AWS_SECRET_ACCESS_KEY"], skip_instance_cache=True)
+    bucket = uris["artifacts"].split("/")[2]
+    X.to_parquet(tmp_path / "in.parquet")
+    fs.put_file(str(tmp_path / "in.parquet"), f"{bucket}/inputs/batch.parquet")
+    cluster = Cluster(uris, tmp_path / "cluster")
+    try:
+        out = subprocess.run([sys.executable, "-m", "modelcycle", "predict", "churn@champion", f"s3://{bucket}/inputs/batch.parquet",
+                              "-o", f"s3://{bucket}/scores/batch.parquet", "--chunk-rows", "500", "--executor",
+                              "dask://" + cluster.address.split("://", 1)[1], "--json"],
+                             env=laptop, capture_output=True, text=True, timeout=600, cwd=tmp_path / "laptop")
+    finally:
+        cluster.close()
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout)["rows"] == 3000
+    with fs.open(f"{bucket}/scores/batch.parquet", "rb") as f:
+        scored = pd.read_parquet(f)
+    expected = LogisticRegression().fit(X, y).predict(X)
+    assert len(scored) == 3000 and (scored["prediction"].to_numpy() == expected).all()
+    assert not fs.exists(f"{bucket}/scores/.batch.parquet.partial")
+    for i in range(2):  # each worker fetched the package into its own folder
+        assert list((tmp_path / "cluster" / f"worker-{i}" / ".modelcycle").rglob("manifest.json"))
+
+
+def test_nothing_secret_is_sent_to_a_remote_worker(tmp_path: Path) -> None:
+    from modelcycle.errors import ConfigurationError
+    from modelcycle.pipelines.executors import worker_settings
+
+    settings = Settings.for_home(tmp_path, capture=False).replace(
+        store_uri="postgresql+psycopg://ds:s3cret-pw@db.internal/mc", artifact_uri="s3://team/artifacts", serve_token="tok-123")
+    sent = repr(worker_settings(settings, remote=True))
+    assert "s3cret-pw" not in sent and "tok-123" not in sent and "ds:***@db.internal" in sent
+    env = {"MODELCYCLE_HOME": str(tmp_path / "w"), "MODELCYCLE_STORE_URI": "postgresql+psycopg://ds:s3cret-pw@db.internal/mc",
+           "MODELCYCLE_ARTIFACT_URI": "s3://team/artifacts"}
+    on_worker = Settings.on_worker(worker_settings(settings, remote=True)["shared"], env)
+    assert on_worker.store_uri.endswith("ds:s3cret-pw@db.internal/mc") and on_worker.capture is False
+    with pytest.raises(ConfigurationError, match="MODELCYCLE_STORE_URI and MODELCYCLE_ARTIFACT_URI"):
+        Settings.on_worker(worker_settings(settings, remote=True)["shared"], {**env, "MODELCYCLE_ARTIFACT_URI": "s3://other/a"})

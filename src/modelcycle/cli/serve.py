@@ -152,8 +152,9 @@ def print_json_line(data: Any) -> None:
 
 def predict(
     model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, models:/…, runs:/<run>/model or a package folder")],
-    source: Annotated[Path, typer.Argument(help="Rows to score: .parquet or .csv")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scored rows (.parquet).")],
+    source: Annotated[str, typer.Argument(help="Rows to score: .parquet or .csv, a path or an object-store URL (s3://…)")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Where to write the scored rows (.parquet): a path or an "
+                                        "object-store URL, written whole.")],
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows per batch (memory stays bounded).")] = 100_000,
     trust: Annotated[bool, typer.Option("--trust", help="Allow pickled PythonModel packages.")] = False,
     trusted_type: Annotated[list[str] | None, typer.Option(
@@ -164,7 +165,9 @@ def predict(
     """Score a file in batches, checked against the model's signature; writes the input with prediction columns.
 
     With ``--executor dask`` the batches are scored in parallel on Dask workers (each loads the
-    verified package once) and written here in order.
+    verified package once) and written here in order. Workers of a remote cluster fetch the package from
+    the artifact store with their own settings (MODELCYCLE_STORE_URI, MODELCYCLE_ARTIFACT_URI and the
+    object store's credentials in their environment); nothing secret is sent to them.
     """
 
     @errors
@@ -176,18 +179,23 @@ def predict(
         from modelcycle.data.profile import iter_batches, total_rows
         from modelcycle.registry.fluent import load_model
 
-        if output.suffix.lower() not in (".parquet", ".pq"):
-            raise InvalidInputError(f"{output.name}: write the scores as .parquet")
+        out_name = output.rstrip("/").rsplit("/", 1)[-1]
+        if not out_name.lower().endswith((".parquet", ".pq")):
+            raise InvalidInputError(f"{out_name}: write the scores as .parquet")
+        remote_out = "://" in output and not output.startswith("file://")
         loaded = load_model(str(model), trust=trust, trusted_types=trusted_type)
         total = total_rows(str(source))
         batches = iter_batches(str(source), chunk_rows)
         local = (_score(loaded, batch) for batch in batches)
-        from modelcycle.models.trust import Trust
-        from modelcycle.settings import Settings
+        scored_batches = _on_dask(executor, loaded, str(model), batches, (trust, list(trusted_type or ()))) \
+            if executor != "local" else local
+        if remote_out:
+            import tempfile
 
-        allowed = Trust.of(trust, [*Settings.from_env().trusted_types, *(trusted_type or ())])
-        scored_batches = _on_dask(executor, loaded, batches, allowed) if executor != "local" else local
-        tmp = output.with_name(f".{output.name}.partial")
+            tmp = Path(tempfile.mkdtemp(prefix="modelcycle-predict-")) / out_name
+        else:
+            target = Path(output.removeprefix("file://"))
+            tmp = target.with_name(f".{target.name}.partial")
         writer = None
         scored = 0
         try:
@@ -202,14 +210,19 @@ def predict(
                     scored += len(out)
                     bar.update(task, advance=len(out))
             if writer is None:
-                raise InvalidInputError(f"{source.name} has no rows to score")
+                raise InvalidInputError(f"{source} has no rows to score")
             writer.close()
             writer = None
-            os.replace(tmp, output)
+            if remote_out:
+                _upload(tmp, output)
+            else:
+                os.replace(tmp, target)
         finally:
             if writer is not None:
                 writer.close()
             tmp.unlink(missing_ok=True)
+            if remote_out:
+                tmp.parent.rmdir()
         if as_json:
             version = loaded.version
             print_json({"model": model, "name": version.name if version else None, "version": version.version if version else None,
@@ -233,30 +246,62 @@ def _score(loaded: Any, batch: Any) -> Any:
     return out
 
 
+def _upload(local: Path, url: str) -> None:
+    """Publish a finished file at an object-store URL in one upload (readers see all of it or nothing)."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        fs.put_file(str(local), path)
+    except (ImportError, ValueError) as e:
+        raise InvalidInputError(f"cannot write {url!r}: {e}; install the fsspec driver for this scheme (s3fs for s3://)") from None
+    except OSError as e:
+        raise InvalidInputError(f"cannot write {url!r}: {e}") from None
+
+
 _WORKER_MODELS: dict[str, Any] = {}
 
 
-def _score_remote(package: str, sha: str, batch: Any, trust: Any) -> Any:
-    """In a Dask worker: the package (verified against its hash, loaded once per worker) scores one batch."""
-    from modelcycle.models import load_package
-
+def _score_remote(settings: dict[str, Any], uri: str, sha: str, batch: Any, trust: tuple[bool, list[str]]) -> Any:
+    """In a Dask worker: the model (fetched from the artifact store with the worker's own settings, verified against
+    ``sha`` and loaded once per worker) scores one batch."""
     loaded = _WORKER_MODELS.get(sha)
     if loaded is None:
-        loaded = _WORKER_MODELS[sha] = load_package(package, trust=trust, expected_hash=sha)
+        from modelcycle.errors import ModelIntegrityError
+        from modelcycle.pipelines.executors import worker_client
+        from modelcycle.registry import Registry
+
+        found = Registry(worker_client(settings)).load_model(uri, trust=trust[0], trusted_types=trust[1])
+        if found.hash != sha:
+            raise ModelIntegrityError(f"{uri} on this worker is the package sha256 {found.hash[:12]}…, the client scored with "
+                                      f"{sha[:12]}…; refusing to score with another model")
+        loaded = _WORKER_MODELS[sha] = found
     return _score(loaded, batch)
 
 
-def _on_dask(executor: str, loaded: Any, batches: Any, trust: Any, ahead: int = 4) -> Any:
+def _pinned(loaded: Any, model: str) -> str:
+    """The reference a worker loads the very same package by: the registered version, the run's URI, or the folder."""
+    if loaded.version is not None:
+        return f"models:/{loaded.version.name}/{loaded.version.version}"
+    if model.startswith("runs:/"):
+        return model
+    return str(loaded.path)  # a package folder: the workers must see the same disk
+
+
+def _on_dask(executor: str, loaded: Any, model: str, batches: Any, trust: tuple[bool, list[str]], ahead: int = 4) -> Any:
     """Scored batches, in order, computed on Dask with at most ``ahead`` batches in flight (memory stays bounded)."""
     from collections import deque
 
-    from modelcycle.pipelines.executors import dask_client
+    from modelcycle.pipelines.executors import dask_client, worker_settings
+    from modelcycle.tracking.fluent import get_client
 
     dask = dask_client(None if executor == "dask" else executor)
+    settings = worker_settings(get_client().settings, remote=executor != "dask")
+    uri = _pinned(loaded, model)
     try:
         pending: deque[Any] = deque()
         for batch in batches:
-            pending.append(dask.submit(_score_remote, str(loaded.path), loaded.hash, batch, trust, pure=False))
+            pending.append(dask.submit(_score_remote, settings, uri, loaded.hash, batch, trust, pure=False))
             if len(pending) >= ahead:
                 yield pending.popleft().result()
         while pending:

@@ -671,31 +671,28 @@ def iter_batches(data: Any, batch_rows: int) -> Iterator[Any]:
     import pandas as pd
 
     if isinstance(data, (str, os.PathLike)):
-        from pathlib import Path
-
-        path = Path(data)
-        if not path.is_file():
-            raise InvalidInputError(f"{str(path)!r} is not a file")
-        suffix = path.suffix.lower()
+        name, suffix, source = _file(data)
         if suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            try:
-                # pre_buffer keeps every row group it has read cached until the file is closed:
-                # memory would grow with the file instead of staying at a batch or two.
-                reader = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-            except Exception as e:
-                raise InvalidInputError(f"{path.name} is not a readable Parquet file: {e}") from None
-            for batch in reader.iter_batches(batch_size=batch_rows):
-                yield batch.to_pandas()
+            with source() as f:
+                try:
+                    # pre_buffer keeps every row group it has read cached until the file is closed:
+                    # memory would grow with the file instead of staying at a batch or two.
+                    reader = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
+                except Exception as e:
+                    raise InvalidInputError(f"{name} is not a readable Parquet file: {e}") from None
+                for batch in reader.iter_batches(batch_size=batch_rows):
+                    yield batch.to_pandas()
             return
         if suffix in (".csv", ".tsv", ".txt"):
-            try:
-                yield from pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", chunksize=batch_rows)
-            except (pd.errors.ParserError, UnicodeDecodeError) as e:
-                raise InvalidInputError(f"{path.name} is not a readable CSV file: {e}") from None
+            with source() as f:
+                try:
+                    yield from pd.read_csv(f, sep="\t" if suffix == ".tsv" else ",", chunksize=batch_rows)
+                except (pd.errors.ParserError, UnicodeDecodeError) as e:
+                    raise InvalidInputError(f"{name} is not a readable CSV file: {e}") from None
             return
-        raise InvalidInputError(f"{path.name}: profiles read .csv, .tsv and .parquet files")
+        raise InvalidInputError(f"{name}: profiles read .csv, .tsv and .parquet files")
     if hasattr(data, "to_pandas") and not isinstance(data, pd.DataFrame):  # pyarrow.Table, polars.DataFrame
         data = data.to_pandas()
     if isinstance(data, pd.Series):
@@ -711,20 +708,52 @@ def iter_batches(data: Any, batch_rows: int) -> Iterator[Any]:
         yield data.iloc[start:start + batch_rows]
 
 
+def _file(data: Any) -> tuple[str, str, Any]:
+    """A file given by a local path or an object-store URL (``s3://bucket/key.parquet``): its name, its suffix
+    and a function opening it for reading.
+
+    Raises:
+        InvalidInputError: no such file.
+    """
+    import os
+
+    text = os.fspath(data)
+    if "://" in text and not text.startswith("file://"):
+        import fsspec
+
+        try:
+            fs, path = fsspec.core.url_to_fs(text)
+            found = fs.isfile(path)
+        except (ImportError, ValueError) as e:
+            raise InvalidInputError(f"cannot read {text!r}: {e}; install the fsspec driver for this scheme (s3fs for s3://)") from None
+        except OSError as e:
+            raise InvalidInputError(f"cannot reach {text!r}: {e}") from None
+        if not found:
+            raise InvalidInputError(f"{text!r} is not a file")
+        name = path.rsplit("/", 1)[-1]
+        return name, os.path.splitext(name)[1].lower(), lambda: fs.open(path, "rb")
+    from pathlib import Path
+
+    path = Path(text.removeprefix("file://"))
+    if not path.is_file():
+        raise InvalidInputError(f"{str(path)!r} is not a file")
+    return path.name, path.suffix.lower(), lambda: open(path, "rb")
+
+
 def total_rows(data: Any) -> int | None:
     """How many rows ``data`` has, when that is known without reading it (None for CSV files)."""
     import os
 
     if isinstance(data, (str, os.PathLike)):
-        from pathlib import Path
-
-        if Path(data).suffix.lower() in (".parquet", ".pq"):
-            try:
+        try:
+            _, suffix, source = _file(data)
+            if suffix in (".parquet", ".pq"):
                 import pyarrow.parquet as pq
 
-                return int(pq.ParquetFile(data).metadata.num_rows)
-            except Exception:
-                return None
+                with source() as f:
+                    return int(pq.ParquetFile(f).metadata.num_rows)
+        except Exception:
+            return None
         return None
     try:
         return len(data)

@@ -103,15 +103,10 @@ def _remote_step(settings: dict[str, Any], node: Node, run_id: str, arguments: d
     from modelcycle.pipelines.core import OutputRef
     from modelcycle.pipelines.engine import _index, _resolve, run_step
     from modelcycle.pipelines.materialize import load_output
-    from modelcycle.settings import Settings
     from modelcycle.tracking import fluent
-    from modelcycle.tracking.client import Client
 
-    key = repr(sorted(settings.items()))
-    client = _WORKER_CLIENTS.get(key)
-    if client is None:
-        client = _WORKER_CLIENTS[key] = Client(Settings(**{**settings, "home": Path(settings["home"])}))
-        fluent.set_client(client)  # mc.log_metric inside the step logs into the step's run
+    client = worker_client(settings)
+    fluent.set_client(client)  # mc.log_metric inside the step logs into the step's run
     stored = {name: Stored.from_dict(d) for name, d in outputs.items()}
     loaded: dict[str, Any] = {}
 
@@ -129,6 +124,34 @@ def _remote_step(settings: dict[str, Any], node: Node, run_id: str, arguments: d
 
 
 _WORKER_CLIENTS: dict[str, Any] = {}
+
+
+def worker_settings(settings: Any, remote: bool) -> dict[str, Any]:
+    """What a task carries about the stores. To a remote cluster: only ``Settings.shareable()`` (no password, key or
+    token passes through the scheduler; the worker reads its own from its environment). To this process's
+    LocalCluster, whose workers are on this machine: the settings themselves."""
+    from dataclasses import asdict
+
+    if remote:
+        return {"shared": settings.shareable()}
+    return {"inline": {k: (str(v) if k == "home" else v) for k, v in asdict(settings).items()}}
+
+
+def worker_client(payload: dict[str, Any]) -> Any:
+    """In a Dask worker: the Client for the stores ``payload`` names, made once per worker process."""
+    from modelcycle.settings import Settings
+    from modelcycle.tracking.client import Client
+
+    key = repr(sorted((k, repr(v)) for k, v in next(iter(payload.values())).items()))
+    client = _WORKER_CLIENTS.get(key)
+    if client is None:
+        if "shared" in payload:
+            settings = Settings.on_worker(payload["shared"])
+        else:
+            inline = payload["inline"]
+            settings = Settings(**{**inline, "home": Path(inline["home"])})
+        client = _WORKER_CLIENTS[key] = Client(settings)
+    return client
 
 
 class DaskExecutor:
@@ -157,11 +180,9 @@ class DaskExecutor:
 
     def submit(self, node: Node, run: ActiveRun, kwargs: dict[str, Any] | None, components: dict[str, Any],
                outputs: dict[str, Stored], trusts: dict[str, Any] | None = None) -> Any:
-        from dataclasses import asdict
-
         self.client.flush()  # the worker logs into this run: it must exist in the store
         needed = {u: outputs[u].to_dict() for u in node.upstream}
-        settings = {k: (str(v) if k == "home" else v) for k, v in asdict(self.client.settings).items()}
+        settings = worker_settings(self.client.settings, remote=self.address is not None)
         return self.dask.submit(_remote_step, settings, node, run.id, node.arguments, needed, components, trusts or {}, pure=False,
                                 key=f"{node.name}-{run.id[:8]}")
 

@@ -287,18 +287,11 @@ def _finish(optuna: Any, study: Any, trial: Any, run: Any, state: str, value: fl
 
 def _remote_trial(settings: dict[str, Any], objective: Callable[..., Any], params: dict[str, Any], run_id: str,
                   metric: str | None) -> dict[str, Any]:
-    from pathlib import Path
-
-    from modelcycle.pipelines.executors import _WORKER_CLIENTS
-    from modelcycle.settings import Settings
+    from modelcycle.pipelines.executors import worker_client
     from modelcycle.tracking import fluent
-    from modelcycle.tracking.client import Client
 
-    key = repr(sorted(settings.items()))
-    client = _WORKER_CLIENTS.get(key)
-    if client is None:
-        client = _WORKER_CLIENTS[key] = Client(Settings(**{**settings, "home": Path(settings["home"])}))
-        fluent.set_client(client)
+    client = worker_client(settings)
+    fluent.set_client(client)
     run = client.resume_run(run_id)
     t0 = time.perf_counter()
     try:
@@ -316,17 +309,15 @@ def _remote_trial(settings: dict[str, Any], objective: Callable[..., Any], param
 
 def _tune_dask(optuna: Any, study: Any, objective: Callable[..., Any], takes_trial: bool, params_of: Callable[[Any], dict],
                n_trials: int, timeout: float | None, executor: str, metric: str | None, client: Client, parent: Any) -> list[dict]:
-    from dataclasses import asdict
-
     from distributed import as_completed
 
-    from modelcycle.pipelines.executors import dask_client
+    from modelcycle.pipelines.executors import dask_client, worker_settings
 
     if takes_trial:
         raise InvalidInputError("an objective that reports to a trial (two arguments) runs only locally; "
                                 "on Dask, trials run to the end: give objective(params)")
     dask = dask_client(None if executor == "dask" else executor)
-    settings = {k: (str(v) if k == "home" else v) for k, v in asdict(client.settings).items()}
+    settings = worker_settings(client.settings, remote=executor != "dask")
     width = max(1, sum(dask.nthreads().values()))
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
