@@ -56,19 +56,11 @@ class LeaseLost(ModelcycleError):
 
 
 def data_fingerprint(source: Any) -> tuple[str, int]:
-    """A hash of the names, sizes and modification times of the files under ``source``, and their number
-    (the same fingerprint the pipeline cache keys a data folder by)."""
-    from pathlib import Path
+    """A hash of the names, sizes and modification times (for objects: ETags) of the files under ``source`` — a
+    local folder or file, or an object-store URL — and their number."""
+    from modelcycle.store.locations import fingerprint
 
-    from modelcycle.pipelines.engine import folder_fingerprint
-
-    root = Path(source)
-    if root.is_file():
-        st = root.stat()
-        return hashlib.sha256(f"{root.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()).hexdigest()[:24], 1
-    if not root.is_dir():
-        return "", 0
-    digest, count = folder_fingerprint(str(root), limit=1_000_000)
+    digest, count, _ = fingerprint(source if isinstance(source, str) else str(source))
     return digest[:24], count
 
 
@@ -451,7 +443,7 @@ class Agent:
         fingerprint = data_fingerprint(self.spec.data_source)[0] if self.spec.data_source is not None else None
         params = self._params(pipe, cycle)
         self.say(f"cycle {cycle.id[:8]}: running pipeline {pipe.name}")
-        result = pipe.run(client=self.client, experiment=self.spec.name, **params)
+        result = pipe.run(client=self.client, experiment=self.spec.name, executor=self.spec.executor, **params)
         steps = list(result.steps.values())
         key = hashlib.sha256("\n".join(sorted(f"{s.name}={s.cache_key}" for s in steps)).encode()).hexdigest()[:32]
         cached = bool(steps) and all(s.cached for s in steps)

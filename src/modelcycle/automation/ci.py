@@ -291,16 +291,19 @@ def _data_files(source: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(source).parts))
 
 
-def _take(path: Path, rows: int, dest: Path) -> tuple[Any, bool]:
-    """The first ``rows`` rows of one file, written to ``dest`` in the same format; the frame and whether it is the whole file."""
+def _take(path: Path | str, rows: int, dest: Path) -> tuple[Any, bool]:
+    """The first ``rows`` rows of one file (a path or an object-store URL), written to ``dest`` in the same format; the
+    frame and whether it is the whole file."""
     import pandas as pd
 
+    from modelcycle.store.locations import open_file
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if _SUFFIXES[path.suffix.lower()] == "parquet":
+    if _SUFFIXES[dest.suffix.lower()] == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(open_file(str(path)))
         batches, got = [], 0
         for batch in pf.iter_batches(batch_size=min(max(rows, 1), 65_536)):
             batches.append(batch)
@@ -310,16 +313,22 @@ def _take(path: Path, rows: int, dest: Path) -> tuple[Any, bool]:
         table = pa.Table.from_batches(batches, schema=pf.schema_arrow).slice(0, rows)
         pq.write_table(table, dest)
         return table.to_pandas(), pf.metadata.num_rows <= rows
-    frame = pd.read_csv(path, nrows=rows + 1)
+    with open_file(str(path)) as f:
+        frame = pd.read_csv(f, nrows=rows + 1)
     complete = len(frame) <= rows
     frame = frame.iloc[:rows]
     frame.to_csv(dest, index=False)
     return frame, complete
 
 
-def _read_sample(source: Path, rows: int, tmp: Path) -> _Sample:
+def _read_sample(source: Path | str, rows: int, tmp: Path) -> _Sample:
     import pandas as pd
 
+    from modelcycle.store.locations import data_files, is_object_url
+
+    if is_object_url(source):
+        return _read_remote_sample(str(source), rows, tmp, [url for url, _ in data_files(source)])
+    source = Path(source)
     if not source.exists():
         raise InvalidInputError(f"the data source {source} does not exist; put the training data there or fix data.source in the spec")
     files = _data_files(source)
@@ -342,6 +351,33 @@ def _read_sample(source: Path, rows: int, tmp: Path) -> _Sample:
         used = i + 1
         complete = complete and whole
     data = str(folder / source.name) if source.is_file() else str(folder)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return _Sample(folder, data, frame, used, complete)
+
+
+def _read_remote_sample(source: str, rows: int, tmp: Path, files: list[str]) -> _Sample:
+    """A sample of an object-store data source, copied into ``tmp`` (the checks and the pipeline read it there)."""
+    import pandas as pd
+
+    if not files:
+        raise InvalidInputError(f"no .parquet or .csv files at {source}; put the training data there or fix data.source in the spec")
+    folder = tmp / "data"
+    base = source.rstrip("/") + "/"
+    frames, used, complete = [], 0, True
+    for i, url in enumerate(files):
+        need = rows - sum(len(x) for x in frames)
+        if need <= 0:
+            complete = False
+            break
+        rel = url[len(base):] if url.startswith(base) else url.rsplit("/", 1)[-1]
+        try:
+            frame, whole = _take(url, need, folder / rel)
+        except Exception as e:
+            raise InvalidInputError(f"cannot read {url}: {e}") from None
+        frames.append(frame)
+        used = i + 1
+        complete = complete and whole
+    data = str(folder / files[0].rsplit("/", 1)[-1]) if files == [source] else str(folder)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return _Sample(folder, data, frame, used, complete)
 
@@ -382,8 +418,10 @@ def _check_data(spec: ProjectSpec, rows: int, tmp: Path, checks: _Checks) -> _Sa
     return sample
 
 
-def _rel(spec: ProjectSpec, path: Path) -> str:
+def _rel(spec: ProjectSpec, path: Path | str) -> str:
     """``path`` as the spec's reader knows it: relative to the spec's folder, with a slash after a folder."""
+    if isinstance(path, str):  # an object-store URL
+        return path
     try:
         text = str(path.relative_to(spec.root))
     except ValueError:

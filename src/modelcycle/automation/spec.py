@@ -37,7 +37,7 @@ _METRIC_RANGE = {**{m: (0.0, 1.0) for m in ("accuracy", "precision", "recall", "
                  **{m: (0.0, None) for m in ("log_loss", "rmse", "mae", "mape")}, "r2": (None, 1.0)}
 MANY_CLASSES = 100  # a whole-number target with more distinct values is taken for a regression target
 REGRESSION_METRICS = {"rmse", "mae", "mape", "r2"}
-_TOP = {"name", "pipeline", "data", "model", "serve", "monitor", "triggers", "agent", "params"}
+_TOP = {"name", "pipeline", "executor", "data", "model", "serve", "monitor", "triggers", "agent", "params"}
 
 
 class SpecError(ConfigurationError):
@@ -74,7 +74,8 @@ class ProjectSpec:
     path: Path
     root: Path
     pipeline: str | None = None  # "file.py:function"
-    data_source: Path | None = None  # a folder or file; None with feedback_only (data: {source: predictions})
+    executor: str = "local"  # where the agent runs the pipeline: local, dask (a LocalCluster) or dask://host:port
+    data_source: Path | str | None = None  # a folder, a file or an object-store URL; None with feedback_only
     feedback: float | None = None  # seconds of labelled predictions handed to the pipeline (None: none)
     feedback_only: bool = False
     schema: Path | None = None
@@ -239,6 +240,13 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
             raise doc.fail(("pipeline",), f"pipeline file {file} does not exist (looked in {root}); fix the path or create the file")
         out["pipeline"] = f"{(root / file).resolve()}:{func}"
 
+    if "executor" in d:
+        executor = text(("executor",), d["executor"], "executor")
+        if executor not in ("local", "dask") and not re.match(r"^(dask|tcp|tls)://[^/\s]+:\d+$", executor):
+            raise doc.fail(("executor",), f"executor {executor!r} must be local, dask (a cluster on this machine) or "
+                                          "dask://host:port (a scheduler the agent can reach)")
+        out["executor"] = executor
+
     data = section("data", {"source", "schema", "feedback"})
     if "source" in data:
         source = text(("data", "source"), data["source"], "data.source")
@@ -246,7 +254,9 @@ def load_spec(path: str | Path | None = None) -> ProjectSpec:
             out["feedback_only"] = True
             out["feedback"] = 30 * 86400.0
         else:
-            out["data_source"] = (root / source).resolve()
+            from modelcycle.store.locations import is_object_url
+
+            out["data_source"] = source if is_object_url(source) else (root / source).resolve()
     if "feedback" in data:
         value = data["feedback"]
         if value is True:
@@ -476,29 +486,33 @@ def _check_task(doc: _Lines, out: dict[str, Any]) -> None:
                                f"accuracy, f1, precision, recall or log_loss")
 
 
-def _target_kind(source: Path, target: str) -> str | None:
+def _target_kind(source: Path | str, target: str) -> str | None:
     """``classification`` (text or booleans), ``regression`` (fractional numbers), ``many`` (whole numbers with more than
     ``MANY_CLASSES`` distinct values), ``missing:<file>`` (no such column) or None (cannot tell: a few whole numbers)."""
     import numpy as np
 
-    files = [source] if source.is_file() else sorted(
-        (p for p in source.glob("*") if p.suffix in (".parquet", ".csv") and p.is_file()),
-        key=lambda p: p.stat().st_mtime) if source.is_dir() else []
+    from modelcycle.store.locations import data_files, open_file
+
+    try:
+        files = data_files(source)
+    except Exception:  # an unreachable store is the pipeline's to report
+        return None
     if not files:
         return None
-    newest = files[-1]
+    newest = files[-1][0]
     try:
-        if newest.suffix == ".parquet":
+        if newest.lower().endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(newest)
+            pf = pq.ParquetFile(open_file(newest))
             if target not in pf.schema_arrow.names:
                 return f"missing:{newest}"
             column = next(pf.iter_batches(batch_size=10_000, columns=[target])).column(0).to_pandas()
         else:
             import pandas as pd
 
-            frame = pd.read_csv(newest, nrows=10_000, usecols=lambda c: c == target)
+            with open_file(newest) as f:
+                frame = pd.read_csv(f, nrows=10_000, usecols=lambda c: c == target)
             if target not in frame.columns:
                 return f"missing:{newest}"
             column = frame[target]

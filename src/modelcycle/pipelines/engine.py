@@ -155,9 +155,13 @@ def folder_fingerprint(folder: str, limit: int = 20_000) -> tuple[str, int]:
 def _literal(step: str, name: str, value: Any) -> Any:
     """A parameter as it enters the cache key: JSON-able values as they are, data by fingerprint."""
     from modelcycle.pipelines.materialize import _is_jsonable
+    from modelcycle.store.locations import fingerprint, is_object_url
 
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
+    if is_object_url(value):  # rewritten or new objects (by their ETag, size and time) re-run the step
+        digest, _, kind = fingerprint(value)
+        return {"object": value, "kind": kind, "fingerprint": digest}
     if isinstance(value, str) and len(value) < 4096 and os.path.isfile(value):
         st = os.stat(value)
         return {"file": value, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
