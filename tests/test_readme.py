@@ -37,4 +37,4 @@ def test_the_pip_install_line_names_real_extras() -> None:
     assert set(re.search(r"\[([^\]]+)\]", line).group(1).split(",")) <= extras
     listed = README[README.index("The extras:"):]
     listed = listed[: listed.index("\n\n")]
-    assert set(re.findall(r"`([a-z]+)`", listed)) - {"modelcycle"} == extras
+    assert set(re.findall(r"`([a-z0-9]+)`", listed)) - {"modelcycle"} == extras

@@ -71,6 +71,8 @@ def test_two_replicas_one_log_labels_anywhere_and_monitoring_from_a_third_machin
         # labels for what replica 1 answered, sent through "the load balancer" to replica 2
         sent = httpx.post(f"{second}/labels", json={"request_ids": answered[first][:10], "labels": [1] * 10}, timeout=60)
         assert sent.status_code == 200, sent.text
+        metrics = httpx.get(f"{second}/metrics", timeout=30).text
+        assert "modelcycle_prediction_log_spool_bytes" in metrics and "modelcycle_prediction_log_ship_failures" in metrics
         # and labels for replica 2's answers from a laptop that knows only the URIs
         other = Settings.for_home(tmp_path / "laptop-b", capture=False).replace(store_uri=uris["store"], artifact_uri=uris["artifacts"])
         from modelcycle.store.predictions import append_labels, read_labels, read_log
