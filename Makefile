@@ -40,6 +40,7 @@ bench: .venv-bench/.installed
 	.venv-bench/bin/python bench/pipelines.py
 	.venv-bench/bin/python bench/monitoring.py
 	.venv-bench/bin/python bench/agent_idle.py
+	.venv-bench/bin/python bench/team.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache .modelcycle

@@ -153,7 +153,8 @@ def write_log(home: Path, end: float) -> dict:
     frame = pd.concat([frame, x.add_prefix("input.")], axis=1)
     frame["prediction"] = (p1 > 0.5).astype(np.int64)
     frame["proba.0"], frame["proba.1"] = 1 - p1, p1
-    folder = model_dir(home, "predictions", "churn")
+    log = str(Path(home) / "artifacts")  # the log lives in the artifact store
+    folder = model_dir(log, "predictions", "churn")
     bounds = np.searchsorted(offsets, np.arange(0, DAY + LOG_FILE_SECONDS, LOG_FILE_SECONDS))
     files = 0
     for i in range(len(bounds) - 1):
@@ -162,13 +163,13 @@ def write_log(home: Path, end: float) -> dict:
             continue
         chunk = frame.iloc[a:b]
         written = start + (i + 1) * LOG_FILE_SECONDS + 0.2
-        write_atomic(chunk, folder / f"date={chunk['time'].iloc[0].strftime('%Y-%m-%d')}", written_ns=int(written * 1e9))
+        write_atomic(chunk, f"{folder}/date={chunk['time'].iloc[0].strftime('%Y-%m-%d')}", written_ns=int(written * 1e9), root=log)
         files += 1
     for h in range(25):  # the server's writer merges the files written in each closed hour
-        compact(home, "predictions", "churn", start + h * HOUR, start + (h + 1) * HOUR)
+        compact(log, "predictions", "churn", start + h * HOUR, start + (h + 1) * HOUR)
     labelled = rng.random(LOG_ROWS) < LABEL_SHARE
-    append_labels(home, "churn", ids[labelled].tolist(), y[labelled].tolist())
-    return {"rows": LOG_ROWS, "written_files": files, "files": len(list_files(home, "predictions", "churn")),
+    append_labels(log, "churn", ids[labelled].tolist(), y[labelled].tolist())
+    return {"rows": LOG_ROWS, "written_files": files, "files": len(list_files(log, "predictions", "churn")),
             "labels": int(labelled.sum()), "start": start, "end": end, "seconds": time.perf_counter() - t0}
 
 

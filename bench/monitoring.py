@@ -16,10 +16,11 @@ columns and types (``request_id`` as the server makes them, ``row``, ``time``, `
 ``proba.0``, ``proba.1``). In hours 20–23, 6 of the 10 inputs (x0–x5) are shifted by half a
 standard deviation (a dataset drift: 60 % of the columns, over the 50 % share) and the concept
 changes (the labels follow other weights), so live performance falls. 20 % of the requests get a
-label, sent in 4 batches (one ``write_labels`` call per 6 hours of traffic).
+label, sent in 4 batches (one ``append_labels`` call per 6 hours of traffic).
 
 Three layouts of the same rows, written with ``modelcycle.store.predictions.write_atomic``
-(temporary name, fsync, rename) and named by their ``written_ns`` as the server's writer names them:
+(temporary name, fsync, rename) into the artifact store's ``predictions/`` folder, and named by their
+``written_ns`` as the server's writer names them:
 
 - ``minute`` (the layout the targets were set for): one file per minute, 1,440 files of ~694 rows,
   each published 0.2 s after its minute ends — a writer batching a minute at a time. The monitor
@@ -33,7 +34,7 @@ Three layouts of the same rows, written with ``modelcycle.store.predictions.writ
 - ``second``: the per-second files left as they are (a server from before compaction, or a
   compaction that failed). Measured because the monitor's cost per file (listing, and a
   ``pyarrow.dataset`` per file per window) dominates there. Writing it takes ~15 min once (~7 ms
-  per file, mostly the fsync; its 4 ``write_labels`` calls ~3 min). Its first call takes ~5 min, so
+  per file, mostly the fsync; its 4 ``append_labels`` calls ~3 min). Its first call takes ~5 min, so
   it and the ``scan`` run once (``--second-repeats``); its ``again`` runs every repetition, on the
   store that first call filled.
 
@@ -54,7 +55,7 @@ separately (``setup``): a ``modelcycle monitor`` command pays them too.
 Peak RSS is the worker's ``ru_maxrss`` (imports included). A ``scan`` worker times the parts that
 grow with the number of files: ``list_files`` of the day, reading one hour's files as the monitor
 does (``read_window``), reading the labels, and ``find_predictions`` for a batch of 1,000 labels (which every
-``write_labels`` call runs, newest file first).
+``append_labels`` call runs, newest file first).
 
 The answer is checked, not assumed: 24 windows, each with exactly the rows generated for that hour
 and the labels sent for it, dataset drift in hours 20–23 with x0–x5 drifted there, none in hours
@@ -82,7 +83,7 @@ from _report import MARK, print_targets  # bench/ is on the path when a benchmar
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CACHE = HERE / ".cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the log and labels in the artifact store (<home>/artifacts/predictions, …/labels)
 ROWS = 1_000_000
 DAY, HOUR = 86_400, 3_600
 INPUTS = [f"x{i}" for i in range(10)]
@@ -131,6 +132,11 @@ def _client(home: str):
     return client
 
 
+def log_of(home: Path) -> Path:
+    """Where the log and labels of a home are: its artifact store."""
+    return home / "artifacts"
+
+
 def cache_dir(layout: str, rows: int) -> Path:
     return CACHE / f"monitoring-{layout}-{rows}"
 
@@ -149,19 +155,17 @@ def work_compact(spec: dict) -> dict:
     (part / "home").mkdir(parents=True)
     started = time.perf_counter()
     for item in (source / "home").iterdir():
-        if item.name in ("predictions", "labels"):
-            shutil.copytree(item, part / "home" / item.name, copy_function=os.link)
-        elif item.is_dir():
-            shutil.copytree(item, part / "home" / item.name)
+        if item.is_dir():  # the artifact store: its log and labels hard-linked, not copied
+            shutil.copytree(item, part / "home" / item.name, copy_function=os.link if item.name == "artifacts" else shutil.copy2)
         else:
             shutil.copy2(item, part / "home" / item.name)
     home, day_start = part / "home", meta["day_start"]
     merged = 0
     for h in range(25):  # the writer compacts [end - 1 h, end) a few seconds after each hour ends
         end = day_start + (h + 1) * HOUR
-        merged += compact(home, "predictions", MODEL, end - HOUR, end)
+        merged += compact(log_of(home), "predictions", MODEL, end - HOUR, end)
     compact_s = time.perf_counter() - started
-    folder = next(model_dir(home, "predictions", MODEL).iterdir())
+    folder = next(Path(model_dir(log_of(home), "predictions", MODEL)).iterdir())
     names = [f for f in folder.iterdir() if f.name.endswith(".parquet")]
     meta |= {"layout": "second-compacted", "files": len(names), "log_mb": sum(f.stat().st_size for f in names) / 2**20,
              "compacted_files": merged, "compact_s": compact_s}
@@ -181,7 +185,7 @@ def work_generate(spec: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     from modelcycle.registry import Registry
-    from modelcycle.store.predictions import model_dir, write_atomic, write_labels
+    from modelcycle.store.predictions import append_labels, model_dir, write_atomic
 
     layout, rows, period = spec["layout"], spec["rows"], LAYOUTS[spec["layout"]]
     final = cache_dir(layout, rows)
@@ -229,7 +233,7 @@ def work_generate(spec: dict) -> dict:
     frame["prediction"] = model.classes_[proba.argmax(axis=1)]
     frame["proba.0"], frame["proba.1"] = proba[:, 0], proba[:, 1]
 
-    folder = model_dir(home, "predictions", MODEL) / f"date={time.strftime('%Y-%m-%d', time.gmtime(day_start))}"
+    folder = Path(model_dir(log_of(home), "predictions", MODEL)) / f"date={time.strftime('%Y-%m-%d', time.gmtime(day_start))}"
     bounds = np.searchsorted(offsets, np.arange(0, DAY + period, period))
     files = 0
     write_started = time.perf_counter()
@@ -248,7 +252,7 @@ def work_generate(spec: dict) -> dict:
         span = DAY // LABEL_BATCHES
         pick = labelled & (offsets >= batch * span) & (offsets < (batch + 1) * span)
         t0 = time.perf_counter()
-        write_labels(home, MODEL, ids[pick].tolist(), y[pick].tolist())
+        append_labels(log_of(home), MODEL, ids[pick].tolist(), y[pick].tolist())
         label_s.append(time.perf_counter() - t0)
     client.close()
     client.store.close()
@@ -309,7 +313,7 @@ def work_monitor(spec: dict) -> dict:
     setup_s = time.perf_counter() - t0
     setup_rss = _rss_mb()
     home = Path(spec["home"])
-    evicted = _evict([home / "predictions", home / "labels", home / "modelcycle.db"]) if spec.get("cold") else 0
+    evicted = _evict([log_of(home) / "predictions", log_of(home) / "labels", home / "modelcycle.db"]) if spec.get("cold") else 0
     start, end = spec["day_start"], spec["day_start"] + DAY
     t0 = time.perf_counter()
     report = monitor(MODEL, window="1h", start=start, end=end, client=client)
@@ -335,7 +339,7 @@ def work_scan(spec: dict) -> dict:
     from modelcycle.monitoring.windows import read_window
     from modelcycle.store.predictions import find_predictions, list_files, read_labels
 
-    home, start = spec["home"], spec["day_start"]
+    home, start = log_of(Path(spec["home"])), spec["day_start"]
     out: dict = {}
 
     def timed(key, fn, *a):
@@ -347,9 +351,9 @@ def work_scan(spec: dict) -> dict:
     timed("list_files_s", list_files, home, "predictions", MODEL)  # the first call warms the interpreter's code paths
     files = timed("list_files_s", list_files, home, "predictions", MODEL)
     hour = [f for f in files if start + HOUR <= f.written_ns / 1e9 < start + 2 * HOUR]  # hour 1's files
-    frame = timed("read_hour_s", read_window, hour, start + HOUR, start + 2 * HOUR)
+    frame = timed("read_hour_s", read_window, home, hour, start + HOUR, start + 2 * HOUR)
     labels = timed("read_labels_s", read_labels, home, MODEL)
-    recent = labels.sort_values("time")["request_id"].tail(1000).tolist()  # a batch of labels, as write_labels checks them
+    recent = labels.sort_values("time")["request_id"].tail(1000).tolist()  # a batch of labels, as append_labels checks them
     ids = timed("logged_request_ids_s", find_predictions, home, MODEL, recent)
     out |= {"files": len(files), "hour_files": len(hour), "hour_rows": len(frame), "labels": len(labels), "ids": len(ids),
             "peak_mb": _maxrss_mb()}
@@ -400,8 +404,13 @@ def fresh_home(layout: str, rows: int, parent: Path) -> Path:
     template = cache_dir(layout, rows) / "home"
     home = Path(tempfile.mkdtemp(prefix=f"mc-bench-monitoring-{layout}-", dir=parent))
     for item in template.iterdir():
-        if item.name in ("predictions", "labels"):
-            (home / item.name).symlink_to(item.resolve(), target_is_directory=True)
+        if item.name == "artifacts":
+            (home / item.name).mkdir()
+            for inner in item.iterdir():
+                if inner.name in ("predictions", "labels"):
+                    (home / item.name / inner.name).symlink_to(inner.resolve(), target_is_directory=True)
+                elif inner.is_dir():
+                    shutil.copytree(inner, home / item.name / inner.name)
         elif item.is_dir():
             shutil.copytree(item, home / item.name)
         else:
@@ -570,7 +579,7 @@ def main() -> int:
 
     table = Table(title="costs that grow with the number of files (medians, warm page cache)", title_justify="left", header_style="bold")
     for col in ("log layout", "files", "list_files (the day)", "read one hour (read_window)", "read_labels", "find 1,000 labelled ids",
-                "write_labels × 4 (once, generating)"):
+                "append_labels × 4 (once, generating)"):
         table.add_column(col, justify="left" if col == "log layout" else "right")
     for layout in layouts:
         s, meta = samples[layout]["scan"], metas[layout]
@@ -579,7 +588,7 @@ def main() -> int:
                       f"{fs(med(s, 'read_hour_s'), 3)} ({hour_files:,} files)", fs(med(s, "read_labels_s"), 3),
                       fs(med(s, "logged_request_ids_s"), 3),
                       "—" if layout == "second-compacted" else f"{', '.join(f'{x:.1f}' for x in meta['write_labels_s'])} s")
-    table.caption = "write_labels looks its request ids up newest file first and stops when all are found"
+    table.caption = "append_labels looks its request ids up newest file first and stops when all are found"
     console.print(table)
 
     checks: dict[str, list[tuple[str, str, str]]] = {}

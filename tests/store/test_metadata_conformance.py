@@ -255,3 +255,18 @@ def test_a_stored_window_is_never_replaced_by_a_partial_view(store) -> None:
     store.window_put("churn", "champion", 3600, [window(400, "a late spool arrived")])
     got = store.window_get("churn", "champion", 3600, [3600.0])[3600.0]
     assert got["rows"] == 400 and got["summary"] == {"rows": 400}
+
+
+def test_a_large_batch_with_repeated_keys_is_stored_whole(store) -> None:
+    """Batches go to PostgreSQL as multi-row statements: thousands of rows, a param given twice (the first value
+    stays), a tag set twice (the last wins), a metric logged at many steps (the latest is the highest step), NaN."""
+    run_id = _run(store)
+    other = _run(store)
+    metrics = [(run_id, f"m{i % 7}", float(i), i, 1000.0 + i) for i in range(2500)] + [(other, "loss", math.nan, 0, 1.0)]
+    store.write(WriteBatch(metrics=metrics, params=[(run_id, "C", "1"), (run_id, "C", "2"), (other, "C", "3")],
+                           tags=[(run_id, "team", "a"), (run_id, "team", "b")]))
+    run = store.get_run(run_id)
+    assert run.params == {"C": "1"} and run.tags["team"] == "b"
+    assert run.metrics["m0"] == 2499.0 and run.metrics["m6"] == 2498.0
+    assert len(store.get_metric_history(run_id, "m3")) == len(range(3, 2500, 7))
+    assert math.isnan(store.get_run(other).metrics["loss"]) and store.get_run(other).params == {"C": "3"}

@@ -40,6 +40,7 @@ from modelcycle.store.metadata.registry import RegistryTables
 __all__ = ["SqlMetadataStore"]
 
 T = TypeVar("T")
+_MANY_ROWS = 1000  # rows per multi-row statement (PostgreSQL allows 65,535 parameters)
 _IN_CHUNK = 500
 
 # Every open store, so that fork waits until no thread is inside a statement: SQLite's own mutexes would be
@@ -140,6 +141,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         )
         self._writer = self.engine.execution_options(modelcycle_write=True)
         self._records: dict[int, str] = {}
+        self._multi: dict[tuple[Any, ...], Any] = {}  # multi-row statements by (statement, rows), or False
         self._searches: dict[tuple[Any, ...], tuple[str, Any]] = {}  # compiled searches, for dashboards that repeat them
         self._prepare_writes()
         try:
@@ -270,6 +272,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         ins = self._insert
         self._w_env = ins(s.environments).on_conflict_do_nothing(index_elements=["id"])
         self._w_run = s.runs.insert()
+        self._w_metric = s.metrics.insert()
         self._w_param = ins(s.params).on_conflict_do_nothing(index_elements=["run_id", "key"])
         tag = ins(s.tags)
         self._w_tag = tag.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": tag.excluded.value})
@@ -293,18 +296,53 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
     def create_run(self, run: NewRun) -> None:
         self.write(WriteBatch(runs=[run]))
 
+    def _many(self, conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
+        """``stmt`` for each of ``rows``. On PostgreSQL as multi-row statements (``VALUES (…), (…), …``): one
+        execution on the server for a run's params instead of one per row; SQLite executes many rows cheaply."""
+        if self.dialect == "sqlite" or len(rows) < 2:
+            conn.execute(stmt, rows)
+            return
+        columns = tuple(rows[0])
+        if any(tuple(row) != columns for row in rows):
+            conn.execute(stmt, rows)
+            return
+        for start in range(0, len(rows), _MANY_ROWS):
+            chunk = rows[start:start + _MANY_ROWS]
+            shape = self._multi_sql(stmt, columns, len(chunk))
+            if shape is None:
+                conn.execute(stmt, chunk)
+                continue
+            sql, names = shape
+            conn.exec_driver_sql(sql, tuple(row[n] for row in chunk for n in names))
+
+    def _multi_sql(self, stmt: Any, columns: tuple[str, ...], n: int) -> tuple[str, list[str]] | None:
+        key = (id(stmt), columns, n)
+        found = self._multi.get(key)
+        if found is None:
+            text = str(stmt.compile(self.engine, column_keys=list(columns)))
+            item = r"%\(\w+\)s(?:::[A-Z ]+(?:\(\d+\))?)?"  # a bind, with the cast the dialect adds
+            m = re.search(rf"VALUES \(({item}(?:, {item})*)\)", text)
+            rest = text[m.end():] if m else ""
+            if m is None or "%(" in rest or "%(" in text[:m.start()]:
+                self._multi[key] = False
+                return None
+            names = re.findall(r"%\((\w+)\)s", m.group(1))
+            one = "(" + re.sub(r"%\(\w+\)s", "%s", m.group(1)) + ")"
+            found = self._multi[key] = (f"{text[:m.start()]}VALUES {', '.join([one] * n)}{rest}", names)
+        return found or None
+
     def _create_runs(self, conn: Connection, runs: list[NewRun]) -> None:
         envs = {r.context.environment_id: r for r in runs if r.environment is not None and r.context.environment_id}
         if envs:
             conn.execute(self._w_env, [{"id": i, "data": json.dumps(r.environment, sort_keys=True), "created_at": r.start_time}
                                        for i, r in envs.items()])
-        conn.execute(self._w_run, [_run_row(r) for r in runs])
+        self._many(conn, self._w_run, [_run_row(r) for r in runs])
         params = [{"run_id": r.id, "key": k, "value": v} for r in runs for k, v in r.params.items()]
         if params:
-            conn.execute(self._w_param, params)
-        tags = [{"run_id": r.id, "key": k, "value": v} for r in runs for k, v in r.tags.items()]
+            self._many(conn, self._w_param, params)
+        tags = {(r.id, k): {"run_id": r.id, "key": k, "value": v} for r in runs for k, v in r.tags.items()}
         if tags:
-            conn.execute(self._w_tag, tags)
+            self._many(conn, self._w_tag, list(tags.values()))
 
     def write(self, batch: WriteBatch) -> None:
         if not batch:
@@ -316,29 +354,33 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
             self._create_runs(conn, b.runs)
         if b.metrics:
             # The hot path of logging: plain tuples straight to the driver, no per-row dicts.
-            conn.exec_driver_sql(
-                self._metrics_sql,
-                [(r, k, st, ts, None if v != v else v) for r, k, v, st, ts in b.metrics],
-            )
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql(
+                    self._metrics_sql,
+                    [(r, k, st, ts, None if v != v else v) for r, k, v, st, ts in b.metrics],
+                )
+            else:
+                self._many(conn, self._w_metric, [{"run_id": r, "key": k, "step": st, "timestamp": ts, "value": None if v != v else v}
+                                                  for r, k, v, st, ts in b.metrics])
             latest: dict[tuple[str, str], tuple[str, str, float, int, float]] = {}
             for m in b.metrics:
                 key = (m[0], m[1])
                 cur = latest.get(key)
                 if cur is None or (m[3], m[4]) >= (cur[3], cur[4]):
                     latest[key] = m
-            conn.execute(
-                self._w_latest,
+            self._many(
+                conn, self._w_latest,
                 [{"run_id": r, "key": k, "value": None if v != v else v, "step": st, "timestamp": ts}
                  for r, k, v, st, ts in latest.values()],
             )
         if b.params:
-            conn.execute(self._w_param, [{"run_id": r, "key": k, "value": v} for r, k, v in b.params])
+            self._many(conn, self._w_param, [{"run_id": r, "key": k, "value": v} for r, k, v in b.params])
         if b.tags:
             last = {(r, k): v for r, k, v in b.tags}  # the last value of a key wins
-            conn.execute(self._w_tag, [{"run_id": r, "key": k, "value": v} for (r, k), v in last.items()])
+            self._many(conn, self._w_tag, [{"run_id": r, "key": k, "value": v} for (r, k), v in last.items()])
         if b.artifacts:
             rows = {(r, p): {"run_id": r, "path": p, "digest": d, "size": n, "created_at": t} for r, p, d, n, t in b.artifacts}
-            conn.execute(self._w_artifact, list(rows.values()))
+            self._many(conn, self._w_artifact, list(rows.values()))
         if b.inputs:
             now = time.time()
             conn.execute(self._w_dataset, [
