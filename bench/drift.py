@@ -16,7 +16,9 @@ that is missing (or cannot import evidently) this script creates it and installs
 another interpreter instead.
 
 Every (tool, size, repetition) runs in a fresh subprocess (this file with ``--worker``) that
-generates the data itself (same seed for both tools) and times only the report:
+generates the data itself (same seed for both tools), makes one untimed report on its first 200 rows
+(what each tool imports or prepares on its first call: modelcycle's tests import scipy.stats), and
+times only the report:
 ``compare(reference, current)`` for modelcycle, ``Report([DataDriftPreset()]).run(current,
 reference)`` for Evidently (defaults; per-column verdicts are read from its data-drift table).
 Memory: ``peak`` is the worker's peak RSS over its whole life (``ru_maxrss``); ``baseline`` is
@@ -147,6 +149,7 @@ def work_drift(tool: str, n: int, seed: int) -> dict:
         import evidently.presets  # noqa: F401
     datagen = _datagen()
     ref, cur, truth = datagen.make(n, seed)
+    run(ref.head(200), cur.head(200))  # untimed, on both sides: what the tool imports or prepares on its first call
     gen_peak = _maxrss_mb()
     _settle()
     baseline = _status_mb("VmRSS")

@@ -191,3 +191,36 @@ def test_nothing_secret_is_sent_to_a_remote_worker(tmp_path: Path) -> None:
     assert on_worker.store_uri.endswith("ds:s3cret-pw@db.internal/mc") and on_worker.capture is False
     with pytest.raises(ConfigurationError, match="MODELCYCLE_STORE_URI and MODELCYCLE_ARTIFACT_URI"):
         Settings.on_worker(worker_settings(settings, remote=True)["shared"], {**env, "MODELCYCLE_ARTIFACT_URI": "s3://other/a"})
+
+
+def test_two_people_on_two_machines_a_stale_verdict_is_refused(uris: dict[str, str], tmp_path: Path) -> None:
+    """Ana and Ben, each on a machine of their own, validate a candidate while there is no champion; Ana promotes.
+    Ben's verdict compared his candidate with no champion: promoting with it now is refused, on any machine."""
+    X, y = data(600, 3)
+    (tmp_path / "test.parquet").parent.mkdir(exist_ok=True)
+    X.assign(y=y).to_parquet(tmp_path / "test.parquet")
+    (tmp_path / "policy.yaml").write_text("thresholds: {roc_auc: '>= 0.5'}\nimprovement: {metric: roc_auc, over: champion, min_delta: 0.0}\n")
+    setup = Client(Settings.from_env(machine_env(uris, tmp_path / "setup" / ".modelcycle")))
+    for C in (1.0, 0.001):
+        with setup.start_run(experiment="team"):
+            logged = setup.log_model(LogisticRegression(C=C).fit(X, y), reference_data=X)
+        Registry(setup).register_model(logged, "churn")
+    setup.close()
+
+    def cli(person: str, *args: str) -> subprocess.CompletedProcess:
+        folder = tmp_path / person
+        folder.mkdir(exist_ok=True)
+        return subprocess.run([sys.executable, "-m", "modelcycle", *args], env=machine_env(uris, folder / ".modelcycle"),
+                              cwd=folder, capture_output=True, text=True, timeout=300)
+
+    for person, version in (("ana", "1"), ("ben", "2")):
+        out = cli(person, "models", "validate", "churn", version, "--data", str(tmp_path / "test.parquet"),
+                  "--policy", str(tmp_path / "policy.yaml"))
+        assert out.returncode == 0, out.stdout + out.stderr
+    assert cli("ana", "models", "promote", "churn", "1").returncode == 0
+    refused = cli("ben", "models", "promote", "churn", "2")
+    assert refused.returncode != 0 and "compared it with champion when that was no version" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+    check = Client(Settings.from_env(machine_env(uris, tmp_path / "carl" / ".modelcycle")))
+    assert Registry(check).get_model_version("churn", "champion").version == 1
+    check.close()
