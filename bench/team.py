@@ -188,6 +188,7 @@ def work_generate(spec: dict) -> dict:
         append_labels(root, "churn", ids[pick].tolist(), y[pick].tolist())
     labels_s = time.perf_counter() - t0
     client.close()
+    client.store.close()  # the last connection: SQLite folds its WAL into the file, which the driver copies
     return {"files": files, "write_s": write_s, "labels_s": labels_s, "truth_rows": np.bincount(hours, minlength=24).tolist(),
             "truth_labelled": np.bincount(hours[labelled], minlength=24).tolist()}
 

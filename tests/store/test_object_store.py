@@ -319,3 +319,27 @@ def test_the_agent_sees_new_objects_under_an_s3_data_source(s3_bucket: str, tmp_
     spec.write_text("name: churn\nexecutor: kubernetes\n")
     with pytest.raises(SpecError, match="executor 'kubernetes' must be local, dask"):
         load_spec(spec)
+
+
+def test_server_processes_sharing_a_spool_keep_its_size_right(s3_bucket: str, tmp_path: Path) -> None:
+    """The workers of one server share its spool and may ship each other's files: each one's count of what waits
+    is read from the folder, so none believes the spool full of files another already shipped."""
+    import fsspec
+
+    from modelcycle.serving.predlog import PredictionLog
+    from modelcycle.store.predictions import LogRoot, read_log
+
+    down = LogRoot(f"s3://{s3_bucket}/artifacts")
+    down.fs = fsspec.filesystem("s3", endpoint_url="http://127.0.0.1:9", skip_instance_cache=True,
+                                config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 1})
+    first = PredictionLog(down, spool=tmp_path / "spool", flush_interval=0.05)
+    first.add(_frame([f"a{j}" for j in range(50)], time.time()))
+    first.flush(timeout=30)
+    assert first.spool_bytes > 0
+    second = PredictionLog(f"s3://{s3_bucket}/artifacts", spool=tmp_path / "spool", flush_interval=0.05)  # reaches the store
+    second.ship(force=True)
+    assert second.spool_bytes == 0 and len(read_log(f"s3://{s3_bucket}/artifacts", "churn")) == 50
+    first.ship(force=True)
+    assert first.spool_bytes == 0
+    first.close()
+    second.close()

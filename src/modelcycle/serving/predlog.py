@@ -209,11 +209,12 @@ class PredictionLog:
                     self._ship_after = time.monotonic() + self._ship_backoff
                     break
                 path.unlink(missing_ok=True)
-                self.spool_bytes = max(0, self.spool_bytes - len(data))
                 self.shipped += 1
                 shipped += 1
             else:
                 self._ship_backoff = 0.0
+            # from the folder itself: the processes of one server share the spool and ship each other's files
+            self.spool_bytes = self._spooled_bytes()
         return shipped
 
     def _run(self) -> None:
