@@ -141,3 +141,21 @@ def test_numbers_with_few_values_are_compared_as_categories() -> None:
     assert report.columns["flag"].method == "chi2+js" and report.columns["visits"].method == "chi2+js"
     assert report.columns["x"].method == "ks+wasserstein"
     assert report.columns["flag"].kind == "integer", "the type is still the column's"
+
+
+def test_ks_from_sketches_agrees_with_scipy_on_large_samples() -> None:
+    """Above 5,000 effective rows the p-value comes from the limiting distribution (Stephens' correction): it must
+    still say what scipy's two-sample KS says on the raw values."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import ks_2samp
+
+    from modelcycle.data import compare
+
+    rng = np.random.default_rng(7)
+    for shift, n in ((0.0, 40_000), (0.02, 40_000), (0.05, 200_000)):
+        a, b = rng.normal(0, 1, n), rng.normal(shift, 1, n)
+        got = compare(pd.DataFrame({"x": a}), pd.DataFrame({"x": b}), method="ks").columns["x"]
+        want = ks_2samp(a, b, method="asymp")
+        assert abs(got.statistic - want.statistic) < 0.01, (shift, got.statistic, want.statistic)
+        assert (got.p_value < 0.01) == (want.pvalue < 0.01), (shift, got.p_value, want.pvalue)

@@ -211,21 +211,32 @@ def _distance(ref: ColumnProfile, cur: ColumnProfile, method: str) -> float:
     return fn(ref_bins, cur_bins)
 
 
+KS_EXACT = 5_000  # effective sample sizes up to this get scipy's exact two-sided distribution
+
+
 def _ks(ref: ColumnProfile, cur: ColumnProfile) -> tuple[float, float]:
     """Two-sample Kolmogorov–Smirnov from the quantile sketches: the largest gap between the two
     distribution functions at every value either sketch keeps (exact while a side has at most
-    1,000 values), and its p-value with the effective size n·m/(n+m), as scipy's asymptotic method."""
-    from scipy.stats import kstwo
+    1,000 values), and its p-value with the effective size n·m/(n+m), as scipy's asymptotic method;
+    above ``KS_EXACT`` effective rows, from the limiting distribution with Stephens' correction
+    (within 1 % of the exact p-value there, where the exact one costs up to a second)."""
+    from scipy.stats import kstwo, kstwobign
 
-    points = sorted({float(v) for col in (ref, cur) for v, _ in col._kll})
+    if ref._kll is None or cur._kll is None or ref._kll.is_empty() or cur._kll.is_empty():
+        return math.nan, math.nan
+    points = np.unique(np.fromiter((v for col in (ref, cur) for v, _ in col._kll), dtype=float)).tolist()
+    k = len(points)
     gap = 0.0
     for inclusive in (True, False):  # above and below each point, so ties count as they should
-        a = np.asarray(ref.cdf(points, inclusive), dtype=float)
-        b = np.asarray(cur.cdf(points, inclusive), dtype=float)
+        a = np.asarray(ref._kll.get_cdf(points, inclusive), dtype=float)[:k]
+        b = np.asarray(cur._kll.get_cdf(points, inclusive), dtype=float)[:k]
         gap = max(gap, float(np.max(np.abs(a - b))))
     n, m = _finite_count(ref), _finite_count(cur)
     effective = max(1, round(n * m / (n + m)))
-    return gap, float(min(1.0, kstwo.sf(gap, effective)))
+    if effective <= KS_EXACT:
+        return gap, float(min(1.0, kstwo.sf(gap, effective)))
+    root = math.sqrt(effective)
+    return gap, float(min(1.0, kstwobign.sf(gap * (root + 0.12 + 0.11 / root))))
 
 
 def _category_counts(ref: ColumnProfile, cur: ColumnProfile) -> tuple[list[Any], np.ndarray, np.ndarray, str | None]:
