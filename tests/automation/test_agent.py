@@ -457,3 +457,18 @@ def test_a_serve_url_that_serves_another_uri_is_a_warning_not_a_rollback(project
     assert cycle.state == "done" and cycle.version == 2, cycle.why
     assert "serves models:/churn/1, not models:/churn@champion" in cycle.detail["warning"]
     assert Registry(client).get_model_version("churn", "champion").version == 2, "the promotion stands"
+
+
+def test_lineage_of_a_version_made_by_hand_says_so(client: Client) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from modelcycle.automation import lineage
+    from modelcycle.errors import NotFoundError
+    from modelcycle.registry import Registry
+
+    X = batch(100, 1)
+    with client.start_run(experiment="by-hand"):
+        logged = client.log_model(LogisticRegression().fit(X[["a", "b"]], X["y"]))
+    Registry(client).register_model(logged, "handmade")
+    with pytest.raises(NotFoundError, match="registered or promoted by hand has no lineage"):
+        lineage("handmade/1", client=client)

@@ -275,3 +275,24 @@ def test_the_servers_log_writer_compacts_each_closed_period(tmp_path: Path) -> N
     assert len(files) < 15, "each closed second's files were merged"
     logged = read_log(tmp_path, "churn")
     assert len(logged) == sent and logged["request_id"].is_unique
+
+
+def test_rows_answered_without_probabilities_do_not_hide_roc_auc_of_the_others() -> None:
+    """MLflow's /invocations route answers without probabilities: the window's ROC AUC comes from the rows that have
+    them, its accuracy from every labelled row."""
+    from modelcycle.monitoring.windows import Labels, performance
+
+    rng = np.random.default_rng(3)
+    n = 200
+    p1 = rng.uniform(0, 1, n)
+    truth = (rng.uniform(0, 1, n) < p1).astype(int)
+    rows = pd.DataFrame({"request_id": [f"r{i}" for i in range(n)], "row": 0, "prediction": (p1 > 0.5).astype(int),
+                         "proba.0": 1 - p1, "proba.1": p1})
+    rows.loc[:9, ["proba.0", "proba.1"]] = np.nan  # ten answered through /invocations
+    labels = Labels(pd.DataFrame({"request_id": rows["request_id"], "row": 0, "label": truth}))
+    got = performance(rows, labels)
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    assert got["labelled"] == n and got["with_probabilities"] == n - 10
+    assert got["metrics"]["accuracy"] == pytest.approx(accuracy_score(truth, rows["prediction"]))
+    assert got["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(truth[10:], p1[10:]))

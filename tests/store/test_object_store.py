@@ -274,6 +274,7 @@ def test_a_step_reading_an_object_runs_again_when_the_object_is_rewritten(s3_buc
     _put(s3_bucket, "data/train.parquet", pd.DataFrame({"a": range(500)}))  # the same key, new bytes
     changed = count.run(path=url, client=client)
     assert not changed.steps["rows"].cached and changed.output == 500
+    assert "changed in the store" in changed.steps["rows"].reason and url in changed.steps["rows"].reason
     folder = f"s3://{s3_bucket}/data/"
     with pytest.raises(Exception):  # noqa: B017 - a prefix is not one Parquet file: the step fails, and is keyed by the listing
         count.run(path=folder, client=client)
@@ -343,3 +344,18 @@ def test_server_processes_sharing_a_spool_keep_its_size_right(s3_bucket: str, tm
     assert first.spool_bytes == 0
     first.close()
     second.close()
+
+
+def test_a_label_sent_to_the_other_replica_right_after_the_prediction_is_stored(team: Settings, tmp_path: Path) -> None:
+    """Replica 1 publishes what it answered every second; replica 2 gets the label first: it waits for it."""
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.serving.model_server import LABEL_WAIT
+    from modelcycle.serving.predlog import PredictionLog
+    from modelcycle.store.predictions import append_labels
+
+    first = PredictionLog(team.log_uri, spool=tmp_path / "one" / "spool", flush_interval=1.0)
+    first.add(_frame(["just-now"], time.time()))  # queued: not yet in the shared log
+    assert append_labels(team.log_uri, "churn", ["just-now"], [1], wait=LABEL_WAIT) == 1
+    with pytest.raises(InvalidInputError, match="send the labels again later"):
+        append_labels(team.log_uri, "churn", ["never-answered"], [1], wait=0.5)
+    first.close()

@@ -73,8 +73,9 @@ def lineage(ref: str, client: Any = None) -> dict[str, Any]:
     store = client.store
     cycle = _find_cycle(store, registry, ref)
     if cycle is None:
-        raise NotFoundError(f"no continuous-training cycle has a link {ref!r}; give a cycle, alert, run or verdict id, "
-                            "an alias event number or name/version (see `modelcycle agent --status`)")
+        raise NotFoundError(f"no continuous-training cycle of the agent led to or from {ref!r} (a version registered or "
+                            "promoted by hand has no lineage); give the id of a cycle, an alert, a run or a verdict, an alias "
+                            "event number, or a name/version the agent made (see `modelcycle agent --status`)")
     chain: list[dict[str, Any]] = []
     trigger = {"step": "trigger", "kind": cycle.trigger, "key": cycle.trigger_key, "at": _when(cycle.started_at),
                **cycle.detail.get("trigger", {})}

@@ -124,13 +124,24 @@ def performance(rows: Any, labels: Labels | None) -> dict[str, Any]:
     joined = joined.assign(label=truth)
     classes = _classes(joined)
     proba = joined[[f"proba.{c}" for c in classes]].to_numpy(dtype=float) if classes else None
-    if proba is not None and np.isnan(proba).any():
-        proba = None
+    out: dict[str, Any] = {"labelled": len(joined)}
     try:
-        metrics = score_predictions(joined["label"].to_numpy(), joined["prediction"].to_numpy(), proba, classes or None)
+        if proba is not None and np.isnan(proba).any():
+            # some rows were answered without probabilities (MLflow's /invocations route): the metrics of labels
+            # from every row, those of probabilities (ROC AUC, log loss) from the rows that have them
+            metrics = score_predictions(joined["label"].to_numpy(), joined["prediction"].to_numpy(), None, classes)
+            have = ~np.isnan(proba).any(axis=1)
+            if have.sum() >= 2:
+                part = joined[have]
+                scored = score_predictions(part["label"].to_numpy(), part["prediction"].to_numpy(), proba[have], classes)
+                metrics = {**{k: v for k, v in scored.items() if k not in metrics}, **metrics}
+            out["with_probabilities"] = int(have.sum())
+        else:
+            metrics = score_predictions(joined["label"].to_numpy(), joined["prediction"].to_numpy(), proba, classes or None)
     except Exception as e:  # labels of another kind than the predictions: said, not raised
         return {"labelled": len(joined), "metrics": {}, "error": f"{type(e).__name__}: {e}"}
-    return {"labelled": len(joined), "metrics": {k: v for k, v in metrics.items() if v == v}}
+    out["metrics"] = {k: v for k, v in metrics.items() if v == v}
+    return out
 
 
 def _stability(champion: Any, shadow: Any, labels: Any) -> dict[str, Any] | None:

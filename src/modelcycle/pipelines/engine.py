@@ -232,8 +232,21 @@ def _why(previous: dict[str, Any] | None, now: dict[str, Any]) -> str:
     for arg in sorted(set(before.get("params", {})) | set(now["params"])):
         old, new = before.get("params", {}).get(arg), now["params"].get(arg)
         if old != new:
-            reasons.append(f"parameter {arg!r} changed ({_short(old)} → {_short(new)})")
+            reasons.append(_param_change(arg, old, new))
     return "; ".join(reasons) or "no earlier execution has exactly this key"
+
+
+def _param_change(arg: str, old: Any, new: Any) -> str:
+    """Why a parameter counts as changed; for data named by a path or URL, what changed in it."""
+    for key in ("object", "file", "folder"):
+        if isinstance(old, dict) and isinstance(new, dict) and old.get(key) is not None and old.get(key) == new.get(key):
+            where = _short(new[key])
+            if key == "object":
+                return f"parameter {arg!r}: the {new.get('kind') or 'object'} at {where} changed in the store (ETag, size or time)"
+            if key == "file":
+                return f"parameter {arg!r}: the file {where} changed (size {old.get('size')} → {new.get('size')}, or its time)"
+            return f"parameter {arg!r}: files in the folder {where} were added, removed or changed"
+    return f"parameter {arg!r} changed ({_short(old)} → {_short(new)})"
 
 
 def _short(value: Any) -> str:

@@ -22,4 +22,4 @@ def read_predictions(model: str, start: Any = None, end: Any = None) -> Any:
 
 def log_labels(request_ids: Sequence[str], labels: Iterable[Any], model: str | None = None, rows: Sequence[int] | None = None) -> int:
     """Record the true outcome of earlier predictions, by the request id the server returned (``X-Request-ID``)."""
-    return append_labels(get_client().settings.log_uri, model, request_ids, labels, rows)
+    return append_labels(get_client().settings.log_uri, model, request_ids, labels, rows, wait=5.0)

@@ -341,7 +341,7 @@ class ModelServer:
         if self.predlog is not None:  # the predictions being labelled may still be queued
             self.predlog.flush()
         try:
-            return append_labels(self.settings.log_uri, self.holder.name, ids, values, rows)
+            return append_labels(self.settings.log_uri, self.holder.name, ids, values, rows, wait=LABEL_WAIT)
         except InvalidInputError as e:
             raise ClientError(400, str(e), "bad_labels") from None
 
@@ -371,6 +371,9 @@ class ModelServer:
             outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, -1]})
         return {"name": self.holder.name, "versions": [str(self.holder.version)] if self.holder.version else [], "platform": model.flavour,
                 "inputs": inputs, "outputs": outputs}
+
+
+LABEL_WAIT = 5.0  # seconds a label waits for its prediction to reach the shared log (other replicas publish every second)
 
 
 def _oip_datatype(kind: str) -> str:

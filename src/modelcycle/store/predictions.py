@@ -391,10 +391,12 @@ def read_log(root: str | os.PathLike[str] | LogRoot, model: str, start: Any = No
 
 
 def append_labels(root: str | os.PathLike[str] | LogRoot, model: str | None, request_ids: Sequence[str], labels: Iterable[Any],
-                 rows: Sequence[int] | None = None, writer: str = "") -> int:
+                 rows: Sequence[int] | None = None, writer: str = "", wait: float = 0.0) -> int:
     """Store ground truth for earlier predictions; returns how many labels were stored.
 
-    Without ``model`` the labels are kept for every model (joined by request id).
+    Without ``model`` the labels are kept for every model (joined by request id). Request ids not in the log
+    yet are looked for again for up to ``wait`` seconds: another replica publishes what it answered every
+    second, so a label may arrive before the prediction it is for is in the shared log.
     """
     import pandas as pd
 
@@ -425,11 +427,18 @@ def append_labels(root: str | os.PathLike[str] | LogRoot, model: str | None, req
         raise InvalidInputError("labels must be finite numbers or text, not NaN or infinity; no label was stored")
     when = find_predictions(root, model, ids)
     unknown = [i for i in dict.fromkeys(ids) if i not in when]
+    deadline = time.monotonic() + wait
+    while unknown and time.monotonic() < deadline:
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        when.update(find_predictions(root, model, unknown))
+        unknown = [i for i in unknown if i not in when]
     if unknown:
         where = f"the prediction log of {model!r}" if model else "the prediction log"
         raise InvalidInputError(
             f"{len(unknown)} request id(s) are not in {where} (e.g. {', '.join(repr(u) for u in unknown[:3])}); labels join "
-            "logged predictions by the X-Request-ID the server answered with. No label was stored.")
+            "logged predictions by the X-Request-ID the server answered with. A server publishes its log every second (and, "
+            "when the store is out of its reach, once it is back): for predictions just made, send the labels again "
+            "later. No label was stored.")
     frame = pd.DataFrame({"request_id": ids, "row": list(rows) if rows is not None else [0] * len(ids), "label": values,
                           "time": pd.Timestamp(datetime.now(tz=UTC)), "model": model or ""})
     where = log_root(root)
