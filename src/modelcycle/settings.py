@@ -16,17 +16,34 @@ __all__ = ["HOME_DIRNAME", "Settings", "find_home", "redact"]
 HOME_DIRNAME = ".modelcycle"
 
 
-_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/@]*@")
+_SECRET_QUERY = re.compile(r"(?i)^(password|passwd|pwd|secret|token|key|access_key|secret_access_key|sslpassword)$")
 
 
 def redact(uri: str) -> str:
-    """``uri`` with the password of its ``user:password@`` part hidden.
+    """``uri`` with any password hidden: in its ``user:password@`` part (whatever the password holds, ``/`` and
+    ``@`` included) and in query parameters such as ``?password=…``.
 
     Example:
         >>> redact("postgresql://ds:secret@db:5432/mc"), redact("/home/ds/.modelcycle/artifacts")
         ('postgresql://ds:***@db:5432/mc', '/home/ds/.modelcycle/artifacts')
+        >>> redact("postgresql://ds:pa/ss@db/mc?password=x&sslmode=require")
+        'postgresql://ds:***@db/mc?password=***&sslmode=require'
     """
-    return _PASSWORD.sub(r"\1***@", uri)
+    scheme, sep, rest = uri.partition("://")
+    if not sep or not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*$", scheme):
+        return uri
+    rest, qsep, query = rest.partition("?")
+    at = rest.rfind("@")  # the host follows the last @: a password may hold '/', ':' and '@'
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = f"{user}{':***' if colon else ''}{rest[at:]}"
+    if qsep:
+        parts = []
+        for item in query.split("&"):
+            name, eq, _ = item.partition("=")
+            parts.append(f"{name}=***" if eq and _SECRET_QUERY.match(name) else item)
+        query = "&".join(parts)
+    return f"{scheme}://{rest}{qsep}{query}"
 
 
 def find_home(start: Path) -> Path:

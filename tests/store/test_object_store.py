@@ -359,3 +359,35 @@ def test_a_label_sent_to_the_other_replica_right_after_the_prediction_is_stored(
     with pytest.raises(InvalidInputError, match="send the labels again later"):
         append_labels(team.log_uri, "churn", ["never-answered"], [1], wait=0.5)
     first.close()
+
+
+def test_a_hostile_spool_ships_nothing_it_did_not_write(s3_bucket: str, tmp_path: Path) -> None:
+    """Symlinks (to the process' environment), FIFOs, oversized files and files outside the spool's log folders are
+    moved aside and counted, never uploaded; the real batches are shipped."""
+    import os
+
+    import fsspec
+
+    from modelcycle.serving import predlog
+    from modelcycle.serving.predlog import PredictionLog
+
+    spool = tmp_path / "spool"
+    day = spool / "predictions" / "model=churn" / "date=2026-12-01"
+    day.mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=do-not-ship")
+    (day / "part-1796119480108642462-evil_env.parquet").symlink_to(secret)
+    os.mkfifo(day / "part-1796119480108642463-evil_fifo.parquet")
+    with open(day / "part-1796119480108642464-evil_huge.parquet", "wb") as f:
+        f.truncate(predlog.MAX_BATCH_BYTES + 1)
+    (spool / "registry-like").mkdir()
+    (spool / "registry-like" / "part-1796119480108642465-evil_np.parquet").write_text("not parquet")
+    log = PredictionLog(f"s3://{s3_bucket}/artifacts", spool=spool, flush_interval=0.05)
+    log.add(_frame(["real"], time.time()))
+    log.flush(timeout=60)
+    log.close()
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    shipped = [p for p in fs.find(f"{s3_bucket}/artifacts")]
+    assert len(shipped) == 1 and "evil" not in shipped[0], shipped
+    assert log.refused == 3 and secret.read_text() != "" and not (day / "part-1796119480108642462-evil_env.parquet").exists()
+    assert all(not any(f.startswith("part-") for f in names) for _, _, names in os.walk(day))

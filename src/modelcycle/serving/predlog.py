@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import threading
 import time
 import uuid
@@ -26,6 +27,9 @@ from modelcycle.store.predictions import log_root, model_dir, part_name
 from modelcycle.store.predictions import parquet_bytes as _parquet_bytes
 
 __all__ = ["PredictionLog"]
+
+MAX_BATCH_BYTES = 256 << 20  # no batch of a second's predictions is larger: a bigger spooled file was not written here
+_DATE = re.compile(r"^date=\d{4}-\d{2}-\d{2}$")
 
 def _rows(records: list[dict[str, Any]]) -> Any:
     """Request records as log rows, built in one pass per batch (in the writer thread)."""
@@ -93,6 +97,7 @@ class PredictionLog:
         self.failures = 0
         self.shipped = 0
         self.ship_failures = 0
+        self.refused = 0  # files in the spool that this log did not write (moved to <spool>/refused/)
         self._ship_lock = threading.Lock()
         self._ship_after = 0.0
         self._ship_backoff = 0.0
@@ -175,15 +180,56 @@ class PredictionLog:
         self.ship()
 
     def _spooled(self) -> list[Path]:
-        if self.spool is None or not self.spool.is_dir():
+        """The batches waiting in the spool: regular files under its ``predictions/`` folder, by name (their time)."""
+        if self.spool is None or not (self.spool / "predictions").is_dir():
             return []
-        return sorted(self.spool.rglob("part-*.parquet"), key=lambda p: p.name)
+        return sorted(self.spool.glob("predictions/model=*/date=*/part-*.parquet"), key=lambda p: p.name)
+
+    def _read_spooled(self, path: Path) -> bytes | None:
+        """A spooled file's bytes, or None when it is not one this log wrote (a symlink, a FIFO, a device, a file larger
+        than any batch, or one whose name is not a log file's): that one is moved aside to ``<spool>/refused/`` and
+        counted, never shipped."""
+        import stat
+
+        from modelcycle.store.predictions import _SAFE, _span
+
+        rel = path.relative_to(self.spool).parts  # ("predictions", "model=…", "date=…", "part-….parquet")
+        ok_name = (len(rel) == 4 and rel[1].startswith("model=") and bool(_SAFE.match(rel[1][6:]))
+                   and _DATE.match(rel[2]) is not None and _span(rel[3]) is not None)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None  # shipped by another process sharing the spool
+        except OSError:  # a symlink (ELOOP) or unreadable
+            self._refuse(path)
+            return None
+        try:
+            st = os.fstat(fd)
+            if not ok_name or not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BATCH_BYTES:
+                self._refuse(path)
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read(MAX_BATCH_BYTES + 1)
+        finally:
+            os.close(fd)
+
+    def _refuse(self, path: Path) -> None:
+        self.refused += 1
+        target = self.spool / "refused" / f"{time.time_ns()}-{path.name[:200]}"  # type: ignore[operator]
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)  # moves a symlink itself, never what it points to
+        except OSError:
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
     def _spooled_bytes(self) -> int:
         total = 0
         for p in self._spooled():
             try:
-                total += p.stat().st_size
+                total += p.lstat().st_size
             except FileNotFoundError:
                 pass
         return total
@@ -197,9 +243,8 @@ class PredictionLog:
         with self._ship_lock:
             for path in self._spooled():
                 rel = path.relative_to(self.spool).as_posix()
-                try:
-                    data = path.read_bytes()
-                except FileNotFoundError:  # shipped by another process sharing the spool
+                data = self._read_spooled(path)
+                if data is None:
                     continue
                 try:
                     self.root.write_bytes(self.root.join(rel), data)

@@ -44,6 +44,7 @@ __all__ = [
 LOG_COLUMNS = ("predicted_at", "version", "prediction", "request_id", "row")  # read_labelled's own columns
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
 _WRITER = re.compile(r"^[a-z0-9]{1,32}$")
+_DAY = re.compile(r"^date=\d{4}-\d{2}-\d{2}$")
 
 
 class LogRoot:
@@ -187,6 +188,26 @@ def check_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogR
         raise InvalidInputError(f"{path} promises {meta.num_rows:,} rows and {expanded:,} bytes from a "
                                 f"{size:,}-byte file; refusing to read it (a log file is never compressed that "
                                 "much: it is damaged or crafted). Move it out of the log folder.")
+    _check_columns(path, meta.schema.to_arrow_schema())
+
+
+def _check_columns(path: str, schema: Any) -> None:
+    """A log file has a text request_id and a UTC time in ns; a label file a text request_id and a label."""
+    import pyarrow as pa
+
+    def has(name: str, ok: Any) -> bool:
+        i = schema.get_field_index(name)
+        return i >= 0 and ok(schema.field(i).type)
+
+    text = lambda ty: pa.types.is_string(ty) or pa.types.is_large_string(ty)  # noqa: E731
+    if "/labels/" in path:
+        good = has("request_id", text) and schema.get_field_index("label") >= 0
+        want = "a text request_id and a label"
+    else:
+        good = has("request_id", text) and has("time", lambda ty: pa.types.is_timestamp(ty) and ty.tz is not None)
+        want = "a text request_id and a time with a time zone"
+    if not good:
+        raise InvalidInputError(f"{path} is not a file modelcycle wrote (it lacks {want}); move it out of the log folder")
 
 
 def read_files(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], columns: Sequence[str] | None = None) -> Any:
@@ -273,17 +294,23 @@ def list_files(root: str | os.PathLike[str] | LogRoot, kind: str, model: str, st
     hi = int(end * 1e9) if end is not None else None
     out: list[LogFile] = []
     for day, _, is_dir in sorted(where.listdir(folder)):
-        if not day.startswith("date=") or not is_dir:
-            continue
+        if not is_dir or not _DAY.match(day):
+            continue  # not a folder the writers make (date=YYYY-MM-DD): never read
         value = day[5:]
         if (first is not None and value < first) or (last is not None and value > last):
+            continue
+        try:
+            day_ns = int(datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 1_000_000_000
+        except ValueError:
             continue
         found: list[tuple[int, int, str, str, int]] = []
         for name, size, entry_is_dir in where.listdir(f"{folder}/{day}"):
             span = None if entry_is_dir else _span(name)
             if span is not None and (writer is None or span[2] == writer):
-                found.append((*span, name, size))
-        merged = [(lo_ns, hi_ns, who, name) for lo_ns, hi_ns, who, name, _ in found if lo_ns != hi_ns]
+                lo_ns, hi_ns, who = span
+                found.append((max(lo_ns, day_ns - 86_400_000_000_000), hi_ns, who, name, size))  # no span reaches back further
+        # labels are never merged: a name that says "merged" hides nothing there
+        merged = [(lo_ns, hi_ns, who, name) for lo_ns, hi_ns, who, name, _ in found if lo_ns != hi_ns] if kind == "predictions" else []
         for lo_ns, written, who, name, size in found:
             if merged and any(m_lo <= lo_ns and written <= m_hi and m_who == who and m_name != name
                               for m_lo, m_hi, m_who, m_name in merged):
@@ -460,6 +487,7 @@ def find_predictions(root: str | os.PathLike[str] | LogRoot, model: str | None, 
                      chunk: int = 64) -> dict[str, float]:
     """When each of ``request_ids`` was predicted (epoch seconds), searching the log newest first and
     stopping once all are found (labels usually follow their predictions closely); missing ids are left out."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
@@ -473,8 +501,16 @@ def find_predictions(root: str | os.PathLike[str] | LogRoot, model: str | None, 
             break
         for f in files[i:i + chunk]:
             check_file(f.path, where)
-        table = ds.dataset([f.path for f in files[i:i + chunk]], format="parquet", filesystem=where.arrow_fs).to_table(
-            columns=["request_id", "time"], filter=pc.field("request_id").isin(list(wanted)))
+        paths = [f.path for f in files[i:i + chunk]]
+        wanted_ids = pc.field("request_id").isin(list(wanted))
+        try:
+            table = ds.dataset(paths, format="parquet", filesystem=where.arrow_fs).to_table(
+                columns=["request_id", "time"], filter=wanted_ids)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # files of other time units: one by one, in one unit
+            table = pa.concat_tables([
+                ds.dataset(p, format="parquet", filesystem=where.arrow_fs).to_table(columns=["request_id", "time"], filter=wanted_ids)
+                .cast(pa.schema([("request_id", pa.large_string()), ("time", pa.timestamp("ns", "UTC"))]), safe=False)
+                for p in paths])
         for rid, at in zip(table.column("request_id").to_pylist(), table.column("time").to_pylist(), strict=True):
             found[rid] = min(found.get(rid, at.timestamp()), at.timestamp())
         wanted -= set(found)
@@ -486,7 +522,7 @@ def _unassigned(where: LogRoot, since: float | None = None) -> list[LogFile]:
     folder = where.join("labels", "unassigned")
     out = []
     for day, _, is_dir in sorted(where.listdir(folder)):
-        if not (is_dir and day.startswith("date=")):
+        if not (is_dir and _DAY.match(day)):
             continue
         for name, size, _ in where.listdir(f"{folder}/{day}"):
             span = _span(name)
@@ -523,7 +559,11 @@ def read_labels(root: str | os.PathLike[str] | LogRoot, model: str) -> Any:
     where = log_root(root)
     mine = _read(where, "labels", model, None, None)
     shared = [_read_file(where, f.path).to_pandas() for f in _unassigned(where)]
-    return pd.concat([mine, *shared], ignore_index=True, sort=False) if shared else mine
+    out = pd.concat([mine, *shared], ignore_index=True, sort=False) if shared else mine
+    if len(out):  # a label file without rows (or a row that is not a number) labels each request's first row
+        rows = pd.to_numeric(out["row"], errors="coerce") if "row" in out.columns else pd.Series(0, index=out.index)
+        out["row"] = rows.where(rows.notna() & (rows >= 0), 0).astype("int64")
+    return out
 
 
 def read_labelled(root: str | os.PathLike[str] | LogRoot, model: str, start: Any, end: Any, target: str = "label") -> Any:
