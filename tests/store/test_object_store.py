@@ -140,6 +140,8 @@ class _Gate:
         host, port = target.removeprefix("http://").split(":")
         self.target = (host, int(port))
         self.open = True
+        self.hang = False
+        self.held: list[socket.socket] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -152,6 +154,9 @@ class _Gate:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            if self.hang:  # accepted, never answered: a store that hangs
+                self.held.append(conn)
+                continue
             if not self.open:
                 conn.close()
                 continue
@@ -391,3 +396,49 @@ def test_a_hostile_spool_ships_nothing_it_did_not_write(s3_bucket: str, tmp_path
     assert len(shipped) == 1 and "evil" not in shipped[0], shipped
     assert log.refused == 3 and secret.read_text() != "" and not (day / "part-1796119480108642462-evil_env.parquet").exists()
     assert all(not any(f.startswith("part-") for f in names) for _, _, names in os.walk(day))
+
+
+def test_a_store_that_hangs_holds_up_neither_the_log_nor_the_shutdown(s3_bucket: str, s3_endpoint: str, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    """The store accepts connections and never answers: batches keep going to the spool on time, uploads are given
+    up after UPLOAD_TIMEOUT and tried again, close() returns, and once the store answers everything arrives."""
+    import fsspec
+
+    from modelcycle.serving import predlog
+    from modelcycle.serving.predlog import PredictionLog
+    from modelcycle.store.predictions import LogRoot, read_log
+
+    monkeypatch.setattr(predlog, "UPLOAD_TIMEOUT", 2.0)
+    gate = _Gate(s3_endpoint)
+    root = LogRoot(f"s3://{s3_bucket}/artifacts")
+    root.fs = fsspec.filesystem("s3", endpoint_url=gate.url, skip_instance_cache=True,
+                                config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 2, "read_timeout": 600})
+    log = PredictionLog(root, spool=tmp_path / "spool", flush_interval=0.05)
+    gate.hang = True
+    for k in range(10):
+        log.add(_frame([f"hung-{k}"], time.time()))
+        time.sleep(0.1)
+    log.flush(timeout=30, ship=False)
+    deadline = time.monotonic() + 60
+    while log.ship_failures < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert log.ship_failures >= 1 and log.written == 10, "the batches were written to the spool while the store hung"
+    gate.hang = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(read_log(f"s3://{s3_bucket}/artifacts", "churn")) < 10:
+        time.sleep(0.5)
+    assert len(read_log(f"s3://{s3_bucket}/artifacts", "churn")) == 10
+    started = time.monotonic()
+    log.close()
+    assert time.monotonic() - started < 60
+    gate.close()
+
+
+def test_an_objects_fingerprint_is_what_the_store_says_now(s3_bucket: str) -> None:
+    from modelcycle.store.locations import fingerprint
+
+    url = _put(s3_bucket, "data/train.parquet", pd.DataFrame({"a": [1]}))
+    before = fingerprint(url)
+    fingerprint(f"s3://{s3_bucket}/data/")  # lists the prefix: s3fs caches the listing in this process
+    _put(s3_bucket, "data/train.parquet", pd.DataFrame({"a": [1, 2, 3]}))
+    assert fingerprint(url) != before

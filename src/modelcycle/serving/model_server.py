@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelcycle.errors import InvalidInputError, SignatureError
+from modelcycle.errors import ArtifactError, InvalidInputError, SignatureError
 from modelcycle.serving.bodies import ClientError, Parsed, frame_from_body, parse_json
 
 __all__ = ["ModelServer", "Prediction", "ServeConfig", "derives_predict"]
@@ -339,11 +339,13 @@ class ModelServer:
                                  or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in rows)):
             raise ClientError(400, "rows, when given, must be a list of whole numbers ≥ 0 (the row of each label in its request)", "bad_shape")
         if self.predlog is not None:  # the predictions being labelled may still be queued
-            self.predlog.flush()
+            self.predlog.flush(ship=False)
         try:
             return append_labels(self.settings.log_uri, self.holder.name, ids, values, rows, wait=LABEL_WAIT)
         except InvalidInputError as e:
             raise ClientError(400, str(e), "bad_labels") from None
+        except ArtifactError as e:
+            raise ClientError(503, f"{e}; no label was stored: send them again later", "store_unreachable") from None
 
     # --- descriptions -------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from modelcycle.store.predictions import parquet_bytes as _parquet_bytes
 
 __all__ = ["PredictionLog"]
 
+UPLOAD_TIMEOUT = 30.0  # seconds one upload of a spooled file may take
 MAX_BATCH_BYTES = 256 << 20  # no batch of a second's predictions is larger: a bigger spooled file was not written here
 _DATE = re.compile(r"^date=\d{4}-\d{2}-\d{2}$")
 
@@ -107,6 +108,10 @@ class PredictionLog:
         self._pending = 0
         self._thread = threading.Thread(target=self._run, name="modelcycle-prediction-log", daemon=True)
         self._thread.start()
+        self._shipper: threading.Thread | None = None
+        if self.spool is not None:  # its own thread: a store that hangs never holds up the writing of the spool
+            self._shipper = threading.Thread(target=self._ship_loop, name="modelcycle-log-shipper", daemon=True)
+            self._shipper.start()
 
     def add(self, frame: Any) -> bool:
         """Queue one request's rows: a DataFrame with the log's columns, or a record the writer turns
@@ -177,7 +182,6 @@ class PredictionLog:
         os.replace(tmp, local / name)
         self.spool_bytes += len(data)
         self.written += rows
-        self.ship()
 
     def _spooled(self) -> list[Path]:
         """The batches waiting in the spool: regular files under its ``predictions/`` folder, by name (their time)."""
@@ -239,15 +243,17 @@ class PredictionLog:
         doubling up to 30 s) before trying again, unless ``force``."""
         if self.spool is None or (not force and time.monotonic() < self._ship_after):
             return 0
+        if not self._ship_lock.acquire(timeout=UPLOAD_TIMEOUT if force else 0):
+            return 0  # another thread is shipping (or waiting on a store that does not answer)
         shipped = 0
-        with self._ship_lock:
+        try:
             for path in self._spooled():
                 rel = path.relative_to(self.spool).as_posix()
                 data = self._read_spooled(path)
                 if data is None:
                     continue
                 try:
-                    self.root.write_bytes(self.root.join(rel), data)
+                    self._upload(self.root.join(rel), data)
                 except Exception:
                     self.ship_failures += 1
                     self._ship_backoff = min(30.0, max(1.0, self._ship_backoff * 2))
@@ -260,13 +266,38 @@ class PredictionLog:
                 self._ship_backoff = 0.0
             # from the folder itself: the processes of one server share the spool and ship each other's files
             self.spool_bytes = self._spooled_bytes()
+        finally:
+            self._ship_lock.release()
         return shipped
+
+    def _upload(self, path: str, data: bytes) -> None:
+        """One upload, given up after ``UPLOAD_TIMEOUT`` seconds (a store that accepts connections and never answers
+        would otherwise hold the shipper for good); the file stays in the spool for the next try."""
+        outcome: list[BaseException | None] = []
+
+        def put() -> None:
+            try:
+                self.root.write_bytes(path, data)
+                outcome.append(None)
+            except BaseException as e:  # handed to the caller
+                outcome.append(e)
+
+        worker = threading.Thread(target=put, name="modelcycle-log-upload", daemon=True)
+        worker.start()
+        worker.join(UPLOAD_TIMEOUT)
+        if not outcome:
+            raise TimeoutError(f"the store did not answer an upload within {UPLOAD_TIMEOUT:g} s")
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def _ship_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            self.ship()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._stop.wait(self.flush_interval)
             self._write(self._drain())
-            self.ship()
             if time.time() >= self._next_compaction:  # in its own thread: writing goes on every second meanwhile
                 end = self._next_compaction - 5 * self.flush_interval
                 self._next_compaction = end + self.compact_every + 5 * self.flush_interval
@@ -285,18 +316,23 @@ class PredictionLog:
             except Exception:  # a failed merge leaves the small files, which read the same
                 self.failures += 1
 
-    def flush(self, timeout: float = 30.0) -> None:
-        """Write everything queued so far (waits for the writer), and try to ship the spool."""
+    def flush(self, timeout: float = 30.0, ship: bool = True) -> None:
+        """Write everything queued so far (waits for the writer), and with ``ship`` try to ship the spool now (a
+        request thread passes False: the shipper thread ships within a second, and a store that hangs must not
+        hold the request)."""
         self._write(self._drain())
         deadline = time.monotonic() + timeout
         with self._flushed:
             while self._pending > 0 and time.monotonic() < deadline:
                 self._flushed.wait(0.05)
-        self.ship(force=True)
+        if ship:
+            self.ship(force=True)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        if self._shipper is not None:
+            self._shipper.join(timeout=UPLOAD_TIMEOUT + 5)
         self._write(self._drain())
         self.ship(force=True)
         if self._compactor is not None:

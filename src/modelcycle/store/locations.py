@@ -58,6 +58,7 @@ def fingerprint(location: Any, limit: int = 1_000_000) -> tuple[str, int, str]:
     h = hashlib.sha256()
     if is_object_url(location):
         fs, path = _fs(location)
+        fs.invalidate_cache(path)  # what the store says now, not what this process listed before
         try:
             info = fs.info(path)
         except FileNotFoundError:
@@ -108,6 +109,7 @@ def data_files(location: Any) -> list[tuple[str, float]]:
     (path or URL, modification time)."""
     if is_object_url(location):
         fs, path = _fs(location)
+        fs.invalidate_cache(path)
         scheme = location.split("://", 1)[0]
         try:
             info = fs.info(path)

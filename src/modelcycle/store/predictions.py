@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelcycle.errors import ConfigurationError, InvalidInputError
+from modelcycle.errors import ArtifactError, ConfigurationError, InvalidInputError
 
 __all__ = [
     "LogFile",
@@ -89,6 +89,8 @@ class LogRoot:
             entries = self.fs.ls(path, detail=True, refresh=True)
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise ArtifactError(f"cannot reach the prediction log at {self.uri}: {e}") from None
         return [(e["name"].rstrip("/").rsplit("/", 1)[-1], int(e.get("size") or 0), e.get("type") == "directory")
                 for e in entries]
 
@@ -104,7 +106,10 @@ class LogRoot:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         else:
-            self.fs.pipe_file(path, data)  # one PUT: atomic on an object store
+            try:
+                self.fs.pipe_file(path, data)  # one PUT: atomic on an object store
+            except OSError as e:
+                raise ArtifactError(f"cannot write to the prediction log at {self.uri}: {e}") from None
 
     def delete(self, path: str) -> None:
         try:
