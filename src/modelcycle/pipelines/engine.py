@@ -135,21 +135,10 @@ def _resolve(value: Any, fetch: Callable[[OutputRef], Any]) -> Any:
 def folder_fingerprint(folder: str, limit: int = 20_000) -> tuple[str, int]:
     """A hash of the names, sizes and modification times of the files under ``folder`` (hidden ones left out),
     and how many files it covers (at most ``limit``): what changes when data arrive or are rewritten."""
-    import hashlib
+    from modelcycle.store.locations import fingerprint
 
-    h = hashlib.sha256()
-    count = 0
-    for base, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in sorted(files):
-            if f.startswith("."):
-                continue
-            st = os.stat(os.path.join(base, f))
-            h.update(f"{os.path.relpath(os.path.join(base, f), folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            count += 1
-            if count >= limit:
-                return h.hexdigest(), count
-    return h.hexdigest(), count
+    digest, count, _ = fingerprint(folder, limit)
+    return digest, count
 
 
 def _literal(step: str, name: str, value: Any) -> Any:
