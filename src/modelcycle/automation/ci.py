@@ -322,27 +322,40 @@ def _take(path: Path | str, rows: int, dest: Path) -> tuple[Any, bool]:
 
 
 def _read_sample(source: Path | str, rows: int, tmp: Path) -> _Sample:
-    import pandas as pd
-
+    """The first ``rows`` rows of a data source (a folder, a file or an object-store URL), copied into ``tmp``: the
+    checks and the pipeline read them there."""
     from modelcycle.store.locations import data_files, is_object_url
 
     if is_object_url(source):
-        return _read_remote_sample(str(source), rows, tmp, [url for url, _ in data_files(source)])
-    source = Path(source)
-    if not source.exists():
-        raise InvalidInputError(f"the data source {source} does not exist; put the training data there or fix data.source in the spec")
-    files = _data_files(source)
-    if not files:
-        raise InvalidInputError(f"no .parquet or .csv files in {source}; put the training data there "
-                                "(a project from `modelcycle init` writes an example with `python pipelines/training.py`)")
-    folder = tmp / "data"
+        url = str(source)
+        base = url.rstrip("/") + "/"
+        files: list[tuple[Any, str]] = [(f, f[len(base):] if f.startswith(base) else f.rsplit("/", 1)[-1])
+                                        for f, _ in data_files(url)]
+        single = [f for f, _ in files] == [url]
+        if not files:
+            raise InvalidInputError(f"no .parquet or .csv files at {url}; put the training data there or fix data.source in the spec")
+    else:
+        source = Path(source)
+        if not source.exists():
+            raise InvalidInputError(f"the data source {source} does not exist; put the training data there or fix data.source in the spec")
+        files = [(f, f.name if f == source else str(f.relative_to(source))) for f in _data_files(source)]
+        single = source.is_file()
+        if not files:
+            raise InvalidInputError(f"no .parquet or .csv files in {source}; put the training data there "
+                                    "(a project from `modelcycle init` writes an example with `python pipelines/training.py`)")
+    return _take_sample(files, rows, tmp / "data", single)
+
+
+def _take_sample(files: list[tuple[Any, str]], rows: int, folder: Path, single: bool) -> _Sample:
+    """Rows from ``files`` (location, name in the copy) in order until ``rows`` are taken."""
+    import pandas as pd
+
     frames, used, complete = [], 0, True
-    for i, f in enumerate(files):
+    for i, (f, rel) in enumerate(files):
         need = rows - sum(len(x) for x in frames)
         if need <= 0:
             complete = False  # files left unread
             break
-        rel = f.name if f == source else f.relative_to(source)
         try:
             frame, whole = _take(f, need, folder / rel)
         except Exception as e:
@@ -350,34 +363,7 @@ def _read_sample(source: Path | str, rows: int, tmp: Path) -> _Sample:
         frames.append(frame)
         used = i + 1
         complete = complete and whole
-    data = str(folder / source.name) if source.is_file() else str(folder)
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return _Sample(folder, data, frame, used, complete)
-
-
-def _read_remote_sample(source: str, rows: int, tmp: Path, files: list[str]) -> _Sample:
-    """A sample of an object-store data source, copied into ``tmp`` (the checks and the pipeline read it there)."""
-    import pandas as pd
-
-    if not files:
-        raise InvalidInputError(f"no .parquet or .csv files at {source}; put the training data there or fix data.source in the spec")
-    folder = tmp / "data"
-    base = source.rstrip("/") + "/"
-    frames, used, complete = [], 0, True
-    for i, url in enumerate(files):
-        need = rows - sum(len(x) for x in frames)
-        if need <= 0:
-            complete = False
-            break
-        rel = url[len(base):] if url.startswith(base) else url.rsplit("/", 1)[-1]
-        try:
-            frame, whole = _take(url, need, folder / rel)
-        except Exception as e:
-            raise InvalidInputError(f"cannot read {url}: {e}") from None
-        frames.append(frame)
-        used = i + 1
-        complete = complete and whole
-    data = str(folder / files[0].rsplit("/", 1)[-1]) if files == [source] else str(folder)
+    data = str(folder / files[0][1]) if single else str(folder)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return _Sample(folder, data, frame, used, complete)
 
