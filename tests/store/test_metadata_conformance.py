@@ -189,6 +189,10 @@ def _names(runs) -> list[str]:
         ("metrics.auc = nan", None, ["d"]),
         ("experiment = 'other'", None, ["d"]),
         ("params.C = 1", None, ["b"]),
+        ("metrics.auc = nan", ["metrics.auc DESC"], ["d"]),
+        ("metrics.auc != nan", ["metrics.auc ASC"], ["c", "b", "a"]),
+        ("metrics.auc in (0.75, 0.91)", ["metrics.auc DESC"], ["a", "c"]),
+        ("metrics.auc < 0.9 and params.model != 'x'", ["metrics.auc DESC", "name"], ["b", "c"]),
     ],
 )
 def test_search_filters_and_orders(populated, flt, order, expected) -> None:
@@ -203,6 +207,20 @@ def test_search_restricts_to_experiments_and_limits(populated) -> None:
     assert _names(store.search_runs(["churn"], order_by=["name"], limit=2, offset=2)) == ["c"]
     runs = store.search_runs(["churn"], filter="metrics.auc > 0.9")
     assert runs[0].params == {"model": "rf", "C": "0"} and runs[0].metrics["auc"] == 0.91
+
+
+def test_a_search_sees_an_experiment_another_client_created_after_it(store_uri: str) -> None:
+    first, second = open_metadata_store(store_uri), open_metadata_store(store_uri)
+    try:
+        assert first.search_runs(["late"], order_by=["name"]) == []
+        assert first.search_runs(["late", "early"]) == []
+        _run(second, experiment="late", name="x")
+        _run(second, experiment="early", name="y")
+        assert _names(first.search_runs(["late"], order_by=["name"])) == ["x"]
+        assert _names(first.search_runs(["late", "early"], order_by=["name"])) == ["x", "y"]
+    finally:
+        first.close()
+        second.close()
 
 
 @pytest.mark.parametrize("flt", ["metrics.auc >", "foo = 1", "metrics.auc > 'x'", "params.a = 1 params.b = 2", "(metrics.a > 1"])

@@ -565,18 +565,34 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         key = (tuple(experiments or ()), filter, tuple(order_by or ()), limit, offset)
         cached = self._searches.get(key)
         if cached is None:
-            stmt = self._search_statement(experiments, filter, order_by, limit, offset)
+            # Experiments are named by id (an experiment's id never changes): the planner then estimates the
+            # runs from their own statistics, even where the few-row experiments table was never analysed.
+            ids: list[int] | None = None
+            if experiments:
+                ids = []
+                for name in dict.fromkeys(experiments):
+                    try:
+                        ids.append(self.get_experiment(name).id)
+                    except NotFoundError:
+                        pass
+                if not ids:
+                    return _page([], {})
+            stmt = self._search_statement(ids, filter, order_by, limit, offset)
             compiled = stmt.compile(self.engine, compile_kwargs={"render_postcompile": True})
             params = compiled.params
             args = tuple(params[n] for n in compiled.positiontup) if compiled.positional else params  # type: ignore[union-attr]
             cached = (str(compiled), args)
-            if len(self._searches) >= 256:
-                self._searches.pop(next(iter(self._searches)))
-            self._searches[key] = cached
+            if ids is None or len(ids) == len(set(experiments or ())):  # an experiment made later changes the statement
+                if len(self._searches) >= 256:
+                    self._searches.pop(next(iter(self._searches)))
+                self._searches[key] = cached
         sql, args = cached
 
         if self.dialect == "sqlite":
             return self._read(lambda conn: _sqlite_page(conn.connection.driver_connection, sql, args))
+
+        if self.dialect == "postgresql":
+            return self._read(lambda conn: _postgres_page(conn.connection.driver_connection, sql, args))
 
         def read(conn: Connection) -> RunPage:
             rows = conn.exec_driver_sql(sql, args).all()
@@ -591,7 +607,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         return self._read(read)
 
     def _search_statement(
-        self, experiments: list[str] | None, filter: str | None, order_by: list[str] | None, limit: int | None, offset: int,
+        self, experiments: list[int] | None, filter: str | None, order_by: list[str] | None, limit: int | None, offset: int,
     ) -> Any:
         node = q.parse_filter(filter)
         keys = q.parse_order_by(order_by)
@@ -599,7 +615,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         source = r.join(e, e.c.id == r.c.experiment_id)
         conditions = []
         if experiments:
-            conditions.append(e.c.name.in_(list(experiments)))
+            conditions.append(r.c.experiment_id.in_(list(experiments)))
         conjuncts = list(node.items) if isinstance(node, q.BoolOp) and node.op == "and" else ([node] if node else [])
         order_cols = []
         for i, key in enumerate(keys):
@@ -623,6 +639,10 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
                     conjuncts.remove(inner)
                     source = source.join(table, on)
                     conditions.append(_value_condition(col, inner))
+                    if not _value_condition_keeps_null(inner):
+                        # no NULL can reach the order: plain ASC/DESC, which the (key, value) index gives either way
+                        order_cols.append(col.desc() if key.descending else col.asc())
+                        continue
                 else:
                     source = source.outerjoin(table, on)
             order_cols.append((col.desc() if key.descending else col.asc()).nulls_last())
@@ -689,6 +709,11 @@ def _upper_status(node: q.Comparison) -> q.Comparison:
     elif isinstance(v, tuple):
         v = tuple(x.upper() for x in v)
     return q.Comparison(node.field, node.op, v)
+
+
+def _value_condition_keeps_null(node: q.Comparison) -> bool:
+    """Whether the condition ``_value_condition`` builds for ``node`` can hold for a NULL value."""
+    return node.op == "is null" or (node.op == "=" and isinstance(node.value, float) and math.isnan(node.value))
 
 
 def _value_condition(col: Any, node: q.Comparison) -> Any:
@@ -762,6 +787,22 @@ def _sqlite_page(raw: Any, sql: str, args: Any) -> RunPage:
         nan = math.nan
         for run_id, key, value in raw.execute(_SQLITE_METRICS, (json.dumps(list(metrics)),)).fetchall():
             metrics[run_id][key] = nan if value is None else value
+    return _page(rows, metrics)
+
+
+_POSTGRES_METRICS = 'SELECT run_id, "key", value FROM latest_metrics WHERE run_id = ANY(%s)'
+
+
+def _postgres_page(raw: Any, sql: str, args: Any) -> RunPage:
+    """A search on PostgreSQL through psycopg directly, both statements prepared on the connection (their text
+    never changes: the page's ids go in as one array)."""
+    with raw.cursor() as cur:
+        rows = cur.execute(sql, args, prepare=True).fetchall()
+        metrics: dict[str, dict[str, float]] = {row[0]: {} for row in rows}
+        if rows:
+            nan = math.nan
+            for run_id, key, value in cur.execute(_POSTGRES_METRICS, (list(metrics),), prepare=True).fetchall():
+                metrics[run_id][key] = nan if value is None else value
     return _page(rows, metrics)
 
 
