@@ -778,3 +778,42 @@ def test_a_prediction_log_bomb_is_refused_by_its_footer(tmp_path: Path) -> None:
         read_window(tmp_path, list_files(tmp_path, "predictions", "churn"), 0, 2e9)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 300, f"reading the bomb grew the process by {grown_mb:.0f} MB"
+
+
+@pytest.mark.parametrize("column", ["request_id", "input.city", "role"])
+def test_a_dictionary_bomb_in_the_log_is_refused_before_it_is_expanded(tmp_path: Path, column: str) -> None:
+    """A file whose dictionary holds one long value that every row points at passes every footer check (its
+    size, rows and page sizes are honest) and expands 5,000 times when read as text: each reader counts the
+    text a dictionary stands for and refuses the file by name before expanding it."""
+    import random
+    import resource
+    import string
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.monitoring.windows import read_window
+    from modelcycle.store.predictions import append_labels, check_file, list_files, read_log
+
+    folder = tmp_path / "predictions" / "model=churn" / "date=2026-01-01"
+    folder.mkdir(parents=True)
+    rows, long = 5_000, "".join(random.choices(string.ascii_letters, k=100_000))  # incompressible: the file is ~100 KB
+    values = {"request_id": [f"r{i}" for i in range(rows)], "input.city": ["paris"] * rows, "role": ["champion"] * rows}
+    values[column] = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array([long]))
+    table = pa.table({**values, "time": pa.array([1767225600_000_000] * rows, pa.timestamp("us", "UTC")),
+                      "version": [1] * rows, "prediction": [0.5] * rows})
+    bomb = folder / "part-1767225600000000000-bomb_1.parquet"
+    pq.write_table(table, bomb, compression="none", store_schema=False)
+    check_file(bomb)  # the footer is honest: 5,000 rows and ~100 KB of pages in a ~100 KB file
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    expands = r"part-1767225600000000000-bomb_1\.parquet\) would expand to 5\d\d,\d{3},\d{3} bytes"
+    with pytest.raises(InvalidInputError, match=expands):
+        read_log(tmp_path, "churn")
+    with pytest.raises(InvalidInputError, match=expands):
+        read_window(tmp_path, list_files(tmp_path, "predictions", "churn"), 0, 2e9)
+    if column == "request_id":  # looked up through the dictionary: no row is that id, and nothing was expanded
+        with pytest.raises(InvalidInputError, match="not in the prediction log"):
+            append_labels(tmp_path, "churn", ["r1"], [1])
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200, f"reading the bomb grew the process by {grown_mb:.0f} MB"

@@ -42,17 +42,13 @@ def _find_cycle(store: Any, registry: Any, ref: str) -> Cycle | None:
 def _first_served(home: Any, model: str, version: int, after: float) -> float | None:
     """When the prediction log first shows ``version`` answering (None when it never has)."""
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
 
-    from modelcycle.store.predictions import check_file, list_files, log_root
+    from modelcycle.store.predictions import list_files, log_root, read_parquet
 
     where = log_root(home)
     files = list_files(where, "predictions", model, start=after)
     for i in range(0, len(files), 200):
-        for f in files[i:i + 200]:
-            check_file(f.path, where)
-        table = ds.dataset([f.path for f in files[i:i + 200]], format="parquet", filesystem=where.arrow_fs).to_table(
-            columns=["time", "version", "role"])
+        table = read_parquet(where, [f.path for f in files[i:i + 200]], ["time", "version", "role"])
         hit = table.filter(pc.and_(pc.equal(table["version"], version), pc.equal(table["role"], "champion")))
         if hit.num_rows:
             return pc.min(hit["time"]).as_py().timestamp()

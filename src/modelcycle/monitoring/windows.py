@@ -40,28 +40,13 @@ def read_window(root: Any, files: Sequence[Any], start: float, end: float, colum
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
 
     if not files:
         return pd.DataFrame()
     wanted = [c for c in columns or () if c] or None
-    from modelcycle.store.predictions import check_file, log_root
+    from modelcycle.store.predictions import read_parquet
 
-    where = log_root(root)
-    fs = where.arrow_fs
-    paths = [f.path for f in files]
-    for path in paths:
-        check_file(path, where)
-    first, last = pq.read_schema(paths[0], filesystem=fs), pq.read_schema(paths[-1], filesystem=fs)
-    table = None
-    if first.equals(last):  # one dataset over the window's files: read in parallel, in one call
-        try:
-            table = ds.dataset(paths, format="parquet", schema=first, filesystem=fs).to_table(columns=wanted)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            table = None
-    if table is None:  # a version with other inputs served in this window: read one by one, columns joined
-        table = pa.concat_tables([pq.read_table(p, columns=wanted, filesystem=fs) for p in paths], promote_options="default")
+    table = read_parquet(root, [f.path for f in files], wanted)
     unit = table.schema.field("time").type
     times = table.column("time")
     scale = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit.unit]

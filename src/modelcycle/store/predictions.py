@@ -152,17 +152,26 @@ def model_dir(root: str | os.PathLike[str] | LogRoot, kind: str, model: str) -> 
 # A log file holds a request id (16+ random bytes, which no codec shrinks) per row, so a real file has far
 # fewer rows than bytes, and its codecs shrink it a few times at most. A footer that promises more is a
 # decompression or run-length bomb: it is refused before a page of it is read.
+# A footer's sizes are the file's own claims, and dictionary encoding lets one long value stand for every row:
+# readers therefore read text columns as dictionaries and expand them only when the text they hold fits
+# EXPANSION times the files' size, and MAX_READ_BYTES in all.
 ROWS_PER_BYTE = 1
 EXPANSION = 1000
+MAX_READ_BYTES = 4 << 30
 
 
-def check_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot | None = None) -> None:
-    """Refuse a log file whose footer promises more rows or bytes than its size allows.
+def check_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot | None = None) -> int:
+    """Refuse a log file whose footer promises more rows or bytes than its size allows; returns its size.
 
     Raises:
         InvalidInputError: the file is not Parquet, or would expand beyond the bounds above.
         FileNotFoundError: the file is gone (merged by a compaction since it was listed).
     """
+    return _check(path, root)[0]
+
+
+def _check(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot | None = None) -> tuple[int, Any]:
+    """``check_file``, returning the file's size and its Arrow schema."""
     import stat
 
     import pyarrow as pa
@@ -193,7 +202,9 @@ def check_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogR
         raise InvalidInputError(f"{path} promises {meta.num_rows:,} rows and {expanded:,} bytes from a "
                                 f"{size:,}-byte file; refusing to read it (a log file is never compressed that "
                                 "much: it is damaged or crafted). Move it out of the log folder.")
-    _check_columns(path, meta.schema.to_arrow_schema())
+    schema = meta.schema.to_arrow_schema()
+    _check_columns(path, schema)
+    return size, schema
 
 
 def _check_columns(path: str, schema: Any) -> None:
@@ -213,26 +224,102 @@ def _check_columns(path: str, schema: Any) -> None:
         want = "a text request_id and a time with a time zone"
     if not good:
         raise InvalidInputError(f"{path} is not a file modelcycle wrote (it lacks {want}); move it out of the log folder")
+    nested = [f.name for f in schema if pa.types.is_nested(f.type)]
+    if nested:
+        raise InvalidInputError(f"{path} is not a file modelcycle wrote (its column {nested[0]!r} holds lists or records, which the "
+                                "log never does); move it out of the log folder")
+
+
+def _is_text(ty: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(ty) or pa.types.is_large_string(ty) or pa.types.is_binary(ty) or pa.types.is_large_binary(ty)
+
+
+def read_parquet(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], columns: Sequence[str] | None = None,
+                 filter: Any = None) -> Any:
+    """The log files at ``paths`` (each checked first) as one Arrow table, columns joined by name, rows kept where
+    ``filter`` (a dataset expression) holds.
+
+    Text columns are read as dictionaries and expanded only once the text they stand for is known to fit the
+    bounds above, so a file whose few bytes name one long value for a million rows is refused before it is
+    expanded.
+
+    Raises:
+        InvalidInputError: a file is not a log file, or would expand beyond the bounds.
+        FileNotFoundError: a file is gone (merged by a compaction since it was listed).
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    where = log_root(root)
+    paths = list(paths)
+    checked = [_check(p, where) for p in paths]
+    size = sum(n for n, _ in checked)
+    schemas = [sc for _, sc in checked]
+    fs = where.arrow_fs
+    wanted = list(columns) if columns else None
+    text = sorted({f.name for sc in schemas for f in sc if _is_text(f.type) and (wanted is None or f.name in wanted)})
+    table = None
+    if all(sc.equals(schemas[0]) for sc in schemas):  # one dataset over the files: read in parallel, in one call
+        fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
+        try:
+            table = ds.dataset(paths, format=fmt, filesystem=fs).to_table(columns=wanted, filter=filter)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            table = None
+    if table is None:  # files of other columns or types: one by one, columns joined
+        tables = []
+        for p, sc in zip(paths, schemas, strict=True):
+            names = set(sc.names)
+            fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=[c for c in text if c in names]))
+            one = ds.dataset(p, format=fmt, filesystem=fs)
+            cols = [c for c in wanted if c in names] if wanted else None
+            tables.append(one.to_table(columns=cols, filter=filter))
+        tables = _expand(tables, size, paths, text)
+        try:
+            return pa.concat_tables(tables, promote_options="default")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # the same column in other units (times in us and ns)
+            return pa.concat_tables(tables, promote_options="permissive")
+    return _expand([table], size, paths, text)[0]
+
+
+def _expand(tables: list[Any], size: int, paths: Sequence[str], text: Sequence[str]) -> list[Any]:
+    """``tables`` with the text columns read as dictionaries turned back into text, once the text they stand for
+    fits ``EXPANSION`` times ``size`` (and ``MAX_READ_BYTES``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for table in tables:
+        for field, column in zip(table.schema, table.columns, strict=True):
+            if pa.types.is_dictionary(field.type):
+                total += column.nbytes
+                for chunk in column.chunks:
+                    if len(chunk) and len(chunk.dictionary):
+                        total += pc.sum(pc.take(pc.binary_length(chunk.dictionary), chunk.indices)).as_py() or 0
+            else:
+                total += column.nbytes
+    limit = min(EXPANSION * max(size, 1), MAX_READ_BYTES)
+    if total > limit:
+        shown = ", ".join(str(p) for p in list(paths)[:3]) + (" …" if len(paths) > 3 else "")
+        raise InvalidInputError(f"{len(paths)} log file(s) of {size:,} bytes ({shown}) would expand to {total:,} bytes in memory, more "
+                                f"than the {limit:,} allowed; a file is damaged or crafted (move it out of the log folder), or the "
+                                "time range asked for is too long (ask for a shorter one)")
+    out = []
+    for table in tables:
+        fields = [pa.field(f.name, f.type.value_type, f.nullable, f.metadata)
+                  if pa.types.is_dictionary(f.type) and f.name in text else f for f in table.schema]
+        out.append(table.cast(pa.schema(fields, metadata=table.schema.metadata)) if fields != list(table.schema) else table)
+    return out
 
 
 def read_files(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], columns: Sequence[str] | None = None) -> Any:
     """The files at ``paths`` (each checked first) as one Arrow table, columns joined by name."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    where = log_root(root)
-    for path in paths:
-        check_file(path, where)
-    wanted = list(columns) if columns else None
-    return pa.concat_tables([pq.read_table(p, columns=wanted, filesystem=where.arrow_fs) for p in paths],
-                            promote_options="default")
+    return read_parquet(root, paths, columns)
 
 
 def _read_file(root: LogRoot, path: str, columns: Sequence[str] | None = None) -> Any:
-    import pyarrow.parquet as pq
-
-    check_file(path, root)
-    return pq.read_table(path, columns=list(columns) if columns else None, filesystem=root.arrow_fs)
+    return read_parquet(root, [path], columns)
 
 
 def parquet_bytes(frame: Any, row_group_size: int | None = None) -> bytes:
@@ -494,7 +581,6 @@ def find_predictions(root: str | os.PathLike[str] | LogRoot, model: str | None, 
     stopping once all are found (labels usually follow their predictions closely); missing ids are left out."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
 
     where = log_root(root)
     models = [model] if model else logged_models(where)
@@ -504,18 +590,11 @@ def find_predictions(root: str | os.PathLike[str] | LogRoot, model: str | None, 
     for i in range(0, len(files), chunk):
         if not wanted:
             break
-        for f in files[i:i + chunk]:
-            check_file(f.path, where)
         paths = [f.path for f in files[i:i + chunk]]
         wanted_ids = pc.field("request_id").isin(list(wanted))
-        try:
-            table = ds.dataset(paths, format="parquet", filesystem=where.arrow_fs).to_table(
-                columns=["request_id", "time"], filter=wanted_ids)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # files of other time units: one by one, in one unit
-            table = pa.concat_tables([
-                ds.dataset(p, format="parquet", filesystem=where.arrow_fs).to_table(columns=["request_id", "time"], filter=wanted_ids)
-                .cast(pa.schema([("request_id", pa.large_string()), ("time", pa.timestamp("ns", "UTC"))]), safe=False)
-                for p in paths])
+        table = read_parquet(where, paths, ["request_id", "time"], filter=wanted_ids)
+        if table.num_rows and table.schema.field("time").type != pa.timestamp("ns", "UTC"):
+            table = table.cast(pa.schema([("request_id", table.schema.field("request_id").type), ("time", pa.timestamp("ns", "UTC"))]))
         for rid, at in zip(table.column("request_id").to_pylist(), table.column("time").to_pylist(), strict=True):
             found[rid] = min(found.get(rid, at.timestamp()), at.timestamp())
         wanted -= set(found)
