@@ -74,3 +74,15 @@ def test_a_label_file_without_rows_labels_first_rows(tmp_path: Path) -> None:
 ])
 def test_passwords_in_every_form_are_hidden(uri: str) -> None:
     assert "s3cret-pw" not in redact(uri) and "db.internal" in redact(uri)
+
+
+def test_a_label_looks_no_further_back_than_the_day_that_holds_its_prediction(tmp_path: Path) -> None:
+    """Request ids are looked for newest day first, and older days are not even listed once every id is found:
+    a damaged file in last month's folder neither slows nor blocks today's labels."""
+    _log(tmp_path, ["today"])
+    old = Path(model_dir(tmp_path, "predictions", "churn")) / "date=2020-01-01"
+    old.mkdir()
+    (old / "part-1577836800000000000-evil_1.parquet").write_bytes(b"not parquet")
+    assert append_labels(tmp_path, "churn", ["today"], [1]) == 1
+    with pytest.raises(InvalidInputError, match="evil_1.parquet is not a readable Parquet file"):
+        append_labels(tmp_path, "churn", ["from-2020"], [1])

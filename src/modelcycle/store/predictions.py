@@ -382,35 +382,45 @@ def list_files(root: str | os.PathLike[str] | LogRoot, kind: str, model: str, st
     folder = model_dir(where, kind, model)
     first = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d") if start is not None else None
     last = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d") if end is not None else None
+    out: list[LogFile] = []
+    for day in _days(where, folder):
+        if (first is not None and day[5:] < first) or (last is not None and day[5:] > last):
+            continue
+        out.extend(_day_files(where, kind, folder, day, start, end, writer))
+    out.sort(key=lambda f: (f.written_ns, f.name))
+    return out
+
+
+def _days(where: LogRoot, folder: str) -> list[str]:
+    """The date folders (``date=YYYY-MM-DD``) under ``folder``, oldest first; any other entry is never read."""
+    return sorted(day for day, _, is_dir in where.listdir(folder) if is_dir and _DAY.match(day))
+
+
+def _day_files(where: LogRoot, kind: str, folder: str, day: str, start: float | None = None, end: float | None = None,
+               writer: str | None = None) -> list[LogFile]:
+    """``list_files`` within one date folder."""
+    try:
+        day_ns = int(datetime.strptime(day[5:], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 1_000_000_000
+    except ValueError:
+        return []
     lo = int(start * 1e9) if start is not None else None
     hi = int(end * 1e9) if end is not None else None
-    out: list[LogFile] = []
-    for day, _, is_dir in sorted(where.listdir(folder)):
-        if not is_dir or not _DAY.match(day):
-            continue  # not a folder the writers make (date=YYYY-MM-DD): never read
-        value = day[5:]
-        if (first is not None and value < first) or (last is not None and value > last):
+    found: list[tuple[int, int, str, str, int]] = []
+    for name, size, entry_is_dir in where.listdir(f"{folder}/{day}"):
+        span = None if entry_is_dir else _span(name)
+        if span is not None and (writer is None or span[2] == writer):
+            lo_ns, hi_ns, who = span
+            found.append((max(lo_ns, day_ns - 86_400_000_000_000), hi_ns, who, name, size))  # no span reaches back further
+    # labels are never merged: a name that says "merged" hides nothing there
+    merged = [(lo_ns, hi_ns, who, name) for lo_ns, hi_ns, who, name, _ in found if lo_ns != hi_ns] if kind == "predictions" else []
+    out = []
+    for lo_ns, written, who, name, size in found:
+        if merged and any(m_lo <= lo_ns and written <= m_hi and m_who == who and m_name != name
+                          for m_lo, m_hi, m_who, m_name in merged):
+            continue  # merged into a compacted file (a compaction that stopped before deleting it)
+        if (lo is not None and written < lo) or (hi is not None and lo_ns >= hi):
             continue
-        try:
-            day_ns = int(datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 1_000_000_000
-        except ValueError:
-            continue
-        found: list[tuple[int, int, str, str, int]] = []
-        for name, size, entry_is_dir in where.listdir(f"{folder}/{day}"):
-            span = None if entry_is_dir else _span(name)
-            if span is not None and (writer is None or span[2] == writer):
-                lo_ns, hi_ns, who = span
-                found.append((max(lo_ns, day_ns - 86_400_000_000_000), hi_ns, who, name, size))  # no span reaches back further
-        # labels are never merged: a name that says "merged" hides nothing there
-        merged = [(lo_ns, hi_ns, who, name) for lo_ns, hi_ns, who, name, _ in found if lo_ns != hi_ns] if kind == "predictions" else []
-        for lo_ns, written, who, name, size in found:
-            if merged and any(m_lo <= lo_ns and written <= m_hi and m_who == who and m_name != name
-                              for m_lo, m_hi, m_who, m_name in merged):
-                continue  # merged into a compacted file (a compaction that stopped before deleting it)
-            if (lo is not None and written < lo) or (hi is not None and lo_ns >= hi):
-                continue
-            out.append(LogFile(f"{folder}/{day}/{name}", written, size, lo_ns, who))
-    out.sort(key=lambda f: (f.written_ns, f.name))
+        out.append(LogFile(f"{folder}/{day}/{name}", written, size, lo_ns, who))
     return out
 
 
@@ -579,26 +589,35 @@ def find_predictions(root: str | os.PathLike[str] | LogRoot, model: str | None, 
                      chunk: int = 64) -> dict[str, float]:
     """When each of ``request_ids`` was predicted (epoch seconds), searching the log newest first and
     stopping once all are found (labels usually follow their predictions closely); missing ids are left out."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     where = log_root(root)
     models = [model] if model else logged_models(where)
-    files = sorted((f for m in models for f in list_files(where, "predictions", m)), key=lambda f: -f.written_ns)
+    folders = {m: model_dir(where, "predictions", m) for m in models}
+    days = sorted(((day, m) for m in models for day in _days(where, folders[m])), reverse=True)
     wanted = set(request_ids)
     found: dict[str, float] = {}
-    for i in range(0, len(files), chunk):
+    for day, m in days:  # newest day first, each day's folder listed only when the days after it did not hold every id
         if not wanted:
             break
-        paths = [f.path for f in files[i:i + chunk]]
-        wanted_ids = pc.field("request_id").isin(list(wanted))
-        table = read_parquet(where, paths, ["request_id", "time"], filter=wanted_ids)
-        if table.num_rows and table.schema.field("time").type != pa.timestamp("ns", "UTC"):
-            table = table.cast(pa.schema([("request_id", table.schema.field("request_id").type), ("time", pa.timestamp("ns", "UTC"))]))
-        for rid, at in zip(table.column("request_id").to_pylist(), table.column("time").to_pylist(), strict=True):
-            found[rid] = min(found.get(rid, at.timestamp()), at.timestamp())
-        wanted -= set(found)
+        files = sorted(_day_files(where, "predictions", folders[m], day), key=lambda f: -f.written_ns)
+        for i in range(0, len(files), chunk):
+            if wanted:
+                _find(where, [f.path for f in files[i:i + chunk]], wanted, found)
     return found
+
+
+def _find(where: LogRoot, paths: list[str], wanted: set[str], found: dict[str, float]) -> None:
+    """Record in ``found`` when each of ``wanted`` that ``paths`` hold was predicted, and take it out of ``wanted``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted_ids = pc.field("request_id").isin(list(wanted))
+    table = read_parquet(where, paths, ["request_id", "time"], filter=wanted_ids)
+    if table.num_rows and table.schema.field("time").type != pa.timestamp("ns", "UTC"):
+        table = table.cast(pa.schema([("request_id", table.schema.field("request_id").type), ("time", pa.timestamp("ns", "UTC"))]))
+    for rid, at in zip(table.column("request_id").to_pylist(), table.column("time").to_pylist(), strict=True):
+        found[rid] = min(found.get(rid, at.timestamp()), at.timestamp())
+    wanted -= set(found)
 
 
 def _unassigned(where: LogRoot, since: float | None = None) -> list[LogFile]:
