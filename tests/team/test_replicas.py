@@ -60,7 +60,7 @@ def test_two_replicas_one_log_labels_anywhere_and_monitoring_from_a_third_machin
             replicas.append(start(tmp_path / name, env=env, model="churn@champion"))
         answered: dict[str, list[str]] = {}
         for (_, url), seed in zip(replicas, (1, 2), strict=True):
-            X_live, _ = data(40, seed)
+            X_live, _ = data(40, seed, shift=3.0 if seed == 2 else 0.0)  # the second replica's traffic has drifted
             ids = []
             for i in range(len(X_live)):
                 r = httpx.post(f"{url}/predict", json={"records": [X_live.iloc[i].to_dict()]}, timeout=30)
@@ -98,6 +98,33 @@ def test_two_replicas_one_log_labels_anywhere_and_monitoring_from_a_third_machin
     report = json.loads(out.stdout)
     assert sum(w["rows"] for w in report["windows"]) == 80
     assert sum(w["performance"]["labelled"] for w in report["windows"]) == 15
+    # and the agent on that third machine: its drift trigger fires on what the second replica answered
+    from tests.automation.conftest import batch, write_project
+
+    project = write_project(tmp_path / "laptop-c" / "project")
+    batch(300, 0).to_parquet(project / "data" / "batch-000.parquet")
+    (project / "modelcycle.yaml").write_text(
+        "name: churn-team\npipeline: pipelines/training.py:training\ndata: {source: data/}\n"
+        "model: {name: churn, target: y, policy: policy.yaml}\nserve: {model: churn@champion}\n"
+        "monitor: {window: 20s, drift: {share: 0.5}, min_rows: 10}\nagent: {interval: 20s}\ntriggers:\n  - on: drift\n")
+    import time
+
+    deadline = time.monotonic() + 180  # the last 20 s window with traffic closes (and settles) within ~25 s
+    cycles: list = []
+    while not cycles and time.monotonic() < deadline:
+        agent = subprocess.run([sys.executable, "-m", "modelcycle", "agent", "--once", "--json"], cwd=project,
+                               env=machine_env(uris, tmp_path / "laptop-c"), capture_output=True, text=True, timeout=300)
+        assert agent.stdout.strip() and "Traceback" not in agent.stderr, agent.stderr[-2000:]
+        cycles = [c for c in json.loads(agent.stdout) if c["trigger"] == "drift"]
+        if not cycles:
+            time.sleep(2)
+    if not cycles:  # say what the agent and monitoring saw
+        said = subprocess.run([sys.executable, "-m", "modelcycle", "agent", "--once"], cwd=project,
+                              env=machine_env(uris, tmp_path / "laptop-c"), capture_output=True, text=True, timeout=300)
+        seen = subprocess.run([sys.executable, "-m", "modelcycle", "monitor", "churn", "--window", "20s"], cwd=project,
+                              env=machine_env(uris, tmp_path / "laptop-c"), capture_output=True, text=True, timeout=300)
+        pytest.fail(f"the agent on a third machine never saw the drift in the replicas' log:\n{said.stdout}{said.stderr}\n"
+                    f"{seen.stdout}{seen.stderr}")
 
 
 class Cluster:
