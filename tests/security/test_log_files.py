@@ -84,5 +84,5 @@ def test_a_label_looks_no_further_back_than_the_day_that_holds_its_prediction(tm
     old.mkdir()
     (old / "part-1577836800000000000-evil_1.parquet").write_bytes(b"not parquet")
     assert append_labels(tmp_path, "churn", ["today"], [1]) == 1
-    with pytest.raises(InvalidInputError, match="evil_1.parquet is not a readable Parquet file"):
+    with pytest.raises(InvalidInputError, match=r"evil_1\.parquet is not a readable Parquet file"):
         append_labels(tmp_path, "churn", ["from-2020"], [1])

@@ -442,3 +442,21 @@ def test_an_objects_fingerprint_is_what_the_store_says_now(s3_bucket: str) -> No
     fingerprint(f"s3://{s3_bucket}/data/")  # lists the prefix: s3fs caches the listing in this process
     _put(s3_bucket, "data/train.parquet", pd.DataFrame({"a": [1, 2, 3]}))
     assert fingerprint(url) != before
+
+
+def test_reading_the_log_on_the_object_store_costs_one_request_per_file(team: Settings, requests: Requests) -> None:
+    """Monitoring and labels read a log file in one GET (not a HEAD, a footer and then its columns): on an object
+    store a request costs far more than the bytes of a small file."""
+    from modelcycle.store.predictions import log_root, model_dir, read_log, write_atomic
+
+    root = log_root(team.log_uri)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    for i in range(6):
+        frame = pd.DataFrame({"request_id": [f"r{i}-{j}" for j in range(50)], "row": 0, "time": pd.Timestamp.now(tz="UTC"),
+                              "model": "churn", "version": 1, "role": "champion", "input.a": np.arange(50.0), "prediction": 1})
+        write_atomic(frame, f"{model_dir(root, 'predictions', 'churn')}/date={day}", root=root, writer="replica")
+    requests.take()
+    assert len(read_log(root, "churn")) == 300
+    calls = requests.take()
+    objects = [c for c in calls if c.startswith("GET") and ".parquet" in c]
+    assert len(objects) == 6 and not [c for c in calls if c.startswith("HEAD")], calls
