@@ -107,6 +107,49 @@ class MonitorReport:
         return write(monitor_html(self), path)
 
 
+class _Ahead:
+    """Fetches the files of the next window to be read in a thread of its own (only on an object store, where a
+    request's wait is most of a small file's cost), so the fetch overlaps the summary of the window before."""
+
+    def __init__(self, root: Any, paths: list[list[str]]):
+        self.root, self.paths = root, paths
+        self.pool = None if root.local or not any(paths) else _pool()
+        self.pending: dict[int, Any] = {}
+        self._submit(next((j for j in range(len(paths)) if paths[j]), None))
+
+    def _submit(self, j: int | None) -> None:
+        if self.pool is not None and j is not None and j not in self.pending:
+            from modelcycle.store.predictions import fetch_files
+
+            self.pending[j] = self.pool.submit(fetch_files, self.root, self.paths[j])
+
+    def take(self, i: int) -> dict[str, bytes] | None:
+        """Window ``i``'s fetched files (None when not fetched ahead, or when the fetch failed: the read says why),
+        and the next window's files set fetching."""
+        if self.pool is None:
+            return None
+        future = self.pending.pop(i, None)
+        self._submit(next((j for j in range(i + 1, len(self.paths)) if self.paths[j]), None))
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except Exception:  # read again by the caller, which reports the problem
+            return None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for future in self.pending.values():
+                future.cancel()
+            self.pool.shutdown(wait=True)
+
+
+def _pool() -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(1, thread_name_prefix="modelcycle-log-fetch")
+
+
 def _settle(seconds: int) -> float:
     return float(min(60.0, max(2.0, seconds / 10)))
 
@@ -192,48 +235,63 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
     report = MonitorReport(model=model, window_seconds=seconds)
     to_store: list[dict[str, Any]] = []
     by_window = _assign(files, starts, seconds, settle)
-    for i, s in enumerate(starts):
-        e = s + seconds
-        closed = e + settle <= now
-        mine = by_window.get(i, [])
-        key = fingerprint([f.name for f in mine])
-        row = stored.get(s)
+
+    def state(i: int) -> tuple[bool, str, str, bool]:
+        """(closed, the files' key, the labels' key, whether the window's files are read) of window ``i``."""
+        s, e = starts[i], starts[i] + seconds
+        key = fingerprint([f.name for f in by_window.get(i, [])])
         labels_key = fingerprint([name for name, lo, hi in spans if lo < e and hi > s])  # the labels of this window's predictions
-        if row is not None and closed and row["sources"] == key:
-            summary = row["summary"]
-            if summary.get("labels_key") != labels_key and summary.get("rows"):
-                frame = read_window(home, mine, s, e)
-                summary["performance"] = performance(frame[frame["role"] == "champion"], labels())
-                summary["labels_key"] = labels_key
-                to_store.append({"start": s, "rows": row["rows"], "sources": key, "profile": row["profile"], "summary": summary,
+        row = stored.get(s)
+        if row is not None and e + settle <= now and row["sources"] == key:
+            return True, key, labels_key, bool(row["summary"].get("labels_key") != labels_key and row["summary"].get("rows"))
+        return e + settle <= now, key, labels_key, bool(by_window.get(i))
+
+    # On an object store the next window's files are fetched while this one is summarised.
+    ahead = _Ahead(home, [[f.path for f in by_window.get(i, [])] if state(i)[3] else [] for i in range(len(starts))])
+    try:
+        for i, s in enumerate(starts):
+            e = s + seconds
+            mine = by_window.get(i, [])
+            closed, key, labels_key, _ = state(i)
+            row = stored.get(s)
+            blobs = ahead.take(i)
+            if row is not None and closed and row["sources"] == key:
+                summary = row["summary"]
+                if summary.get("labels_key") != labels_key and summary.get("rows"):
+                    frame = read_window(home, mine, s, e, blobs=blobs)
+                    summary["performance"] = performance(frame[frame["role"] == "champion"], labels())
+                    summary["labels_key"] = labels_key
+                    to_store.append({"start": s, "rows": row["rows"], "sources": key, "profile": row["profile"], "summary": summary,
+                                     "computed_at": now})
+                report.windows.append(Window(s, e, True, True, summary))
+                continue
+            if not mine:
+                summary: dict[str, Any] = {"rows": 0, "versions": {}, "performance": {"labelled": 0, "metrics": {}}}
+                profile_bytes = None
+            else:
+                try:
+                    frame = read_window(home, mine, s, e, blobs=blobs)
+                except FileNotFoundError:  # merged by a compaction since the listing: the merged file holds it
+                    files = list_files(home, "predictions", model, start=first, end=end_s + settle + 1)
+                    by_window = _assign(files, starts, seconds, settle)
+                    mine = by_window.get(i, [])
+                    key = fingerprint([f.name for f in mine])
+                    frame = read_window(home, mine, s, e)
+                champion_versions = frame.loc[frame["role"] == "champion", "version"]
+                version = int(champion_versions.mode().iloc[0]) if len(champion_versions) else None
+                reference, predicted = references.get(version)
+                summary, window_profile = summarise(frame, reference, predicted, drift_method, share, labels())
+                profile_bytes = window_profile.to_bytes(level=1) if window_profile is not None else None  # stored often, read rarely
+                report.computed += 1
+            summary["labels_key"] = labels_key
+            if closed:
+                to_store.append({"start": s, "rows": summary["rows"], "sources": key, "profile": profile_bytes, "summary": summary,
                                  "computed_at": now})
-            report.windows.append(Window(s, e, True, True, summary))
-            continue
-        if not mine:
-            summary: dict[str, Any] = {"rows": 0, "versions": {}, "performance": {"labelled": 0, "metrics": {}}}
-            profile_bytes = None
-        else:
-            try:
-                frame = read_window(home, mine, s, e)
-            except FileNotFoundError:  # merged by a compaction since the listing: the merged file holds it
-                files = list_files(home, "predictions", model, start=first, end=end_s + settle + 1)
-                by_window = _assign(files, starts, seconds, settle)
-                mine = by_window.get(i, [])
-                key = fingerprint([f.name for f in mine])
-                frame = read_window(home, mine, s, e)
-            champion_versions = frame.loc[frame["role"] == "champion", "version"]
-            version = int(champion_versions.mode().iloc[0]) if len(champion_versions) else None
-            reference, predicted = references.get(version)
-            summary, window_profile = summarise(frame, reference, predicted, drift_method, share, labels())
-            profile_bytes = window_profile.to_bytes(level=1) if window_profile is not None else None  # stored often, read rarely
-            report.computed += 1
-        summary["labels_key"] = labels_key
-        if closed:
-            to_store.append({"start": s, "rows": summary["rows"], "sources": key, "profile": profile_bytes, "summary": summary,
-                             "computed_at": now})
-        report.windows.append(Window(s, e, closed, False, summary))
-        if progress is not None:
-            progress(i + 1, len(starts))
+            report.windows.append(Window(s, e, closed, False, summary))
+            if progress is not None:
+                progress(i + 1, len(starts))
+    finally:
+        ahead.close()
     store.window_put(model, "champion", seconds, to_store)
     if rules is not None:
         report.alerts = evaluate_rules(store, model, rules, report.windows, now, since=judge_since)

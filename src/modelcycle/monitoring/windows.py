@@ -35,8 +35,10 @@ def fingerprint(names: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
 
-def read_window(root: Any, files: Sequence[Any], start: float, end: float, columns: Sequence[str] | None = None) -> Any:
-    """The log rows of ``files`` (in the log at ``root``) whose time is in ``[start, end)``, as one DataFrame."""
+def read_window(root: Any, files: Sequence[Any], start: float, end: float, columns: Sequence[str] | None = None,
+                blobs: dict[str, bytes] | None = None) -> Any:
+    """The log rows of ``files`` (in the log at ``root``) whose time is in ``[start, end)``, as one DataFrame
+    (``blobs``: files' bytes fetched ahead)."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -46,7 +48,7 @@ def read_window(root: Any, files: Sequence[Any], start: float, end: float, colum
     wanted = [c for c in columns or () if c] or None
     from modelcycle.store.predictions import read_parquet
 
-    table = read_parquet(root, [f.path for f in files], wanted)
+    table = read_parquet(root, [f.path for f in files], wanted, blobs=blobs)
     unit = table.schema.field("time").type
     times = table.column("time")
     scale = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit.unit]

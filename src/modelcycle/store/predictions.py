@@ -241,13 +241,13 @@ def _is_text(ty: Any) -> bool:
 
 
 def read_parquet(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], columns: Sequence[str] | None = None,
-                 filter: Any = None) -> Any:
+                 filter: Any = None, blobs: dict[str, bytes] | None = None) -> Any:
     """The log files at ``paths`` (each checked first) as one Arrow table, columns joined by name, rows kept where
     ``filter`` (a dataset expression) holds.
 
     Text columns are read as dictionaries and expanded only once the text they stand for is known to fit the
     bounds above, so a file whose few bytes name one long value for a million rows is refused before it is
-    expanded.
+    expanded. ``blobs`` are files' bytes fetched ahead (``fetch_files``).
 
     Raises:
         InvalidInputError: a file is not a log file, or would expand beyond the bounds.
@@ -259,7 +259,8 @@ def read_parquet(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], c
 
     where = log_root(root)
     paths = list(paths)
-    blobs = _fetch(where, paths)
+    blobs = {p: blobs[p] for p in paths if p in blobs} if blobs else {}
+    blobs.update(fetch_files(where, [p for p in paths if p not in blobs]))
     checked = [_check(p, where, blobs.get(p)) for p in paths]
     size = sum(n for n, _ in checked)
     schemas = [sc for _, sc in checked]
@@ -307,10 +308,11 @@ FETCH_WHOLE = 64 << 20
 FETCH_BUDGET = 512 << 20
 
 
-def _fetch(where: LogRoot, paths: Sequence[str]) -> dict[str, bytes]:
+def fetch_files(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str]) -> dict[str, bytes]:
     """The bytes of each remote file of ``paths`` up to ``FETCH_WHOLE`` (by its listed size; ``FETCH_BUDGET`` in all),
     fetched at once, one GET per file: an object store answers one request for a whole small file faster than the footer and column reads a
     reader would send. Nothing for a local folder."""
+    where = log_root(root)
     if where.local or not paths:
         return {}
     try:
