@@ -460,3 +460,36 @@ def test_reading_the_log_on_the_object_store_costs_one_request_per_file(team: Se
     calls = requests.take()
     objects = [c for c in calls if c.startswith("GET") and ".parquet" in c]
     assert len(objects) == 6 and not [c for c in calls if c.startswith("HEAD")], calls
+
+
+def test_without_the_store_labels_and_monitoring_say_so_in_one_line(s3_bucket: str, s3_endpoint: str, tmp_path: Path) -> None:
+    """The object store is out of reach (connections refused): labels and monitoring fail with one message that says
+    the store could not be reached, never a driver's stack trace."""
+    import os
+    import subprocess
+    import sys
+
+    import fsspec
+
+    from modelcycle.errors import ArtifactError
+    from modelcycle.store.predictions import LogRoot, append_labels, read_log
+    from tests.conftest import S3_ENV
+
+    gate = _Gate(s3_endpoint)
+    gate.open = False
+    try:
+        root = LogRoot(f"s3://{s3_bucket}/artifacts")
+        root.fs = fsspec.filesystem("s3", endpoint_url=gate.url, skip_instance_cache=True,
+                                    config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 2, "read_timeout": 5})
+        with pytest.raises(ArtifactError, match="cannot list the prediction log at s3://"):
+            append_labels(root, "churn", ["a"], [1])
+        with pytest.raises(ArtifactError, match="cannot list the prediction log"):
+            read_log(root, "churn")
+        env = {**os.environ, **S3_ENV, "AWS_ENDPOINT_URL": gate.url, "AWS_MAX_ATTEMPTS": "1", "MODELCYCLE_HOME": str(tmp_path / "m"),
+               "MODELCYCLE_ARTIFACT_URI": f"s3://{s3_bucket}/artifacts", "MODELCYCLE_CAPTURE": "0"}
+        out = subprocess.run([sys.executable, "-m", "modelcycle", "monitor", "churn"], env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+        assert "cannot list the prediction log" in out.stderr and len(out.stderr.strip().splitlines()) <= 3, out.stderr
+    finally:
+        gate.close()

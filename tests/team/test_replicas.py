@@ -73,13 +73,22 @@ def test_two_replicas_one_log_labels_anywhere_and_monitoring_from_a_third_machin
         assert sent.status_code == 200, sent.text
         metrics = httpx.get(f"{second}/metrics", timeout=30).text
         assert "modelcycle_prediction_log_spool_bytes" in metrics and "modelcycle_prediction_log_ship_failures" in metrics
+        import re
+        import time
+
+        for _, url in replicas:  # each replica counts the files it shipped from its spool (it ships every second)
+            deadline = time.monotonic() + 60
+            shipped = 0.0
+            while time.monotonic() < deadline and shipped < 1:
+                found = re.search(r"^modelcycle_prediction_log_shipped_files (\S+)$", httpx.get(f"{url}/metrics", timeout=30).text, re.M)
+                shipped = float(found.group(1)) if found else 0.0
+                time.sleep(0.2)
+            assert shipped >= 1, f"{url} says it shipped no file"
         # and labels for replica 2's answers from a laptop that knows only the URIs
         other = Settings.for_home(tmp_path / "laptop-b", capture=False).replace(store_uri=uris["store"], artifact_uri=uris["artifacts"])
         from modelcycle.store.predictions import append_labels, read_labels, read_log
 
         deadline_ids = answered[second][:5]
-        import time
-
         deadline = time.monotonic() + 60  # the replica publishes its log every second
         while len(read_log(other.log_uri, "churn")) < 80 and time.monotonic() < deadline:
             time.sleep(0.2)

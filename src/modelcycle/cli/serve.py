@@ -91,8 +91,13 @@ def serve(
 
         announce_when_ready(url, ready)
         # connections beyond the limit get 503 at once: a flood of idle or trickling connections cannot exhaust file descriptors
-        uvicorn.run("modelcycle.cli.serve:factory", factory=True, host=host, port=port, workers=workers, log_level="warning",
-                    timeout_graceful_shutdown=30, access_log=False, limit_concurrency=max(1024, 16 * max_queue))
+        limits = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 30, "access_log": False,
+                  "limit_concurrency": max(1024, 16 * max_queue)}
+        if workers == 1:  # this process serves: the app checked above is the one that runs (one log writer, one shipper)
+            uvicorn.run(app, **limits)
+            return
+        app.state.server.stop()  # each worker process builds its own; this one's log writer must not ship their spool
+        uvicorn.run("modelcycle.cli.serve:factory", factory=True, workers=workers, **limits)
 
     run()
 

@@ -12,17 +12,18 @@ store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelcycle.errors import ArtifactError, ConfigurationError, InvalidInputError
+from modelcycle.errors import ArtifactError, ConfigurationError, InvalidInputError, ModelcycleError
 
 __all__ = [
     "LogFile",
@@ -45,6 +46,27 @@ LOG_COLUMNS = ("predicted_at", "version", "prediction", "request_id", "row")  # 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$")
 _WRITER = re.compile(r"^[a-z0-9]{1,32}$")
 _DAY = re.compile(r"^date=\d{4}-\d{2}-\d{2}$")
+
+
+def _store_error(e: BaseException) -> bool:
+    """Whether ``e`` says the object store could not be reached or did not answer (a driver's own exception types)."""
+    return isinstance(e, (OSError, TimeoutError)) or type(e).__module__.split(".")[0] in (
+        "botocore", "aiobotocore", "aiohttp", "urllib3", "s3fs", "gcsfs", "adlfs", "requests")
+
+
+@contextlib.contextmanager
+def _reaching(uri: str, doing: str) -> Iterator[None]:
+    """Errors of the object store's driver as one ``ArtifactError`` that says what could not be done."""
+    try:
+        yield
+    except (FileNotFoundError, ModelcycleError):
+        raise
+    except Exception as e:
+        if _store_error(e):
+            from modelcycle.settings import redact
+
+            raise ArtifactError(f"cannot {doing} the prediction log at {redact(uri)}: {type(e).__name__}: {str(e)[:300]}") from None
+        raise
 
 
 class LogRoot:
@@ -86,11 +108,10 @@ class LogRoot:
             except (FileNotFoundError, NotADirectoryError):
                 return []
         try:
-            entries = self.fs.ls(path, detail=True, refresh=True)
+            with _reaching(self.uri, "list"):
+                entries = self.fs.ls(path, detail=True, refresh=True)
         except FileNotFoundError:
             return []
-        except OSError as e:
-            raise ArtifactError(f"cannot reach the prediction log at {self.uri}: {e}") from None
         return [(e["name"].rstrip("/").rsplit("/", 1)[-1], int(e.get("size") or 0), e.get("type") == "directory")
                 for e in entries]
 
@@ -106,14 +127,13 @@ class LogRoot:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         else:
-            try:
+            with _reaching(self.uri, "write to"):
                 self.fs.pipe_file(path, data)  # one PUT: atomic on an object store
-            except OSError as e:
-                raise ArtifactError(f"cannot write to the prediction log at {self.uri}: {e}") from None
 
     def delete(self, path: str) -> None:
         try:
-            self.fs.rm_file(path)
+            with _reaching(self.uri, "delete from"):
+                self.fs.rm_file(path)
         except FileNotFoundError:
             pass
 
@@ -187,14 +207,15 @@ def _check(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot 
             raise InvalidInputError(f"{path} is not a regular file; move it out of the log folder")
         size = st.st_size
     else:
-        size = int(where.fs.size(path))
+        with _reaching(where.uri, "read"):
+            size = int(where.fs.size(path))
     try:
         if data is not None:
             meta = pq.read_metadata(pa.BufferReader(data))
         elif where is None or where.local:
             meta = pq.read_metadata(path)
         else:
-            with where.fs.open(path, "rb") as f:
+            with _reaching(where.uri, "read"), where.fs.open(path, "rb") as f:
                 meta = pq.read_metadata(f)
     except (pa.ArrowException, OSError) as e:
         if isinstance(e, FileNotFoundError):
@@ -253,6 +274,12 @@ def read_parquet(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], c
         InvalidInputError: a file is not a log file, or would expand beyond the bounds.
         FileNotFoundError: a file is gone (merged by a compaction since it was listed).
     """
+    with _reaching(log_root(root).uri, "read"):
+        return _read_parquet(root, paths, columns, filter, blobs)
+
+
+def _read_parquet(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], columns: Sequence[str] | None,
+                  filter: Any, blobs: dict[str, bytes] | None) -> Any:
     import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
@@ -315,10 +342,12 @@ def fetch_files(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str]) ->
     where = log_root(root)
     if where.local or not paths:
         return {}
-    try:
-        sizes = {p: int(where.fs.size(p)) for p in paths} if len(paths) == 1 else {
-            e["name"]: int(e.get("size") or 0) for folder in {p.rsplit("/", 1)[0] for p in paths}
-            for e in where.fs.ls(folder, detail=True, refresh=True)}
+    with _reaching(where.uri, "read"):
+        if len(paths) == 1:
+            sizes = {paths[0]: int(where.fs.size(paths[0]))}
+        else:
+            sizes = {e["name"]: int(e.get("size") or 0) for folder in {p.rsplit("/", 1)[0] for p in paths}
+                     for e in where.fs.ls(folder, detail=True, refresh=True)}
         small, budget = [], FETCH_BUDGET
         for p in paths:
             n = sizes.get(p, FETCH_WHOLE + 1)
@@ -326,17 +355,15 @@ def fetch_files(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str]) ->
                 small.append(p)
                 budget -= n
         got = where.fs.cat(small, on_error="return") if small else {}
-    except FileNotFoundError:
-        raise
-    except OSError as e:
-        raise ArtifactError(f"cannot reach the prediction log at {where.uri}: {e}") from None
     out: dict[str, bytes] = {}
     for p in small:
         value = got.get(p)
         if isinstance(value, FileNotFoundError) or value is None:
             raise FileNotFoundError(p)
         if isinstance(value, BaseException):
-            raise ArtifactError(f"cannot read {p} from the prediction log at {where.uri}: {value}")
+            from modelcycle.settings import redact
+
+            raise ArtifactError(f"cannot read {p} from the prediction log at {redact(where.uri)}: {type(value).__name__}: {value}")
         if len(value) > FETCH_WHOLE:
             raise InvalidInputError(f"{p} grew past {FETCH_WHOLE:,} bytes while it was read; a log file is never rewritten: "
                                     "move it out of the log folder")
