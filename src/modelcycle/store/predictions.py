@@ -104,7 +104,9 @@ class LogRoot:
         """(name, size, is a folder) of each entry in ``path``; empty when it does not exist."""
         if self.local:
             try:
-                return [(e.name, e.stat().st_size if e.is_file() else 0, e.is_dir()) for e in os.scandir(path)]
+                # a symbolic link is never followed: it could lead out of the log folder
+                return [(e.name, e.stat(follow_symlinks=False).st_size if e.is_file(follow_symlinks=False) else 0,
+                         e.is_dir(follow_symlinks=False)) for e in os.scandir(path) if not e.is_symlink()]
             except (FileNotFoundError, NotADirectoryError):
                 return []
         try:
@@ -202,9 +204,9 @@ def _check(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot 
     if data is not None:
         size = len(data)
     elif where is None or where.local:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
-            raise InvalidInputError(f"{path} is not a regular file; move it out of the log folder")
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end; a link could lead anywhere
+            raise InvalidInputError(f"{path} is not a regular file (a link, a FIFO or a device); move it out of the log folder")
         size = st.st_size
     else:
         with _reaching(where.uri, "read"):
@@ -229,7 +231,19 @@ def _check(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot 
                                 "much: it is damaged or crafted). Move it out of the log folder.")
     schema = meta.schema.to_arrow_schema()
     _check_columns(path, schema)
+    fixed = meta.num_rows * sum(_width(f.type) for f in schema)  # what the fixed-width columns take once read
+    if fixed > min(EXPANSION * max(size, 1), MAX_READ_BYTES):
+        raise InvalidInputError(f"{path} has {meta.num_rows:,} rows of {len(schema)} columns that take {fixed:,} bytes once read, from a "
+                                f"{size:,}-byte file; refusing to read it (it is damaged or crafted). Move it out of the log folder.")
     return size, schema
+
+
+def _width(ty: Any) -> int:
+    """Bytes a value of a fixed-width type takes in memory (text and lists, whose size the file does not say: 0)."""
+    try:
+        return max(1, ty.bit_width // 8)
+    except ValueError:
+        return 0
 
 
 def _check_columns(path: str, schema: Any) -> None:
@@ -249,10 +263,23 @@ def _check_columns(path: str, schema: Any) -> None:
         want = "a text request_id and a time with a time zone"
     if not good:
         raise InvalidInputError(f"{path} is not a file modelcycle wrote (it lacks {want}); move it out of the log folder")
-    nested = [f.name for f in schema if pa.types.is_nested(f.type)]
+    def plain_list(ty: Any) -> bool:
+        return (pa.types.is_list(ty) or pa.types.is_large_list(ty) or pa.types.is_fixed_size_list(ty)) \
+            and not pa.types.is_nested(ty.value_type)
+
+    nested = [f.name for f in schema if pa.types.is_nested(f.type) and not plain_list(f.type)]
     if nested:
-        raise InvalidInputError(f"{path} is not a file modelcycle wrote (its column {nested[0]!r} holds lists or records, which the "
-                                "log never does); move it out of the log folder")
+        raise InvalidInputError(f"{path} is not a file modelcycle wrote (its column {nested[0]!r} holds records, maps or lists of lists, "
+                                "which the log never does); move it out of the log folder")
+    kinds = {"version": pa.types.is_integer, "row": pa.types.is_integer, "role": text}
+    if "/labels/" in path:
+        kinds = {"row": pa.types.is_integer, "time": pa.types.is_timestamp}
+    wrong = [name for name, ok in kinds.items()
+             if schema.get_field_index(name) >= 0 and not ok(schema.field(schema.get_field_index(name)).type)]
+    if wrong:
+        raise InvalidInputError(f"{path} is not a file modelcycle wrote (its column {wrong[0]!r} is missing or of type "
+                                f"{schema.field(wrong[0]).type if schema.get_field_index(wrong[0]) >= 0 else 'none'}); "
+                                "move it out of the log folder")
 
 
 def _is_text(ty: Any) -> bool:
@@ -274,8 +301,15 @@ def read_parquet(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], c
         InvalidInputError: a file is not a log file, or would expand beyond the bounds.
         FileNotFoundError: a file is gone (merged by a compaction since it was listed).
     """
-    with _reaching(log_root(root).uri, "read"):
-        return _read_parquet(root, paths, columns, filter, blobs)
+    import pyarrow as pa
+
+    try:
+        with _reaching(log_root(root).uri, "read"):
+            return _read_parquet(root, paths, columns, filter, blobs)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        shown = ", ".join(str(p) for p in list(paths)[:3]) + (" …" if len(paths) > 3 else "")
+        raise InvalidInputError(f"the log files {shown} cannot be read together ({str(e)[:300]}): one of them was not written by "
+                                "modelcycle or is damaged; move it out of the log folder") from None
 
 
 def _read_parquet(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], columns: Sequence[str] | None,
@@ -578,7 +612,7 @@ def _read(root: LogRoot, kind: str, model: str, start: Any, end: Any) -> Any:
         out = out[out["time"] >= start_ts]
     if end_ts is not None:
         out = out[out["time"] < end_ts]
-    return out.sort_values(["time", "request_id"], kind="stable").reset_index(drop=True)
+    return out.sort_values([c for c in ("time", "request_id") if c in out.columns], kind="stable").reset_index(drop=True)
 
 
 def _day(f: LogFile) -> Any:
@@ -635,11 +669,13 @@ def append_labels(root: str | os.PathLike[str] | LogRoot, model: str | None, req
     if rows is not None and len(rows) != len(ids):
         raise InvalidInputError(f"{len(ids)} request ids but {len(rows)} row numbers")
     if rows is not None:
-        bad = [r for r in rows if isinstance(r, bool) or not isinstance(r, int) or r < 0]
+        bad = [r for r in rows if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < 2**31]
         if bad:
             raise InvalidInputError(f"row numbers are a row's position in its request (0, 1, …), not {bad[0]!r}; no label was stored")
     import math
 
+    if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**53 for v in values):
+        raise InvalidInputError("labels must be numbers a float holds exactly (below 2**53 in size), or text; no label was stored")
     if any(isinstance(v, float) and not math.isfinite(v) for v in values):
         raise InvalidInputError("labels must be finite numbers or text, not NaN or infinity; no label was stored")
     when = find_predictions(root, model, ids)
@@ -704,7 +740,8 @@ def _find(where: LogRoot, paths: list[str], wanted: set[str], found: dict[str, f
     if table.num_rows and table.schema.field("time").type != pa.timestamp("ns", "UTC"):
         table = table.cast(pa.schema([("request_id", table.schema.field("request_id").type), ("time", pa.timestamp("ns", "UTC"))]))
     for rid, at in zip(table.column("request_id").to_pylist(), table.column("time").to_pylist(), strict=True):
-        found[rid] = min(found.get(rid, at.timestamp()), at.timestamp())
+        if rid is not None and at is not None:  # a row without a time was never a prediction
+            found[rid] = min(found.get(rid, at.timestamp()), at.timestamp())
     wanted -= set(found)
 
 
