@@ -493,3 +493,43 @@ def test_without_the_store_labels_and_monitoring_say_so_in_one_line(s3_bucket: s
         assert "cannot list the prediction log" in out.stderr and len(out.stderr.strip().splitlines()) <= 3, out.stderr
     finally:
         gate.close()
+
+
+def test_labels_sent_while_the_store_is_out_of_reach_are_answered_503(s3_bucket: str, s3_endpoint: str, tmp_path: Path) -> None:
+    """A replica whose object store refuses connections keeps answering predictions, and answers labels with 503 and a
+    message that says the store cannot be reached (never a 500)."""
+    import os
+
+    import httpx
+    from sklearn.linear_model import LogisticRegression
+
+    from modelcycle.registry import Registry
+    from tests.conftest import S3_ENV
+    from tests.serving.test_server_process import start
+
+    team = Settings.for_home(tmp_path / "laptop", capture=False).replace(artifact_uri=f"s3://{s3_bucket}/artifacts",
+                                                                         store_uri=f"sqlite:///{tmp_path / 'shared.db'}")
+    client = Client(team)
+    X = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0)[::-1]})
+    with client.start_run(experiment="outage"):
+        logged = client.log_model(LogisticRegression().fit(X, (X["a"] > 20).astype(int)), reference_data=X)
+    registry = Registry(client)
+    registry.register_model(logged, "churn")
+    registry.set_alias("churn", "champion", 1)
+    client.close()
+    gate = _Gate(s3_endpoint)
+    env = {**os.environ, **S3_ENV, "AWS_ENDPOINT_URL": gate.url, "AWS_MAX_ATTEMPTS": "1", "MODELCYCLE_STORE_URI": team.store_uri,
+           "MODELCYCLE_ARTIFACT_URI": team.artifact_uri}
+    proc, url = start(tmp_path / "replica", env=env, model="churn@champion")
+    try:
+        answer = httpx.post(f"{url}/predict", json={"records": [{"a": 1.0, "b": 2.0}]}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        gate.open = False
+        assert httpx.post(f"{url}/predict", json={"records": [{"a": 3.0, "b": 2.0}]}, timeout=60).status_code == 200
+        sent = httpx.post(f"{url}/labels", json={"request_ids": [answer.headers["x-request-id"]], "labels": [1]}, timeout=300)
+        assert sent.status_code == 503, sent.text
+        assert sent.json()["error"]["code"] == "store_unreachable" and "cannot" in sent.json()["error"]["message"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        gate.close()
