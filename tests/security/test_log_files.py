@@ -132,8 +132,8 @@ def test_fixed_width_columns_are_bounded_by_the_footer_before_a_page_is_read(tmp
 
 
 @pytest.mark.parametrize(("case", "words"), [
-    ("version as text", "column 'version' is missing or of type string"),
-    ("label rows as text", "column 'row' is missing or of type string"),
+    ("version as text", "column 'version' is of type string"),
+    ("label rows as text", "column 'row' is of type string"),
 ])
 def test_a_file_of_the_wrong_shape_is_refused_by_name(tmp_path: Path, case: str, words: str) -> None:
     _log(tmp_path, ["a"])

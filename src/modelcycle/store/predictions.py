@@ -274,11 +274,9 @@ def _check_columns(path: str, schema: Any) -> None:
     kinds = {"version": pa.types.is_integer, "row": pa.types.is_integer, "role": text}
     if "/labels/" in path:
         kinds = {"row": pa.types.is_integer, "time": pa.types.is_timestamp}
-    wrong = [name for name, ok in kinds.items()
-             if schema.get_field_index(name) >= 0 and not ok(schema.field(schema.get_field_index(name)).type)]
+    wrong = [name for name, ok in kinds.items() if schema.get_field_index(name) >= 0 and not ok(schema.field(name).type)]
     if wrong:
-        raise InvalidInputError(f"{path} is not a file modelcycle wrote (its column {wrong[0]!r} is missing or of type "
-                                f"{schema.field(wrong[0]).type if schema.get_field_index(wrong[0]) >= 0 else 'none'}); "
+        raise InvalidInputError(f"{path} is not a file modelcycle wrote (its column {wrong[0]!r} is of type {schema.field(wrong[0]).type}); "
                                 "move it out of the log folder")
 
 
@@ -328,41 +326,26 @@ def _read_parquet(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], 
     fs = where.arrow_fs
     wanted = list(columns) if columns else None
     text = sorted({f.name for sc in schemas for f in sc if _is_text(f.type) and (wanted is None or f.name in wanted)})
-    table = None
-    if blobs:  # fetched whole: read from memory, file by file
-        tables = []
-        for p, sc in zip(paths, schemas, strict=True):
-            names = set(sc.names)
-            source: Any = pa.BufferReader(blobs[p]) if p in blobs else fs.open(p, "rb")
-            with source:
-                one = pq.ParquetFile(source, read_dictionary=[c for c in text if c in names]).read(
-                    columns=[c for c in wanted if c in names] if wanted else None)
-            tables.append(one.filter(filter) if filter is not None else one)
-        tables = _expand(tables, size, paths, text)
-        try:
-            return pa.concat_tables(tables, promote_options="default")
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # the same column in other units (times in us and ns)
-            return pa.concat_tables(tables, promote_options="permissive")
-    if all(sc.equals(schemas[0]) for sc in schemas):  # one dataset over the files: read in parallel, in one call
+    if not blobs and all(sc.equals(schemas[0]) for sc in schemas):  # one dataset over the files: read in parallel, in one call
         fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
         try:
             table = ds.dataset(paths, format=fmt, filesystem=fs).to_table(columns=wanted, filter=filter)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            table = None
-    if table is None:  # files of other columns or types: one by one, columns joined
-        tables = []
-        for p, sc in zip(paths, schemas, strict=True):
-            names = set(sc.names)
-            fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=[c for c in text if c in names]))
-            one = ds.dataset(p, format=fmt, filesystem=fs)
-            cols = [c for c in wanted if c in names] if wanted else None
-            tables.append(one.to_table(columns=cols, filter=filter))
-        tables = _expand(tables, size, paths, text)
-        try:
-            return pa.concat_tables(tables, promote_options="default")
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # the same column in other units (times in us and ns)
-            return pa.concat_tables(tables, promote_options="permissive")
-    return _expand([table], size, paths, text)[0]
+            table = None  # files that differ within: one by one, below
+        if table is not None:
+            return _expand([table], size, paths, text)[0]
+    tables = []
+    for p, sc in zip(paths, schemas, strict=True):  # one by one (from memory when fetched whole), columns joined
+        names = set(sc.names)
+        with (pa.BufferReader(blobs[p]) if p in blobs else fs.open(p, "rb") if fs is not None else pa.OSFile(p)) as source:
+            one = pq.ParquetFile(source, read_dictionary=[c for c in text if c in names]).read(
+                columns=[c for c in wanted if c in names] if wanted else None)
+        tables.append(one.filter(filter) if filter is not None else one)
+    tables = _expand(tables, size, paths, text)
+    try:
+        return pa.concat_tables(tables, promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # the same column in other units (times in us and ns)
+        return pa.concat_tables(tables, promote_options="permissive")
 
 
 FETCH_WHOLE = 64 << 20
@@ -377,11 +360,11 @@ def fetch_files(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str]) ->
     if where.local or not paths:
         return {}
     with _reaching(where.uri, "read"):
-        if len(paths) == 1:
-            sizes = {paths[0]: int(where.fs.size(paths[0]))}
-        else:
-            sizes = {e["name"]: int(e.get("size") or 0) for folder in {p.rsplit("/", 1)[0] for p in paths}
-                     for e in where.fs.ls(folder, detail=True, refresh=True)}
+        if len(paths) == 1:  # one request: its first FETCH_WHOLE + 1 bytes say whether it is whole
+            head = where.fs.cat_file(paths[0], start=0, end=FETCH_WHOLE + 1)
+            return {paths[0]: head} if len(head) <= FETCH_WHOLE else {}
+        sizes = {e["name"]: int(e.get("size") or 0) for folder in {p.rsplit("/", 1)[0] for p in paths}
+                 for e in where.fs.ls(folder, detail=True, refresh=True)}
         small, budget = [], FETCH_BUDGET
         for p in paths:
             n = sizes.get(p, FETCH_WHOLE + 1)

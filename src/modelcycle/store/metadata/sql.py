@@ -41,7 +41,6 @@ __all__ = ["SqlMetadataStore"]
 
 T = TypeVar("T")
 _MANY_ROWS = 1000  # rows per multi-row statement (PostgreSQL allows 65,535 parameters)
-_IN_CHUNK = 500
 
 # Every open store, so that fork waits until no thread is inside a statement: SQLite's own mutexes would be
 # copied held into the child, which would then hang on its first statement.
@@ -140,7 +139,6 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
             f"INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES ({', '.join([mark] * 5)})"
         )
         self._writer = self.engine.execution_options(modelcycle_write=True)
-        self._records: dict[int, str] = {}
         self._multi: dict[tuple[Any, ...], Any] = {}  # multi-row statements by (statement, rows), or False
         self._searches: dict[tuple[Any, ...], tuple[str, Any]] = {}  # compiled searches, for dashboards that repeat them
         self._prepare_writes()
@@ -258,15 +256,6 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
         return [Experiment(id=x.id, name=x.name, created_at=x.created_at, run_count=x.n) for x in rows]
 
     # --- writes -----------------------------------------------------------------------
-    def _latest_sql(self, n: int) -> str:
-        """The statement for the latest metrics of ``n`` runs (cached per ``n``)."""
-        sql = self._records.get(n)
-        if sql is None:
-            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-            sql = f'SELECT run_id, "key", value FROM latest_metrics WHERE run_id IN ({", ".join([mark] * n)})'
-            self._records[n] = sql
-        return sql
-
     def _prepare_writes(self) -> None:
         """Build every write statement once, so each execution is a compiled-cache hit."""
         ins = self._insert
@@ -588,23 +577,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
                 self._searches[key] = cached
         sql, args = cached
 
-        if self.dialect == "sqlite":
-            return self._read(lambda conn: _sqlite_page(conn.connection.driver_connection, sql, args))
-
-        if self.dialect == "postgresql":
-            return self._read(lambda conn: _postgres_page(conn.connection.driver_connection, sql, args))
-
-        def read(conn: Connection) -> RunPage:
-            rows = conn.exec_driver_sql(sql, args).all()
-            metrics: dict[str, dict[str, float]] = {row[0]: {} for row in rows}
-            ids = list(metrics)
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = tuple(ids[start:start + _IN_CHUNK])
-                for run_id, key, value in conn.exec_driver_sql(self._latest_sql(len(chunk)), chunk).all():
-                    metrics[run_id][key] = math.nan if value is None else value
-            return _page(rows, metrics)
-
-        return self._read(read)
+        return self._read(lambda conn: _page_of(self.dialect, conn.connection.driver_connection, sql, args))
 
     def _search_statement(
         self, experiments: list[int] | None, filter: str | None, order_by: list[str] | None, limit: int | None, offset: int,
@@ -775,34 +748,30 @@ _SUMMARY = [s.runs.c[name] for name in (
 )]
 
 
-_SQLITE_METRICS = """SELECT run_id, "key", value FROM latest_metrics WHERE run_id IN (SELECT value FROM json_each(?1))"""
+# the latest metrics of a page's runs; the ids go in as one value (a JSON array, an array), so the statement's text,
+# and the database's prepared statement, never change
+_METRICS = {
+    "sqlite": """SELECT run_id, "key", value FROM latest_metrics WHERE run_id IN (SELECT value FROM json_each(?1))""",
+    "postgresql": 'SELECT run_id, "key", value FROM latest_metrics WHERE run_id = ANY(%s)',
+}
 
 
-def _sqlite_page(raw: Any, sql: str, args: Any) -> RunPage:
-    """A search on SQLite through the driver directly: plain tuples; the page's ids go in as one JSON array,
-    so the metrics statement's text (and SQLite's prepared statement) never changes."""
-    rows = raw.execute(sql, args).fetchall()
-    metrics: dict[str, dict[str, float]] = {row[0]: {} for row in rows}
-    if rows:
-        nan = math.nan
-        for run_id, key, value in raw.execute(_SQLITE_METRICS, (json.dumps(list(metrics)),)).fetchall():
-            metrics[run_id][key] = nan if value is None else value
-    return _page(rows, metrics)
-
-
-_POSTGRES_METRICS = 'SELECT run_id, "key", value FROM latest_metrics WHERE run_id = ANY(%s)'
-
-
-def _postgres_page(raw: Any, sql: str, args: Any) -> RunPage:
-    """A search on PostgreSQL through psycopg directly, both statements prepared on the connection (their text
-    never changes: the page's ids go in as one array)."""
-    with raw.cursor() as cur:
-        rows = cur.execute(sql, args, prepare=True).fetchall()
+def _page_of(dialect: str, raw: Any, sql: str, args: Any) -> RunPage:
+    """A search through the driver directly (plain tuples): the page's rows, then their latest metrics; on
+    PostgreSQL both statements are prepared on the connection."""
+    sqlite = dialect == "sqlite"
+    cur = raw.cursor()
+    try:
+        run = (lambda q, a: cur.execute(q, a)) if sqlite else (lambda q, a: cur.execute(q, a, prepare=True))
+        rows = run(sql, args).fetchall()
         metrics: dict[str, dict[str, float]] = {row[0]: {} for row in rows}
         if rows:
+            ids = json.dumps(list(metrics)) if sqlite else list(metrics)
             nan = math.nan
-            for run_id, key, value in cur.execute(_POSTGRES_METRICS, (list(metrics),), prepare=True).fetchall():
+            for run_id, key, value in run(_METRICS[dialect], (ids,)).fetchall():
                 metrics[run_id][key] = nan if value is None else value
+    finally:
+        cur.close()
     return _page(rows, metrics)
 
 
