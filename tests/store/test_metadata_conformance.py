@@ -288,3 +288,127 @@ def test_a_large_batch_with_repeated_keys_is_stored_whole(store) -> None:
     assert run.metrics["m0"] == 2499.0 and run.metrics["m6"] == 2498.0
     assert len(store.get_metric_history(run_id, "m3")) == len(range(3, 2500, 7))
     assert math.isnan(store.get_run(other).metrics["loss"]) and store.get_run(other).params == {"C": "3"}
+
+
+def test_a_search_page_carries_the_params_and_tags_every_write_left(store) -> None:
+    """A page reads each run's params and tags from one record the writes keep: created with the run, a param's
+    first value kept, a tag's last value winning, across batches, with quotes, unicode and JSON-looking text."""
+    rid = _run(store, params={"C": "1.0", "q": 'say "hi"'}, tags={"team": "risk"})
+    bare = _run(store)
+    store.write(WriteBatch(params=[(rid, "C", "2.0"), (rid, "kernel", "rbf"), (rid, "kernel", "linear")],
+                           tags=[(rid, "team", "fraud"), (rid, "ünï", "{\"a\": [1]}")]))
+    store.write(WriteBatch(tags=[(rid, "team", "growth"), (bare, "only", "tag")]))
+    pages = {r.id: r for r in store.search_runs()}
+    for run_id in (rid, bare):
+        run = store.get_run(run_id)
+        assert (pages[run_id].params, pages[run_id].tags) == (run.params, run.tags)
+    assert pages[rid].params == {"C": "1.0", "q": 'say "hi"', "kernel": "rbf"}
+    assert pages[rid].tags == {"team": "growth", "ünï": "{\"a\": [1]}"}
+    assert (pages[bare].params, pages[bare].tags) == ({}, {"only": "tag"})
+
+
+def test_concurrent_writers_to_one_run_lose_no_tag(store_uri: str) -> None:
+    """Several clients tag one run at once (each its own connection): every tag is in the search page's record."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = open_metadata_store(store_uri)
+    rid = _run(first)
+    stores = [open_metadata_store(store_uri) for _ in range(4)]
+
+    def tag(i: int) -> None:
+        s = stores[i % len(stores)]
+        s.write(WriteBatch(tags=[(rid, f"t{i}", str(i))], params=[(rid, f"p{i}", str(i))]))
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(tag, range(60)))
+        page, = first.search_runs()
+        assert page.tags == {f"t{i}": str(i) for i in range(60)}
+        assert page.params == {f"p{i}": str(i) for i in range(60)}
+    finally:
+        for s in (first, *stores):
+            s.close()
+
+
+def test_connections_the_server_closed_are_replaced_without_an_error(store_uri: str) -> None:
+    """PostgreSQL ends the store's pooled connections (a restart, an idle timeout, an administrator): the next read
+    and the next write succeed on new connections, at once and after the pool's idle check."""
+    if not store_uri.startswith("postgresql"):
+        pytest.skip("a PostgreSQL server closing its connections")
+    import sqlalchemy as sa
+
+    store = open_metadata_store(store_uri)
+    admin = sa.create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        rid = _run(store)
+        for i, first in enumerate(("read", "write", "read", "write")):
+            store.search_runs()  # connections in the pool, recently used
+
+            with admin.connect() as conn:
+                killed = conn.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()").scalar()
+            assert killed >= 1
+            deadline = time.monotonic() + 30
+            with admin.connect() as conn:  # the server has let them go
+                while conn.exec_driver_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND pid <> pg_backend_pid()").scalar() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            if first == "write":
+                store.write(WriteBatch(tags=[(rid, "after", f"{first} {i}")]))
+            assert [r.id for r in store.search_runs()] == [rid]
+            store.write(WriteBatch(tags=[(rid, "after", f"{first} {i}")]))
+            assert store.get_run(rid).tags == {"after": f"{first} {i}"}
+    finally:
+        store.close()
+        admin.dispose()
+
+
+def test_a_refused_write_is_one_store_error_and_the_store_goes_on(store) -> None:
+    """A batch the database refuses (params of a run that does not exist) is one StoreError naming the store, nothing
+    of it is kept, and the next batch is written (on PostgreSQL the batch went as one pipeline)."""
+    from modelcycle.errors import StoreError
+
+    rid = _run(store)
+    with pytest.raises(StoreError, match=r"write to .* failed"):
+        store.write(WriteBatch(params=[(rid, "kept", "no"), ("f" * 32, "C", "1")], tags=[(rid, "t", "no")]))
+    assert (store.get_run(rid).params, store.get_run(rid).tags) == ({}, {})
+    store.write(WriteBatch(params=[(rid, "C", "1")]))
+    assert store.search_runs()[0].params == {"C": "1"}
+
+
+def test_a_new_postgresql_store_filled_at_once_is_searched_with_statistics(store_uri: str) -> None:
+    """Before autovacuum has analysed a new store's tables, PostgreSQL would plan a search over thousands of runs as
+    if they were a handful (a hash join of every run): the first search gathers the statistics of tables that never
+    had them, and the plan walks the metric's index."""
+    if not store_uri.startswith("postgresql"):
+        pytest.skip("PostgreSQL's planner statistics")
+    import sqlalchemy as sa
+
+    store = open_metadata_store(store_uri)
+    admin = sa.create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with admin.begin() as conn:
+            for table in ("runs", "params", "tags", "latest_metrics", "experiments"):
+                conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+        exp = store.get_or_create_experiment("exp")
+        assert store.search_runs(["exp"]) == []  # empty: nothing to learn yet
+        now = time.time()
+        runs = [NewRun(id=uuid.uuid4().hex, experiment_id=exp.id, name=f"r{i}", start_time=now + i, params={"i": str(i)})
+                for i in range(3000)]
+        for start in range(0, len(runs), 500):
+            chunk = runs[start:start + 500]
+            store.write(WriteBatch(runs=chunk, metrics=[(r.id, "m0", i / 3000, 0, now) for i, r in enumerate(chunk, start)]))
+        page = store.search_runs(["exp"], "metrics.m0 > 0.5", ["metrics.m0 DESC"], limit=10)
+        assert [r.metrics["m0"] for r in page] == [(2999 - i) / 3000 for i in range(10)]
+        with admin.connect() as conn:
+            analysed = conn.exec_driver_sql(
+                "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
+                "AND relname IN ('runs', 'latest_metrics')").scalars().all()
+            assert sorted(analysed) == ["latest_metrics", "runs"]
+            sql, args = store._searches[(("exp",), "metrics.m0 > 0.5", ("metrics.m0 DESC",), 10, 0)]  # as the driver got it
+            plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + sql, args).scalars())
+        assert "ix_latest_metrics_key_value" in plan and "Hash Join" not in plan, plan
+    finally:
+        store.close()
+        admin.dispose()

@@ -52,3 +52,29 @@ def test_many_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path:
     assert current_revision(engine) == schema.HEAD_REVISION
     assert set(inspect(engine).get_table_names()) >= {"runs", "metrics", "latest_metrics", "alembic_version"}
     engine.dispose()
+
+
+def test_runs_of_an_older_database_keep_their_params_and_tags_in_searches(store_uri: str) -> None:
+    """A store made before runs carried their records (revision 0005) is searched with its params and tags."""
+    from modelcycle.store import open_metadata_store
+
+    engine = create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        upgrade(engine, "0005")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO experiments (id, name, created_at) VALUES (1, 'old', 1.0)")
+            for rid in ("a" * 32, "b" * 32):
+                conn.exec_driver_sql(
+                    "INSERT INTO runs (id, experiment_id, name, status, start_time) VALUES "
+                    f"('{rid}', 1, 'r', 'FINISHED', 1.0)")
+            conn.exec_driver_sql(f"INSERT INTO params (run_id, key, value) VALUES ('{'a' * 32}', 'C', '0.5')")
+            conn.exec_driver_sql(f"INSERT INTO tags (run_id, key, value) VALUES ('{'a' * 32}', 'team', 'risk')")
+    finally:
+        engine.dispose()
+    store = open_metadata_store(store_uri)
+    try:
+        runs = {r.id: r for r in store.search_runs(["old"])}
+        assert (runs["a" * 32].params, runs["a" * 32].tags) == ({"C": "0.5"}, {"team": "risk"})
+        assert (runs["b" * 32].params, runs["b" * 32].tags) == ({}, {})
+    finally:
+        store.close()

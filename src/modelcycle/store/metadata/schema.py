@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # The newest Alembic revision; a test checks it matches migrations/versions/.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 KEY = 250
 ID = 32
@@ -98,6 +98,9 @@ runs = Table(
     Column("seed", BigInteger),
     Column("session_id", String(ID)),
     Column("session_seq", Integer),
+    # [params, tags] as one JSON array, kept by every write beside the params and tags tables: a search page reads
+    # it with the run instead of looking up each run's params and tags
+    Column("records", Text),
     Index(None, "experiment_id", "start_time"),
     Index(None, "status", "heartbeat_at"),
     Index(None, "parent_id"),
