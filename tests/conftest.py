@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -203,3 +204,40 @@ def make_repo(tmp_path: Path):
         return repo
 
     return make
+
+
+@contextlib.contextmanager
+def running(app, deadline: float = 60.0):
+    """``app`` served by a real uvicorn server on a free loopback port, in a thread; yields its URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        end = time.monotonic() + deadline
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < end, "the server did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def server_uri(tmp_path: Path) -> Iterator[str]:
+    """A modelcycle server (a real HTTP server on 127.0.0.1) over a SQLite store and a folder of its own, with a
+    token; the client side reads the token from MODELCYCLE_TRACKING_TOKEN."""
+    from modelcycle.server.app import create_app
+
+    settings = Settings.for_home(tmp_path / "server-home", capture=False)
+    with running(create_app(settings, token="conformance-token")) as url:
+        yield url

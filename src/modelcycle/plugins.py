@@ -21,11 +21,14 @@ BUILTINS: dict[str, dict[str, str]] = {
     "metadata_store": {
         "sqlite": "modelcycle.store.metadata.sql:SqlMetadataStore",
         "postgresql": "modelcycle.store.metadata.sql:SqlMetadataStore",
+        "http": "modelcycle.store.metadata.http:HttpMetadataStore",
+        "https": "modelcycle.store.metadata.http:HttpMetadataStore",
     },
     # "file" for local folders; "fsspec" for every other URL fsspec understands
     "artifact_store": {
         "file": "modelcycle.store.artifacts.local:LocalArtifactStore",
         "fsspec": "modelcycle.store.artifacts.remote:FsspecArtifactStore",
+        "http": "modelcycle.store.artifacts.http:HttpArtifactStore",
     },
     # how each kind of model is saved without pickle (see modelcycle.models.flavours)
     "model_flavour": {

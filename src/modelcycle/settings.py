@@ -138,6 +138,8 @@ class Settings:
     reproduces: str | None = None
     trusted_types: tuple[str, ...] = ()
     serve_token: str | None = field(default=None, repr=False)  # MODELCYCLE_SERVE_TOKEN: bearer token the model server requires
+    tracking_token: str | None = field(default=None, repr=False)  # MODELCYCLE_TRACKING_TOKEN: sent to a modelcycle server
+    server_token: str | None = field(default=None, repr=False)  # MODELCYCLE_SERVER_TOKEN: what `modelcycle server` requires
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -153,8 +155,12 @@ class Settings:
         env = os.environ if environ is None else environ
         raw_home = env.get("MODELCYCLE_HOME")
         home = Path(raw_home).expanduser().resolve() if raw_home else find_home(cwd or Path.cwd())
-        store_uri = env.get("MODELCYCLE_STORE_URI") or f"sqlite:///{home / 'modelcycle.db'}"
-        artifact_uri = env.get("MODELCYCLE_ARTIFACT_URI") or str(home / "artifacts")
+        server = (env.get("MODELCYCLE_TRACKING_URI") or "").strip().rstrip("/")
+        if server and not server.startswith(("http://", "https://")):
+            raise ConfigurationError(f"MODELCYCLE_TRACKING_URI={server!r} must be a modelcycle server's URL, http(s)://host:port")
+        # a server keeps both the records and the blobs; a store URI set beside it wins
+        store_uri = env.get("MODELCYCLE_STORE_URI") or server or f"sqlite:///{home / 'modelcycle.db'}"
+        artifact_uri = env.get("MODELCYCLE_ARTIFACT_URI") or server or str(home / "artifacts")
         timeout = _float(env, "MODELCYCLE_HEARTBEAT_TIMEOUT", 60.0, 0.1)
         interval = _float(env, "MODELCYCLE_HEARTBEAT_INTERVAL", min(10.0, timeout / 4), 0.05)
         if interval >= timeout:
@@ -179,6 +185,8 @@ class Settings:
             reproduces=env.get("MODELCYCLE_REPRODUCES") or None,
             trusted_types=_names(env, "MODELCYCLE_TRUSTED_TYPES"),
             serve_token=env.get("MODELCYCLE_SERVE_TOKEN") or None,
+            tracking_token=env.get("MODELCYCLE_TRACKING_TOKEN") or None,
+            server_token=env.get("MODELCYCLE_SERVER_TOKEN") or None,
         )
 
     @classmethod

@@ -13,8 +13,10 @@ from modelcycle.store.artifacts.base import ArtifactStore, safe_artifact_path
 from modelcycle.store.artifacts.local import LocalArtifactStore
 
 
-@pytest.fixture(params=["local", "fsspec-memory", "fsspec-file", "s3"])
+@pytest.fixture(params=["local", "fsspec-memory", "fsspec-file", "s3", "server"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
+    if request.param == "server":  # a modelcycle server keeping the blobs in its own folder
+        return open_artifact_store(request.getfixturevalue("server_uri"), token="conformance-token")
     if request.param == "local":
         return open_artifact_store(str(tmp_path / "artifacts"))
     if request.param == "s3":  # a real S3-compatible server process

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,9 +15,40 @@ from modelcycle.store import open_metadata_store
 from modelcycle.store.metadata.base import MetadataStore, NewRun, WriteBatch
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "server"])
+def store_uri(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """SQLite, PostgreSQL, and a modelcycle server over SQLite (a real HTTP server; clients send its token)."""
+    if request.param == "server":
+        request.getfixturevalue("monkeypatch").setenv("MODELCYCLE_TRACKING_TOKEN", "conformance-token")
+        yield request.getfixturevalue("server_uri")
+        return
+    yield from request.getfixturevalue("_sql_store_uri")(request.param)
+
+
+@pytest.fixture
+def _sql_store_uri(tmp_path):
+    from tests.conftest import PG_ADMIN, _pg_database
+
+    def make(kind: str) -> Iterator[str]:
+        if kind == "sqlite":
+            yield f"sqlite:///{tmp_path / 'store.db'}"
+        elif not PG_ADMIN:
+            pytest.skip("set MODELCYCLE_TEST_POSTGRES_URI to run the PostgreSQL store tests")
+        else:
+            yield from _pg_database()
+
+    return make
+
+
+def _open(uri: str):
+    import os
+
+    return open_metadata_store(uri, token=os.environ.get("MODELCYCLE_TRACKING_TOKEN")) if uri.startswith("http") else open_metadata_store(uri)
+
+
 @pytest.fixture
 def store(store_uri: str):
-    s = open_metadata_store(store_uri)
+    s = _open(store_uri)
     yield s
     s.close()
 
@@ -210,7 +242,7 @@ def test_search_restricts_to_experiments_and_limits(populated) -> None:
 
 
 def test_a_search_sees_an_experiment_another_client_created_after_it(store_uri: str) -> None:
-    first, second = open_metadata_store(store_uri), open_metadata_store(store_uri)
+    first, second = _open(store_uri), _open(store_uri)
     try:
         assert first.search_runs(["late"], order_by=["name"]) == []
         assert first.search_runs(["late", "early"]) == []
@@ -311,9 +343,9 @@ def test_concurrent_writers_to_one_run_lose_no_tag(store_uri: str) -> None:
     """Several clients tag one run at once (each its own connection): every tag is in the search page's record."""
     from concurrent.futures import ThreadPoolExecutor
 
-    first = open_metadata_store(store_uri)
+    first = _open(store_uri)
     rid = _run(first)
-    stores = [open_metadata_store(store_uri) for _ in range(4)]
+    stores = [_open(store_uri) for _ in range(4)]
 
     def tag(i: int) -> None:
         s = stores[i % len(stores)]
@@ -337,7 +369,7 @@ def test_connections_the_server_closed_are_replaced_without_an_error(store_uri: 
         pytest.skip("a PostgreSQL server closing its connections")
     import sqlalchemy as sa
 
-    store = open_metadata_store(store_uri)
+    store = _open(store_uri)
     admin = sa.create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
     try:
         rid = _run(store)
@@ -385,7 +417,7 @@ def test_a_new_postgresql_store_filled_at_once_is_searched_with_statistics(store
         pytest.skip("PostgreSQL's planner statistics")
     import sqlalchemy as sa
 
-    store = open_metadata_store(store_uri)
+    store = _open(store_uri)
     admin = sa.create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with admin.begin() as conn:

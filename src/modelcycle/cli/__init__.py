@@ -8,6 +8,7 @@ import typer
 
 from modelcycle.cli import data, models, ops, pipeline, project, runs
 from modelcycle.cli import serve as serve_cli
+from modelcycle.cli import server as server_cli
 from modelcycle.cli._common import JSON_OPTION, OneLineUsageErrors, client, console, errors, print_json, printable
 
 __all__ = ["app", "main"]
@@ -25,6 +26,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
 app.command("serve")(serve_cli.serve)
+app.command("server")(server_cli.server)
 app.command("predict")(serve_cli.predict)
 app.command("monitor")(ops.monitor)
 app.command("alerts")(ops.alerts)

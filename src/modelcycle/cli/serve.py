@@ -122,8 +122,8 @@ def check_port(host: str, port: int) -> None:
             raise ConfigurationError(f"cannot listen on {host}:{port} ({e.strerror or e}); pass another --host or --port") from None
 
 
-def announce_when_ready(url: str, say: Any) -> None:
-    """Call ``say()`` once the server at ``url`` answers ``/v2/health/ready`` (from a thread; it gives up when the process ends)."""
+def announce_when_ready(url: str, say: Any, path: str = "/v2/health/ready") -> None:
+    """Call ``say()`` once the server at ``url`` answers ``path`` (from a thread; it gives up when the process ends)."""
     import threading
     import time
     import urllib.request
@@ -131,7 +131,7 @@ def announce_when_ready(url: str, say: Any) -> None:
     probe = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")  # a wildcard bind answers on loopback
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an HTTP(S)_PROXY
     # a loopback Host is answered whatever --allowed-hosts says (the probe comes from this machine)
-    request = urllib.request.Request(f"{probe}/v2/health/ready", headers={"Host": "localhost"})
+    request = urllib.request.Request(f"{probe}{path}", headers={"Host": "localhost"})
 
     def watch() -> None:
         while True:

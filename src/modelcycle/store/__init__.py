@@ -6,7 +6,8 @@ __all__ = ["open_artifact_store", "open_metadata_store"]
 
 
 def open_metadata_store(uri: str, **options):
-    """Open the metadata store named by a SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg://…``).
+    """Open the metadata store named by a SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg://…``) or a modelcycle
+    server's (``http://host:port``).
 
     Example:
         >>> import tempfile, os
@@ -25,8 +26,8 @@ def open_metadata_store(uri: str, **options):
     return plugins.load("metadata_store", scheme)(uri, **options)
 
 
-def open_artifact_store(uri: str):
-    """Open the artifact store at a local folder or any fsspec URL (``s3://bucket/prefix``).
+def open_artifact_store(uri: str, **options):
+    """Open the artifact store at a local folder, any fsspec URL (``s3://bucket/prefix``) or a modelcycle server.
 
     Example:
         >>> import tempfile
@@ -38,4 +39,6 @@ def open_artifact_store(uri: str):
 
     if "://" not in uri or uri.startswith("file://"):
         return plugins.load("artifact_store", "file")(uri.removeprefix("file://"))
+    if uri.startswith(("http://", "https://")):  # a modelcycle server, which keeps the blobs
+        return plugins.load("artifact_store", "http")(uri, **options)
     return plugins.load("artifact_store", "fsspec")(uri)

@@ -83,6 +83,10 @@ class LogRoot:
         import fsspec
 
         text = os.fspath(uri)
+        if text.startswith(("http://", "https://")):  # a modelcycle server's URL: never fetched as files
+            raise ConfigurationError(
+                f"the prediction log cannot be kept through a modelcycle server ({text}) yet: give serving replicas, "
+                "monitoring and the agent the object store itself (MODELCYCLE_ARTIFACT_URI=s3://…)")
         try:
             self.fs, base = fsspec.core.url_to_fs(text)
         except (ImportError, ValueError) as e:

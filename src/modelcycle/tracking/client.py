@@ -154,6 +154,8 @@ class Client:
                     options: dict[str, Any] = {"busy_timeout": self.settings.busy_timeout}
                     if self.settings.store_uri.startswith("sqlite"):
                         options["sqlite_sync"] = self.settings.sqlite_sync
+                    if self.settings.store_uri.startswith(("http://", "https://")):
+                        options["token"] = self.settings.tracking_token
                     self._store = open_metadata_store(self.settings.store_uri, **options)
         return self._store
 
@@ -164,7 +166,9 @@ class Client:
                 if self._artifacts is None:
                     from modelcycle.store import open_artifact_store
 
-                    self._artifacts = open_artifact_store(self.settings.artifact_uri)
+                    remote = self.settings.artifact_uri.startswith(("http://", "https://"))
+                    options = {"token": self.settings.tracking_token, "busy_timeout": self.settings.busy_timeout} if remote else {}
+                    self._artifacts = open_artifact_store(self.settings.artifact_uri, **options)
         return self._artifacts
 
     @property

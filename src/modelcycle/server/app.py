@@ -1,0 +1,202 @@
+"""The team server's application: the metadata store's calls and the artifact blobs over HTTP, for clients that know
+only its URL and a token."""
+
+
+import contextlib
+import hashlib
+import hmac
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from modelcycle import errors
+from modelcycle.settings import Settings
+from modelcycle.store.rpc import CALLS, codec
+
+__all__ = ["create_app"]
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_STATUS = {  # the error tree's classes → HTTP status; anything else a client caused is a 400
+    errors.NotFoundError: 404, errors.ConflictError: 409, errors.GateError: 409, errors.StoreBusyError: 503,
+    errors.StoreError: 503, errors.ArtifactCorruptedError: 500, errors.ArtifactError: 503,
+}
+MAX_BLOB = 1 << 40  # bytes one upload may carry (1 TiB): the spool folder's disk is the practical bound
+
+
+def _status(e: errors.ModelcycleError) -> int:
+    for cls in type(e).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return 400
+
+
+def _error(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"code": code, "message": message, "details": details}}, status, headers=headers)
+
+
+def create_app(settings: Settings, token: str | None = None, allowed_hosts: list[str] | None = None,
+               loopback: bool = True) -> Any:
+    """The FastAPI application over the stores ``settings`` names.
+
+    Args:
+        settings: where the records and the blobs are kept (the server's own stores: SQLite or PostgreSQL, a folder or
+            an object store).
+        token: the bearer token every request but ``/api/v1/health`` must carry; None answers anyone who reaches it.
+        allowed_hosts: ``Host`` names answered beside the loopback ones (behind a proxy).
+        loopback: the server is bound to a loopback address: a foreign ``Host`` header is refused (DNS rebinding).
+
+    Example:
+        >>> from fastapi.testclient import TestClient
+        >>> import tempfile
+        >>> app = create_app(Settings.for_home(tempfile.mkdtemp()))
+        >>> TestClient(app, base_url="http://127.0.0.1").get("/api/v1/health").json()["status"]
+        'ok'
+    """
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from starlette.background import BackgroundTask
+    from starlette.concurrency import run_in_threadpool
+
+    from modelcycle.serving.http import HostGuard
+    from modelcycle.store import open_artifact_store, open_metadata_store
+
+    if settings.store_uri.startswith(("http://", "https://")) or settings.artifact_uri.startswith(("http://", "https://")):
+        raise errors.ConfigurationError("a modelcycle server keeps its records in a database and a folder or object "
+                                        "store, not in another server: unset MODELCYCLE_TRACKING_URI where it runs")
+    options: dict[str, Any] = {"busy_timeout": settings.busy_timeout}
+    if settings.store_uri.startswith("sqlite"):
+        options["sqlite_sync"] = settings.sqlite_sync
+    store = open_metadata_store(settings.store_uri, **options)
+    artifacts = open_artifact_store(settings.artifact_uri)
+    spool = Path(settings.home) / "server-uploads"
+    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        yield
+        store.close()
+
+    app = FastAPI(title="modelcycle server", version=_version(), docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/v1/openapi.json", lifespan=lifespan)
+    app.state.store, app.state.artifacts = store, artifacts
+    if loopback or allowed_hosts:
+        app.add_middleware(HostGuard, allowed=allowed_hosts)
+
+    @app.middleware("http")
+    async def _token(request: Request, call_next: Any) -> Any:
+        if token is not None and request.url.path != "/api/v1/health":
+            header = request.headers.get("authorization", "")
+            given = header[7:] if header.lower().startswith("bearer ") else ""
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return _error(401, "Unauthorized", "this server needs its token: set MODELCYCLE_TRACKING_TOKEN",
+                              headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    @app.exception_handler(errors.ModelcycleError)
+    async def _ours(_: Request, e: errors.ModelcycleError) -> Any:
+        details = {"expression": e.expression, "position": e.position} if isinstance(e, errors.FilterSyntaxError) else None
+        return _error(_status(e), type(e).__name__, str(e), details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> Any:
+        details = [{"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))} for err in e.errors()][:20]
+        where = ".".join(details[0]["loc"]) if details else "the body"
+        return _error(400, "InvalidInputError", f"the request does not fit this call: {where}: "
+                                                 f"{details[0]['msg'] if details else 'invalid'}", details)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, e: Exception) -> Any:
+        return _error(500, "InternalError", f"the server failed ({type(e).__name__}); its log says more")
+
+    @app.get("/api/v1/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": _version()}
+
+    for name in CALLS:
+        _add_call(app, name, store, run_in_threadpool, Response)
+
+    def _digest(digest: str) -> str:
+        if not _DIGEST.match(digest):
+            raise errors.NotFoundError(f"{digest[:80]!r} is not a sha256 digest: blobs are named by the sha256 of their bytes")
+        return digest
+
+    @app.head("/api/v1/blobs/{digest}", tags=["artifacts"])
+    def blob_exists(digest: str) -> Any:
+        if not artifacts.exists(_digest(digest)):
+            return Response(status_code=404)
+        return Response(status_code=200)
+
+    @app.get("/api/v1/blobs/{digest}", tags=["artifacts"])
+    def blob_get(digest: str) -> Any:
+        fd, name = tempfile.mkstemp(dir=spool, prefix=".down-")
+        os.close(fd)
+        try:
+            artifacts.download(_digest(digest), name)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return FileResponse(name, media_type="application/octet-stream",
+                            background=BackgroundTask(lambda: Path(name).unlink(missing_ok=True)))
+
+    @app.put("/api/v1/blobs/{digest}", tags=["artifacts"], status_code=201)
+    async def blob_put(digest: str, request: Request) -> Any:
+        _digest(digest)
+        fd, name = tempfile.mkstemp(dir=spool, prefix=".up-")
+        h, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_BLOB:
+                        raise errors.InvalidInputError(f"a blob may hold at most {MAX_BLOB:,} bytes")
+                    h.update(chunk)
+                    out.write(chunk)
+            if h.hexdigest() != digest:
+                raise errors.InvalidInputError(f"the bytes sent hash to {h.hexdigest()}, not to the name they were sent "
+                                               f"under ({digest}): the upload was cut or changed; send it again")
+            stored, _ = await run_in_threadpool(artifacts.put_file, name)
+        finally:
+            Path(name).unlink(missing_ok=True)
+        return JSONResponse({"digest": stored, "size": size}, 201)
+
+    @app.delete("/api/v1/blobs/{digest}", tags=["artifacts"])
+    def blob_delete(digest: str) -> Any:
+        artifacts.delete(_digest(digest))
+        return Response(status_code=204)
+
+    @app.get("/api/v1/blobs", tags=["artifacts"])
+    def blob_list() -> Any:
+        return JSONResponse([list(b) for b in artifacts.iter_blobs()])
+
+    return app
+
+
+def _add_call(app: Any, name: str, store: Any, run_in_threadpool: Any, response: Any) -> None:
+    """``POST /api/v1/store/<name>``: the body is the call's arguments (checked by its pydantic model, which the
+    OpenAPI document shows), the answer ``{"value": …}``."""
+    c = codec(name)
+    fn = getattr(store, name)
+
+    async def endpoint(body: Any) -> Any:
+        values = {k: getattr(body, k) for k in type(body).model_fields}
+        value = await run_in_threadpool(fn, **values)
+        return response(content=c.encode_answer(value), media_type="application/json")
+
+    endpoint.__annotations__ = {"body": c.args, "return": Any}
+    endpoint.__name__ = name
+    app.add_api_route(f"/api/v1/store/{name}", endpoint, methods=["POST"], tags=[f"store: {CALLS[name]}"],
+                      summary=name.replace("_", " "), response_model=None)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modelcycle")
+    except PackageNotFoundError:
+        return "0+unknown"

@@ -1,0 +1,51 @@
+"""The metadata store of a modelcycle server, over HTTP: the same calls as the SQL store, sent to the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelcycle.store.rpc import CALLS, codec
+
+__all__ = ["HttpMetadataStore"]
+
+
+class HttpMetadataStore:
+    """Every metadata store call as ``POST <server>/api/v1/store/<call>``; it runs the same conformance suite as the
+    SQL stores. The server's token comes from ``MODELCYCLE_TRACKING_TOKEN`` (through the settings).
+
+    Example:
+        >>> store = HttpMetadataStore("http://127.0.0.1:5000")
+        >>> store.uri
+        'http://127.0.0.1:5000'
+    """
+
+    def __init__(self, uri: str, token: str | None = None, busy_timeout: float = 60.0, **_: Any) -> None:
+        from modelcycle.store._http import Transport
+
+        self.uri = uri.rstrip("/")
+        self.display_uri = self.uri
+        self._transport = Transport(self.uri, token, retry_for=busy_timeout)
+
+    def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        c = codec(name)
+        _, body = self._transport.request("POST", f"/api/v1/store/{name}", c.encode_args(args, kwargs),
+                                          {"Content-Type": "application/json"})
+        return c.decode_answer(body)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._transport._drop()
+
+    def __repr__(self) -> str:
+        return f"HttpMetadataStore({self.uri!r})"
+
+
+def _method(name: str) -> Any:
+    def call(self: HttpMetadataStore, *args: Any, **kwargs: Any) -> Any:
+        return self._call(name, args, kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+for _name in CALLS:
+    setattr(HttpMetadataStore, _name, _method(_name))

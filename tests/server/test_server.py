@@ -1,0 +1,136 @@
+"""The team server: the Python API unchanged against it with only its URL and token, and its front door."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from modelcycle.settings import Settings
+from modelcycle.tracking.client import Client
+from tests.conftest import running
+
+
+def _client(url: str, home: Path, token: str | None) -> Client:
+    env = {"MODELCYCLE_HOME": str(home), "MODELCYCLE_TRACKING_URI": url, "MODELCYCLE_CAPTURE": "0"}
+    if token:
+        env["MODELCYCLE_TRACKING_TOKEN"] = token
+    return Client(Settings.from_env(env))
+
+
+def test_a_laptop_with_only_the_url_and_token_tracks_searches_and_shares_artifacts(tmp_path: Path) -> None:
+    """Two "laptops" (separate homes) know only the server's URL and token: one logs a run with an artifact, the other
+    finds it by a filter and downloads the artifact; the records and blobs are in the server's stores only."""
+    from modelcycle.server.app import create_app
+
+    server_home = tmp_path / "server"
+    with running(create_app(Settings.for_home(server_home, capture=False), token="s3cret")) as url:
+        alice = _client(url, tmp_path / "alice", "s3cret")
+        (tmp_path / "report.txt").write_text("auc went up")
+        with alice.start_run(experiment="churn") as run:
+            run.log_params({"C": 0.5, "model": "lr"})
+            run.log_metrics({"auc": 0.91, "loss": float("nan")})
+            run.set_tags({"team": "risk"})
+            run.log_artifact(tmp_path / "report.txt")
+        alice.close()
+        bob = _client(url, tmp_path / "bob", "s3cret")
+        found = bob.search_runs("churn", "metrics.auc > 0.9 and params.model = 'lr'", ["metrics.auc DESC"], output="list")
+        assert [r.id for r in found] == [run.id]
+        assert found[0].params == {"C": "0.5", "model": "lr"} and found[0].tags["team"] == "risk"
+        got = bob.get_run(run.id)
+        assert got.metrics["auc"] == 0.91 and got.metrics["loss"] != got.metrics["loss"]  # NaN travels as NaN
+        path = bob.download_artifacts(run.id, "report.txt", tmp_path / "bob-downloads")
+        assert Path(path).read_text() == "auc went up"
+        bob.close()
+    assert (server_home / "modelcycle.db").exists() and any((server_home / "artifacts").rglob("*"))
+    for laptop in ("alice", "bob"):
+        assert not (tmp_path / laptop / "modelcycle.db").exists() and not (tmp_path / laptop / "artifacts").exists()
+
+
+def test_without_the_token_nothing_is_answered_but_health(tmp_path: Path) -> None:
+    from modelcycle.errors import ConfigurationError
+    from modelcycle.server.app import create_app
+
+    with running(create_app(Settings.for_home(tmp_path / "server", capture=False), token="s3cret")) as url:
+        for token in (None, "wrong", "s3cret "):
+            c = _client(url, tmp_path / "eve", token)
+            with pytest.raises(ConfigurationError, match="refused the request"):
+                c.store.list_experiments()
+        for path, method in (("/api/v1/store/list_experiments", "POST"), ("/api/v1/blobs", "GET"),
+                             ("/api/v1/openapi.json", "GET"), ("/api/v1/blobs/" + "0" * 64, "GET")):
+            request = urllib.request.Request(url + path, method=method, data=b"{}" if method == "POST" else None,
+                                             headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(request, timeout=30)
+            assert e.value.code == 401
+        assert urllib.request.urlopen(url + "/api/v1/health", timeout=30).status == 200
+
+
+def test_a_foreign_host_header_is_refused_on_loopback(tmp_path: Path) -> None:
+    """DNS rebinding: a page that rebinds its own name to 127.0.0.1 sends its own name as the Host."""
+    from modelcycle.server.app import create_app
+
+    with running(create_app(Settings.for_home(tmp_path / "server", capture=False))) as url:
+        request = urllib.request.Request(url + "/api/v1/store/list_experiments", method="POST", data=b"{}",
+                                         headers={"Content-Type": "application/json", "Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=30)
+        assert e.value.code == 400
+        ok = urllib.request.Request(url + "/api/v1/store/list_experiments", method="POST", data=b"{}",
+                                    headers={"Content-Type": "application/json"})
+        assert urllib.request.urlopen(ok, timeout=30).status == 200
+
+
+def test_an_upload_whose_bytes_do_not_match_its_name_is_refused_and_not_kept(tmp_path: Path) -> None:
+    import hashlib
+
+    from modelcycle.server.app import create_app
+
+    settings = Settings.for_home(tmp_path / "server", capture=False)
+    with running(create_app(settings)) as url:
+        name = hashlib.sha256(b"the real bytes").hexdigest()
+        request = urllib.request.Request(f"{url}/api/v1/blobs/{name}", method="PUT", data=b"other bytes")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=30)
+        assert e.value.code == 400 and b"hash to" in e.value.read()
+        for bad in ("..%2f..%2fetc%2fpasswd", "../../etc/passwd", "A" * 64, "%2e%2e"):
+            request = urllib.request.Request(f"{url}/api/v1/blobs/{bad}", method="PUT", data=b"x")
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(request, timeout=30)
+            assert e.value.code in (400, 404)
+    assert [p for p in (tmp_path / "server" / "artifacts").rglob("*") if p.is_file()] == []
+    assert [p for p in (tmp_path / "server" / "server-uploads").iterdir()] == []
+
+
+def test_the_command_refuses_a_network_address_without_a_token_then_serves_with_one(tmp_path: Path) -> None:
+    env = {**os.environ, "MODELCYCLE_HOME": str(tmp_path / "server")}
+    env.pop("MODELCYCLE_SERVER_TOKEN", None)
+    out = subprocess.run([sys.executable, "-m", "modelcycle", "server", "--host", "0.0.0.0", "--port", "1"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "MODELCYCLE_SERVER_TOKEN" in out.stderr and "Traceback" not in out.stderr
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "server", "--port", str(port), "--json"],
+                            env={**env, "MODELCYCLE_SERVER_TOKEN": "tok"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # printed once the server answers
+        assert f"127.0.0.1:{port}" in line, proc.stderr.read() if proc.poll() is not None else line
+        c = _client(f"http://127.0.0.1:{port}", tmp_path / "laptop", "tok")
+        c.store.get_or_create_experiment("e")
+        assert [e.name for e in c.list_experiments()] == ["e"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=60)
+    assert proc.returncode is not None
