@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -133,6 +134,9 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
             from sqlalchemy.dialects.postgresql import insert
 
             _ping_when_idle(self.engine)
+            # a write pipeline the server ended is reported as this store's one error; psycopg's own line about
+            # leaving the pipeline would only repeat it on stderr, with the connection's details
+            logging.getLogger("psycopg").addFilter(_QUIET_PIPELINE)
         else:
             raise ConfigurationError(f"unsupported database {self.dialect!r}; use sqlite or postgresql")
         self._insert = insert
@@ -217,6 +221,8 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
                     ) from None
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)
+            except SQLAlchemyError as e:  # the pool could not get a working connection
+                raise StoreError(f"write to {self.display_uri} failed: {_reason(e)}") from None
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         driver_error = self.engine.dialect.loaded_dbapi.Error  # searches talk to the driver directly
@@ -230,6 +236,8 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
             except (OperationalError, DBAPIError) as e:
                 if attempt == 1 and e.connection_invalidated:  # the server closed a pooled connection: once more
                     continue
+                raise StoreError(f"read from {self.display_uri} failed: {_reason(e)}") from None
+            except SQLAlchemyError as e:  # the pool could not get a working connection
                 raise StoreError(f"read from {self.display_uri} failed: {_reason(e)}") from None
         raise AssertionError("unreachable")
 
@@ -818,6 +826,12 @@ def _run_row(run: NewRun) -> dict[str, Any]:
     }
 
 
+class _QuietPipeline(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("error ignored terminating <psycopg.Pipeline")
+
+
+_QUIET_PIPELINE = _QuietPipeline()
 _IDLE_PING = 1.0  # seconds a pooled PostgreSQL connection may idle before it is checked on its next use
 
 
@@ -825,6 +839,10 @@ def _ping_when_idle(engine: Engine) -> None:
     """Check a pooled connection that has idled a while before it is used (a server restarted meanwhile): a dead one
     is replaced. Connections in steady use are not pinged, which would cost a round trip per call; if the server
     drops one of those, the read or the uncommitted write is retried once on a new connection (``_read``, ``_write``)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(_dbapi: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()  # a new connection was just checked by connecting
 
     @event.listens_for(engine, "checkin")
     def _checkin(_dbapi: Any, record: Any) -> None:
