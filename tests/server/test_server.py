@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,9 @@ def test_a_laptop_with_only_the_url_and_token_tracks_searches_and_shares_artifac
         path = bob.download_artifacts(run.id, "report.txt", tmp_path / "bob-downloads")
         assert Path(path).read_text() == "auc went up"
         bob.close()
+        request = urllib.request.Request(url + "/api/v1/openapi.json", headers={"Authorization": "Bearer s3cret"})
+        paths = json.loads(urllib.request.urlopen(request, timeout=30).read())["paths"]
+        assert {"/api/v1/store/search_page", "/api/v1/store/write", "/api/v1/blobs/{digest}"} <= set(paths)
     assert (server_home / "modelcycle.db").exists() and any((server_home / "artifacts").rglob("*"))
     for laptop in ("alice", "bob"):
         assert not (tmp_path / laptop / "modelcycle.db").exists() and not (tmp_path / laptop / "artifacts").exists()
@@ -134,3 +138,14 @@ def test_the_command_refuses_a_network_address_without_a_token_then_serves_with_
             proc.kill()
             proc.wait(timeout=60)
     assert proc.returncode is not None
+
+
+def test_the_prediction_log_through_a_server_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Replicas, monitoring and the agent need the object store itself for now: a server URL as the log is refused,
+    never fetched as files."""
+    from modelcycle.errors import ConfigurationError
+    from modelcycle.store.predictions import read_log
+
+    settings = Settings.from_env({"MODELCYCLE_HOME": str(tmp_path), "MODELCYCLE_TRACKING_URI": "http://127.0.0.1:9"})
+    with pytest.raises(ConfigurationError, match="cannot be kept through a modelcycle server"):
+        read_log(settings.log_uri, "churn")

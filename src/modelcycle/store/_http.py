@@ -60,8 +60,8 @@ class Transport:
             self._local.conn = None
 
     def request(self, method: str, path: str, body: bytes | BinaryIO | None = None, headers: dict[str, str] | None = None,
-                rewind: Any = None) -> tuple[int, bytes | http.client.HTTPResponse]:
-        """The status and the body (or, for ``GET`` of a blob, the open response to stream from).
+                rewind: Any = None, stream: bool = False) -> tuple[int, bytes | http.client.HTTPResponse]:
+        """The status and the body (with ``stream``, the open response to read from).
 
         ``rewind`` is called before a retry when ``body`` is a file (back to its start)."""
         head = {"Accept": "application/json", **(headers or {})}
@@ -83,7 +83,7 @@ class Transport:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
                 continue
-            if response.status < 400 and head.get("X-Stream") == "1":
+            if response.status < 400 and stream:
                 return response.status, response
             data = response.read()
             if response.status >= 400:

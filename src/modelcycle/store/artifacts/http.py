@@ -46,7 +46,7 @@ class HttpArtifactStore(ContentStore):
         from modelcycle.errors import NotFoundError
 
         try:
-            _, response = self._transport.request("GET", self._path(key), headers={"X-Stream": "1"})
+            _, response = self._transport.request("GET", self._path(key), stream=True)
         except NotFoundError:
             raise FileNotFoundError(key) from None
         return response  # type: ignore[return-value]

@@ -233,11 +233,9 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables):
                         return fn(conn)
                     except driver_error as e:
                         raise self._driver_failure(conn, e) from None
-            except (OperationalError, DBAPIError) as e:
-                if attempt == 1 and e.connection_invalidated:  # the server closed a pooled connection: once more
+            except SQLAlchemyError as e:  # a statement failed, or the pool could not give a working connection
+                if attempt == 1 and getattr(e, "connection_invalidated", False):  # the server closed it: once more
                     continue
-                raise StoreError(f"read from {self.display_uri} failed: {_reason(e)}") from None
-            except SQLAlchemyError as e:  # the pool could not get a working connection
                 raise StoreError(f"read from {self.display_uri} failed: {_reason(e)}") from None
         raise AssertionError("unreachable")
 
