@@ -17,6 +17,7 @@
     ├── PipelineError             a pipeline step failed (``result`` says what finished and what was skipped)
     ├── NotFoundError             a run, experiment or artifact that does not exist (also a KeyError)
     ├── ConflictError             a write that contradicts what is already stored
+    ├── PermissionDeniedError     the team server's user has no role that allows it
     ├── DataValidationError       data that breaks its schema (raise_for_errors)
     ├── StoreError                the metadata store cannot be reached or used
     │   └── StoreBusyError        the database stayed locked for longer than the timeout
@@ -47,6 +48,7 @@ __all__ = [
     "ModelcycleError",
     "ModelcycleWarning",
     "NotFoundError",
+    "PermissionDeniedError",
     "PipelineError",
     "ReproduceError",
     "SignatureError",
@@ -153,6 +155,10 @@ class NotFoundError(ModelcycleError, KeyError):
 
 class ConflictError(ModelcycleError):
     """A write that contradicts stored data, such as changing a param's value."""
+
+
+class PermissionDeniedError(ModelcycleError):
+    """The team server's user has no role that allows this (read, write or manage on the experiment or model)."""
 
 
 class DataValidationError(ModelcycleError):

@@ -183,7 +183,7 @@ def test_download_names_the_artifact_it_cannot_write(home: Path, tmp_path: Path)
     assert (tmp_path / "out" / "a" / "b").read_bytes() == b"inside"
 
 
-EVIL = "\x1b[31mred\x1b[0m\r\nforged line\x07\x00 [bold]markup[/]"
+EVIL = "\x1b[31mred\x1b[0m\r\nforged line\x07\x01 [bold]markup[/]"
 
 
 def test_stored_strings_are_printed_escaped_and_json_stays_exact(home: Path) -> None:
@@ -198,9 +198,9 @@ def test_stored_strings_are_printed_escaped_and_json_stays_exact(home: Path) -> 
     for args in (("runs", "show", run.id), ("runs", "ls", "-e", "churn"), ("runs", "compare", run.id, run.id)):
         out = invoke(*args)
         assert out.exit_code == 0, out.output
-        assert not set(out.output) & {"\x1b", "\r", "\x07", "\x00"}, (args, out.output)
+        assert not set(out.output) & {"\x1b", "\r", "\x07", "\x01"}, (args, out.output)
     shown = invoke("runs", "show", run.id).output
-    assert "\\x1b[31mred" in shown and "\\r\\nforged line\\x07\\x00" in shown and "[bold]markup[/]" in shown
+    assert "\\x1b[31mred" in shown and "\\r\\nforged line\\x07\\x01" in shown and "[bold]markup[/]" in shown
     assert "old\\x1b]0;title\\x07.txt" in shown
     data = json.loads(invoke("runs", "show", run.id, "--json").output)
     assert data["name"] == EVIL and data["params"]["p"] == EVIL and data["tags"]["t"] == EVIL

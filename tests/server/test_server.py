@@ -149,3 +149,26 @@ def test_the_prediction_log_through_a_server_is_refused_in_one_line(tmp_path: Pa
     settings = Settings.from_env({"MODELCYCLE_HOME": str(tmp_path), "MODELCYCLE_TRACKING_URI": "http://127.0.0.1:9"})
     with pytest.raises(ConfigurationError, match="cannot be kept through a modelcycle server"):
         read_log(settings.log_uri, "churn")
+
+
+def test_calls_with_keyword_fields_travel_whole(tmp_path: Path) -> None:
+    """The agent's cycle calls take ``**fields``: through the server they arrive as the same keywords."""
+    import time
+
+    from modelcycle.entities import Cycle, CycleState
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.server.app import create_app
+    from modelcycle.store.metadata.http import HttpMetadataStore
+
+    with running(create_app(Settings.for_home(tmp_path / "server", capture=False))) as url:
+        store = HttpMetadataStore(url)
+        now = time.time()
+        assert store.cycle_claim_new(Cycle(id="c1", project="p", trigger="manual", trigger_key="k", owner="me",
+                                           state=CycleState.TRAINING, started_at=now, updated_at=now))
+        assert store.cycle_update("c1", owner="me", state=CycleState.VALIDATING.value, updated_at=now + 1)
+        assert [c.id for c in store.cycle_list("p", state=CycleState.VALIDATING.value)] == ["c1"]
+        assert store.cycle_list("p", state=CycleState.TRAINING.value) == []
+        with pytest.raises(InvalidInputError, match="unknown cycle fields"):
+            store.cycle_update("c1", colour="red")
+        with pytest.raises(InvalidInputError, match="cannot be listed by"):
+            store.cycle_list("p", colour="red")

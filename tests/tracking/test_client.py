@@ -563,3 +563,20 @@ def test_text_that_cannot_be_stored_is_refused_when_logged_and_later_runs_are_ke
         after.log_metric("auc", 0.91)
     client.flush()
     assert client.get_run(after.id).metrics["auc"] == 0.91 and client.get_run(run.id).status.value == "FINISHED"
+
+
+def test_a_nul_character_is_refused_when_logged_and_the_next_flushes_are_kept(any_client: Client) -> None:
+    """PostgreSQL cannot store NUL in text: refused at the call, never left in the buffer to fail every later flush."""
+    with any_client.start_run(name="nul") as run:
+        with pytest.raises(InvalidValueError, match="NUL character"):
+            run.log_param("p", "a\x00b")
+        with pytest.raises(InvalidValueError, match="NUL character"):
+            run.set_tag("t", "\x00")
+        run.log_param("ok", "fine")
+    with pytest.raises(InvalidValueError, match="NUL character"):
+        any_client.start_run(name="x\x00y")
+    with any_client.start_run(name="after") as after:
+        after.log_metric("auc", 0.91)
+    any_client.flush()
+    assert any_client.get_run(run.id).params == {"ok": "fine"}
+    assert any_client.get_run(after.id).metrics["auc"] == 0.91

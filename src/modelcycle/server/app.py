@@ -8,10 +8,13 @@ import hmac
 import os
 import re
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from modelcycle import errors
+from modelcycle.server.access import Answer, Gate, Principal, sanitize
 from modelcycle.settings import Settings
 from modelcycle.store.rpc import CALLS, codec
 
@@ -19,7 +22,7 @@ __all__ = ["create_app"]
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _STATUS = {  # the error tree's classes → HTTP status; anything else a client caused is a 400
-    errors.NotFoundError: 404, errors.ConflictError: 409, errors.GateError: 409, errors.StoreBusyError: 503,
+    errors.NotFoundError: 404, errors.PermissionDeniedError: 403, errors.ConflictError: 409, errors.GateError: 409, errors.StoreBusyError: 503,
     errors.StoreError: 503, errors.ArtifactCorruptedError: 500, errors.ArtifactError: 503,
 }
 MAX_BLOB = 1 << 40  # bytes one upload may carry (1 TiB): the spool folder's disk is the practical bound
@@ -39,15 +42,20 @@ def _error(status: int, code: str, message: str, details: Any = None, headers: d
 
 
 def create_app(settings: Settings, token: str | None = None, allowed_hosts: list[str] | None = None,
-               loopback: bool = True) -> Any:
+               loopback: bool = True, no_auth: bool = False) -> Any:
     """The FastAPI application over the stores ``settings`` names.
+
+    Every request but ``/api/v1/health`` carries a bearer token: the server's own (``token``, an admin's), or a user's
+    (``modelcycle server users add``), whose roles decide which calls it may make. While there is neither a server
+    token nor a user with a live token, the server answers anyone who reaches it (on loopback by default).
 
     Args:
         settings: where the records and the blobs are kept (the server's own stores: SQLite or PostgreSQL, a folder or
             an object store).
-        token: the bearer token every request but ``/api/v1/health`` must carry; None answers anyone who reaches it.
+        token: the server's token: whoever carries it is an admin.
         allowed_hosts: ``Host`` names answered beside the loopback ones (behind a proxy).
         loopback: the server is bound to a loopback address: a foreign ``Host`` header is refused (DNS rebinding).
+        no_auth: answer anyone as an admin, whatever users exist.
 
     Example:
         >>> from fastapi.testclient import TestClient
@@ -87,14 +95,24 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     if loopback or allowed_hosts:
         app.add_middleware(HostGuard, allowed=allowed_hosts)
 
+    who = _Authenticator(store, token, no_auth)
+    gate = Gate(store, settings.heartbeat_timeout)
+
     @app.middleware("http")
     async def _token(request: Request, call_next: Any) -> Any:
-        if token is not None and request.url.path != "/api/v1/health":
+        request.state.principal = None
+        if request.url.path != "/api/v1/health":
             header = request.headers.get("authorization", "")
-            given = header[7:] if header.lower().startswith("bearer ") else ""
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return _error(401, "Unauthorized", "this server needs its token: set MODELCYCLE_TRACKING_TOKEN",
+            given = header[7:] if header.lower().startswith("bearer ") else None
+            try:
+                known, principal = await run_in_threadpool(who.principal, given)
+            except errors.ModelcycleError as e:
+                return _error(_status(e), type(e).__name__, str(e))
+            if not known:
+                return _error(401, "Unauthorized", "this server needs a token: set MODELCYCLE_TRACKING_TOKEN to yours "
+                              "(an admin makes one with `modelcycle server users add <name>`)",
                               headers={"WWW-Authenticate": "Bearer"})
+            request.state.principal = principal
         return await call_next(request)
 
     @app.exception_handler(errors.ModelcycleError)
@@ -118,7 +136,16 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
         return {"status": "ok", "version": _version()}
 
     for name in CALLS:
-        _add_call(app, name, store, run_in_threadpool, Response)
+        _add_call(app, name, store, gate, run_in_threadpool, Response)
+
+    def _may(request: Request, what: str) -> None:
+        p: Principal | None = request.state.principal
+        if p is None:
+            return
+        if what == "admin":
+            p.require_admin("list or delete blobs")
+        elif not (p.writes_anything() if what == "write" else p.anything()):
+            raise errors.PermissionDeniedError(f"user {p.name!r} may not {what} blobs: it has no role that allows it")
 
     def _digest(digest: str) -> str:
         if not _DIGEST.match(digest):
@@ -126,13 +153,16 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
         return digest
 
     @app.head("/api/v1/blobs/{digest}", tags=["artifacts"])
-    def blob_exists(digest: str) -> Any:
+    def blob_exists(digest: str, request: Request) -> Any:
+        _may(request, "read")
         if not artifacts.exists(_digest(digest)):
             return Response(status_code=404)
         return Response(status_code=200)
 
     @app.get("/api/v1/blobs/{digest}", tags=["artifacts"])
-    def blob_get(digest: str) -> Any:
+    def blob_get(digest: str, request: Request) -> Any:
+        _may(request, "read")
+        _digest(digest)
         fd, name = tempfile.mkstemp(dir=spool, prefix=".down-")
         os.close(fd)
         try:
@@ -145,6 +175,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
 
     @app.put("/api/v1/blobs/{digest}", tags=["artifacts"], status_code=201)
     async def blob_put(digest: str, request: Request) -> Any:
+        _may(request, "write")
         _digest(digest)
         fd, name = tempfile.mkstemp(dir=spool, prefix=".up-")
         h, size = hashlib.sha256(), 0
@@ -165,32 +196,91 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
         return JSONResponse({"digest": stored, "size": size}, 201)
 
     @app.delete("/api/v1/blobs/{digest}", tags=["artifacts"])
-    def blob_delete(digest: str) -> Any:
+    def blob_delete(digest: str, request: Request) -> Any:
+        _may(request, "admin")
         artifacts.delete(_digest(digest))
         return Response(status_code=204)
 
     @app.get("/api/v1/blobs", tags=["artifacts"])
-    def blob_list() -> Any:
+    def blob_list(request: Request) -> Any:
+        _may(request, "admin")
         return JSONResponse([list(b) for b in artifacts.iter_blobs()])
 
     return app
 
 
-def _add_call(app: Any, name: str, store: Any, run_in_threadpool: Any, response: Any) -> None:
+def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: Any, response: Any) -> None:
     """``POST /api/v1/store/<name>``: the body is the call's arguments (checked by its pydantic model, which the
-    OpenAPI document shows), the answer ``{"value": …}``."""
+    OpenAPI document shows), the answer ``{"value": …}``; the user's roles are checked by the call's access rule."""
+    from fastapi import Request
+
     c = codec(name)
     fn = getattr(store, name)
 
-    async def endpoint(body: Any) -> Any:
+    def call(principal: Principal | None, values: dict[str, Any]) -> Any:
+        sanitize(name, values)
+        if principal is None:
+            return c.call(fn, values)
+        try:
+            keep = gate.check(name, principal, values)
+        except Answer as a:
+            return a.value
+        value = c.call(fn, values)
+        return keep(value) if keep is not None else value
+
+    async def endpoint(body: Any, request: Request) -> Any:
         values = {k: getattr(body, k) for k in type(body).model_fields}
-        value = await run_in_threadpool(fn, **values)
+        value = await run_in_threadpool(call, request.state.principal, values)
         return response(content=c.encode_answer(value), media_type="application/json")
 
-    endpoint.__annotations__ = {"body": c.args, "return": Any}
+    endpoint.__annotations__ = {"body": c.args, "request": Request, "return": Any}
     endpoint.__name__ = name
     app.add_api_route(f"/api/v1/store/{name}", endpoint, methods=["POST"], tags=[f"store: {CALLS[name]}"],
                       summary=name.replace("_", " "), response_model=None)
+
+
+class _Authenticator:
+    """A request's token → its user. The server's own token is an admin's; a user's token is looked up by its sha256
+    (answers kept for two seconds, so a revoked token stops working everywhere within two seconds). While there is no
+    server token and no user with a live token, anyone is answered as an admin."""
+
+    TTL = 2.0
+
+    def __init__(self, store: Any, token: str | None, no_auth: bool) -> None:
+        self.store, self.token, self.no_auth = store, token, no_auth
+        self._known: dict[str, tuple[float, Principal | None]] = {}
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    def principal(self, given: str | None) -> tuple[bool, Principal | None]:
+        """(known, principal): principal None means nothing is checked (no auth)."""
+        if self.no_auth:
+            return True, None
+        now = time.monotonic()
+        if given is None:
+            if self.token is None and self._open(now):
+                return True, None
+            return False, None
+        if self.token is not None and hmac.compare_digest(given.encode(), self.token.encode()):
+            return True, Principal("admin", admin=True, person=False)
+        digest = hashlib.sha256(given.encode()).hexdigest()
+        hit = self._known.get(digest)
+        if hit is None or hit[0] < now:
+            found = self.store.user_by_token(digest)
+            principal = None if found is None else Principal(found[0], found[1], found[2])
+            with self._lock:
+                if len(self._known) > 10_000:
+                    self._known.clear()
+                self._known[digest] = hit = (now + self.TTL, principal)
+        return hit[1] is not None, hit[1]
+
+    def _open(self, now: float) -> bool:
+        if self._open_until > now:
+            return True
+        if self.store.users_exist():
+            return False
+        self._open_until = now + self.TTL
+        return True
 
 
 def _version() -> str:

@@ -76,7 +76,7 @@ class Codec:
     """
 
     def __init__(self, name: str) -> None:
-        from pydantic import ConfigDict, create_model
+        from pydantic import ConfigDict, Field, create_model
 
         from modelcycle.store.metadata.sql import SqlMetadataStore
 
@@ -88,7 +88,12 @@ class Codec:
         hints = typing.get_type_hints(fn)
         config = ConfigDict(ser_json_inf_nan="constants", extra="forbid")
         fields: dict[str, Any] = {}
+        self.var_keyword: str | None = None  # a ``**fields`` parameter travels as one object
         for p in list(self.signature.parameters.values())[1:]:  # without self
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                self.var_keyword = p.name
+                fields[p.name] = (dict[str, hints.get(p.name, Any)], Field(default_factory=dict))
+                continue
             default = ... if p.default is inspect.Parameter.empty else p.default
             fields[p.name] = (hints.get(p.name, Any), default)
         self.args = create_model(f"{name}_arguments", __config__=config, **fields)
@@ -102,6 +107,19 @@ class Codec:
     def decode_args(self, body: bytes) -> dict[str, Any]:
         model = self.args.model_validate_json(body)
         return {name: getattr(model, name) for name in type(model).model_fields}
+
+    def call(self, fn: Any, values: dict[str, Any]) -> Any:
+        """``fn`` called with decoded arguments (a ``**fields`` parameter spread out again)."""
+        if self.var_keyword is None:
+            return fn(**values)
+        rest = dict(values)
+        more = rest.pop(self.var_keyword) or {}
+        clash = set(more) & set(rest)
+        if clash:
+            from modelcycle.errors import InvalidInputError
+
+            raise InvalidInputError(f"{self.name}: {', '.join(sorted(clash))} given twice")
+        return fn(**rest, **more)
 
     def encode_answer(self, value: Any) -> bytes:
         return self.answer(value=value).model_dump_json().encode()

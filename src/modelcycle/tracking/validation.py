@@ -111,12 +111,17 @@ def _text(value: Any) -> str:
 
 
 def check_text(text: str, what: str) -> str:
-    """``text`` if it can be stored as UTF-8; a lone surrogate (what ``os.fsdecode`` makes of a file name that is
-    not UTF-8) cannot, and would make the whole write fail later.
+    """``text`` if both databases can store it: a NUL character, or a lone surrogate (what ``os.fsdecode`` makes of a
+    file name that is not UTF-8), cannot, and would make the whole write fail later.
 
     Raises:
-        InvalidValueError: naming where the undecodable character is.
+        InvalidValueError: naming where the character is.
     """
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise InvalidValueError(
+            f"{what} holds a NUL character (position {nul}: {text[max(0, nul - 20):nul]!r}…), which PostgreSQL cannot "
+            "store; remove it, or log binary data as an artifact")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:

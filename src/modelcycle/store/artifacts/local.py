@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,10 +31,17 @@ class LocalArtifactStore(ContentStore):
         self.root = Path(root).expanduser().resolve()
         self.uri = str(self.root)
         self._tmp = self.root / ".tmp"
+        self._inside = str(self.root) + os.sep
         self._made: set[Path] = set()
 
     def _path(self, key: str) -> Path:
-        return self.root / key
+        """Where ``key`` lives; refused if a symbolic link under the root would lead outside it."""
+        path = self.root / key
+        real = os.path.realpath(path)
+        if not real.startswith(self._inside):
+            raise ArtifactError(f"{key!r} leads outside the artifact store {self.root} (a symbolic link in it points to "
+                                f"{real}); remove the link")
+        return path
 
     def _mkdir(self, path: Path) -> None:
         if path not in self._made:
@@ -51,7 +59,7 @@ class LocalArtifactStore(ContentStore):
 
     def _write_atomic(self, key: str | None, chunks: Iterable[bytes], durable: bool = True) -> tuple[str, int]:
         self._mkdir(self._tmp)
-        tmp = self._tmp / uuid.uuid4().hex
+        tmp = self._path(f".tmp/{uuid.uuid4().hex}")
         h = hashlib.sha256()
         size = 0
         try:
@@ -86,11 +94,12 @@ class LocalArtifactStore(ContentStore):
         if not self.root.is_dir():
             return
         for fan in sorted(self.root.iterdir()):
-            if len(fan.name) != 2 or not fan.is_dir():
+            if len(fan.name) != 2 or fan.is_symlink() or not fan.is_dir():
                 continue
             for blob in fan.iterdir():
-                st = blob.stat()
-                yield blob.name, st.st_mtime, st.st_size
+                st = blob.lstat()
+                if stat.S_ISREG(st.st_mode):  # a link planted here is not a blob
+                    yield blob.name, st.st_mtime, st.st_size
 
 
 def _fsync_dir(path: Path) -> None:

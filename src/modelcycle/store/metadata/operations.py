@@ -16,6 +16,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
 from modelcycle.entities import Alert, Cycle, CycleState
+from modelcycle.errors import InvalidInputError
 from modelcycle.store.metadata import schema as s
 
 __all__ = ["OperationsTables"]
@@ -166,7 +167,7 @@ class OperationsTables:
         c = s.cycles
         unknown = set(fields) - set(CYCLE_FIELDS)
         if unknown:
-            raise ValueError(f"unknown cycle fields: {sorted(unknown)}")
+            raise InvalidInputError(f"unknown cycle fields: {sorted(unknown)}; a cycle has {', '.join(CYCLE_FIELDS)}")
 
         def tx(conn: Connection) -> bool:
             cond = c.c.id == cycle_id
@@ -193,6 +194,8 @@ class OperationsTables:
         if project is not None:
             stmt = stmt.where(c.c.project == project)
         for key, value in equal.items():
+            if key not in CYCLE_FIELDS and key not in ("trigger", "trigger_key"):
+                raise InvalidInputError(f"cycles cannot be listed by {key!r}; by one of {', '.join(CYCLE_FIELDS)}")
             stmt = stmt.where(c.c[key] == value)
         return [_cycle(r) for r in self._read(lambda conn: conn.execute(stmt).all())]
 

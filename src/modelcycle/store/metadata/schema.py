@@ -26,6 +26,7 @@ __all__ = [
     "datasets",
     "environments",
     "experiments",
+    "grants",
     "latest_metrics",
     "metadata",
     "metrics",
@@ -39,11 +40,13 @@ __all__ = [
     "runs",
     "step_cache",
     "tags",
+    "user_tokens",
+    "users",
     "verdicts",
 ]
 
 # The newest Alembic revision; a test checks it matches migrations/versions/.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 KEY = 250
 ID = 32
@@ -343,4 +346,33 @@ cycles = Table(
     Column("detail", Text, nullable=False),  # JSON: what the trigger saw, why not promoted, errors
     Index(None, "project", "trigger_key", unique=True),
     Index(None, "project", "started_at"),
+)
+
+# The team server's users: a token is kept only as the sha256 of its text (tokens are 256 random bits, so a fast hash is
+# enough); a grant gives a role on one experiment or registered model, or on all of them ("*").
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(KEY), primary_key=True),
+    Column("admin", Boolean, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("created_by", String(KEY)),
+)
+
+user_tokens = Table(
+    "user_tokens",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("user", String(KEY), ForeignKey("users.name", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Double, nullable=False),
+    Column("revoked_at", Double),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("user", String(KEY), ForeignKey("users.name", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # experiment | model
+    Column("name", String(KEY), primary_key=True),  # a name, or "*" for all
+    Column("role", String(16), nullable=False),  # read | write | manage
 )

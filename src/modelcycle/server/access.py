@@ -1,0 +1,363 @@
+"""Who may make which call on the team server.
+
+A user holds roles on experiments and registered models, by name or on all of them (``*``): ``read`` sees them,
+``write`` adds to them (runs and their values, model versions, verdicts, monitoring windows, alerts, cycles), ``manage``
+also moves aliases (promotion, rollback) and deletes runs. An admin may do everything, including garbage collection.
+Continuous-training cycles and the step cache belong to the experiment the agent or the pipeline trains in.
+
+Every call of ``store.rpc.CALLS`` has a rule here (a test checks it): the rule checks the arguments before the call,
+rewrites what the server decides itself (which user made a write, when a run counts as lost), and filters listings
+down to what the user may read. The server's own token names no one: what its holder says about who acted is kept.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from modelcycle.errors import InvalidInputError, PermissionDeniedError
+from modelcycle.store.artifacts.base import safe_artifact_path
+from modelcycle.store.metadata.base import RunPage, WriteBatch
+
+__all__ = ["LEVEL", "RULES", "USER_TAG", "Answer", "Gate", "Principal", "sanitize"]
+
+LEVEL = {"read": 1, "write": 2, "manage": 3}
+USER_TAG = "modelcycle.user"  # set by the server on every run it creates: who created it
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user: its name, whether it is an admin, and its roles by ``(kind, name)``.
+
+    Example:
+        >>> p = Principal("ana", grants={("experiment", "churn"): "write", ("model", "*"): "read"})
+        >>> p.can("experiment", "churn", "read"), p.can("model", "fraud", "write")
+        (True, False)
+    """
+
+    name: str
+    admin: bool = False
+    grants: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    person: bool = True  # a user's token; False for the server's own token, which names no one
+
+    def level(self, kind: str, name: str | None) -> int:
+        if self.admin:
+            return LEVEL["manage"]
+        own = LEVEL.get(self.grants.get((kind, name), ""), 0) if name is not None else 0
+        return max(own, LEVEL.get(self.grants.get((kind, "*"), ""), 0))
+
+    def can(self, kind: str, name: str | None, role: str) -> bool:
+        return self.level(kind, name) >= LEVEL[role]
+
+    def require(self, kind: str, name: str | None, role: str) -> None:
+        if not self.can(kind, name, role):
+            raise PermissionDeniedError(
+                f"user {self.name!r} may not {role} {kind} {name!r}; an admin can allow it with "
+                f"`modelcycle server users grant {self.name} {kind}:{name} {role}`")
+
+    def anything(self) -> bool:
+        """Whether the user may read at least something (blobs are named by their hash, so reading one needs some
+        role, not one on a particular record)."""
+        return self.admin or bool(self.grants)
+
+    def writes_anything(self) -> bool:
+        return self.admin or any(LEVEL.get(r, 0) >= LEVEL["write"] for r in self.grants.values())
+
+    def require_admin(self, what: str) -> None:
+        if not self.admin:
+            raise PermissionDeniedError(f"only an admin may {what}; user {self.name!r} is not one")
+
+
+class Answer(Exception):
+    """Raised by a rule that answers the call itself (a listing of nothing the user may read)."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("answered by the access rule")
+        self.value = value
+
+
+class Gate:
+    """The rules applied to one server's store; caches what never changes (a run's experiment, an experiment's name).
+
+    ``check(call, principal, values)`` raises PermissionDeniedError or Answer, may rewrite ``values`` in place, and
+    returns the filter the answer goes through (or None).
+    """
+
+    def __init__(self, store: Any, heartbeat_timeout: float) -> None:
+        self.store = store
+        self.heartbeat_timeout = heartbeat_timeout
+        self._run_experiment: dict[str, str] = {}
+        self._experiment_name: dict[int, str] = {}
+
+    def check(self, call: str, p: Principal, values: dict[str, Any]) -> Callable[[Any], Any] | None:
+        return RULES[call](self, p, values)
+
+    # --- what a record belongs to -----------------------------------------------------------------
+    def experiments_of(self, run_ids: Any) -> dict[str, str]:
+        ids = [i for i in dict.fromkeys(run_ids) if i not in self._run_experiment]
+        if ids:
+            if len(self._run_experiment) > 200_000:
+                self._run_experiment.clear()
+            self._run_experiment.update(self.store.run_experiments(ids))
+        return {i: self._run_experiment[i] for i in run_ids if i in self._run_experiment}
+
+    def experiment_name(self, experiment_id: int) -> str | None:
+        if experiment_id not in self._experiment_name:
+            self._experiment_name = self.store.experiment_names()
+        return self._experiment_name.get(experiment_id)
+
+    def runs(self, p: Principal, run_ids: Any, role: str) -> None:
+        """``role`` on the experiment of each run that exists (a run that does not is the store's to report)."""
+        for exp in set(self.experiments_of(list(run_ids)).values()):
+            p.require("experiment", exp, role)
+
+    def readable_experiments(self, p: Principal) -> list[str]:
+        return [e.name for e in self.store.list_experiments() if p.can("experiment", e.name, "read")]
+
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sanitize(call: str, values: dict[str, Any]) -> None:
+    """What the server checks of every request, whoever makes it: artifact names another client will download are
+    relative paths that stay inside a folder, and artifacts name blobs by their sha256 (a client checks both again)."""
+    if call == "write":
+        for row in values["batch"].artifacts:
+            if safe_artifact_path(row[1]) != row[1]:
+                raise InvalidInputError(f"artifact name {row[1]!r} is not in its normal form "
+                                        f"({safe_artifact_path(row[1])!r})")
+            if not _DIGEST.match(row[2]):
+                raise InvalidInputError(f"artifact {row[1]!r} names blob {row[2][:80]!r}, which is not a sha256 digest")
+    elif call == "create_model_version":
+        safe_artifact_path(values["artifact_path"])
+
+
+Rule = Callable[[Gate, Principal, dict[str, Any]], "Callable[[Any], Any] | None"]
+
+
+def _named(kind: str, role: str, arg: str = "name") -> Rule:
+    """``role`` on the experiment or model that argument ``arg`` names."""
+
+    def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+        p.require(kind, v[arg], role)
+
+    return rule
+
+
+def _run(role: str, arg: str = "run_id") -> Rule:
+    def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+        g.runs(p, [v[arg]], role)
+
+    return rule
+
+
+def _admin(what: str) -> Rule:
+    def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+        p.require_admin(what)
+
+    return rule
+
+
+def _stamp(run: Any, p: Principal) -> Any:
+    tags = {k: val for k, val in run.tags.items() if k != USER_TAG}
+    if p.person:
+        tags[USER_TAG] = p.name
+    return replace(run, tags=tags)
+
+
+def _write(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    batch: WriteBatch = v["batch"]
+    new = {}
+    for run in batch.runs:
+        exp = g.experiment_name(run.experiment_id)
+        p.require("experiment", exp if exp is not None else f"#{run.experiment_id}", "write")
+        new[run.id] = exp
+    others = {row[0] for rows in (batch.metrics, batch.params, batch.tags, batch.artifacts, batch.inputs, batch.updates)
+              for row in rows} - set(new)
+    g.runs(p, others, "write")
+    v["batch"] = replace(batch, runs=[_stamp(r, p) for r in batch.runs],
+                         tags=[t for t in batch.tags if t[1] != USER_TAG])  # who made a run is the server's to say
+
+
+def _create_run(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    exp = g.experiment_name(v["run"].experiment_id)
+    p.require("experiment", exp if exp is not None else f"#{v['run'].experiment_id}", "write")
+    v["run"] = _stamp(v["run"], p)
+
+
+def _mark_lost(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    if not p.writes_anything():
+        raise PermissionDeniedError(f"user {p.name!r} may not write anything")
+    v["older_than"] = min(v["older_than"], time.time() - g.heartbeat_timeout)  # the server's rule, not the caller's
+
+
+def _resolve(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
+    def check(run_id: str) -> str:
+        g.runs(p, [run_id], "read")
+        return run_id
+
+    return check
+
+
+def _search(page: bool) -> Rule:
+    def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+        names = v.get("experiments")
+        if names:
+            for n in names:
+                p.require("experiment", n, "read")
+            return
+        if p.can("experiment", "*", "read"):
+            return
+        readable = g.readable_experiments(p)
+        if not readable:  # none named means all: all the user may read, which is none
+            raise Answer(RunPage.of([]) if page else [])
+        v["experiments"] = readable
+
+    return rule
+
+
+def _list_experiments(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
+    return lambda exps: [e for e in exps if p.can("experiment", e.name, "read")]
+
+
+def _anyone(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    if not p.anything():
+        raise PermissionDeniedError(f"user {p.name!r} has no role on anything yet; an admin can grant one")
+
+
+def _create_version(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    p.require("model", v["name"], "write")
+    g.runs(p, [v["run_id"]], "read")
+    if p.person:
+        v["created_by"] = p.name
+
+
+def _move_alias(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    p.require("model", v["name"], "manage")
+    if p.person:
+        v["actor"] = p.name
+
+
+def _models_filter(key: str) -> Rule:
+    def rule(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
+        def keep(items: list[Any]) -> list[Any]:
+            return [i for i in items if p.can("model", i[key] if isinstance(i, dict) else getattr(i, key), "read")]
+
+        return keep
+
+    return rule
+
+
+def _alert_raise(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    p.require("model", str(v["alert"].get("model")), "write")
+
+
+def _alert_by_id(role: str) -> Rule:
+    def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+        alert = g.store.alert_get(v["alert_id"])
+        if alert is not None:
+            p.require("model", alert.model, role)
+
+    return rule
+
+
+def _alert_get(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
+    def check(alert: Any) -> Any:
+        if alert is not None:
+            p.require("model", alert.model, "read")
+        return alert
+
+    return check
+
+
+def _listing(kind: str, arg: str, attr: str) -> Rule:
+    """A listing: of one experiment or model when ``arg`` names it (then ``read`` on it), else of all, filtered."""
+
+    def rule(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any] | None:
+        if v.get(arg) is not None:
+            p.require(kind, v[arg], "read")
+            return None
+        return lambda items: [i for i in items if p.can(kind, getattr(i, attr), "read")]
+
+    return rule
+
+
+def _cycle_new(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    p.require("experiment", v["cycle"].project, "write")
+
+
+def _cycle_by_id(role: str) -> Rule:
+    def rule(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any] | None:
+        if role == "read":
+            def check(cycle: Any) -> Any:
+                if cycle is not None:
+                    p.require("experiment", cycle.project, "read")
+                return cycle
+
+            return check
+        cycle = g.store.cycle_get(v["cycle_id"])
+        if cycle is not None:
+            p.require("experiment", cycle.project, role)
+        return None
+
+    return rule
+
+
+def _cache_lookup(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
+    def keep(found: Any) -> Any:
+        hit, last = found
+        visible = g.experiments_of([x["run_id"] for x in (hit, last) if x is not None])
+        ok = [x if x is not None and p.can("experiment", visible.get(x["run_id"]), "read") else None for x in (hit, last)]
+        return tuple(ok)
+
+    return keep
+
+
+RULES: dict[str, Rule] = {
+    "get_or_create_experiment": _named("experiment", "write"),
+    "get_experiment": _named("experiment", "read"),
+    "list_experiments": _list_experiments,
+    "create_run": _create_run,
+    "write": _write,
+    "heartbeat": lambda g, p, v: g.runs(p, v["run_ids"], "write"),
+    "mark_lost": _mark_lost,
+    "get_run": _run("read"),
+    "resolve_run_id": _resolve,
+    "search_runs": _search(page=False),
+    "search_page": _search(page=True),
+    "get_metric_history": _run("read"),
+    "metric_keys": _run("read"),
+    "artifact_clash": _run("read"),
+    "get_environment": _anyone,
+    "delete_run": _run("manage"),
+    "referenced_digests": _admin("list every stored blob"),
+    "create_model_version": _create_version,
+    "set_model_version_tags": _named("model", "write"),
+    "get_model_version": _named("model", "read"),
+    "search_model_versions": _models_filter("name"),
+    "list_registered_models": _models_filter("name"),
+    "get_alias": _named("model", "read"),
+    "get_aliases": _named("model", "read"),
+    "move_alias": _move_alias,
+    "alias_events": _named("model", "read"),
+    "save_verdict": _named("model", "write"),
+    "list_verdicts": _named("model", "read"),
+    "window_get": _named("model", "read", "model"),
+    "window_put": _named("model", "write", "model"),
+    "alert_firing": _named("model", "read", "model"),
+    "alert_raise": _alert_raise,
+    "alert_resolve": _named("model", "write", "model"),
+    "alert_delivery": _alert_by_id("write"),
+    "alert_list": _listing("model", "model", "model"),
+    "alert_get": _alert_get,
+    "cycle_claim_new": _cycle_new,
+    "cycle_claim_stale": _named("experiment", "write", "project"),
+    "cycle_update": _cycle_by_id("write"),
+    "cycle_get": _cycle_by_id("read"),
+    "cycle_list": _listing("experiment", "project", "project"),
+    "cache_put": _run("write"),
+    "cache_lookup": _cache_lookup,
+}
