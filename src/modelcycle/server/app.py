@@ -92,28 +92,11 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     app = FastAPI(title="modelcycle server", version=_version(), docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/v1/openapi.json", lifespan=lifespan)
     app.state.store, app.state.artifacts = store, artifacts
-    if loopback or allowed_hosts:
-        app.add_middleware(HostGuard, allowed=allowed_hosts)
-
     who = _Authenticator(store, token, no_auth)
     gate = Gate(store, settings.heartbeat_timeout)
-
-    @app.middleware("http")
-    async def _token(request: Request, call_next: Any) -> Any:
-        request.state.principal = None
-        if request.url.path != "/api/v1/health":
-            header = request.headers.get("authorization", "")
-            given = header[7:] if header.lower().startswith("bearer ") else None
-            try:
-                known, principal = await run_in_threadpool(who.principal, given)
-            except errors.ModelcycleError as e:
-                return _error(_status(e), type(e).__name__, str(e))
-            if not known:
-                return _error(401, "Unauthorized", "this server needs a token: set MODELCYCLE_TRACKING_TOKEN to yours "
-                              "(an admin makes one with `modelcycle server users add <name>`)",
-                              headers={"WWW-Authenticate": "Bearer"})
-            request.state.principal = principal
-        return await call_next(request)
+    app.add_middleware(_Authenticate, who=who, run_in_threadpool=run_in_threadpool)
+    if loopback or allowed_hosts:  # added last: the outermost, so a foreign Host is refused before anything else
+        app.add_middleware(HostGuard, allowed=allowed_hosts)
 
     @app.exception_handler(errors.ModelcycleError)
     async def _ours(_: Request, e: errors.ModelcycleError) -> Any:
@@ -239,6 +222,39 @@ def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: An
                       summary=name.replace("_", " "), response_model=None)
 
 
+_SERVER_TOKEN = Principal("admin", admin=True, person=False)
+
+
+class _Authenticate:
+    """ASGI middleware: the request's user in ``request.state.principal``, or a 401 (``/api/v1/health`` is open)."""
+
+    def __init__(self, app: Any, who: "_Authenticator", run_in_threadpool: Any) -> None:
+        self.app, self.who, self.run_in_threadpool = app, who, run_in_threadpool
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        principal = None
+        if scope.get("path") != "/api/v1/health":
+            header = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"authorization"), "")
+            given = header[7:] if header.lower().startswith("bearer ") else None
+            try:
+                found = self.who.cached(given)
+                known, principal = found if found is not None else await self.run_in_threadpool(self.who.principal, given)
+            except errors.ModelcycleError as e:
+                await _error(_status(e), type(e).__name__, str(e))(scope, receive, send)
+                return
+            if not known:
+                response = _error(401, "Unauthorized", "this server needs a token: set MODELCYCLE_TRACKING_TOKEN to yours "
+                                  "(an admin makes one with `modelcycle server users add <name>`)",
+                                  headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
 class _Authenticator:
     """A request's token → its user. The server's own token is an admin's; a user's token is looked up by its sha256
     (answers kept for two seconds, so a revoked token stops working everywhere within two seconds). While there is no
@@ -252,6 +268,17 @@ class _Authenticator:
         self._open_until = 0.0
         self._lock = threading.Lock()
 
+    def cached(self, given: str | None) -> tuple[bool, Principal | None] | None:
+        """What ``principal`` would answer, when that needs no query (else None)."""
+        if self.no_auth:
+            return True, None
+        if given is None:
+            return (True, None) if self.token is None and self._open_until > time.monotonic() else None
+        if self.token is not None and hmac.compare_digest(given.encode(), self.token.encode()):
+            return True, _SERVER_TOKEN
+        hit = self._known.get(hashlib.sha256(given.encode()).hexdigest())
+        return (hit[1] is not None, hit[1]) if hit is not None and hit[0] >= time.monotonic() else None
+
     def principal(self, given: str | None) -> tuple[bool, Principal | None]:
         """(known, principal): principal None means nothing is checked (no auth)."""
         if self.no_auth:
@@ -262,7 +289,7 @@ class _Authenticator:
                 return True, None
             return False, None
         if self.token is not None and hmac.compare_digest(given.encode(), self.token.encode()):
-            return True, Principal("admin", admin=True, person=False)
+            return True, _SERVER_TOKEN
         digest = hashlib.sha256(given.encode()).hexdigest()
         hit = self._known.get(digest)
         if hit is None or hit[0] < now:

@@ -25,6 +25,19 @@ class HttpMetadataStore:
         self.uri = uri.rstrip("/")
         self.display_uri = self.uri
         self._transport = Transport(self.uri, token, retry_for=busy_timeout)
+        self._experiments: dict[str, Any] = {}  # by name: an experiment's id and name never change
+
+    def get_experiment(self, name: str) -> Any:
+        found = self._experiments.get(name)
+        if found is None:
+            found = self._experiments[name] = self._call("get_experiment", (name,), {})
+        return found
+
+    def get_or_create_experiment(self, name: str) -> Any:
+        found = self._experiments.get(name)
+        if found is None:
+            found = self._experiments[name] = self._call("get_or_create_experiment", (name,), {})
+        return found
 
     def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         c = codec(name)
@@ -48,4 +61,5 @@ def _method(name: str) -> Any:
 
 
 for _name in CALLS:
-    setattr(HttpMetadataStore, _name, _method(_name))
+    if _name not in HttpMetadataStore.__dict__:
+        setattr(HttpMetadataStore, _name, _method(_name))
