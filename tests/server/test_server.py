@@ -172,3 +172,53 @@ def test_calls_with_keyword_fields_travel_whole(tmp_path: Path) -> None:
             store.cycle_update("c1", colour="red")
         with pytest.raises(InvalidInputError, match="cannot be listed by"):
             store.cycle_list("p", colour="red")
+
+
+def _serve(home: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "MODELCYCLE_HOME": str(home)}
+    for k in ("MODELCYCLE_SERVER_TOKEN", "MODELCYCLE_TRACKING_URI", "MODELCYCLE_STORE_URI", "MODELCYCLE_ARTIFACT_URI"):
+        env.pop(k, None)
+    proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "server", "--port", str(port), "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # printed once the server answers
+    assert f"127.0.0.1:{port}" in line, proc.stderr.read() if proc.poll() is not None else line
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=60)
+
+
+def test_a_server_that_is_down_for_a_while_loses_nothing_logged_meanwhile(tmp_path: Path) -> None:
+    """Logging goes on while the server restarts: values wait in the client's buffer (bounded; past the bound the
+    logging call itself waits for the server, then raises) and reach the server once it answers again."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path / "server"
+    proc = _serve(home, port)
+    try:
+        c = _client(f"http://127.0.0.1:{port}", tmp_path / "laptop", None)
+        run = c.start_run(experiment="outage")
+        for i in range(100):
+            run.log_metric("loss", i, step=i)
+        c.flush()
+        _stop(proc)
+        for i in range(100, 600):  # the server is down: nothing raises, nothing is dropped
+            run.log_metric("loss", i, step=i)
+        run.log_param("phase", "during the outage")
+        proc = _serve(home, port)
+        run.end()
+        c.flush()
+        assert [p.step for p in c.store.get_metric_history(run.id, "loss")] == list(range(600))
+        assert c.get_run(run.id).params == {"phase": "during the outage"}
+        c.close()
+    finally:
+        _stop(proc)
