@@ -308,7 +308,7 @@ def artifacts_part(args: Any, sizes: dict, tmp: Path, console: Any) -> dict:
             peak = [idle]
             stop = threading.Event()
 
-            def sample(server: Server = s, highest: list[int] = peak) -> None:
+            def sample(server: Server = s, highest: list[int] = peak, stop: threading.Event = stop) -> None:
                 while not stop.wait(0.05):
                     highest[0] = max(highest[0], server.rss())
 

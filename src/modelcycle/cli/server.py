@@ -14,7 +14,7 @@ from modelcycle.errors import ConfigurationError, InvalidInputError
 
 __all__ = ["app", "factory", "server"]
 
-app = typer.Typer(help="The team server, and its users.", invoke_without_command=True)
+app = typer.Typer(invoke_without_command=True)  # its help is the callback's docstring
 users = typer.Typer(help="The server's users: their tokens and roles. Run where the server runs, on its stores.",
                     no_args_is_help=True)
 app.add_typer(users, name="users")
@@ -37,7 +37,7 @@ def factory() -> Any:
 @app.callback(invoke_without_command=True)
 def server(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs a token or --no-auth.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Address; all but loopback need users, a server token or --no-auth.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535)] = 5000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="uvicorn worker processes.")] = 1,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Answer without a token even on a non-loopback address.")] = False,
