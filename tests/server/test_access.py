@@ -12,29 +12,18 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelcycle.entities import Cycle, CycleState
 from modelcycle.settings import Settings
 from modelcycle.store.metadata.base import NewRun, WriteBatch
 from modelcycle.store.rpc import CALLS, codec
 from tests.conftest import running
+from tests.server.conftest import _request
 
-# who: (token name, level on experiment "churn" and model "churn": 0 none, 1 read, 2 write, 3 manage; writes elsewhere)
-USERS = {
-    "reader": ({"experiment:churn": "read", "model:churn": "read"}, False),
-    "writer": ({"experiment:churn": "write", "model:churn": "write"}, False),
-    "manager": ({"experiment:churn": "manage", "model:churn": "manage"}, False),
-    "admin": ({}, True),
-    "outsider": ({"experiment:fraud": "write", "model:fraud": "write"}, False),  # another experiment's writer
-    "revoked": ({"experiment:churn": "manage", "model:churn": "manage"}, False),
-}
 LEVEL = {"reader": 1, "writer": 2, "manager": 3, "admin": 3, "outsider": 0, "revoked": 0, "anonymous": 0}
 WRITES_SOMETHING = {"writer", "manager", "admin", "outsider"}
 HAS_A_ROLE = {"reader", "writer", "manager", "admin", "outsider"}
@@ -43,7 +32,7 @@ HAS_A_ROLE = {"reader", "writer", "manager", "admin", "outsider"}
 # "any" anyone with a role; "writes" anyone who may write something; "admin" admins only
 NEEDS: dict[str, Any] = {
     "get_or_create_experiment": 2, "get_experiment": 1, "list_experiments": "list", "create_run": 2, "write": 2,
-    "heartbeat": 2, "mark_lost": "writes", "get_run": 1, "resolve_run_id": 1, "search_runs": 1, "search_page": 1,
+    "heartbeat": 2, "mark_lost": "any", "get_run": 1, "resolve_run_id": 1, "search_runs": 1, "search_page": 1,
     "get_metric_history": 1, "metric_keys": 1, "artifact_clash": 1, "get_environment": "any", "delete_run": 3,
     "referenced_digests": "admin", "create_model_version": 2, "set_model_version_tags": 2, "get_model_version": 1,
     "search_model_versions": "list", "list_registered_models": "list", "get_alias": 1, "get_aliases": 1,
@@ -66,118 +55,6 @@ def _allowed(who: str, need: Any) -> bool:
     return LEVEL[who] >= need
 
 
-class World:
-    """The server's records the calls are made about: experiment, run, model, alert, cycle and cache entry of churn,
-    and the same of fraud (which only the outsider and the admin may see)."""
-
-    def __init__(self, store: Any, digest: str) -> None:
-        now = time.time()
-        self.churn = store.get_or_create_experiment("churn").id
-        self.fraud = store.get_or_create_experiment("fraud").id
-        self.run = uuid.uuid4().hex
-        self.fraud_run = uuid.uuid4().hex
-        store.write(WriteBatch(runs=[NewRun(id=self.run, experiment_id=self.churn, name="r", start_time=now),
-                                     NewRun(id=self.fraud_run, experiment_id=self.fraud, name="f", start_time=now)],
-                               metrics=[(self.run, "m", 1.0, 0, now), (self.fraud_run, "m", 2.0, 0, now)]))
-        for model, run in (("churn", self.run), ("fraud", self.fraud_run)):
-            store.create_model_version(model, run_id=run, source="s", artifact_path="model", hash="h" * 64, flavour="sklearn",
-                                       created_at=now, created_by="setup", description=None, tags={})
-            store.alert_raise({"id": f"alert-{model}", "model": model, "rule": "drift", "raised_at": now, "message": "m"})
-            store.cycle_claim_new(Cycle(id=f"cycle-{model}", project=model, trigger="manual", trigger_key=f"k-{model}",
-                                        state=CycleState.TRAINING, started_at=now, updated_at=now))
-            store.cache_put(f"key-{model}", "pipe", model, run, {}, "fp", now)
-        self.digest = digest
-
-    def args(self, call: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        now, run, u = time.time(), self.run, uuid.uuid4().hex
-        return {
-            "get_or_create_experiment": (("churn",), {}),
-            "get_experiment": (("churn",), {}),
-            "list_experiments": ((), {}),
-            "create_run": ((NewRun(id=u, experiment_id=self.churn, name="n", start_time=now),), {}),
-            "write": ((WriteBatch(metrics=[(run, "m", 3.0, 1, now)]),), {}),
-            "heartbeat": (([run], now), {}),
-            "mark_lost": ((0.0,), {}),
-            "get_run": ((run,), {}),
-            "resolve_run_id": ((run[:10],), {}),
-            "search_runs": ((["churn"],), {}),
-            "search_page": ((["churn"],), {}),
-            "get_metric_history": ((run, "m"), {}),
-            "metric_keys": ((run,), {}),
-            "artifact_clash": ((run, ["a.txt"]), {}),
-            "get_environment": (("e" * 64,), {}),
-            "delete_run": ((run,), {"dry_run": True}),
-            "referenced_digests": ((), {}),
-            "create_model_version": (("churn",), dict(run_id=run, source="s", artifact_path="model", hash="h" * 64,
-                                                      flavour="sklearn", created_at=now, created_by="spoofed",
-                                                      description=None, tags={})),
-            "set_model_version_tags": (("churn", 1, {"k": "v"}), {}),
-            "get_model_version": (("churn", 1), {}),
-            "search_model_versions": ((), {}),
-            "list_registered_models": ((), {}),
-            "get_alias": (("churn", "champion"), {}),
-            "get_aliases": (("churn",), {}),
-            "move_alias": (("churn", "champion", 1), dict(action="promote", actor="spoofed", at=now)),
-            "alias_events": (("churn",), {}),
-            "save_verdict": ((u, "churn", 1, True, now, None, {}), {}),
-            "list_verdicts": (("churn",), {}),
-            "window_get": (("churn", "live", 60, [0.0]), {}),
-            "window_put": (("churn", "live", 60, []), {}),
-            "alert_firing": (("churn",), {}),
-            "alert_raise": (({"id": u, "model": "churn", "rule": "r" + u, "raised_at": now, "message": "m"},), {}),
-            "alert_resolve": (("churn", "nothing-firing", now), {}),
-            "alert_delivery": (("alert-churn", {"event": "firing"}), {}),
-            "alert_list": ((), {}),
-            "alert_get": (("alert-churn",), {}),
-            "cycle_claim_new": ((Cycle(id=u, project="churn", trigger="manual", trigger_key=u, state=CycleState.TRAINING,
-                                       started_at=now, updated_at=now),), {}),
-            "cycle_claim_stale": (("churn", "me", now, now + 60), {}),
-            "cycle_update": (("cycle-churn",), {"owner": None, "updated_at": now}),
-            "cycle_get": (("cycle-churn",), {}),
-            "cycle_list": ((), {}),
-            "cache_put": ((u, "pipe", "step", run, {}, "fp", now), {}),
-            "cache_lookup": (("key-churn", "pipe", "churn"), {}),
-        }[call]
-
-
-def _request(url: str, method: str, path: str, token: str | None, body: bytes | None = None) -> tuple[int, bytes]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url + path, method=method, data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-@pytest.fixture
-def team(tmp_path: Path) -> Any:
-    """A server whose store holds the users above (tokens made by the store's own calls, as the CLI does)."""
-    from modelcycle.server.app import create_app
-    from modelcycle.store import open_metadata_store
-
-    settings = Settings.for_home(tmp_path / "server", capture=False)
-    store = open_metadata_store(settings.store_uri)
-    tokens: dict[str, str | None] = {"anonymous": None}
-    for name, (grants, admin) in USERS.items():
-        token = f"mc_{name}_{uuid.uuid4().hex}"
-        store.user_add(name, admin, hashlib.sha256(token.encode()).hexdigest())
-        for scope, role in grants.items():
-            kind, target = scope.split(":")
-            store.user_grant(name, kind, target, role)
-        tokens[name] = token
-    store.user_revoke("revoked")
-    from modelcycle.store import open_artifact_store
-
-    digest, _ = open_artifact_store(settings.artifact_uri).put_bytes(b"a blob of churn")
-    world = World(store, digest)
-    store.close()
-    with running(create_app(settings)) as url:
-        yield url, tokens, world, settings
-
-
 def test_every_call_and_every_blob_route_answers_only_whom_it_should(team: Any) -> None:
     url, tokens, world, _ = team
     assert set(NEEDS) == set(CALLS), "every call the server answers has an expected role here"
@@ -188,7 +65,9 @@ def test_every_call_and_every_blob_route_answers_only_whom_it_should(team: Any) 
             status, body = _request(url, "POST", f"/api/v1/store/{call}", token, codec(call).encode_args(args, kwargs))
             allowed = _allowed(who, NEEDS[call])
             # allowed: anything but a refusal (a 404 or a 409 is the store's answer about the records)
-            ok = status not in (401, 403) if allowed else status == (401 if who in ("anonymous", "revoked") else 403)
+            # refused: 401 without a live token; 403, or 404 for a run the user may not even see
+            ok = status not in (401, 403) if allowed else (status == 401 if who in ("anonymous", "revoked")
+                                                           else status in (403, 404))
             if status >= 500 or not ok or (not allowed and 200 <= status < 300) or b"does not fit this call" in body:
                 unexpected.append((call, who, status, body[:200]))
             if allowed and NEEDS[call] == "list" and 200 <= status < 300:
@@ -338,3 +217,41 @@ def test_users_are_added_rotated_and_revoked_from_the_command_line(tmp_path: Pat
     listed = json.loads(_cli(home, "ls", "--json").stdout)
     assert listed[0]["name"] == "ana" and listed[0]["tokens"] == 0
     assert listed[0]["grants"] == {"experiment:churn": "write", "experiment:fraud": "read"}
+
+
+def test_a_token_revoked_during_a_run_ends_the_script_with_one_line(tmp_path: Path) -> None:
+    """The user's script goes on logging after its token was revoked: at exit it says in one line that the last
+    values were not written, and names the token as the reason; no traceback."""
+    from modelcycle.server.app import create_app
+    from modelcycle.store import open_metadata_store
+    from modelcycle.tracking.client import Client
+
+    home = tmp_path / "server"
+    added = _cli(home, "add", "ana", "--grant", "experiment:churn=write", "--json")
+    token = json.loads(added.stdout)["token"]
+    script = ("import sys, modelcycle as mc\n"
+              "mc.start_run(experiment='churn')\n"
+              "mc.log_metric('auc', 0.5)\n"
+              "mc.get_client().flush()\n"
+              "print('flushed', flush=True)\n"
+              "sys.stdin.readline()\n"
+              "mc.log_metric('auc', 0.6, step=1)\n")
+    with running(create_app(Settings.for_home(home, capture=False))) as url:
+        env = {**os.environ, "MODELCYCLE_TRACKING_URI": url, "MODELCYCLE_TRACKING_TOKEN": token,
+               "MODELCYCLE_HOME": str(tmp_path / "laptop"), "MODELCYCLE_CAPTURE": "0"}
+        proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "flushed", proc.stderr.read()
+            store = open_metadata_store(Settings.for_home(home).store_uri)
+            store.user_revoke("ana")
+            store.close()
+            _refused_soon(Client(Settings.from_env({"MODELCYCLE_TRACKING_URI": url, "MODELCYCLE_TRACKING_TOKEN": token,
+                                                    "MODELCYCLE_HOME": str(tmp_path / "other")})))
+            _, err = proc.communicate("go\n", timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=60)
+    assert "Traceback" not in err, err
+    assert "the last logged values were not written" in err and "not one this server knows" in err, err

@@ -75,6 +75,7 @@ def server(
                 "(`modelcycle server users add <name> --admin`, clients set MODELCYCLE_TRACKING_TOKEN to its token), "
                 "set MODELCYCLE_SERVER_TOKEN=<secret>, or pass --no-auth")
         url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        shown = f"http://<this machine's name>:{port}" if host in ("0.0.0.0", "::", "") else url  # every address
 
         def ready() -> None:
             if as_json:
@@ -82,10 +83,13 @@ def server(
             else:
                 token = ", token required" if (settings.server_token or users_exist) and not no_auth else ""
                 console(stderr=True).print(f"modelcycle server on {printable(url)} ({workers} worker{'s' if workers > 1 else ''}"
-                                           f"{token}); clients: MODELCYCLE_TRACKING_URI={printable(url)}; Ctrl-C to stop")
+                                           f"{token}); clients: MODELCYCLE_TRACKING_URI={printable(shown)}; Ctrl-C to stop")
 
         announce_when_ready(url, ready, path="/api/v1/health")
-        limits = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 30, "access_log": False}
+        # at most 1,000 connections at once (more are answered 503): a flood of half-sent requests cannot take every
+        # file descriptor; exposed to a network, put a reverse proxy in front for header timeouts and TLS
+        limits = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 30, "access_log": False,
+                  "limit_concurrency": 1000}
         if workers == 1:
             uvicorn.run(app, **limits)
             return

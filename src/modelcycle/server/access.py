@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from modelcycle.errors import InvalidInputError, PermissionDeniedError
+from modelcycle._hashing import hash_json
+from modelcycle.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from modelcycle.store.artifacts.base import safe_artifact_path
 from modelcycle.store.metadata.base import RunPage, WriteBatch
 
@@ -110,29 +111,46 @@ class Gate:
         return self._experiment_name.get(experiment_id)
 
     def runs(self, p: Principal, run_ids: Any, role: str) -> None:
-        """``role`` on the experiment of each run that exists (a run that does not is the store's to report)."""
-        for exp in set(self.experiments_of(list(run_ids)).values()):
+        """``role`` on the experiment of each run. Runs are named by their whole id (a client resolves a prefix with
+        ``resolve_run_id`` first); a run the user may not read is answered as one that does not exist."""
+        ids = list(run_ids)
+        found = self.experiments_of(ids)
+        for run_id in ids:
+            exp = found.get(run_id)
+            if exp is None and _RUN_ID.fullmatch(run_id):
+                continue  # a whole id not stored yet (its run may still be in the client's buffer): the store answers
+            if exp is None or not p.can("experiment", exp, "read"):
+                raise NotFoundError(f"run {str(run_id)[:40]!r} does not exist")
+        for exp in set(found.values()):
             p.require("experiment", exp, role)
 
     def readable_experiments(self, p: Principal) -> list[str]:
         return [e.name for e in self.store.list_experiments() if p.can("experiment", e.name, "read")]
 
 
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")  # matched whole (fullmatch)
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def sanitize(call: str, values: dict[str, Any]) -> None:
     """What the server checks of every request, whoever makes it: artifact names another client will download are
     relative paths that stay inside a folder, and artifacts name blobs by their sha256 (a client checks both again)."""
-    if call == "write":
-        for row in values["batch"].artifacts:
-            if safe_artifact_path(row[1]) != row[1]:
-                raise InvalidInputError(f"artifact name {row[1]!r} is not in its normal form "
-                                        f"({safe_artifact_path(row[1])!r})")
-            if not _DIGEST.match(row[2]):
+    if call in ("write", "create_run"):
+        batch = values["batch"] if call == "write" else WriteBatch(runs=[values["run"]])
+        for row in batch.artifacts:
+            _normal(row[1])
+            if not _DIGEST.fullmatch(row[2]):
                 raise InvalidInputError(f"artifact {row[1]!r} names blob {row[2][:80]!r}, which is not a sha256 digest")
+        for run in batch.runs:  # an environment is kept under the hash of its contents, so no one can plant another's
+            if run.environment is not None and hash_json(run.environment) != run.context.environment_id:
+                raise InvalidInputError(f"run {run.id[:40]!r}: its environment does not hash to its environment id")
     elif call == "create_model_version":
-        safe_artifact_path(values["artifact_path"])
+        _normal(values["artifact_path"])
+
+
+def _normal(name: str) -> None:
+    if safe_artifact_path(name) != name:
+        raise InvalidInputError(f"artifact name {name!r} is not in its normal form ({safe_artifact_path(name)!r})")
 
 
 Rule = Callable[[Gate, Principal, dict[str, Any]], "Callable[[Any], Any] | None"]
@@ -152,6 +170,19 @@ def _run(role: str, arg: str = "run_id") -> Rule:
         g.runs(p, [v[arg]], role)
 
     return rule
+
+
+def _delete_run(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    g.runs(p, [v["run_id"]], "manage")
+    g.runs(p, g.store.delete_run(v["run_id"], dry_run=True), "manage")  # its descendants, wherever they are
+
+
+def _heartbeat(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    """Runs not stored yet (still in the client's buffer) are left out rather than refused."""
+    ids = list(v["run_ids"])  # an iterable: read once
+    known = g.experiments_of(ids)
+    v["run_ids"] = [r for r in ids if r in known]
+    g.runs(p, v["run_ids"], "write")
 
 
 def _admin(what: str) -> Rule:
@@ -189,9 +220,10 @@ def _create_run(g: Gate, p: Principal, v: dict[str, Any]) -> None:
 
 
 def _mark_lost(g: Gate, p: Principal, v: dict[str, Any]) -> None:
-    if not p.writes_anything():
-        raise PermissionDeniedError(f"user {p.name!r} may not write anything")
-    v["older_than"] = min(v["older_than"], time.time() - g.heartbeat_timeout)  # the server's rule, not the caller's
+    """Every client asks before it reads (a reader too); what counts as lost is the server's rule, not the caller's."""
+    if not p.anything():
+        raise Answer(0)
+    v["older_than"] = min(v["older_than"], time.time() - g.heartbeat_timeout)
 
 
 def _resolve(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
@@ -232,19 +264,49 @@ def _create_version(g: Gate, p: Principal, v: dict[str, Any]) -> None:
     p.require("model", v["name"], "write")
     g.runs(p, [v["run_id"]], "read")
     if p.person:
-        v["created_by"] = p.name
+        v["created_by"], v["created_at"] = p.name, time.time()
 
 
 def _move_alias(g: Gate, p: Principal, v: dict[str, Any]) -> None:
     p.require("model", v["name"], "manage")
-    if p.person:
-        v["actor"] = p.name
+    if not p.person:
+        return
+    v["actor"], v["at"] = p.name, time.time()
+    if v.get("verdict_id") is not None:
+        verdicts = {x.id: x for x in g.store.list_verdicts(v["name"], v["to_version"])}
+        verdict = verdicts.get(v["verdict_id"])
+        if verdict is None:
+            raise InvalidInputError(f"{v['verdict_id']!r} is not a verdict of {v['name']}/{v['to_version']}")
+        if not verdict.passed:
+            v["forced"] = True  # promoted past a failing verdict: recorded as forced, whatever the client says
+    elif v.get("action") == "promote":
+        v["forced"] = True  # a promotion with no verdict at all
+
+
+def _save_verdict(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    p.require("model", v["name"], "write")
+    if v.get("run_id") is not None:
+        g.runs(p, [v["run_id"]], "read")
+    if p.person:  # the newest verdict is the one a promotion goes by: its time is the server's
+        v["created_at"] = time.time()
+        v["data"] = {**v["data"], "recorded_by": p.name}
+
+
+def _uncut(v: dict[str, Any]) -> int | None:
+    """A listing is filtered before it is cut to the caller's limit: asked for in full, cut here."""
+    limit = v.get("limit")
+    if "limit" in v:
+        v["limit"] = None if limit is None else max(limit, 0) + 100_000
+    return limit
 
 
 def _models_filter(key: str) -> Rule:
     def rule(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
+        limit = _uncut(v)
+
         def keep(items: list[Any]) -> list[Any]:
-            return [i for i in items if p.can("model", i[key] if isinstance(i, dict) else getattr(i, key), "read")]
+            kept = [i for i in items if p.can("model", i[key] if isinstance(i, dict) else getattr(i, key), "read")]
+            return kept if limit is None else kept[:limit]
 
         return keep
 
@@ -280,7 +342,13 @@ def _listing(kind: str, arg: str, attr: str) -> Rule:
         if v.get(arg) is not None:
             p.require(kind, v[arg], "read")
             return None
-        return lambda items: [i for i in items if p.can(kind, getattr(i, attr), "read")]
+        limit = _uncut(v)
+
+        def keep(items: list[Any]) -> list[Any]:
+            kept = [i for i in items if p.can(kind, getattr(i, attr), "read")]
+            return kept if limit is None else kept[:limit]
+
+        return keep
 
     return rule
 
@@ -309,8 +377,10 @@ def _cycle_by_id(role: str) -> Rule:
 def _cache_lookup(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
     def keep(found: Any) -> Any:
         hit, last = found
-        visible = g.experiments_of([x["run_id"] for x in (hit, last) if x is not None])
-        ok = [x if x is not None and p.can("experiment", visible.get(x["run_id"]), "read") else None for x in (hit, last)]
+        # a step's output is reused only from experiments the user may write to: whoever may write there could
+        # have made it; a cached entry from elsewhere could hold anyone's output under the step's key
+        made = g.experiments_of([x["run_id"] for x in (hit, last) if x is not None])
+        ok = [x if x is not None and p.can("experiment", made.get(x["run_id"]), "write") else None for x in (hit, last)]
         return tuple(ok)
 
     return keep
@@ -322,7 +392,7 @@ RULES: dict[str, Rule] = {
     "list_experiments": _list_experiments,
     "create_run": _create_run,
     "write": _write,
-    "heartbeat": lambda g, p, v: g.runs(p, v["run_ids"], "write"),
+    "heartbeat": _heartbeat,
     "mark_lost": _mark_lost,
     "get_run": _run("read"),
     "resolve_run_id": _resolve,
@@ -332,7 +402,7 @@ RULES: dict[str, Rule] = {
     "metric_keys": _run("read"),
     "artifact_clash": _run("read"),
     "get_environment": _anyone,
-    "delete_run": _run("manage"),
+    "delete_run": _delete_run,
     "referenced_digests": _admin("list every stored blob"),
     "create_model_version": _create_version,
     "set_model_version_tags": _named("model", "write"),
@@ -343,7 +413,7 @@ RULES: dict[str, Rule] = {
     "get_aliases": _named("model", "read"),
     "move_alias": _move_alias,
     "alias_events": _named("model", "read"),
-    "save_verdict": _named("model", "write"),
+    "save_verdict": _save_verdict,
     "list_verdicts": _named("model", "read"),
     "window_get": _named("model", "read", "model"),
     "window_put": _named("model", "write", "model"),

@@ -25,6 +25,8 @@ _STATUS = {  # the error tree's classes → HTTP status; anything else a client 
     errors.NotFoundError: 404, errors.PermissionDeniedError: 403, errors.ConflictError: 409, errors.GateError: 409, errors.StoreBusyError: 503,
     errors.StoreError: 503, errors.ArtifactCorruptedError: 500, errors.ArtifactError: 503,
 }
+_CONFLICT = re.compile(r"UNIQUE constraint failed|duplicate key value|violates unique constraint")
+MAX_CALL = 64 << 20  # bytes of one call's JSON body (a client sends bigger write batches in parts)
 MAX_BLOB = 1 << 40  # bytes one upload may carry (1 TiB): the spool folder's disk is the practical bound
 
 
@@ -83,6 +85,10 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     artifacts = open_artifact_store(settings.artifact_uri)
     spool = Path(settings.home) / "server-uploads"
     spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for left in spool.glob(".*-*"):  # what a server that was killed mid-transfer left (an hour old: no live transfer)
+        with contextlib.suppress(OSError):
+            if left.stat().st_mtime < time.time() - 3600:
+                left.unlink()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> Any:
@@ -98,10 +104,22 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     if loopback or allowed_hosts:  # added last: the outermost, so a foreign Host is refused before anything else
         app.add_middleware(HostGuard, allowed=allowed_hosts)
 
+    hidden = [(str(x), what) for x, what in ((getattr(store, "display_uri", ""), "the server's metadata store"),
+                                             (getattr(artifacts, "uri", ""), "the server's artifact store")) if x]
+
     @app.exception_handler(errors.ModelcycleError)
     async def _ours(_: Request, e: errors.ModelcycleError) -> Any:
         details = {"expression": e.expression, "position": e.position} if isinstance(e, errors.FilterSyntaxError) else None
-        return _error(_status(e), type(e).__name__, str(e), details)
+        message, status, code = str(e), _status(e), type(e).__name__
+        for where, what in hidden:  # clients are not told where the server keeps things
+            message = message.replace(where, what)
+        if isinstance(e, errors.StoreError) and _CONFLICT.search(message):  # a client's write clashed with a record
+            status, code = 409, "ConflictError"
+        return _error(status, code, message, details)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, e: OverflowError) -> Any:
+        return _error(400, "InvalidInputError", "a number in the request is out of range (integers are stored in 64 bits)")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> Any:
@@ -131,7 +149,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
             raise errors.PermissionDeniedError(f"user {p.name!r} may not {what} blobs: it has no role that allows it")
 
     def _digest(digest: str) -> str:
-        if not _DIGEST.match(digest):
+        if not _DIGEST.fullmatch(digest):
             raise errors.NotFoundError(f"{digest[:80]!r} is not a sha256 digest: blobs are named by the sha256 of their bytes")
         return digest
 
@@ -236,7 +254,15 @@ class _Authenticate:
             await self.app(scope, receive, send)
             return
         principal = None
-        if scope.get("path") != "/api/v1/health":
+        path = scope.get("path", "")
+        if path.startswith("/api/v1/store/"):
+            length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+            if length is None or not length.isdigit() or int(length) > MAX_CALL:
+                response = _error(413 if length is not None and length.isdigit() else 411, "InvalidInputError",
+                                  f"a call's body needs a Content-Length of at most {MAX_CALL:,} bytes")
+                await response(scope, receive, send)
+                return
+        if path != "/api/v1/health":
             header = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"authorization"), "")
             given = header[7:] if header.lower().startswith("bearer ") else None
             try:
@@ -246,9 +272,11 @@ class _Authenticate:
                 await _error(_status(e), type(e).__name__, str(e))(scope, receive, send)
                 return
             if not known:
-                response = _error(401, "Unauthorized", "this server needs a token: set MODELCYCLE_TRACKING_TOKEN to yours "
-                                  "(an admin makes one with `modelcycle server users add <name>`)",
-                                  headers={"WWW-Authenticate": "Bearer"})
+                message = ("this server needs a token: set MODELCYCLE_TRACKING_TOKEN to yours (an admin makes one with "
+                           "`modelcycle server users add <name>`)") if given is None else (
+                    "the token in MODELCYCLE_TRACKING_TOKEN is not one this server knows (revoked, rotated or mistyped); "
+                    "an admin gives a new one with `modelcycle server users rotate <name>`")
+                response = _error(401, "Unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
                 await response(scope, receive, send)
                 return
         scope.setdefault("state", {})["principal"] = principal

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelcycle.entities import Experiment, LoggedModel, Run, RunContext, RunStatus
-from modelcycle.errors import ConflictError, InvalidInputError, ModelcycleWarning, NotFoundError, UnsafePathError
+from modelcycle.errors import (
+    ConflictError,
+    InvalidInputError,
+    ModelcycleError,
+    ModelcycleWarning,
+    NotFoundError,
+    UnsafePathError,
+)
 from modelcycle.settings import Settings
 from modelcycle.store.artifacts.base import safe_artifact_path
 from modelcycle.store.metadata.base import RunPage
@@ -721,7 +728,7 @@ class Client:
         from modelcycle import plugins
 
         plugins.subscribe("data.validated", self._on_validation)
-        atexit.register(self.close)
+        atexit.register(self._close_at_exit)
         previous_hook = sys.excepthook
 
         def excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
@@ -789,6 +796,13 @@ class Client:
                 except Exception as e:  # keep ending the others
                     warnings.warn(f"could not end run {run.id}: {e}", ModelcycleWarning, stacklevel=2)
         self.flush()
+
+    def _close_at_exit(self) -> None:
+        """``close`` as the interpreter exits: a store that refuses the last values is one line, not a traceback."""
+        try:
+            self.close()
+        except ModelcycleError as e:
+            print(f"modelcycle: the last logged values were not written: {e}", file=sys.stderr)
 
     def close(self) -> None:
         """End this process's live runs (FAILED if an exception is escaping), flush, stop the thread."""

@@ -87,11 +87,19 @@ class ReproduceResult:
         return self.returncode == 0 and self.reproduced is not None and all(m.matches for m in self.metrics)
 
 
+_PACKAGE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # a distribution's name (PEP 508)
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]*")
+
+
 def _package_changes(recorded: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
+    """Packages whose recorded version differs from the installed one. A recorded name or version that is not one
+    (an option such as ``--index-url=…`` planted in the record) is never passed to pip."""
     here = installed_packages()
     changes = []
     for name in sorted(set(recorded) | set(here)):
-        if name == "modelcycle":
+        if name == "modelcycle" or not _PACKAGE.fullmatch(str(name)):
+            continue
+        if name in recorded and not _VERSION.fullmatch(str(recorded[name])):
             continue
         if recorded.get(name) != here.get(name) and name in recorded:
             changes.append((name, recorded.get(name), here.get(name)))
@@ -113,6 +121,9 @@ def _store_step(client: Client) -> Step:
     """Exports that point modelcycle at the store holding the run, wherever the next steps run (a new worktree has no
     ``.modelcycle/`` of its own). A password in the store's URI is not printed."""
     settings = client.settings
+    if settings.store_uri.startswith(("http://", "https://")):  # a team server: its URL, and the user's own token
+        return Step("Use the server that holds the run",
+                    f"export MODELCYCLE_TRACKING_URI={shlex.quote(settings.store_uri)} MODELCYCLE_TRACKING_TOKEN=<your token>")
     home = Path(settings.home)
     exports = [f"MODELCYCLE_HOME={shlex.quote(str(home))}"]
     note = None

@@ -33,6 +33,20 @@ class HttpMetadataStore:
             found = self._experiments[name] = self._call("get_experiment", (name,), {})
         return found
 
+    def write(self, batch: Any) -> None:
+        """One call per batch; a batch of very many metric points goes in parts (the server takes calls of at most
+        64 MB), the runs and everything else with the first."""
+        from dataclasses import replace
+
+        step = 200_000
+        if len(batch.metrics) <= step:
+            self._call("write", (batch,), {})
+            return
+        metrics = batch.metrics
+        self._call("write", (replace(batch, metrics=metrics[:step]),), {})
+        for i in range(step, len(metrics), step):
+            self._call("write", (type(batch)(metrics=metrics[i:i + step]),), {})
+
     def get_or_create_experiment(self, name: str) -> Any:
         found = self._experiments.get(name)
         if found is None:

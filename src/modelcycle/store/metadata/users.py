@@ -34,9 +34,9 @@ class UsersTables:
     _insert: Any
 
     def users_exist(self) -> bool:
-        """Whether any user has a live token (the server then asks every request for one)."""
-        t = s.user_tokens.c
-        return self._read(lambda c: c.execute(select(t.digest).where(t.revoked_at.is_(None)).limit(1)).first()) is not None
+        """Whether any user was ever added (the server then asks every request for a token, even once every token
+        was revoked)."""
+        return self._read(lambda c: c.execute(select(s.users.c.name).limit(1)).first()) is not None
 
     def user_add(self, name: str, admin: bool, digest: str, by: str | None = None) -> None:
         """A new user with one token; ConflictError if the name is taken."""
