@@ -19,8 +19,9 @@ record there either). Workloads, each tool in turn, repeated (``--repeats``, def
 - ``search``: ``search_runs`` of 100 rows with params, metrics and tags (``metrics.m0 > 0.5`` by ``metrics.m0 DESC``)
   over 10,000 runs; both stores filled before their server starts (modelcycle's by its own client, MLflow's copied
   from ``bench/tracking.py``'s cache); the first call in the process, then the median of the warm calls.
-- ``artifacts``: one file of 1 GB (200 MB with ``--quick``) uploaded into a run, then downloaded; MB/s, and the
-  server's peak resident memory above its idle size (its process tree, sampled every 50 ms).
+- ``artifacts``: one file of 1 GB (200 MB with ``--quick``) uploaded into a run, then downloaded, against a fresh
+  server each time; MB/s of the median times, and the server's largest peak resident memory above its idle size (its
+  process tree, sampled every 50 ms).
 - ``concurrent``: 16 client processes at once against the modelcycle server, each one run with 2,000 metrics and
   10 params; then every value is counted on the server (nothing lost, no error).
 """
@@ -301,29 +302,38 @@ def artifacts_part(args: Any, sizes: dict, tmp: Path, console: Any) -> dict:
         block = os.urandom(1 << 20)
         for i in range(mb):
             f.write(block[:-8] + i.to_bytes(8, "little"))  # every MiB different, cheap to make
-    rows = {}
-    for tool in ("modelcycle", "mlflow"):
-        with serving(tool, tmp / f"artifacts-{tool}" / "server") as s:
-            idle = s.rss()
-            peak = [idle]
-            stop = threading.Event()
+    runs: dict[str, list[dict]] = {"modelcycle": [], "mlflow": []}
+    for r in range(args.repeats):
+        for tool in runs:
+            where = tmp / f"artifacts-{tool}-{r}"
+            with serving(tool, where / "server") as s:
+                idle = s.rss()
+                peak = [idle]
+                stop = threading.Event()
 
-            def sample(server: Server = s, highest: list[int] = peak, stop: threading.Event = stop) -> None:
-                while not stop.wait(0.05):
-                    highest[0] = max(highest[0], server.rss())
+                def sample(server: Server = s, highest: list[int] = peak, stop: threading.Event = stop) -> None:
+                    while not stop.wait(0.05):
+                        highest[0] = max(highest[0], server.rss())
 
-            t = threading.Thread(target=sample, daemon=True)
-            t.start()
-            try:
-                got = run_client(s, "artifacts", 0, tmp / f"artifacts-{tool}" / "client", file=str(big),
-                                 dst=str(tmp / f"artifacts-{tool}" / "down"))
-            finally:
-                stop.set()
-                t.join()
-        rows[tool] = {"mb": mb, "up_mb_s": mb / got["up"], "down_mb_s": mb / got["down"], "same_size": got["same_size"],
-                      "idle_rss_mb": idle / 2**20, "peak_rss_mb": peak[0] / 2**20, "growth_mb": (peak[0] - idle) / 2**20}
-        shutil.rmtree(tmp / f"artifacts-{tool}", ignore_errors=True)
+                t = threading.Thread(target=sample, daemon=True)
+                t.start()
+                try:
+                    got = run_client(s, "artifacts", 0, where / "client", file=str(big), dst=str(where / "down"))
+                finally:
+                    stop.set()
+                    t.join()
+            runs[tool].append({**got, "idle": idle, "peak": peak[0]})
+            shutil.rmtree(where, ignore_errors=True)
     big.unlink()
+    rows = {}
+    for tool, got in runs.items():
+        idle = statistics.median(g["idle"] for g in got)
+        peak = max(g["peak"] for g in got)
+        rows[tool] = {"mb": mb, "up_mb_s": mb / statistics.median(g["up"] for g in got),
+                      "down_mb_s": mb / statistics.median(g["down"] for g in got),
+                      "same_size": all(g["same_size"] for g in got), "idle_rss_mb": idle / 2**20,
+                      "peak_rss_mb": peak / 2**20, "growth_mb": max(g["peak"] - g["idle"] for g in got) / 2**20,
+                      "up_samples_s": [g["up"] for g in got], "down_samples_s": [g["down"] for g in got]}
     return rows
 
 

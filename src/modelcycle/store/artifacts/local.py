@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -50,6 +51,29 @@ class LocalArtifactStore(ContentStore):
             except OSError as e:
                 raise ArtifactError(f"cannot create artifact folder {path}: {e.strerror}") from None
             self._made.add(path)
+
+    def local_path(self, digest: str) -> Path | None:
+        """The file holding blob ``digest``, for a server to send as it is (its reader verifies the bytes); None when
+        there is no such blob."""
+        path = self._path(self._key(digest))
+        return path if path.is_file() else None
+
+    def adopt(self, path: str | os.PathLike[str], digest: str) -> bool:
+        """Move the file ``path``, whose bytes were already hashed to ``digest`` and synced, into place as that blob
+        (a rename: no second copy). False when it is on another file system (then store a copy instead)."""
+        final = self._path(self._key(digest))
+        if final.is_file():
+            Path(path).unlink(missing_ok=True)
+            return True
+        self._mkdir(final.parent)
+        try:
+            os.replace(path, final)
+        except OSError as e:
+            if e.errno == errno.EXDEV:
+                return False
+            raise ArtifactError(f"cannot write to the artifact store {self.root}: {e.strerror or e}") from None
+        _fsync_dir(final.parent)
+        return True
 
     def _exists(self, key: str) -> bool:
         return self._path(key).is_file()
