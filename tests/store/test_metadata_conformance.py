@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from modelcycle._hashing import hash_json
 from modelcycle.entities import DatasetInput, RunContext, RunStatus
 from modelcycle.errors import FilterSyntaxError, InvalidInputError, NotFoundError
 from modelcycle.store import open_metadata_store
@@ -265,10 +266,11 @@ def test_bad_filters_raise_clear_errors(populated, flt) -> None:
 def test_environment_is_stored_once(store) -> None:
     exp = store.get_or_create_experiment("e")
     env = {"python": "3.11", "packages": {"numpy": "2.0"}}
+    env_id = hash_json(env)  # an environment is kept under the hash of its contents (a server checks it)
     for _ in range(2):
         store.create_run(NewRun(id=uuid.uuid4().hex, experiment_id=exp.id, name="x", start_time=time.time(),
-                                context=RunContext(environment_id="e" * 64), environment=env))
-    assert store.get_environment("e" * 64) == env
+                                context=RunContext(environment_id=env_id), environment=env))
+    assert store.get_environment(env_id) == env
 
 
 def test_search_returns_metrics_at_full_precision(store) -> None:
