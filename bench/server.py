@@ -294,7 +294,7 @@ def search_part(args: Any, sizes: dict, tmp: Path, console: Any) -> dict:
     return rows
 
 
-def artifacts_part(args: Any, sizes: dict, tmp: Path, console: Any) -> dict:
+def artifacts_part(args: Any, sizes: dict, tmp: Path) -> dict:
     mb = sizes["artifact_mb"]
     big = tmp / "artifact" / f"data-{mb}mb.bin"
     big.parent.mkdir(parents=True)
@@ -371,6 +371,17 @@ def concurrent_part(args: Any, sizes: dict, tmp: Path) -> dict:
             "values_per_s": k * n / seconds}
 
 
+def show(console: Any, title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -383,7 +394,6 @@ def main() -> int:
         print(MARK + json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     sizes = QUICK if args.quick else FULL
@@ -401,38 +411,28 @@ def main() -> int:
                 continue
             console.print(f"[dim]{job} ...[/]")
             rows = res[job] = timed(args, sizes, job, tmp)
-            table = Table(title=job, title_justify="left")
-            for col in ("tool", "n", "median", "rate/s"):
-                table.add_column(col, justify="right")
-            for tool, r in rows.items():
-                table.add_row(tool, f"{r['n']:,}", f"{r['median_s']:.2f} s", f"{r['rate']:,.0f}")
-            console.print(table)
+            show(console, job, ("tool", "n", "median", "rate/s"),
+                 [(tool, f"{r['n']:,}", f"{r['median_s']:.2f} s", f"{r['rate']:,.0f}") for tool, r in rows.items()])
             ratio = rows["modelcycle"]["rate"] / rows["mlflow"]["rate"]
             targets.append((f"{what}: ≥ {goal}x MLflow's client against its server", f"{ratio:,.0f}x",
                             "PASS" if ratio >= goal else "FAIL"))
         if "search" in parts:
             console.print("[dim]search ...[/]")
             rows = res["search"] = search_part(args, sizes, tmp, console)
-            table = Table(title=f"search_runs → DataFrame of 100 runs, {sizes['search_runs']:,} runs in the store",
-                          title_justify="left")
-            for col in ("tool", "median (warm)", "first call in the process", "rows; columns"):
-                table.add_column(col, justify="right")
-            for tool, r in rows.items():
-                table.add_row(tool, f"{r['median_ms']:,.1f} ms", f"{r['first_ms']:,.0f} ms", f"{r['rows']}; {r['columns']}")
-            console.print(table)
+            show(console, f"search_runs → DataFrame of 100 runs, {sizes['search_runs']:,} runs in the store",
+                 ("tool", "median (warm)", "first call in the process", "rows; columns"),
+                 [(tool, f"{r['median_ms']:,.1f} ms", f"{r['first_ms']:,.0f} ms", f"{r['rows']}; {r['columns']}")
+                  for tool, r in rows.items()])
             ratio = rows["mlflow"]["median_ms"] / rows["modelcycle"]["median_ms"]
             targets.append((f"search_runs at {sizes['search_runs']:,} runs through the server: ≥ 20x MLflow",
                             f"{ratio:,.0f}x", "PASS" if ratio >= 20 else "FAIL"))
         if "artifacts" in parts:
             console.print(f"[dim]artifacts: {sizes['artifact_mb']:,} MB ...[/]")
-            rows = res["artifacts"] = artifacts_part(args, sizes, tmp, console)
-            table = Table(title=f"one {sizes['artifact_mb']:,} MB artifact, up then down", title_justify="left")
-            for col in ("tool", "upload", "download", "server idle", "server peak", "growth", "same size"):
-                table.add_column(col, justify="right")
-            for tool, r in rows.items():
-                table.add_row(tool, f"{r['up_mb_s']:,.0f} MB/s", f"{r['down_mb_s']:,.0f} MB/s", f"{r['idle_rss_mb']:,.0f} MB",
-                              f"{r['peak_rss_mb']:,.0f} MB", f"{r['growth_mb']:,.0f} MB", str(r["same_size"]))
-            console.print(table)
+            rows = res["artifacts"] = artifacts_part(args, sizes, tmp)
+            show(console, f"one {sizes['artifact_mb']:,} MB artifact, up then down",
+                 ("tool", "upload", "download", "server idle", "server peak", "growth", "same size"),
+                 [(tool, f"{r['up_mb_s']:,.0f} MB/s", f"{r['down_mb_s']:,.0f} MB/s", f"{r['idle_rss_mb']:,.0f} MB",
+                   f"{r['peak_rss_mb']:,.0f} MB", f"{r['growth_mb']:,.0f} MB", str(r["same_size"])) for tool, r in rows.items()])
             mc, ml = rows["modelcycle"], rows["mlflow"]
             targets.append(("artifact upload ≥ MLflow's MB/s", f"{mc['up_mb_s']:,.0f} vs {ml['up_mb_s']:,.0f}",
                             "PASS" if mc["up_mb_s"] >= ml["up_mb_s"] else "FAIL"))

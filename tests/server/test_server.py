@@ -122,21 +122,13 @@ def test_the_command_refuses_a_network_address_without_a_token_then_serves_with_
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "server", "--port", str(port), "--json"],
-                            env={**env, "MODELCYCLE_SERVER_TOKEN": "tok"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _serve(tmp_path / "server", port, MODELCYCLE_SERVER_TOKEN="tok")
     try:
-        line = proc.stdout.readline()  # printed once the server answers
-        assert f"127.0.0.1:{port}" in line, proc.stderr.read() if proc.poll() is not None else line
         c = _client(f"http://127.0.0.1:{port}", tmp_path / "laptop", "tok")
         c.store.get_or_create_experiment("e")
         assert [e.name for e in c.list_experiments()] == ["e"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=60)
+        _stop(proc)
     assert proc.returncode is not None
 
 
@@ -174,10 +166,12 @@ def test_calls_with_keyword_fields_travel_whole(tmp_path: Path) -> None:
             store.cycle_list("p", colour="red")
 
 
-def _serve(home: Path, port: int) -> subprocess.Popen:
+def _serve(home: Path, port: int, **more: str) -> subprocess.Popen:
+    """``modelcycle server`` on ``port`` over ``home``, once it answers."""
     env = {**os.environ, "MODELCYCLE_HOME": str(home)}
     for k in ("MODELCYCLE_SERVER_TOKEN", "MODELCYCLE_TRACKING_URI", "MODELCYCLE_STORE_URI", "MODELCYCLE_ARTIFACT_URI"):
         env.pop(k, None)
+    env.update(more)
     proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "server", "--port", str(port), "--json"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # printed once the server answers
@@ -222,3 +216,17 @@ def test_a_server_that_is_down_for_a_while_loses_nothing_logged_meanwhile(tmp_pa
         c.close()
     finally:
         _stop(proc)
+
+
+def test_a_server_out_of_reach_for_longer_than_the_busy_timeout_is_one_error_naming_it() -> None:
+    import socket
+
+    from modelcycle.errors import StoreError
+    from modelcycle.store.metadata.http import HttpMetadataStore
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    store = HttpMetadataStore(f"http://127.0.0.1:{port}", busy_timeout=0.5)
+    with pytest.raises(StoreError, match=f"cannot reach the modelcycle server at http://127.0.0.1:{port}"):
+        store.list_experiments()

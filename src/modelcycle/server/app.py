@@ -295,58 +295,51 @@ class _Authenticate:
 
 
 class _Authenticator:
-    """A request's token → its user. The server's own token is an admin's; a user's token is looked up by its sha256
-    (answers kept for two seconds, so a revoked token stops working everywhere within two seconds). While there is no
-    server token and no user with a live token, anyone is answered as an admin."""
+    """A request's token → its user. The server's own token is an admin's; a user's token is looked up by its sha256.
+    Answers are kept for two seconds, so a revoked token stops working everywhere within two seconds. While there is no
+    server token and no user was ever added, anyone is answered as an admin."""
 
     TTL = 2.0
 
     def __init__(self, store: Any, token: str | None, no_auth: bool) -> None:
         self.store, self.token, self.no_auth = store, token, no_auth
-        self._known: dict[str, tuple[float, Principal | None]] = {}
-        self._open_until = 0.0
+        self._known: dict[str, tuple[float, Principal | None]] = {}  # token digest → (until, user or None)
+        self._open: tuple[float, bool] = (0.0, False)  # (until, whether a request without a token is answered)
         self._lock = threading.Lock()
 
     def cached(self, given: str | None) -> tuple[bool, Principal | None] | None:
-        """What ``principal`` would answer, when that needs no query (else None)."""
-        if self.no_auth:
-            return True, None
-        if given is None:
-            return (True, None) if self.token is None and self._open_until > time.monotonic() else None
-        if self.token is not None and hmac.compare_digest(given.encode(), self.token.encode()):
-            return True, _SERVER_TOKEN
-        hit = self._known.get(hashlib.sha256(given.encode()).hexdigest())
-        return (hit[1] is not None, hit[1]) if hit is not None and hit[0] >= time.monotonic() else None
-
-    def principal(self, given: str | None) -> tuple[bool, Principal | None]:
-        """(known, principal): principal None means nothing is checked (no auth)."""
+        """(known, principal) when that needs no query, else None; principal None means nothing is checked."""
         if self.no_auth:
             return True, None
         now = time.monotonic()
         if given is None:
-            if self.token is None and self._open(now):
-                return True, None
-            return False, None
+            if self.token is not None:
+                return False, None
+            until, open_ = self._open
+            return (open_, None) if until > now else None
         if self.token is not None and hmac.compare_digest(given.encode(), self.token.encode()):
             return True, _SERVER_TOKEN
-        digest = hashlib.sha256(given.encode()).hexdigest()
-        hit = self._known.get(digest)
-        if hit is None or hit[0] < now:
-            found = self.store.user_by_token(digest)
-            principal = None if found is None else Principal(found[0], found[1], found[2])
-            with self._lock:
-                if len(self._known) > 10_000:
-                    self._known.clear()
-                self._known[digest] = hit = (now + self.TTL, principal)
-        return hit[1] is not None, hit[1]
+        hit = self._known.get(hashlib.sha256(given.encode()).hexdigest())
+        return (hit[1] is not None, hit[1]) if hit is not None and hit[0] > now else None
 
-    def _open(self, now: float) -> bool:
-        if self._open_until > now:
-            return True
-        if self.store.users_exist():
-            return False
-        self._open_until = now + self.TTL
-        return True
+    def principal(self, given: str | None) -> tuple[bool, Principal | None]:
+        """``cached``, asking the store when it has no answer."""
+        answer = self.cached(given)
+        if answer is not None:
+            return answer
+        until = time.monotonic() + self.TTL
+        if given is None:
+            open_ = not self.store.users_exist()
+            self._open = (until, open_)
+            return open_, None
+        digest = hashlib.sha256(given.encode()).hexdigest()
+        found = self.store.user_by_token(digest)
+        principal = None if found is None else Principal(found[0], found[1], found[2])
+        with self._lock:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[digest] = (until, principal)
+        return principal is not None, principal
 
 
 def _version() -> str:
