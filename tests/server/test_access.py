@@ -55,8 +55,8 @@ def _allowed(who: str, need: Any) -> bool:
     return LEVEL[who] >= need
 
 
-def test_every_call_and_every_blob_route_answers_only_whom_it_should(team: Any) -> None:
-    url, tokens, world, _ = team
+def test_every_call_blob_and_log_route_answers_only_whom_it_should(team: Any) -> None:
+    url, tokens, world, settings = team
     assert set(NEEDS) == set(CALLS), "every call the server answers has an expected role here"
     unexpected = []
     for call in CALLS:
@@ -81,8 +81,28 @@ def test_every_call_and_every_blob_route_answers_only_whom_it_should(team: Any) 
     routes = [("HEAD", blob, None, "any"), ("GET", blob, None, "any"),
               ("PUT", f"/api/v1/blobs/{hashlib.sha256(new).hexdigest()}", new, "writes"),
               ("GET", "/api/v1/blobs", None, "admin"), ("GET", "/api/v1/openapi.json", None, "open")]
+    # the prediction log: a model's folder and files by the role on the model; labels for every model: admins only here
+    from modelcycle.store.predictions import log_root, model_dir, parquet_bytes, write_atomic
+    from tests.server.test_logs import _rows
+
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    where = log_root(settings.log_uri)
+    kept = write_atomic(_rows("churn", 3, time.time() - 5), f"{model_dir(where, 'predictions', 'churn')}/date={day}", root=where)
+    logged = f"/api/v1/logs/{where.relative(kept)}"
+    part = parquet_bytes(_rows("churn", 2, time.time() - 5))
+    labels = parquet_bytes(_rows("churn", 2, time.time() - 5).assign(label=1))
+    routes += [("GET", "/api/v1/logs/predictions", None, "any"), ("GET", "/api/v1/logs/predictions/model=churn", None, 1),
+               ("GET", logged, None, 1), ("GET", "/api/v1/logs/labels", None, "any")]
+    routes += [("PUT", f"/api/v1/logs/predictions/model=churn/date={day}/part-{time.time_ns()}-{who}_a.parquet", part, 2)
+               for who in tokens]
+    routes += [("PUT", f"/api/v1/logs/labels/unassigned/date={day}/part-{time.time_ns()}-{who}_a.parquet", labels, "admin")
+               for who in tokens]
+    routes += [("DELETE", f"/api/v1/logs/predictions/model=churn/date={day}/part-1-{who}_gone.parquet", None, 2)
+               for who in tokens]
     for method, path, body, need in routes:
         for who, token in tokens.items():
+            if "/logs/" in path and method != "GET" and f"-{who}_" not in path:
+                continue  # each user publishes (or deletes) a file of its own
             status, _ = _request(url, method, path, token, body)
             allowed = who not in ("anonymous", "revoked") if need == "open" else _allowed(who, need)
             if status >= 500 or allowed != (200 <= status < 300):

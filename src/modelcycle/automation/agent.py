@@ -240,11 +240,12 @@ class Agent:
             if digest != detail["data_fingerprint"]:
                 why.append(f"new data in {self.spec.data_source}")
         from modelcycle.monitoring.feedback import count_new_labels
+        from modelcycle.store.predictions import settings_root
 
         need = self.spec.retry.min_new_rows
         labelled = 0
         if self.spec.feedback is not None:  # labels teach the pipeline something only when it is handed them
-            labelled = count_new_labels(self.client.settings.log_uri, self._served_name(), last.started_at)
+            labelled = count_new_labels(settings_root(self.client.settings), self._served_name(), last.started_at)
             if labelled >= need:
                 why.append(f"{labelled:,} new labelled predictions")
         wait = self.spec.retry.wait(attempt)
@@ -413,9 +414,10 @@ class Agent:
             params["data"] = str(spec.data_source)
         if spec.feedback is not None:
             from modelcycle.monitoring.feedback import export_feedback
+            from modelcycle.store.predictions import settings_root
 
             folder = os.path.join(self.client.settings.home, "feedback", spec.name)
-            path, rows = export_feedback(self.client.settings.log_uri, self._served_name(), folder, spec.feedback, spec.target or "label")
+            path, rows = export_feedback(settings_root(self.client.settings), self._served_name(), folder, spec.feedback, spec.target or "label")
             self.say(f"cycle {cycle.id[:8]}: {rows:,} labelled predictions from the last {_duration(spec.feedback)} "
                      f"handed to the pipeline")
             if spec.feedback_only:

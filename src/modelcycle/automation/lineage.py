@@ -106,7 +106,9 @@ def lineage(ref: str, client: Any = None) -> dict[str, Any]:
                                                                   "reason": e.reason} for e in later[:5]]})
     served_at = None
     if cycle.version is not None and cycle.state in ("done", "verifying"):
-        served_at = _first_served(client.settings.log_uri, cycle.model, cycle.version, cycle.started_at)
+        from modelcycle.store.predictions import settings_root
+
+        served_at = _first_served(settings_root(client.settings), cycle.model, cycle.version, cycle.started_at)
         chain.append({"step": "served", "version": cycle.version, "first_answer": _when(served_at),
                       "note": None if served_at else "no logged prediction from this version yet"})
     return {"cycle_id": cycle.id, "project": cycle.project, "state": str(cycle.state), "started": _when(cycle.started_at),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle.errors import InvalidInputError
-from modelcycle.store.predictions import read_labelled
+from modelcycle.store.predictions import read_labelled, settings_root
 
 __all__ = ["FEEDBACK_FILE", "count_new_labels", "export_feedback", "labelled_predictions"]
 
@@ -44,7 +44,7 @@ def labelled_predictions(model: str, start: Any = None, end: Any = None, *, targ
     from modelcycle.tracking.fluent import get_client
 
     client = client or get_client()
-    return read_labelled(client.settings.log_uri, model, start, end, target)
+    return read_labelled(settings_root(client.settings), model, start, end, target)
 
 
 def export_feedback(home: Any, model: str, folder: str | os.PathLike[str], seconds: float, target: str) -> tuple[Path, int]:

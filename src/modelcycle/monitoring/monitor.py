@@ -196,13 +196,13 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
         >>> report.to_frame()[["start", "rows", "drift_share", "roc_auc"]]  # doctest: +SKIP
     """
     from modelcycle.registry.fluent import get_registry
-    from modelcycle.store.predictions import label_spans, list_files, log_root, read_labels
+    from modelcycle.store.predictions import label_spans, list_files, read_labels, settings_root
     from modelcycle.tracking.fluent import get_client
 
     client = client or get_client()
     registry = get_registry(client)
     store = client.store
-    home = log_root(client.settings.log_uri)
+    home = settings_root(client.settings)
     seconds = parse_window(window)
     share = drift_share if drift_share is not None else (rules.drift_share if rules and rules.drift_share else 0.5)
     now = time.time()

@@ -40,13 +40,13 @@ def labelled_predictions(model: str, since: str = "30d", target: str = "label") 
     import time
 
     from modelcycle.pipelines.core import parse_duration
-    from modelcycle.store.predictions import read_labelled
+    from modelcycle.store.predictions import read_labelled, settings_root
     from modelcycle.tracking.fluent import get_client
 
     seconds = parse_duration(since)
     if not seconds:
         raise InvalidInputError(f"since {since!r} must be a duration such as 30d or 12h")
-    return read_labelled(get_client().settings.log_uri, model, time.time() - seconds, None, target)
+    return read_labelled(settings_root(get_client().settings), model, time.time() - seconds, None, target)
 
 
 @step

@@ -15,6 +15,7 @@ from typing import Any
 
 from modelcycle import errors
 from modelcycle.server.access import Answer, Gate, Principal, sanitize
+from modelcycle.server.logs import add_log_routes
 from modelcycle.settings import Settings
 from modelcycle.store.rpc import CALLS, codec
 
@@ -26,6 +27,9 @@ _STATUS = {  # the error tree's classes → HTTP status; anything else a client 
     errors.StoreError: 503, errors.ArtifactCorruptedError: 500, errors.ArtifactError: 503,
 }
 _CONFLICT = re.compile(r"UNIQUE constraint failed|duplicate key value|violates unique constraint")
+_DANGLING = re.compile(r"FOREIGN KEY constraint failed|violates foreign key constraint")
+_INVALID = re.compile(r"NOT NULL constraint failed|violates not-null constraint|CHECK constraint failed|violates check constraint|"
+                      r"out of range|invalid input syntax|value too long")
 MAX_CALL = 64 << 20  # bytes of one call's JSON body (a client sends bigger write batches in parts)
 MAX_BLOB = 1 << 40  # bytes one upload may carry (1 TiB): the spool folder's disk is the practical bound
 
@@ -115,6 +119,11 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
             message = message.replace(where, what)
         if isinstance(e, errors.StoreError) and _CONFLICT.search(message):  # a client's write clashed with a record
             status, code = 409, "ConflictError"
+        elif isinstance(e, errors.StoreError) and _DANGLING.search(message):  # it named a record that does not exist
+            status, code = 404, "NotFoundError"
+            message = f"the request names a record that does not exist (an experiment, a run or a model version): {message}"
+        elif isinstance(e, errors.StoreError) and _INVALID.search(message):
+            status, code = 400, "InvalidInputError"
         return _error(status, code, message, details)
 
     @app.exception_handler(OverflowError)
@@ -138,6 +147,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
 
     for name in CALLS:
         _add_call(app, name, store, gate, run_in_threadpool, Response)
+    add_log_routes(app, settings.log_uri, run_in_threadpool)
 
     def _may(request: Request, what: str) -> None:
         p: Principal | None = request.state.principal

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from modelcycle.store.predictions import append_labels, read_log
+from modelcycle.store.predictions import append_labels, read_log, settings_root
 from modelcycle.tracking.fluent import get_client
 
 __all__ = ["log_labels", "read_predictions"]
@@ -17,9 +17,9 @@ def read_predictions(model: str, start: Any = None, end: Any = None) -> Any:
     Columns: request_id, row, time, model, version, role (champion or shadow), latency_ms, input.<column>,
     prediction and, for classifiers, proba.<class>.
     """
-    return read_log(get_client().settings.log_uri, model, start, end)
+    return read_log(settings_root(get_client().settings), model, start, end)
 
 
 def log_labels(request_ids: Sequence[str], labels: Iterable[Any], model: str | None = None, rows: Sequence[int] | None = None) -> int:
     """Record the true outcome of earlier predictions, by the request id the server returned (``X-Request-ID``)."""
-    return append_labels(get_client().settings.log_uri, model, request_ids, labels, rows, wait=5.0)
+    return append_labels(settings_root(get_client().settings), model, request_ids, labels, rows, wait=5.0)

@@ -107,6 +107,7 @@ class ModelServer:
         from modelcycle.serving.holder import ModelHolder
         from modelcycle.serving.metrics import ServerMetrics
         from modelcycle.serving.predlog import PredictionLog
+        from modelcycle.store.predictions import settings_root
         from modelcycle.tracking.client import Client
 
         self.settings = settings
@@ -116,7 +117,7 @@ class ModelServer:
         self.holder = ModelHolder(self.registry, model_uri, trust=cfg.trust, poll=cfg.poll_seconds, trusted_types=cfg.trusted_types)
         self.shadow = (ModelHolder(self.registry, shadow_uri, trust=cfg.trust, poll=cfg.poll_seconds, trusted_types=cfg.trusted_types)
                        if shadow_uri else None)
-        self.predlog = PredictionLog(settings.log_uri, spool=os.path.join(str(settings.home), "spool")) if cfg.log_predictions else None
+        self.predlog = PredictionLog(settings_root(settings), spool=os.path.join(str(settings.home), "spool")) if cfg.log_predictions else None
         self.metrics = ServerMetrics()
         self.pool = cf.ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="modelcycle-predict")
         self._shadow_pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-shadow")
@@ -325,7 +326,7 @@ class ModelServer:
         Raises:
             ClientError: the body's shape, or request ids the log does not have.
         """
-        from modelcycle.store.predictions import append_labels
+        from modelcycle.store.predictions import append_labels, settings_root
 
         ids, values = body.get("request_ids"), body.get("labels")
         if not isinstance(ids, list) or not isinstance(values, list) or len(ids) != len(values) or not ids:
@@ -341,7 +342,7 @@ class ModelServer:
         if self.predlog is not None:  # the predictions being labelled may still be queued
             self.predlog.flush(ship=False)
         try:
-            return append_labels(self.settings.log_uri, self.holder.name, ids, values, rows, wait=LABEL_WAIT)
+            return append_labels(settings_root(self.settings), self.holder.name, ids, values, rows, wait=LABEL_WAIT)
         except InvalidInputError as e:
             raise ClientError(400, str(e), "bad_labels") from None
         except ArtifactError as e:

@@ -172,7 +172,7 @@ class PredictionLog:
         if self.spool_bytes + len(data) > self.max_spool_bytes:
             self.dropped += rows  # the store has been out of reach long enough to fill the spool: counted
             return
-        local = self.spool / folder[len(self.root.base) + 1:]
+        local = self.spool / self.root.relative(folder)
         local.mkdir(parents=True, exist_ok=True)
         tmp = local / f".{name}.tmp"
         with open(tmp, "wb") as f:

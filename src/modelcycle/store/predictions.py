@@ -39,6 +39,7 @@ __all__ = [
     "read_labelled",
     "read_labels",
     "read_log",
+    "settings_root",
     "write_atomic",
 ]
 
@@ -79,25 +80,30 @@ class LogRoot:
         (True, True)
     """
 
-    def __init__(self, uri: str | os.PathLike[str]):
+    def __init__(self, uri: str | os.PathLike[str], token: str | None = None):
         import fsspec
 
         text = os.fspath(uri)
-        if text.startswith(("http://", "https://")):  # a modelcycle server's URL: never fetched as files
-            raise ConfigurationError(
-                f"the prediction log cannot be kept through a modelcycle server ({text}) yet: give serving replicas, "
-                "monitoring and the agent the object store itself (MODELCYCLE_ARTIFACT_URI=s3://…)")
+        self.uri = text
+        if text.startswith(("http://", "https://")):  # a modelcycle server's URL: the log through its /api/v1/logs routes
+            from modelcycle.store._serverfs import ServerLogFileSystem
+
+            self.fs, self.local, self.base = ServerLogFileSystem(text, token), False, ""
+            return
         try:
             self.fs, base = fsspec.core.url_to_fs(text)
         except (ImportError, ValueError) as e:
             raise ConfigurationError(f"cannot open {text!r} for the prediction log: {e}; install the fsspec driver for "
                                      "this scheme (s3fs for s3://)") from None
-        self.uri = text
         self.local = "file" in _protocols(self.fs)
         self.base = str(Path(base).resolve()) if self.local else base.rstrip("/")
 
     def join(self, *parts: str) -> str:
-        return "/".join([self.base, *parts])
+        return "/".join([self.base, *parts] if self.base else parts)
+
+    def relative(self, path: str) -> str:
+        """``path`` (made by ``join``) relative to the root: ``join(relative(p)) == p``."""
+        return path[len(self.base) + 1:] if self.base else path
 
     @property
     def arrow_fs(self) -> Any:
@@ -152,20 +158,31 @@ def _protocols(fs: Any) -> tuple[str, ...]:
     return (proto,) if isinstance(proto, str) else tuple(proto)
 
 
-_ROOTS: dict[str, LogRoot] = {}
+_ROOTS: dict[tuple[str, str | None], LogRoot] = {}
 _ROOTS_LOCK = threading.Lock()
 
 
-def log_root(root: str | os.PathLike[str] | LogRoot) -> LogRoot:
-    """``root`` as a LogRoot (one per URI per process: an object store's client is reused)."""
+def log_root(root: str | os.PathLike[str] | LogRoot, token: str | None = None) -> LogRoot:
+    """``root`` as a LogRoot (one per URI and token per process: an object store's client is reused). ``token`` is the
+    one sent to a modelcycle server (``MODELCYCLE_TRACKING_TOKEN``'s when None)."""
     if isinstance(root, LogRoot):
         return root
-    key = os.fspath(root)
+    text = os.fspath(root)
+    if token is None and text.startswith(("http://", "https://")):
+        token = os.environ.get("MODELCYCLE_TRACKING_TOKEN") or None
+    key = (text, token)
     with _ROOTS_LOCK:
         found = _ROOTS.get(key)
         if found is None:
-            found = _ROOTS[key] = LogRoot(key)
+            if len(_ROOTS) > 64:
+                _ROOTS.clear()
+            found = _ROOTS[key] = LogRoot(text, token)
         return found
+
+
+def settings_root(settings: Any) -> LogRoot:
+    """The log that ``settings`` name (``Settings.log_uri``), reached with their token when it is a server."""
+    return log_root(settings.log_uri, settings.tracking_token)
 
 
 def model_dir(root: str | os.PathLike[str] | LogRoot, kind: str, model: str) -> str:

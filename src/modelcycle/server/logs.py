@@ -1,0 +1,168 @@
+"""The prediction log and the labels through the team server: replicas, laptops and agents that know only the server's
+URL list, read, publish and delete the log's files at ``/api/v1/logs/<path>``, kept in the server's own artifact store.
+
+A path is one of the log's own shapes and nothing else (checked whole, before anything is touched)::
+
+    predictions | labels                                   a listing of the models logged
+    <kind>/model=<name> | labels/unassigned                a listing of date folders
+    <kind>/model=<name>/date=YYYY-MM-DD                    a listing of files
+    <kind>/model=<name>/date=YYYY-MM-DD/part-<…>.parquet   a file: read (with a Range), published, deleted
+
+Reading needs ``read`` on the model, publishing and deleting ``write`` (a replica merges its own files and deletes
+what it merged). Labels given for any model (``unassigned``) join every model's predictions: they need ``write`` on
+all models. A published file is checked as every reader checks it (Parquet, the log's columns, bounded expansion) and
+is never replaced by other bytes.
+"""
+
+
+import os
+import re
+import stat
+from typing import Any
+
+from modelcycle import errors
+from modelcycle.server.access import Principal
+
+__all__ = ["add_log_routes"]
+
+MAX_LOG_FILE = 256 << 20  # bytes of one published file (a second's batch or an hour merged is far smaller)
+_KIND = r"(?:predictions|labels)"
+_MODEL = r"model=[A-Za-z0-9][A-Za-z0-9_.-]{0,249}"
+_OWNER = rf"(?:{_MODEL}|unassigned)"
+_DAY = r"date=\d{4}-\d{2}-\d{2}"
+_FILE = r"part-\d{1,20}-[A-Za-z0-9_-]{1,200}\.parquet"
+_FOLDER = re.compile(rf"{_KIND}(?:/{_OWNER}(?:/{_DAY})?)?")
+_PATH = re.compile(rf"{_KIND}/{_OWNER}/{_DAY}/{_FILE}")
+_RANGE = re.compile(r"bytes=(\d{1,15})-(\d{0,15})")
+
+
+def _parse(path: str, file: bool) -> tuple[list[str], str | None]:
+    """The path's segments and the model it concerns (None for the labels given for any model, or a kind's listing)."""
+    if not (_PATH if file else _FOLDER).fullmatch(path):
+        what = "<kind>/model=<name>/date=YYYY-MM-DD/part-<ns>-<writer>.parquet" if file else \
+            "predictions, labels, <kind>/model=<name> or <kind>/model=<name>/date=YYYY-MM-DD"
+        raise errors.NotFoundError(f"{path[:120]!r} is not a path of the prediction log; a path is {what}")
+    parts = path.split("/")
+    if parts[0] == "predictions" and len(parts) > 1 and parts[1] == "unassigned":
+        raise errors.NotFoundError("predictions are always logged for a model: predictions/model=<name>/…")
+    return parts, (parts[1][6:] if len(parts) > 1 and parts[1].startswith("model=") else None)
+
+
+def _may(p: Principal | None, parts: list[str], model: str | None, role: str) -> None:
+    if p is None:
+        return
+    if model is not None:
+        p.require("model", model, role)
+    elif len(parts) > 1 and role != "read" and not p.can("model", "*", "write"):  # labels for any model
+        raise errors.PermissionDeniedError(
+            f"user {p.name!r} may not give labels for every model; name the model the labels are for "
+            "(mc.log_labels(..., model=...)), or an admin grants write on model:*")
+    elif not p.anything():
+        raise errors.PermissionDeniedError(f"user {p.name!r} has no role on anything yet; an admin can grant one")
+
+
+def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any) -> None:
+    """``GET|PUT|DELETE /api/v1/logs/{path}`` over the log kept at ``log_uri`` (the server's artifact store)."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, Response
+
+    from modelcycle.store.predictions import _check, log_root
+
+    where = log_root(log_uri)
+
+    def full(parts: list[str]) -> str:
+        path = where.join(*parts)
+        if where.local:  # a link planted in the artifact root leads nowhere: every folder on the way is a real one
+            folder = os.path.dirname(path) if parts[-1].endswith(".parquet") else path
+            while not os.path.lexists(folder) and len(folder) > len(where.base):
+                folder = os.path.dirname(folder)  # the deepest folder that exists is where a new one would be made
+            if os.path.realpath(folder) != folder:
+                raise errors.NotFoundError(f"{'/'.join(parts)[:120]!r} is not a folder of the prediction log")
+        return path
+
+    def listing(parts: list[str], p: Principal | None) -> list[dict[str, Any]]:
+        entries = where.listdir(full(parts))
+        out = [{"name": n, "size": size, "dir": d} for n, size, d in entries if not n.startswith(".")]
+        if len(parts) == 1 and p is not None:  # the models the user may read
+            out = [e for e in out if (e["name"] == "unassigned" and parts[0] == "labels" and p.anything())
+                   or (e["name"].startswith("model=") and p.can("model", e["name"][6:], "read"))]
+        return sorted(out, key=lambda e: e["name"])
+
+    def read(path: str, start: int, end: int | None) -> bytes:
+        if where.local:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError as e:  # gone, or a link (ELOOP)
+                raise FileNotFoundError(path) from e
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device would block or never end
+                    raise FileNotFoundError(path)
+                f.seek(start)
+                return f.read(MAX_LOG_FILE if end is None else max(0, end - start))
+        return where.fs.cat_file(path, start=start, end=end)
+
+    def publish(path: str, data: bytes) -> int:
+        try:
+            old = read(path, 0, None)
+        except (FileNotFoundError, OSError):
+            old = None
+        if old is not None:  # published already: the same bytes again (an upload retried) is fine, others are not
+            if old != data:
+                raise errors.ConflictError(f"{path.rsplit('/', 1)[-1]} is published already with other bytes; a log file "
+                                           "is never replaced: publish under a new name")
+            return 200
+        where.write_bytes(path, data)
+        return 201
+
+    @app.get("/api/v1/logs/{path:path}", tags=["prediction log"])
+    async def log_get(path: str, request: Request) -> Any:
+        p = request.state.principal
+        if path.endswith(".parquet"):
+            parts, model = _parse(path, file=True)
+            _may(p, parts, model, "read")
+            wanted = request.headers.get("range")
+            start, end = 0, None
+            if wanted is not None:
+                m = _RANGE.fullmatch(wanted.strip())
+                if m is None:
+                    raise errors.InvalidInputError(f"Range {wanted[:80]!r} is not one of the forms bytes=<from>-<to> or bytes=<from>-")
+                start, end = int(m.group(1)), (int(m.group(2)) + 1 if m.group(2) else None)
+            try:
+                data = await run_in_threadpool(read, full(parts), start, end)
+            except FileNotFoundError:
+                raise errors.NotFoundError(f"the prediction log holds no file {path[:200]!r} (merged and deleted since it was "
+                                           "listed, or never published)") from None
+            headers = {"Content-Range": f"bytes {start}-{start + len(data) - 1}/*"} if wanted is not None else None
+            return Response(data, 206 if wanted is not None else 200, headers=headers, media_type="application/octet-stream")
+        parts, model = _parse(path.rstrip("/"), file=False)
+        _may(p, parts, model, "read")
+        return JSONResponse(await run_in_threadpool(listing, parts, p))
+
+    @app.put("/api/v1/logs/{path:path}", tags=["prediction log"])
+    async def log_put(path: str, request: Request) -> Any:
+        parts, model = _parse(path, file=True)
+        _may(request.state.principal, parts, model, "write")
+        length = request.headers.get("content-length")
+        if length is None or not length.isdigit() or int(length) > MAX_LOG_FILE:
+            raise errors.InvalidInputError(f"a log file is published with a Content-Length of at most {MAX_LOG_FILE:,} bytes")
+        data = bytearray()
+        async for chunk in request.stream():
+            data.extend(chunk)
+            if len(data) > MAX_LOG_FILE:
+                raise errors.InvalidInputError(f"a log file holds at most {MAX_LOG_FILE:,} bytes")
+        body = bytes(data)
+        target = full(parts)
+        try:  # what every reader checks, before anyone can read it
+            await run_in_threadpool(_check, target, where, body)
+        except errors.InvalidInputError as e:
+            raise errors.InvalidInputError(str(e).replace(target, path).replace("move it out of the log folder",
+                                                                                "it was not published")) from None
+        status = await run_in_threadpool(publish, target, body)
+        return JSONResponse({"path": path, "size": len(body)}, status)
+
+    @app.delete("/api/v1/logs/{path:path}", tags=["prediction log"])
+    async def log_delete(path: str, request: Request) -> Any:
+        parts, model = _parse(path, file=True)
+        _may(request.state.principal, parts, model, "write")
+        await run_in_threadpool(where.delete, full(parts))
+        return Response(status_code=204)

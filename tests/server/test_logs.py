@@ -1,0 +1,138 @@
+"""The prediction log and the labels through the team server: a replica, a laptop and the agent that know only the URL
+and a token read and write one log, kept in the server's artifact store; who may read or write a model's log is
+decided by the same roles as the rest."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelcycle.errors import ModelcycleError, PermissionDeniedError
+from modelcycle.serving.predlog import PredictionLog
+from modelcycle.store.predictions import (
+    append_labels,
+    list_files,
+    log_root,
+    logged_models,
+    parquet_bytes,
+    read_labelled,
+    read_labels,
+    read_log,
+)
+from tests.server.conftest import _request
+
+
+def _rows(model: str, n: int, start: float) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"request_id": [uuid.uuid4().hex for _ in range(n)], "row": 0,
+                         "time": pd.to_datetime(start + np.arange(n), unit="s", utc=True), "model": model, "version": 1,
+                         "role": "champion", "latency_ms": 1.0, "input.a": rng.normal(size=n), "prediction": rng.integers(0, 2, n)})
+
+
+def _publish(root: Any, model: str, frame: pd.DataFrame) -> None:
+    log = PredictionLog(root, flush_interval=0.05, spool=Path(os.environ.get("TMPDIR", "/tmp")) / f"spool-{uuid.uuid4().hex}")
+    try:
+        log.add(frame)
+        log.flush(timeout=60)
+        deadline = time.monotonic() + 60
+        while log.spool_bytes and time.monotonic() < deadline:
+            log.ship(force=True)
+    finally:
+        log.close()
+
+
+def test_a_replica_that_knows_only_the_url_logs_and_a_laptop_labels_and_reads(team: Any) -> None:
+    url, tokens, _, settings = team
+    writer = log_root(url, tokens["writer"])
+    frame = _rows("churn", 30, time.time() - 60)
+    _publish(writer, "churn", frame)
+    laptop = log_root(url, tokens["reader"])
+    seen = read_log(laptop, "churn")
+    assert sorted(seen["request_id"]) == sorted(frame["request_id"])
+    assert logged_models(laptop) == ["churn"]
+    # the files are in the server's own artifact folder, nowhere else
+    kept = list(Path(settings.artifact_uri).rglob("*.parquet"))
+    assert kept and all("predictions/model=churn/date=" in k.as_posix() for k in kept)
+    # labels from another machine, for ids a replica answered; read back from anywhere
+    assert append_labels(writer, "churn", list(frame["request_id"][:10]), [1] * 10) == 10
+    assert len(read_labels(laptop, "churn")) == 10
+    table = read_labelled(laptop, "churn", None, None, target="churned")
+    assert len(table) == 10 and set(table["churned"]) == {1}
+
+
+def test_the_log_is_read_and_written_by_role(team: Any) -> None:
+    url, tokens, _, _ = team
+    frame = _rows("churn", 5, time.time() - 30)
+    _publish(log_root(url, tokens["writer"]), "churn", frame)
+    ids = list(frame["request_id"])
+    with pytest.raises(PermissionDeniedError):
+        append_labels(log_root(url, tokens["reader"]), "churn", ids[:1], [1])
+    with pytest.raises(PermissionDeniedError):  # labels for every model need write on every model
+        append_labels(log_root(url, tokens["writer"]), None, ids[:1], [1])
+    with pytest.raises(PermissionDeniedError):
+        read_log(log_root(url, tokens["outsider"]), "churn")
+    assert logged_models(log_root(url, tokens["outsider"])) == []  # the listing shows only what the user may read
+    with pytest.raises(ModelcycleError, match=r"refused|token"):
+        read_log(log_root(url, tokens["revoked"]), "churn")
+    with pytest.raises(ModelcycleError, match="token"):
+        read_log(log_root(url, "mc_not-a-token"), "churn")
+    assert append_labels(log_root(url, tokens["admin"]), None, ids[:2], [0, 1]) == 2
+    assert len(read_labels(log_root(url, tokens["reader"]), "churn")) == 2
+    path = list_files(log_root(url, tokens["writer"]), "predictions", "churn")[0].path
+    status, _ = _request(url, "DELETE", f"/api/v1/logs/{path}", tokens["reader"])
+    assert status == 403
+    assert len(read_log(log_root(url, tokens["reader"]), "churn")) == 5
+
+
+def test_a_published_file_is_a_log_file_and_is_never_replaced(team: Any) -> None:
+    url, tokens, _, settings = team
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    path = f"/api/v1/logs/predictions/model=churn/date={day}/part-{time.time_ns()}-w_abc.parquet"
+    good = parquet_bytes(_rows("churn", 3, time.time() - 10))
+    for body in (b"not parquet", parquet_bytes(pd.DataFrame({"x": [1, 2]})), good[:-10]):
+        status, answer = _request(url, "PUT", path, tokens["writer"], body)
+        assert status == 400 and b"Traceback" not in answer and settings.artifact_uri.encode() not in answer, answer
+    assert not list(Path(settings.artifact_uri).rglob("*.parquet"))
+    assert _request(url, "PUT", path, tokens["writer"], good)[0] == 201
+    assert _request(url, "PUT", path, tokens["writer"], good)[0] == 200  # an upload retried: the same bytes
+    status, answer = _request(url, "PUT", path, tokens["writer"], parquet_bytes(_rows("churn", 4, time.time())))
+    assert status == 409, answer
+    assert len(read_log(log_root(url, tokens["reader"]), "churn")) == 3
+
+
+PATHS = ["../../etc/passwd", "predictions/../../x", "predictions/model=churn/../../../etc", "predictions/model=..",
+         "predictions/model=churn/date=2026-01-01/..%2f..%2fx.parquet", "predictions/model=churn/date=2026-01-01/%2e%2e.parquet",
+         "predictions/model=churn/date=2026-01-01/part-1-a.parquet/..", "predictions\\model=churn", "/etc/passwd",
+         "predictions/model=churn/date=2026-01-01/part-1-a;.parquet", "file:///etc/passwd", "predictions/unassigned",
+         "predictions/model=churn/date=2026-01-01/.part-1-a.parquet.tmp", "predictions/model=ch%E2%80%A4%E2%80%A4",
+         "predictions/%252e%252e/%252e%252e/etc", "%2e%2e/%2e%2e/etc",
+         "predictions/model=churn/date=2026-01-01/..;/x.parquet", "predictions/model=%C0%AE%C0%AE",
+         "predictions/model=churn%00/date=2026-01-01", "predictions/model=churn/date=2026-1-1",
+         "labels/model=churn/date=2026-01-01/part-1-a.parquet%00.txt", "predictions/model=churn/date=2026-01-01/part--a.parquet"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_only_the_logs_own_paths_are_reached(team: Any, method: str, tmp_path: Path) -> None:
+    url, tokens, _, settings = team
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.parquet").write_bytes(parquet_bytes(_rows("churn", 2, time.time())))
+    root = Path(settings.artifact_uri).resolve()
+    (root / "predictions").mkdir(parents=True)
+    (root / "predictions" / "model=churn").symlink_to(outside, target_is_directory=True)  # planted in the artifact root
+    before = sorted(p.name for p in outside.iterdir())
+    body = parquet_bytes(_rows("churn", 2, time.time()))
+    paths = [*PATHS, "predictions/model=churn", "predictions/model=churn/date=2026-01-01/part-1-a.parquet"]
+    for p in paths:
+        status, answer = _request(url, method, "/api/v1/logs/" + p, tokens["admin"], body if method == "PUT" else None)
+        assert status in (400, 404, 405), (p, status, answer[:300])
+        assert b"secret" not in answer and str(outside).encode() not in answer
+    assert sorted(p.name for p in outside.iterdir()) == before
+    assert len(read_log(log_root(url, tokens["admin"]), "churn")) == 0  # the planted folder is not the log's
