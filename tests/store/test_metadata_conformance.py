@@ -307,6 +307,9 @@ def test_a_stored_window_is_never_replaced_by_a_partial_view(store) -> None:
     store.window_put("churn", "champion", 3600, [window(400, "a late spool arrived")])
     got = store.window_get("churn", "champion", 3600, [3600.0])[3600.0]
     assert got["rows"] == 400 and got["summary"] == {"rows": 400}
+    sketch = bytes(range(256))  # a profile is serialised sketches: any bytes, not text
+    store.window_put("churn", "champion", 3600, [{**window(500, "with a profile"), "profile": sketch}])
+    assert store.window_get("churn", "champion", 3600, [3600.0])[3600.0]["profile"] == sketch
 
 
 def test_a_large_batch_with_repeated_keys_is_stored_whole(store) -> None:

@@ -86,7 +86,7 @@ class Codec:
         self.name = name
         self.signature = inspect.signature(fn)
         hints = typing.get_type_hints(fn)
-        config = ConfigDict(ser_json_inf_nan="constants", extra="forbid")
+        config = ConfigDict(ser_json_inf_nan="constants", ser_json_bytes="base64", val_json_bytes="base64", extra="forbid")
         fields: dict[str, Any] = {}
         self.var_keyword: str | None = None  # a ``**fields`` parameter travels as one object
         for p in list(self.signature.parameters.values())[1:]:  # without self

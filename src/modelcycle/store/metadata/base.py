@@ -6,9 +6,35 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from typing_extensions import NotRequired, TypedDict  # pydantic reads typing's own only from Python 3.12
+
 from modelcycle.entities import DatasetInput, Experiment, Metric, Run, RunContext, RunStatus
 
-__all__ = ["MetadataStore", "NewRun", "RunPage", "WriteBatch"]
+__all__ = ["MetadataStore", "NewAlert", "NewRun", "RunPage", "StoredWindow", "WriteBatch"]
+
+
+class NewAlert(TypedDict):
+    """An alert as raised: its id, model, rule, when, the message and (optionally) its window and details."""
+
+    id: str
+    model: str
+    rule: str
+    raised_at: float
+    message: str
+    window_start: NotRequired[float | None]
+    details: NotRequired[dict[str, Any]]
+
+
+class StoredWindow(TypedDict):
+    """One summarised monitoring window as stored: its start, rows, the files it was computed from (``sources``), its
+    profile (serialised sketches) and its summary."""
+
+    start: float
+    rows: int
+    sources: str
+    profile: NotRequired[bytes | None]
+    summary: dict[str, Any]
+    computed_at: float
 
 
 @dataclass

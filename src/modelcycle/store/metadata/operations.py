@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from modelcycle.entities import Alert, Cycle, CycleState
 from modelcycle.errors import InvalidInputError
 from modelcycle.store.metadata import schema as s
+from modelcycle.store.metadata.base import NewAlert, StoredWindow
 
 __all__ = ["OperationsTables"]
 
@@ -33,10 +34,10 @@ class OperationsTables:
     _insert: Any
 
     # --- monitoring windows -------------------------------------------------------------------
-    def window_get(self, model: str, role: str, seconds: int, starts: list[float]) -> dict[float, dict[str, Any]]:
+    def window_get(self, model: str, role: str, seconds: int, starts: list[float]) -> dict[float, StoredWindow]:
         """Stored windows of ``model`` among ``starts`` (summary parsed, profile bytes as stored)."""
         w = s.monitor_windows
-        found: dict[float, dict[str, Any]] = {}
+        found: dict[float, StoredWindow] = {}
         for i in range(0, len(starts), 500):
             chunk = starts[i:i + 500]
             stmt = select(w).where(and_(w.c.model == model, w.c.role == role, w.c.seconds == seconds, w.c.start.in_(chunk)))
@@ -45,7 +46,7 @@ class OperationsTables:
                                     "summary": json.loads(row.summary), "computed_at": row.computed_at}
         return found
 
-    def window_put(self, model: str, role: str, seconds: int, rows: list[dict[str, Any]]) -> None:
+    def window_put(self, model: str, role: str, seconds: int, rows: list[StoredWindow]) -> None:
         """Store summarised windows; a stored window is replaced only by one of at least as many rows.
 
         The log only grows (merging files keeps their rows), so a summary of fewer rows is a partial view: a
@@ -74,7 +75,7 @@ class OperationsTables:
         rows = self._read(lambda conn: conn.execute(select(a).where(and_(a.c.model == model, a.c.state == "firing"))).all())
         return {r.rule: _alert(r) for r in rows}
 
-    def alert_raise(self, alert: Mapping[str, Any]) -> bool:
+    def alert_raise(self, alert: NewAlert) -> bool:
         """Insert a firing alert unless the rule already has one (then False: it is not repeated)."""
         a = s.alerts
 
@@ -179,6 +180,8 @@ class OperationsTables:
                 if row is None:
                     return False
                 values["detail"] = json.dumps({**json.loads(row.detail), **detail}, default=str)
+            if not values:  # nothing to change: whether the cycle is there (and held by ``owner``)
+                return conn.execute(select(c.c.id).where(cond)).first() is not None
             return bool(conn.execute(update(c).where(cond).values(**values)).rowcount)
 
         return self._write(tx)
