@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -230,3 +231,37 @@ def test_a_server_out_of_reach_for_longer_than_the_busy_timeout_is_one_error_nam
     store = HttpMetadataStore(f"http://127.0.0.1:{port}", busy_timeout=0.5)
     with pytest.raises(StoreError, match=f"cannot reach the modelcycle server at http://127.0.0.1:{port}"):
         store.list_experiments()
+
+
+def test_values_logged_while_the_server_is_out_of_reach_are_bounded_and_kept(tmp_path: Path) -> None:
+    """Past the buffer's bound, a log call waits for the server and raises one error saying so; what was logged stays
+    and reaches the server once it answers."""
+    import socket
+
+    from modelcycle.errors import StoreError
+    from modelcycle.store.metadata.base import NewRun
+    from modelcycle.store.metadata.http import HttpMetadataStore
+    from modelcycle.tracking.buffer import LogBuffer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    buffer = LogBuffer(HttpMetadataStore(f"http://127.0.0.1:{port}", busy_timeout=0.5), 3600.0, 3600.0, list, max_pending=1000)
+    run_id = "a" * 32
+    buffer.runs.append(NewRun(id=run_id, experiment_id=1, name="r", start_time=time.time()))
+    for step in range(999):
+        buffer.add_metric((run_id, "loss", float(step), step, time.time()))
+    with pytest.raises(StoreError, match=r"1,000 logged values are waiting .* cannot reach the modelcycle server") as raised:
+        buffer.add_metric((run_id, "loss", 999.0, 999, time.time()))
+    assert "Traceback" not in str(raised.value)
+    with pytest.raises(StoreError, match="waiting to be written"):  # the next call past the bound: the same error
+        buffer.add_metric((run_id, "loss", 1000.0, 1000, time.time()))
+    assert buffer.pending() == 1002  # the run and every point: nothing dropped
+    proc = _serve(tmp_path / "server", port)
+    try:
+        buffer.store = HttpMetadataStore(f"http://127.0.0.1:{port}")
+        buffer.store.get_or_create_experiment("Default")
+        buffer.flush()
+        assert len(buffer.store.get_metric_history(run_id, "loss")) == 1001
+    finally:
+        _stop(proc)

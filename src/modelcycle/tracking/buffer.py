@@ -3,7 +3,9 @@
 Appending is a ``deque.append`` (atomic under the GIL), so a log call never waits on disk.
 The flusher writes everything queued in one transaction every ``flush_interval`` seconds,
 sooner when much is queued, and sends the heartbeats of live runs. A caller that logs far
-faster than the store can write is slowed down (it flushes itself) instead of filling memory.
+faster than the store can write is slowed down (it flushes itself) instead of filling memory; while the store
+cannot take them (a server out of reach), at most ``max_pending`` points wait in memory: the log call that would
+queue more waits for the store and then raises one clear error, and nothing already logged is dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from modelcycle.errors import StoreError
 from modelcycle.store.metadata.base import MetadataStore, WriteBatch
 
 __all__ = ["LogBuffer"]
@@ -33,6 +36,7 @@ class LogBuffer:
         flush_interval: seconds between flushes.
         heartbeat_interval: seconds between heartbeats of the runs ``live_runs`` returns.
         live_runs: the ids of the runs that should send heartbeats.
+        max_pending: metric points kept in memory while the store cannot take them.
 
     Example:
         >>> import tempfile
@@ -49,6 +53,7 @@ class LogBuffer:
         flush_interval: float,
         heartbeat_interval: float,
         live_runs: Callable[[], Iterable[str]],
+        max_pending: int = HARD_LIMIT,
     ):
         self.store = store
         self.flush_interval = flush_interval
@@ -62,6 +67,8 @@ class LogBuffer:
         self.inputs: deque[tuple[str, Any]] = deque()
         self.updates: deque[tuple[str, dict[str, Any]]] = deque()
         self._retry: WriteBatch | None = None
+        self._held = 0  # metric points in the batch kept for a retry
+        self.max_pending = max_pending
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -73,11 +80,20 @@ class LogBuffer:
     def add_metric(self, row: tuple[str, str, float, int, float]) -> None:
         self.metrics.append(row)
         n = len(self.metrics)
-        if n >= WAKE_AT:
-            if n >= HARD_LIMIT:
-                self.flush()
+        if n >= WAKE_AT or n + self._held >= self.max_pending:
+            if n + self._held >= self.max_pending:
+                self._flush_full(n + self._held)
             else:
                 self._wake.set()
+
+    def _flush_full(self, waiting: int) -> None:
+        """The caller writes what is queued itself; a store that cannot take it is one clear error."""
+        try:
+            self.flush()
+        except StoreError as e:
+            raise StoreError(f"{waiting:,} logged values are waiting to be written and the store cannot take them: {e}. They are "
+                             "kept in memory and written once it answers (at the next flush or the run's end); until then "
+                             "each log call that would queue more waits for it and raises this.") from None
 
     def ensure_started(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -129,7 +145,9 @@ class LogBuffer:
                 self.store.write(batch)
             except BaseException:
                 self._retry = batch  # kept for the next attempt
+                self._held = len(batch.metrics)
                 raise
+            self._held = 0
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -164,6 +182,7 @@ class LogBuffer:
         for queue in (self.runs, self.metrics, self.params, self.tags, self.artifacts, self.inputs, self.updates):
             queue.clear()
         self._retry = None
+        self._held = 0
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
