@@ -234,9 +234,12 @@ def test_users_are_added_rotated_and_revoked_from_the_command_line(tmp_path: Pat
         assert {e.name for e in client(new).list_experiments()} == {"churn", "fraud"}
         assert _cli(home, "revoke", "ana").returncode == 0
         _refused_soon(client(new))
+    assert _cli(home, "grant", "ana", "model:churn=read").returncode == 0  # as `users add --grant` spells it
+    missing = _cli(home, "grant", "ana", "model:churn")
+    assert missing.returncode != 0 and "give the role too" in missing.stdout + missing.stderr
     listed = json.loads(_cli(home, "ls", "--json").stdout)
     assert listed[0]["name"] == "ana" and listed[0]["tokens"] == 0
-    assert listed[0]["grants"] == {"experiment:churn": "write", "experiment:fraud": "read"}
+    assert listed[0]["grants"] == {"experiment:churn": "write", "experiment:fraud": "read", "model:churn": "read"}
 
 
 def test_a_token_revoked_during_a_run_ends_the_script_with_one_line(tmp_path: Path) -> None:
@@ -275,3 +278,45 @@ def test_a_token_revoked_during_a_run_ends_the_script_with_one_line(tmp_path: Pa
                 proc.wait(timeout=60)
     assert "Traceback" not in err, err
     assert "the last logged values were not written" in err and "not one this server knows" in err, err
+
+
+def test_a_promotion_the_user_may_not_make_still_shows_and_keeps_the_verdict(tmp_path: Path) -> None:
+    """`models validate --promote` by a user who may write the model but not manage it: the verdict is shown and stored,
+    then one line says the alias was not moved and why; the exit code says it failed."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from modelcycle.registry import Registry
+    from modelcycle.server.app import create_app
+    from modelcycle.tracking.client import Client
+
+    home = tmp_path / "server"
+    lead = json.loads(_cli(home, "add", "lead", "--admin", "--json").stdout)["token"]
+    ana = json.loads(_cli(home, "add", "ana", "--grant", "experiment:*=read", "--grant", "model:churn=write", "--json").stdout)["token"]
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    y = (X["a"] > 0).astype(int)
+    X.assign(y=y).to_parquet(tmp_path / "test.parquet")
+    (tmp_path / "policy.yaml").write_text("thresholds: {accuracy: '>= 0.5'}\n")
+    with running(create_app(Settings.for_home(home, capture=False))) as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+        c = Client(Settings.from_env({**env, "MODELCYCLE_HOME": str(tmp_path / "lead"), "MODELCYCLE_TRACKING_URI": url,
+                                      "MODELCYCLE_TRACKING_TOKEN": lead, "MODELCYCLE_CAPTURE": "0"}))
+        with c.start_run(experiment="churn"):
+            logged = c.log_model(LogisticRegression().fit(X, y), reference_data=X)
+        Registry(c).register_model(logged, "churn")
+        c.close()
+        out = subprocess.run([sys.executable, "-m", "modelcycle", "models", "validate", "churn", "1", "--data",
+                              str(tmp_path / "test.parquet"), "--policy", str(tmp_path / "policy.yaml"), "--promote", "champion"],
+                             env={**env, "MODELCYCLE_HOME": str(tmp_path / "ana"), "MODELCYCLE_TRACKING_URI": url,
+                                  "MODELCYCLE_TRACKING_TOKEN": ana, "MODELCYCLE_CAPTURE": "0", "COLUMNS": "200"},
+                             capture_output=True, text=True, timeout=300)
+        said = out.stdout + out.stderr
+        assert out.returncode == 1 and "PASSED" in said and "accuracy" in said, said
+        assert "churn@champion was not moved" in said and "may not manage model 'churn'" in said and "Traceback" not in said
+        check = Client(Settings.from_env({**env, "MODELCYCLE_HOME": str(tmp_path / "lead"), "MODELCYCLE_TRACKING_URI": url,
+                                          "MODELCYCLE_TRACKING_TOKEN": lead}))
+        assert [v.passed for v in check.store.list_verdicts("churn", 1)] == [True]
+        assert check.store.get_alias("churn", "champion") is None
+        check.close()

@@ -255,11 +255,19 @@ def validate(
         which = "which --target names" if target else "the policy's target, or y when it names none; name the label with --target COLUMN"
         raise InvalidInputError(f"{data.name} has no label column {label!r} ({which}); its columns: {', '.join(map(str, frame.columns))}")
     verdict = validate_model(candidate.uri, frame, rules, target)
-    event = registry.promote(name, version, promote_to, verdict) if promote_to and verdict.passed else None
+    event, refused = None, None
+    if promote_to and verdict.passed:
+        from modelcycle.errors import ModelcycleError
+
+        try:
+            event = registry.promote(name, version, promote_to, verdict)
+        except ModelcycleError as e:  # the verdict is stored and shown all the same; the refusal is said after it
+            refused = e
     if html is not None:
         verdict.to_html(html)
     if as_json:
-        print_json({**verdict.to_dict(), "promoted": _event_json(event) if event else None})
+        print_json({**verdict.to_dict(), "promoted": _event_json(event) if event else None,
+                    **({"promotion_refused": str(refused)} if refused is not None else {})})
     else:
         from rich.table import Table
 
@@ -275,9 +283,11 @@ def validate(
         con.print(f"verdict {printable(verdict.id[:8])}: " + ("[bold green]PASSED[/]" if verdict.passed else "[bold red]FAILED[/]"))
         if event is not None:
             con.print(f"{printable(name)}@{printable(promote_to)}: {event.from_version or '—'} → [bold]{event.to_version}[/]")
+        elif refused is not None:
+            con.print(f"{printable(name)}@{printable(promote_to)} was not moved: [bold red]{printable(str(refused))}[/]")
         elif promote_to:
             con.print(f"{printable(name)}@{printable(promote_to)} was not moved.")
-    if not verdict.passed:
+    if not verdict.passed or refused is not None:
         raise typer.Exit(1)
 
 

@@ -202,11 +202,16 @@ def users_revoke(name: Annotated[str, typer.Argument()], as_json: bool = JSON_OP
 @errors
 def users_grant(
     name: Annotated[str, typer.Argument()],
-    scope: Annotated[str, typer.Argument(help="experiment:<name> or model:<name>; * for all.")],
-    role: Annotated[str, typer.Argument(help="read, write, manage, or none to take the role away.")],
+    scope: Annotated[str, typer.Argument(help="experiment:<name> or model:<name>; * for all (or SCOPE=ROLE, as --grant takes).")],
+    role: Annotated[str | None, typer.Argument(help="read, write, manage, or none to take the role away.")] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Give a user a role on an experiment or a registered model (read < write < manage)."""
+    if role is None:  # experiment:churn=write, as `users add --grant` takes it
+        scope, _, role = scope.rpartition("=") if "=" in scope else (scope, "", "")
+        if not role:
+            raise InvalidInputError(f"give the role too: `modelcycle server users grant {name} {scope} write` "
+                                    "(or read, manage, none)")
     kind, target = _scope(scope)
     value = _role(role)
     _users_store().user_grant(_user_name(name), kind, target, value)

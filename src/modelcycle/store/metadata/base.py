@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NotRequired, Protocol, runtime_checkable
 
-from typing_extensions import NotRequired, TypedDict  # pydantic reads typing's own only from Python 3.12
+from typing_extensions import TypedDict  # pydantic reads typing's own TypedDict only from Python 3.12
 
 from modelcycle.entities import DatasetInput, Experiment, Metric, Run, RunContext, RunStatus
 
