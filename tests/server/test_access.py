@@ -320,3 +320,50 @@ def test_a_promotion_the_user_may_not_make_still_shows_and_keeps_the_verdict(tmp
         assert [v.passed for v in check.store.list_verdicts("churn", 1)] == [True]
         assert check.store.get_alias("churn", "champion") is None
         check.close()
+
+
+def test_a_replica_whose_role_is_granted_late_serves_the_version_without_a_restart(tmp_path: Path) -> None:
+    """A replica's token may not read the experiment a new version came from: the version is not served and counted as
+    a failed swap; once an admin grants the role, the replica serves it on its own."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from modelcycle.registry import Registry
+    from modelcycle.server.app import create_app
+    from modelcycle.serving.holder import ModelHolder
+    from modelcycle.store import open_metadata_store
+    from modelcycle.tracking.client import Client
+
+    home = tmp_path / "server"
+    lead = json.loads(_cli(home, "add", "lead", "--admin", "--json").stdout)["token"]
+    replica = json.loads(_cli(home, "add", "replica", "--grant", "experiment:first=read", "--grant", "model:m=write",
+                              "--json").stdout)["token"]
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    y = (X["a"] > 0).astype(int)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+    with running(create_app(Settings.for_home(home, capture=False))) as url:
+        def client(token: str, name: str) -> Client:
+            return Client(Settings.from_env({**env, "MODELCYCLE_HOME": str(tmp_path / name), "MODELCYCLE_TRACKING_URI": url,
+                                             "MODELCYCLE_TRACKING_TOKEN": token, "MODELCYCLE_CAPTURE": "0"}))
+
+        c = client(lead, "lead")
+        registry = Registry(c)
+        for experiment, C in (("first", 1.0), ("retrained", 0.5)):
+            with c.start_run(experiment=experiment):
+                registry.register_model(c.log_model(LogisticRegression(C=C).fit(X, y), reference_data=X), "m")
+        registry.set_alias("m", "champion", 1)
+        holder = ModelHolder(Registry(client(replica, "replica")), "models:/m@champion", poll=0.05)
+        registry.set_alias("m", "champion", 2)
+        assert holder.check() is False and holder.version == 1 and holder.failures == 1
+        assert "trying again in" in holder.last_error
+        store = open_metadata_store(Settings.for_home(home).store_uri)
+        store.user_grant("replica", "experiment", "retrained", "read")
+        store.close()
+        deadline = time.monotonic() + 60
+        while not holder.check() and holder.version != 2:
+            assert time.monotonic() < deadline, holder.last_error
+            time.sleep(0.1)
+        assert holder.version == 2
+        c.close()

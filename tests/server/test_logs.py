@@ -136,3 +136,20 @@ def test_only_the_logs_own_paths_are_reached(team: Any, method: str, tmp_path: P
         assert b"secret" not in answer and str(outside).encode() not in answer
     assert sorted(p.name for p in outside.iterdir()) == before
     assert len(read_log(log_root(url, tokens["admin"]), "churn")) == 0  # the planted folder is not the log's
+
+
+def test_a_replica_whose_token_may_not_write_the_log_says_so_once_and_keeps_its_spool(team: Any, tmp_path: Path,
+                                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    url, tokens, _, _ = team
+    log = PredictionLog(log_root(url, tokens["reader"]), flush_interval=0.05, spool=tmp_path / "spool")
+    try:
+        with caplog.at_level("WARNING", logger="modelcycle.serving"):
+            for _ in range(3):
+                log.add(_rows("churn", 2, time.time() - 5))
+                log.flush(timeout=60)
+                log.ship(force=True)
+        said = [r.getMessage() for r in caplog.records if "cannot be shipped" in r.getMessage()]
+        assert len(said) == 1 and "may not write model 'churn'" in said[0], said
+        assert log.ship_failures >= 3 and len(list((tmp_path / "spool").rglob("*.parquet"))) == 3
+    finally:
+        log.close()

@@ -133,17 +133,6 @@ def test_the_command_refuses_a_network_address_without_a_token_then_serves_with_
     assert proc.returncode is not None
 
 
-def test_the_prediction_log_through_a_server_is_refused_in_one_line(tmp_path: Path) -> None:
-    """Replicas, monitoring and the agent need the object store itself for now: a server URL as the log is refused,
-    never fetched as files."""
-    from modelcycle.errors import ConfigurationError
-    from modelcycle.store.predictions import read_log
-
-    settings = Settings.from_env({"MODELCYCLE_HOME": str(tmp_path), "MODELCYCLE_TRACKING_URI": "http://127.0.0.1:9"})
-    with pytest.raises(ConfigurationError, match="cannot be kept through a modelcycle server"):
-        read_log(settings.log_uri, "churn")
-
-
 def test_calls_with_keyword_fields_travel_whole(tmp_path: Path) -> None:
     """The agent's cycle calls take ``**fields``: through the server they arrive as the same keywords."""
     import time

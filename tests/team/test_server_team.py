@@ -168,6 +168,17 @@ def test_a_team_that_knows_only_the_servers_url(pg_uri: str, s3_bucket: str, s3_
         assert scored.returncode == 0, scored.stderr[-3000:]
         assert json.loads(scored.stdout)["rows"] == 600
         assert list(worker_home.rglob("manifest.json")), "the worker fetched the model package through the server"
+        # and a pipeline whose steps run on that worker, logging into their runs through the server
+        from tests.pipelines.test_processes import PIPELINE
+
+        (tmp_path / "ben" / "flow.py").write_text(PIPELINE)
+        piped = cli(ben, tmp_path / "ben", "pipeline", "run", "flow.py:chain", "-p", "n=20", "--executor",
+                    "dask://" + address.split("://", 1)[1], "--json")
+        assert piped.returncode == 0, piped.stderr[-3000:]
+        result = json.loads(piped.stdout)
+        assert result["status"] == "FINISHED" and all(s["status"] == "finished" for s in result["steps"].values())
+        shown = cli(ben, tmp_path / "ben", "runs", "show", result["steps"]["wait_for"]["run_id"], "--json")
+        assert json.loads(shown.stdout)["metrics"]["total"] == 2 * sum(range(20)), "the worker logged into the step's run"
     finally:
         for p in reversed(procs):
             p.terminate()

@@ -653,7 +653,8 @@ class Agent:
                 continue
             reached = True
             expected = f"models:/{self.spec.model}@{self.spec.alias}"
-            if described.get("name") != self.spec.model or described.get("uri") not in (expected, None):
+            served = described.get("uri")
+            if described.get("name") != self.spec.model or (served is not None and f"models:/{served.removeprefix('models:/')}" != expected):
                 return None, (f"the server at serve.url {self.spec.serve_url} serves {described.get('uri') or described.get('name')}, "
                               f"not {expected}, so it will not swap"), False
             if described.get("version") == version:
@@ -661,7 +662,8 @@ class Agent:
             if failures is None:
                 failures = described.get("failed_swaps", 0)
             elif described.get("failed_swaps", 0) > failures:
-                return None, f"the server at {self.spec.serve_url} failed to load version {version}", True
+                why = described.get("last_error")
+                return None, f"the server at {self.spec.serve_url} failed to load version {version}" + (f": {why}" if why else ""), True
             time.sleep(0.5)
         if not reached:
             return None, f"no server answered at serve.url {self.spec.serve_url} for {timeout:.0f} s ({error[:200]})", False

@@ -120,10 +120,10 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
         if isinstance(e, errors.StoreError) and _CONFLICT.search(message):  # a client's write clashed with a record
             status, code = 409, "ConflictError"
         elif isinstance(e, errors.StoreError) and _DANGLING.search(message):  # it named a record that does not exist
-            status, code = 404, "NotFoundError"
-            message = f"the request names a record that does not exist (an experiment, a run or a model version): {message}"
+            status = 409  # the store's own error, as SQLite and PostgreSQL raise it; the client caused it: not a 5xx
+            message = f"{message} (the request names a record that does not exist: an experiment, a run or a model version)"
         elif isinstance(e, errors.StoreError) and _INVALID.search(message):
-            status, code = 400, "InvalidInputError"
+            status = 400
         return _error(status, code, message, details)
 
     @app.exception_handler(OverflowError)

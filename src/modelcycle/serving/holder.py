@@ -28,7 +28,10 @@ class ModelHolder:
     version whose package is refused (damaged, unsafe, not a model) is remembered, counted in
     ``failures`` and not tried again. A load that failed for another reason (the store or the
     machine: a read error, memory, an interpreter error) is tried again after a pause that doubles,
-    up to ``RETRIES`` times, and only then counted as failed.
+    up to ``RETRIES`` times, and only then counted as failed. A load the store refused or could not answer (a
+    role the server's token lacks, a record it may not see, the store out of reach) is counted as failed at once —
+    the version is not served — and tried again after a pause that doubles up to five minutes, for good: once the
+    role is granted or the store is back, the version is served without a restart.
     """
 
     RETRIES = 5
@@ -83,9 +86,18 @@ class ModelHolder:
         try:
             loaded = self.registry.load_model(version.uri, self.trust, self.trusted_types)
         except (Exception, SystemExit) as e:  # whatever a version does while loading, the server keeps serving (and says why)
-            from modelcycle.errors import ModelcycleError
+            from modelcycle.errors import ArtifactCorruptedError, ArtifactError, ModelcycleError, NotFoundError, PermissionDeniedError, StoreError
 
             reason = str(e) if isinstance(e, Exception) else f"it called sys.exit({e})"
+            if isinstance(e, (PermissionDeniedError, NotFoundError, StoreError, ArtifactError)) and not isinstance(e, ArtifactCorruptedError):
+                pause = min(300.0, self.poll * 2 ** (attempts + 1))
+                self._retry[version.hash] = (attempts + 1, time.monotonic() + pause)
+                if attempts == 0:
+                    self.failures += 1  # not served: a failed swap, as the agent watching this server must see
+                self.last_error = (f"version {version.version} of {version.name} did not load and is not served: {reason}; "
+                                   f"trying again in {pause:g} s (the store refused or did not answer: a role, not the version)")
+                log.error(self.last_error)
+                return False
             if isinstance(e, Exception) and not isinstance(e, ModelcycleError) and attempts + 1 < self.RETRIES:
                 pause = min(60.0, self.poll * 2 ** (attempts + 1))
                 self._retry[version.hash] = (attempts + 1, time.monotonic() + pause)

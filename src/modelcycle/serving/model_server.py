@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelcycle.errors import ArtifactError, InvalidInputError, SignatureError
+from modelcycle.errors import ArtifactError, InvalidInputError, PermissionDeniedError, SignatureError
 from modelcycle.serving.bodies import ClientError, Parsed, frame_from_body, parse_json
 
 __all__ = ["ModelServer", "Prediction", "ServeConfig", "derives_predict"]
@@ -347,6 +347,8 @@ class ModelServer:
             raise ClientError(400, str(e), "bad_labels") from None
         except ArtifactError as e:
             raise ClientError(503, f"{e}; no label was stored: send them again later", "store_unreachable") from None
+        except PermissionDeniedError as e:  # the replica's own token may not write labels of its model
+            raise ClientError(403, f"this server may not store labels: {e}; no label was stored", "labels_refused") from None
 
     # --- descriptions -------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ the store is back, oldest first.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -27,6 +28,8 @@ from modelcycle.store.predictions import log_root, model_dir, part_name
 from modelcycle.store.predictions import parquet_bytes as _parquet_bytes
 
 __all__ = ["PredictionLog"]
+
+log = logging.getLogger("modelcycle.serving")
 
 UPLOAD_TIMEOUT = 30.0  # seconds one upload of a spooled file may take
 MAX_BATCH_BYTES = 256 << 20  # no batch of a second's predictions is larger: a bigger spooled file was not written here
@@ -102,6 +105,7 @@ class PredictionLog:
         self._ship_lock = threading.Lock()
         self._ship_after = 0.0
         self._ship_backoff = 0.0
+        self._ship_error: str | None = None
         self.spool_bytes = self._spooled_bytes()
         self._stop = threading.Event()
         self._flushed = threading.Condition()
@@ -254,7 +258,12 @@ class PredictionLog:
                     continue
                 try:
                     self._upload(self.root.join(rel), data)
-                except Exception:
+                except Exception as e:
+                    said = f"{type(e).__name__}: {e}"
+                    if said != self._ship_error:  # said once per kind of failure, not once a second
+                        log.warning("the prediction log cannot be shipped to the store yet (kept in the spool, %s bytes): %s",
+                                    f"{self.spool_bytes:,}", said[:500])
+                    self._ship_error = said
                     self.ship_failures += 1
                     self._ship_backoff = min(30.0, max(1.0, self._ship_backoff * 2))
                     self._ship_after = time.monotonic() + self._ship_backoff
@@ -264,6 +273,9 @@ class PredictionLog:
                 shipped += 1
             else:
                 self._ship_backoff = 0.0
+                if self._ship_error is not None and shipped:
+                    log.warning("the prediction log is shipped again")
+                    self._ship_error = None
             # from the folder itself: the processes of one server share the spool and ship each other's files
             self.spool_bytes = self._spooled_bytes()
         finally:
