@@ -22,7 +22,7 @@ from tests.team.test_replicas import data
 pytestmark = pytest.mark.postgres
 
 USERS = {"ana": ["experiment:*=write", "model:*=manage"], "ben": ["experiment:*=write", "model:*=write"],
-         "replica": ["experiment:*=read", "model:churn=write"]}
+         "replica": ["experiment:*=read", "model:churn=write"], "analyst": ["experiment:*=read", "model:churn=read"]}
 
 
 def _clean() -> dict[str, str]:
@@ -118,7 +118,8 @@ def test_a_team_that_knows_only_the_servers_url(pg_uri: str, s3_bucket: str, s3_
             assert len(mc.read_predictions("churn")) == 40
             assert mc.log_labels({ids[10:15]!r}, [0] * 5, model="churn") == 5
         """, tmp_path / "ben")
-        monitored = cli(ben, tmp_path / "ben", "monitor", "churn", "--window", "1d", "--json")
+        analyst = machine(url, tokens["analyst"], tmp_path / "analyst" / ".modelcycle")  # may read, not write
+        monitored = cli(analyst, tmp_path / "analyst", "monitor", "churn", "--window", "1m", "--json")
         assert monitored.returncode == 0, monitored.stderr[-3000:]
         report = json.loads(monitored.stdout)
         assert sum(w["rows"] for w in report["windows"]) == 40
