@@ -77,6 +77,10 @@ def planted(tmp_path: Path) -> Any:
     os.symlink(outside / "secret.txt", artifacts / secret_digest[:2] / secret_digest)  # a blob that is a link
     linked_fan = "ab"
     os.symlink(outside, artifacts / linked_fan)  # a fan folder that is a link
+    (outside / "date=2026-01-01").mkdir()
+    (outside / "date=2026-01-01" / "part-1-a.parquet").write_bytes(SECRET)
+    (artifacts / "predictions").mkdir()
+    os.symlink(outside, artifacts / "predictions" / "model=linked")  # a model's log folder that is a link
     store = open_metadata_store(settings.store_uri)
     exp = store.get_or_create_experiment("e").id
     run = uuid.uuid4().hex
@@ -88,14 +92,22 @@ def planted(tmp_path: Path) -> Any:
 
 def test_no_encoding_reads_or_writes_outside_the_root(planted: Any) -> None:
     url, tmp_path, outside, digest, run = planted
+    from modelcycle.store.predictions import parquet_bytes
+    from tests.server.test_logs import _rows
+
+    log_file = parquet_bytes(_rows("m", 2, time.time()))  # a file the log would take, were the path one of its own
     before = _tree(outside)
     beside = {p for p in _tree(tmp_path) if not p.startswith(str(tmp_path / "server"))}
     answers: list[tuple[str, str, int]] = []
     for e in CORPUS:
         for method in ("GET", "HEAD", "PUT", "DELETE"):
             for path in (f"/api/v1/blobs/{e}", f"/api/v1/blobs/{e}/{digest}", f"/api/v1/blobs/{digest}/{e}",
-                         f"/api/v1/{e}/blobs/{digest}", f"/{e}"):
-                status, body = _raw(url, method, path, b"x" if method == "PUT" else None)
+                         f"/api/v1/{e}/blobs/{digest}", f"/{e}", f"/api/v1/logs/{e}", f"/api/v1/logs/predictions/{e}",
+                         f"/api/v1/logs/labels/{e}/date=2026-01-01", f"/api/v1/logs/predictions/model=m/{e}",
+                         f"/api/v1/logs/predictions/model=m/date=2026-01-01/{e}", f"/api/v1/logs/predictions/model=linked/{e}",
+                         f"/api/v1/logs/predictions/model=linked/date=2026-01-01/{e}part-1-a.parquet"):
+                body_sent = (log_file if "/logs/" in path else b"x") if method == "PUT" else None
+                status, body = _raw(url, method, path, body_sent)
                 assert SECRET not in body and status < 500, (method, path, status, body[:200])
                 answers.append((method, path, status))
         now = time.time()
@@ -116,6 +128,12 @@ def test_no_encoding_reads_or_writes_outside_the_root(planted: Any) -> None:
     assert _tree(outside) == before, "something outside the root was written or removed"
     assert {p for p in _tree(tmp_path) if not p.startswith(str(tmp_path / "server"))} == beside
     assert (outside / "secret.txt").read_bytes() == SECRET
+    for method in ("GET", "PUT", "DELETE"):  # the model's log folder that is a link leads nowhere
+        for path in ("/api/v1/logs/predictions/model=linked", "/api/v1/logs/predictions/model=linked/date=2026-01-01",
+                     "/api/v1/logs/predictions/model=linked/date=2026-01-01/part-1-a.parquet"):
+            status, body = _raw(url, method, path, log_file if method == "PUT" else None)
+            assert status in (404, 405) and SECRET not in body, (method, path, status, body[:200])
+    assert _tree(outside) == before
     # the blob that is a link is never served, and no upload goes through the linked fan folder
     secret = hashlib.sha256(SECRET).hexdigest()
     status, body = _raw(url, "GET", f"/api/v1/blobs/{secret}")
