@@ -153,3 +153,51 @@ def test_a_replica_whose_token_may_not_write_the_log_says_so_once_and_keeps_its_
         assert log.ship_failures >= 3 and len(list((tmp_path / "spool").rglob("*.parquet"))) == 3
     finally:
         log.close()
+
+
+def test_publishing_races_ranges_and_planted_entries(team: Any, tmp_path: Path) -> None:
+    """Concurrent publishes of one name: one wins, the others are told, and the winner's bytes stay; a link or a folder
+    planted under a file's name is never written through, read or removed as a file; byte ranges past the end are 416."""
+    import threading
+    import urllib.request
+
+    url, tokens, _, settings = team
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    route = f"/api/v1/logs/predictions/model=churn/date={day}"
+    bodies = [parquet_bytes(_rows("churn", n, time.time() - 5)) for n in range(2, 8)]
+    answers: list[tuple[int, int]] = []
+    threads = [threading.Thread(target=lambda i=i: answers.append((i, _request(url, "PUT", f"{route}/part-5-race_a.parquet",
+                                                                               tokens["writer"], bodies[i])[0])))
+               for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [i for i, status in answers if status == 201]
+    assert len(won) == 1 and sorted(s for _, s in answers if s != 201) == [409] * (len(bodies) - 1), answers
+    assert _request(url, "GET", f"{route}/part-5-race_a.parquet", tokens["reader"])[1] == bodies[won[0]]
+    folder = Path(settings.artifact_uri).resolve() / "predictions" / "model=churn" / f"date={day}"
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"outside")
+    (folder / "part-6-link_a.parquet").symlink_to(outside)
+    (folder / "part-7-dir_a.parquet").mkdir()
+    for name in ("part-6-link_a.parquet", "part-7-dir_a.parquet"):
+        assert _request(url, "GET", f"{route}/{name}", tokens["admin"])[0] == 404
+        assert _request(url, "PUT", f"{route}/{name}", tokens["admin"], bodies[0])[0] == 409
+    assert _request(url, "DELETE", f"{route}/part-7-dir_a.parquet", tokens["admin"])[0] == 404
+    assert outside.read_bytes() == b"outside" and (folder / "part-7-dir_a.parquet").is_dir()
+    size = len(bodies[won[0]])
+
+    def ranged(spec: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"{url}{route}/part-5-race_a.parquet", headers={
+            "Authorization": f"Bearer {tokens['reader']}", "Range": spec})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    assert ranged("bytes=0-99999999999999") == (206, bodies[won[0]])
+    assert ranged(f"bytes={size - 4}-") == (206, bodies[won[0]][-4:])
+    assert ranged("bytes=999999999999999-")[0] == 416 and ranged(f"bytes={size}-")[0] == 416
+    assert ranged("bytes=10-5")[0] == 416

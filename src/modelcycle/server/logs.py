@@ -18,6 +18,7 @@ is never replaced by other bytes.
 import os
 import re
 import stat
+import uuid
 from typing import Any
 
 from modelcycle import errors
@@ -34,6 +35,12 @@ _FILE = r"part-\d{1,20}-[A-Za-z0-9_-]{1,200}\.parquet"
 _FOLDER = re.compile(rf"{_KIND}(?:/{_OWNER}(?:/{_DAY})?)?")
 _PATH = re.compile(rf"{_KIND}/{_OWNER}/{_DAY}/{_FILE}")
 _RANGE = re.compile(r"bytes=(\d{1,15})-(\d{0,15})")
+
+
+class _Unsatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
 
 
 def _parse(path: str, file: bool) -> tuple[list[str], str | None]:
@@ -94,25 +101,62 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any) -> None:
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             except OSError as e:  # gone, or a link (ELOOP)
                 raise FileNotFoundError(path) from e
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # a folder, a FIFO or a device: not a file of the log
+                os.close(fd)
+                raise FileNotFoundError(path)
             with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device would block or never end
-                    raise FileNotFoundError(path)
+                if start >= max(st.st_size, 1):
+                    raise _Unsatisfiable(st.st_size)
                 f.seek(start)
-                return f.read(MAX_LOG_FILE if end is None else max(0, end - start))
-        return where.fs.cat_file(path, start=start, end=end)
+                return f.read(min(st.st_size, MAX_LOG_FILE) - start if end is None else min(end, st.st_size) - start)
+        size = int(where.fs.size(path))
+        if start >= max(size, 1):
+            raise _Unsatisfiable(size)
+        return where.fs.cat_file(path, start=start, end=min(end, size) if end is not None else None)
 
     def publish(path: str, data: bytes) -> int:
+        if where.local:  # published by a link of a new file of its own: never over another, never through a planted link
+            folder, _, name = path.rpartition("/")
+            os.makedirs(folder, exist_ok=True)
+            tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    os.link(tmp, path)
+                    return 201
+                except FileExistsError:
+                    pass
+            finally:
+                os.unlink(tmp)
         try:
             old = read(path, 0, None)
-        except (FileNotFoundError, OSError):
+        except (OSError, _Unsatisfiable):
             old = None
         if old is not None:  # published already: the same bytes again (an upload retried) is fine, others are not
             if old != data:
                 raise errors.ConflictError(f"{path.rsplit('/', 1)[-1]} is published already with other bytes; a log file "
                                            "is never replaced: publish under a new name")
             return 200
+        if where.local:
+            raise errors.ConflictError(f"{path.rsplit('/', 1)[-1]} is not a file the log can publish to")
         where.write_bytes(path, data)
         return 201
+
+    def remove(path: str) -> None:
+        if not where.local:
+            where.delete(path)
+            return
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                raise errors.NotFoundError(f"{path.rsplit('/', 1)[-1]} is not a file of the prediction log")
+            os.unlink(path)  # a file, or a link itself: never what a link names
+        except FileNotFoundError:
+            pass
 
     @app.get("/api/v1/logs/{path:path}", tags=["prediction log"])
     async def log_get(path: str, request: Request) -> Any:
@@ -127,9 +171,13 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any) -> None:
                 if m is None:
                     raise errors.InvalidInputError(f"Range {wanted[:80]!r} is not one of the forms bytes=<from>-<to> or bytes=<from>-")
                 start, end = int(m.group(1)), (int(m.group(2)) + 1 if m.group(2) else None)
+                if end is not None and end <= start:
+                    return Response(status_code=416, headers={"Content-Range": "bytes */*"})
             try:
                 data = await run_in_threadpool(read, full(parts), start, end)
-            except FileNotFoundError:
+            except _Unsatisfiable as e:
+                return Response(status_code=416, headers={"Content-Range": f"bytes */{e.size}"})
+            except (FileNotFoundError, IsADirectoryError):
                 raise errors.NotFoundError(f"the prediction log holds no file {path[:200]!r} (merged and deleted since it was "
                                            "listed, or never published)") from None
             headers = {"Content-Range": f"bytes {start}-{start + len(data) - 1}/*"} if wanted is not None else None
@@ -164,5 +212,5 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any) -> None:
     async def log_delete(path: str, request: Request) -> Any:
         parts, model = _parse(path, file=True)
         _may(request.state.principal, parts, model, "write")
-        await run_in_threadpool(where.delete, full(parts))
+        await run_in_threadpool(remove, full(parts))
         return Response(status_code=204)

@@ -80,7 +80,7 @@ class LogRoot:
         (True, True)
     """
 
-    def __init__(self, uri: str | os.PathLike[str], token: str | None = None):
+    def __init__(self, uri: str | os.PathLike[str], token: str | None = None, retry_for: float = 60.0):
         import fsspec
 
         text = os.fspath(uri)
@@ -88,7 +88,7 @@ class LogRoot:
         if text.startswith(("http://", "https://")):  # a modelcycle server's URL: the log through its /api/v1/logs routes
             from modelcycle.store._serverfs import ServerLogFileSystem
 
-            self.fs, self.local, self.base = ServerLogFileSystem(text, token), False, ""
+            self.fs, self.local, self.base = ServerLogFileSystem(text, token, retry_for), False, ""
             return
         try:
             self.fs, base = fsspec.core.url_to_fs(text)
@@ -132,8 +132,9 @@ class LogRoot:
         if self.local:
             folder, _, name = path.rpartition("/")
             os.makedirs(folder, exist_ok=True)
-            tmp = f"{folder}/.{name}.tmp"
-            with open(tmp, "wb") as f:
+            tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"  # a new file of its own: never through a link planted there
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -158,11 +159,11 @@ def _protocols(fs: Any) -> tuple[str, ...]:
     return (proto,) if isinstance(proto, str) else tuple(proto)
 
 
-_ROOTS: dict[tuple[str, str | None], LogRoot] = {}
+_ROOTS: dict[tuple[str, str | None, float], LogRoot] = {}
 _ROOTS_LOCK = threading.Lock()
 
 
-def log_root(root: str | os.PathLike[str] | LogRoot, token: str | None = None) -> LogRoot:
+def log_root(root: str | os.PathLike[str] | LogRoot, token: str | None = None, retry_for: float = 60.0) -> LogRoot:
     """``root`` as a LogRoot (one per URI and token per process: an object store's client is reused). ``token`` is the
     one sent to a modelcycle server (``MODELCYCLE_TRACKING_TOKEN``'s when None)."""
     if isinstance(root, LogRoot):
@@ -170,19 +171,19 @@ def log_root(root: str | os.PathLike[str] | LogRoot, token: str | None = None) -
     text = os.fspath(root)
     if token is None and text.startswith(("http://", "https://")):
         token = os.environ.get("MODELCYCLE_TRACKING_TOKEN") or None
-    key = (text, token)
+    key = (text, token, retry_for)
     with _ROOTS_LOCK:
         found = _ROOTS.get(key)
         if found is None:
             if len(_ROOTS) > 64:
                 _ROOTS.clear()
-            found = _ROOTS[key] = LogRoot(text, token)
+            found = _ROOTS[key] = LogRoot(text, token, retry_for)
         return found
 
 
 def settings_root(settings: Any) -> LogRoot:
     """The log that ``settings`` name (``Settings.log_uri``), reached with their token when it is a server."""
-    return log_root(settings.log_uri, settings.tracking_token)
+    return log_root(settings.log_uri, settings.tracking_token, settings.busy_timeout)
 
 
 def model_dir(root: str | os.PathLike[str] | LogRoot, kind: str, model: str) -> str:
