@@ -18,7 +18,6 @@ is never replaced by other bytes.
 import os
 import re
 import stat
-import uuid
 from typing import Any
 
 from modelcycle import errors
@@ -116,36 +115,16 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any) -> None:
         return where.fs.cat_file(path, start=start, end=min(end, size) if end is not None else None)
 
     def publish(path: str, data: bytes) -> int:
-        if where.local:  # published by a link of a new file of its own: never over another, never through a planted link
-            folder, _, name = path.rpartition("/")
-            os.makedirs(folder, exist_ok=True)
-            tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                try:
-                    os.link(tmp, path)
-                    return 201
-                except FileExistsError:
-                    pass
-            finally:
-                os.unlink(tmp)
+        if where.write_bytes(path, data, replace=False):  # never over another file, never through a planted link
+            return 201
         try:
             old = read(path, 0, None)
         except (OSError, _Unsatisfiable):
-            old = None
-        if old is not None:  # published already: the same bytes again (an upload retried) is fine, others are not
-            if old != data:
-                raise errors.ConflictError(f"{path.rsplit('/', 1)[-1]} is published already with other bytes; a log file "
-                                           "is never replaced: publish under a new name")
-            return 200
-        if where.local:
-            raise errors.ConflictError(f"{path.rsplit('/', 1)[-1]} is not a file the log can publish to")
-        where.write_bytes(path, data)
-        return 201
+            old = None  # a link, a folder: not a file of the log
+        if old != data:
+            raise errors.ConflictError(f"{path.rsplit('/', 1)[-1]} is published already with other bytes; a log file is "
+                                       "never replaced: publish under a new name")
+        return 200  # the same bytes again: an upload retried
 
     def remove(path: str) -> None:
         if not where.local:

@@ -127,21 +127,36 @@ class LogRoot:
         return [(e["name"].rstrip("/").rsplit("/", 1)[-1], int(e.get("size") or 0), e.get("type") == "directory")
                 for e in entries]
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """Publish ``data`` at ``path`` whole: a reader sees all of it or nothing."""
+    def write_bytes(self, path: str, data: bytes, replace: bool = True) -> bool:
+        """Publish ``data`` at ``path`` whole: a reader sees all of it or nothing. Without ``replace``, an entry already
+        at ``path`` stays and False is returned (on a local folder atomically: a link of the new file, never over
+        another; on an object store a look first)."""
         if self.local:
             folder, _, name = path.rpartition("/")
             os.makedirs(folder, exist_ok=True)
             tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"  # a new file of its own: never through a link planted there
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        else:
-            with _reaching(self.uri, "write to"):
-                self.fs.pipe_file(path, data)  # one PUT: atomic on an object store
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                if replace:
+                    os.replace(tmp, path)
+                    return True
+                try:
+                    os.link(tmp, path)
+                    return True
+                except FileExistsError:
+                    return False
+            finally:
+                with contextlib.suppress(FileNotFoundError):  # moved into place, or linked there (or not) and left
+                    os.unlink(tmp)
+        with _reaching(self.uri, "write to"):
+            if not replace and self.fs.exists(path):
+                return False
+            self.fs.pipe_file(path, data)  # one PUT: atomic on an object store
+        return True
 
     def delete(self, path: str) -> None:
         try:
