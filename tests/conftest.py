@@ -42,7 +42,13 @@ def _no_process_outlives_its_test() -> Iterator[None]:
     executors = sys.modules.get("modelcycle.pipelines.executors")
     if executors is not None:
         executors._close_shared()
-    left = [p for p in me.children(recursive=True) if p.pid not in before and p.pid not in _SESSION_PIDS]
+    checker = sys.modules.get("modelcycle.server._logcheck")
+    if checker is not None:
+        checker.shutdown()
+    import multiprocessing.resource_tracker as tracker
+
+    kept = _SESSION_PIDS | {getattr(tracker._resource_tracker, "_pid", None)}  # multiprocessing's own, for the session
+    left = [p for p in me.children(recursive=True) if p.pid not in before and p.pid not in kept]
     for p in left:
         try:
             p.terminate()

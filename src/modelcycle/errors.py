@@ -54,6 +54,7 @@ __all__ = [
     "SignatureError",
     "StoreBusyError",
     "StoreError",
+    "StoreRefusedError",
     "UnsafeModelError",
     "UnsafePathError",
 ]
@@ -171,6 +172,11 @@ class DataValidationError(ModelcycleError):
 
 class StoreError(ModelcycleError):
     """The metadata store cannot be reached or used."""
+
+
+class StoreRefusedError(StoreError):
+    """The store answered and refused a write for good: it names a record that no longer exists (a run deleted
+    meanwhile) or breaks one of the store's rules. Sending it again cannot succeed."""
 
 
 class StoreBusyError(StoreError):

@@ -201,3 +201,84 @@ def test_publishing_races_ranges_and_planted_entries(team: Any, tmp_path: Path) 
     assert ranged(f"bytes={size - 4}-") == (206, bodies[won[0]][-4:])
     assert ranged("bytes=999999999999999-")[0] == 416 and ranged(f"bytes={size}-")[0] == 416
     assert ranged("bytes=10-5")[0] == 416
+
+
+def _list_bomb(values_per_row: int, lie: bool) -> bytes:
+    """A log file of three rows whose list column holds ``values_per_row`` zeros each: a few hundred bytes on disk.
+    With ``lie``, its footer says the column holds three values in all (each claim rewritten in place)."""
+    import io
+    import struct
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    offsets = pa.array(np.arange(4, dtype="int32") * values_per_row)
+    values = pa.ListArray.from_arrays(offsets, pa.array(np.zeros(3 * values_per_row, dtype="int64")))
+    table = pa.table({"request_id": [uuid.uuid4().hex for _ in range(3)],
+                      "time": pa.array([time.time_ns()] * 3, pa.timestamp("ns", "UTC")), "input.x": values})
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd")
+    data = out.getvalue()
+    if not lie:
+        return data
+
+    def varint(v: int) -> bytes:
+        b = bytearray()
+        while v >= 0x80:
+            b.append(v & 0x7F | 0x80)
+            v >>= 7
+        return bytes(b + bytes([v]))
+
+    n = struct.unpack("<I", data[-8:-4])[0]
+    footer, claim = data[-8 - n:-8], varint(2 * 3 * values_per_row)  # zigzag, as Thrift's compact protocol writes it
+    small = bytes([0x86] + [0x80] * (len(claim) - 2) + [0x00])  # 3 (zigzag 6), padded to the claim's length
+    assert claim in footer
+    return data[:-8 - n] + footer.replace(claim, small) + data[-8:]
+
+
+def test_a_file_that_expands_once_read_is_refused_whatever_its_footer_says(team: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                            tmp_path: Path) -> None:
+    """A few hundred bytes that read as 120 MB (a list of zeros), said in the footer or hidden from it, a time no reader
+    can hold, and a file that needs more memory than the checking process has: each refused at publish with why;
+    readers of a folder refuse the honest bomb before reading it; the server publishes good files after each."""
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.server import _logcheck
+
+    url, tokens, _, settings = team
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    route = f"/api/v1/logs/predictions/model=churn/date={day}"
+    honest, lying = _list_bomb(5_000_000, lie=False), _list_bomb(5_000_000, lie=True)
+    assert len(honest) < 4096 and len(lying) < 4096
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good = parquet_bytes(_rows("churn", 3, time.time()))
+    table = pa.Table.from_pandas(_rows("churn", 3, time.time()), preserve_index=False)
+    table = table.set_column(table.schema.get_field_index("time"), "time",  # the year 9999, in microseconds
+                             pa.array([253_402_300_799_000_000] * 3, pa.timestamp("us", "UTC")))
+    far = io.BytesIO()
+    pq.write_table(table, far)
+    for i, (body, said) in enumerate([(honest, "once read"), (lying, "cannot be read whole"), (far.getvalue(), "out of the range")]):
+        status, answer = _request(url, "PUT", f"{route}/part-{i + 1}-bomb_a.parquet", tokens["writer"], body)
+        assert status == 400 and said.encode() in answer and b"not published" in answer, answer
+        assert b"Traceback" not in answer and settings.artifact_uri.encode() not in answer
+    assert _request(url, "PUT", f"{route}/part-9-good_a.parquet", tokens["writer"], good)[0] == 201
+    # the checking process's memory is capped: what it cannot hold is refused, and the next file is checked again
+    _logcheck.shutdown()
+    monkeypatch.setattr(_logcheck, "MEMORY_CAP", 64 << 20)
+    try:
+        status, answer = _request(url, "PUT", f"{route}/part-10-bomb_a.parquet", tokens["writer"], _list_bomb(12_000_000, lie=True))
+        assert status == 400 and b"of memory to read" in answer, answer
+        assert _request(url, "PUT", f"{route}/part-11-good_a.parquet", tokens["writer"], good)[0] == 201
+    finally:
+        _logcheck.shutdown()
+    published = sorted(p.name for p in Path(settings.artifact_uri).rglob("*.parquet"))
+    assert published == ["part-11-good_a.parquet", "part-9-good_a.parquet"], published
+    # a reader of a folder someone wrote to directly refuses the honest bomb by its footer, before reading a value
+    folder = tmp_path / "log" / "predictions" / "model=churn" / f"date={day}"
+    folder.mkdir(parents=True)
+    (folder / f"part-{time.time_ns()}-w_a.parquet").write_bytes(honest)
+    with pytest.raises(InvalidInputError, match="take 120,000,"):
+        read_log(log_root(tmp_path / "log"), "churn")

@@ -254,3 +254,45 @@ def test_values_logged_while_the_server_is_out_of_reach_are_bounded_and_kept(tmp
         assert len(buffer.store.get_metric_history(run_id, "loss")) == 1001
     finally:
         _stop(proc)
+
+
+@pytest.mark.parametrize("where", ["sqlite", "server"])
+def test_values_of_a_run_deleted_meanwhile_are_dropped_with_a_warning_and_block_nothing(
+        tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Someone deletes a run while a process still logs to it: the store refuses those values for good. They are
+    dropped with one warning and one error, the other run's values of the same batch are written, and later values
+    flow; a store out of reach is not taken for a refusal (see the test above: nothing is dropped then)."""
+    import contextlib
+
+    from modelcycle.errors import StoreRefusedError
+    from modelcycle.server.app import create_app
+    from modelcycle.store import open_metadata_store
+    from modelcycle.store.metadata.base import NewRun
+    from modelcycle.tracking.buffer import LogBuffer
+
+    settings = Settings.for_home(tmp_path / "server", capture=False)
+    with (running(create_app(settings)) if where == "server" else contextlib.nullcontext(settings.store_uri)) as uri:
+        store = open_metadata_store(uri)
+        other = open_metadata_store(uri)  # someone else's process
+        exp = store.get_or_create_experiment("churn").id
+        buffer = LogBuffer(store, 3600.0, 3600.0, list)
+        gone, kept = "a" * 32, "b" * 32
+        for run_id in (gone, kept):
+            buffer.runs.append(NewRun(id=run_id, experiment_id=exp, name=run_id[:1], start_time=time.time()))
+        buffer.flush()
+        other.delete_run(gone)
+        for step in range(5):
+            buffer.add_metric((gone, "loss", float(step), step, time.time()))
+            buffer.add_metric((kept, "loss", float(step), step, time.time()))
+        buffer.params.append((gone, "C", "1"))
+        with pytest.raises(StoreRefusedError):
+            buffer.flush()
+        assert buffer.pending() == 0 and buffer.dropped == 6
+        said = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(said) == 1 and gone in said[0] and "6 logged value(s)" in said[0], said
+        assert [m.value for m in store.get_metric_history(kept, "loss")] == [0.0, 1.0, 2.0, 3.0, 4.0]
+        buffer.add_metric((kept, "loss", 5.0, 5, time.time()))
+        buffer.flush()  # nothing waits behind the refused values
+        assert len(store.get_metric_history(kept, "loss")) == 6
+        store.close()
+        other.close()

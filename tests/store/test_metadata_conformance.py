@@ -310,6 +310,14 @@ def test_a_stored_window_is_never_replaced_by_a_partial_view(store) -> None:
     sketch = bytes(range(256))  # a profile is serialised sketches: any bytes, not text
     store.window_put("churn", "champion", 3600, [{**window(500, "with a profile"), "profile": sketch}])
     assert store.window_get("churn", "champion", 3600, [3600.0])[3600.0]["profile"] == sketch
+    for seconds, bad in ((3600, {"start": math.inf}), (3600, {"start": math.nan}), (-60, {}), (0, {}), (3600, {"rows": -1}),
+                         (3600, {"computed_at": -1e300})):
+        with pytest.raises(InvalidInputError):
+            store.window_put("churn", "champion", seconds, [{**window(900, "wrong"), **bad}])
+    for bad in ({"raised_at": math.inf}, {"raised_at": 1.0, "window_start": -math.inf}):
+        with pytest.raises(InvalidInputError):
+            store.alert_raise({"id": "a-wrong", "model": "churn", "rule": "drift", "message": "m", "raised_at": 1.0, **bad})
+    assert store.window_get("churn", "champion", 3600, [3600.0])[3600.0]["rows"] == 500 and not store.alert_list(model="churn")
 
 
 def test_a_large_batch_with_repeated_keys_is_stored_whole(store) -> None:

@@ -24,7 +24,7 @@ __all__ = ["create_app"]
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _STATUS = {  # the error tree's classes → HTTP status; anything else a client caused is a 400
     errors.NotFoundError: 404, errors.PermissionDeniedError: 403, errors.ConflictError: 409, errors.GateError: 409, errors.StoreBusyError: 503,
-    errors.StoreError: 503, errors.ArtifactCorruptedError: 500, errors.ArtifactError: 503,
+    errors.StoreRefusedError: 409, errors.StoreError: 503, errors.ArtifactCorruptedError: 500, errors.ArtifactError: 503,
 }
 _CONFLICT = re.compile(r"UNIQUE constraint failed|duplicate key value|violates unique constraint")
 _DANGLING = re.compile(r"FOREIGN KEY constraint failed|violates foreign key constraint")
@@ -75,7 +75,9 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     from fastapi.responses import FileResponse, JSONResponse, Response
     from starlette.background import BackgroundTask
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
 
+    from modelcycle.server._logcheck import shutdown as shutdown_checker
     from modelcycle.serving.http import HostGuard
     from modelcycle.store import open_artifact_store, open_metadata_store
 
@@ -98,6 +100,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     async def lifespan(_: Any) -> Any:
         yield
         store.close()
+        shutdown_checker()
 
     app = FastAPI(title="modelcycle server", version=_version(), docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/v1/openapi.json", lifespan=lifespan)
@@ -137,6 +140,10 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
         return _error(400, "InvalidInputError", f"the request does not fit this call: {where}: "
                                                  f"{details[0]['msg'] if details else 'invalid'}", details)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, e: ClientDisconnect) -> Any:  # nobody to answer: no traceback in the server's log either
+        return _error(400, "InvalidInputError", "the client went away before it sent the whole request")
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, e: Exception) -> Any:
         return _error(500, "InternalError", f"the server failed ({type(e).__name__}); its log says more")
@@ -147,7 +154,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
 
     for name in CALLS:
         _add_call(app, name, store, gate, run_in_threadpool, Response)
-    add_log_routes(app, settings.log_uri, run_in_threadpool)
+    add_log_routes(app, settings.log_uri, run_in_threadpool, spool)
 
     def _may(request: Request, what: str) -> None:
         p: Principal | None = request.state.principal

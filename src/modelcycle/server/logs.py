@@ -10,22 +10,30 @@ A path is one of the log's own shapes and nothing else (checked whole, before an
 
 Reading needs ``read`` on the model, publishing and deleting ``write`` (a replica merges its own files and deletes
 what it merged). Labels given for any model (``unassigned``) join every model's predictions: they need ``write`` on
-all models. A published file is checked as every reader checks it (Parquet, the log's columns, bounded expansion) and
-is never replaced by other bytes.
+all models. A published file is received into a file of the server's own (at most ``MAX_UPLOADS`` at once), read whole
+in a process whose memory is capped (``_logcheck``: Parquet, the log's columns, what it takes once read, times a reader
+can hold), and is never replaced by other bytes.
 """
 
 
+import asyncio
+import contextlib
 import os
 import re
 import stat
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from modelcycle import errors
+from modelcycle.server._logcheck import check_published
 from modelcycle.server.access import Principal
 
 __all__ = ["add_log_routes"]
 
 MAX_LOG_FILE = 256 << 20  # bytes of one published file (a second's batch or an hour merged is far smaller)
+MAX_UPLOADS = 8  # log files received at once (more are answered 503: the replica sends it again later)
+MIN_RATE = 1 << 20  # bytes per second a log file's body must come at, after a minute's grace
 _KIND = r"(?:predictions|labels)"
 _MODEL = r"model=[A-Za-z0-9][A-Za-z0-9_.-]{0,249}"
 _OWNER = rf"(?:{_MODEL}|unassigned)"
@@ -67,12 +75,13 @@ def _may(p: Principal | None, parts: list[str], model: str | None, role: str) ->
         raise errors.PermissionDeniedError(f"user {p.name!r} has no role on anything yet; an admin can grant one")
 
 
-def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any) -> None:
-    """``GET|PUT|DELETE /api/v1/logs/{path}`` over the log kept at ``log_uri`` (the server's artifact store)."""
+def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any, spool: Path) -> None:
+    """``GET|PUT|DELETE /api/v1/logs/{path}`` over the log kept at ``log_uri`` (the server's artifact store); bodies are
+    received into files in ``spool``."""
     from fastapi import Request
     from fastapi.responses import JSONResponse, Response
 
-    from modelcycle.store.predictions import _check, log_root
+    from modelcycle.store.predictions import log_root
 
     where = log_root(log_uri)
 
@@ -114,14 +123,16 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any) -> None:
             raise _Unsatisfiable(size)
         return where.fs.cat_file(path, start=start, end=min(end, size) if end is not None else None)
 
-    def publish(path: str, data: bytes) -> int:
-        if where.write_bytes(path, data, replace=False):  # never over another file, never through a planted link
+    def publish(path: str, source: str) -> int:
+        if where.write_file(path, source, replace=False):  # never over another file, never through a planted link
             return 201
         try:
             old = read(path, 0, None)
         except (OSError, _Unsatisfiable):
             old = None  # a link, a folder: not a file of the log
-        if old != data:
+        with open(source, "rb") as f:
+            same = old is not None and f.read() == old
+        if not same:
             raise errors.ConflictError(f"{path.rsplit('/', 1)[-1]} is published already with other bytes; a log file is "
                                        "never replaced: publish under a new name")
         return 200  # the same bytes again: an upload retried
@@ -165,6 +176,8 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any) -> None:
         _may(p, parts, model, "read")
         return JSONResponse(await run_in_threadpool(listing, parts, p))
 
+    uploads = asyncio.Semaphore(MAX_UPLOADS)
+
     @app.put("/api/v1/logs/{path:path}", tags=["prediction log"])
     async def log_put(path: str, request: Request) -> Any:
         parts, model = _parse(path, file=True)
@@ -172,20 +185,35 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any) -> None:
         length = request.headers.get("content-length")
         if length is None or not length.isdigit() or int(length) > MAX_LOG_FILE:
             raise errors.InvalidInputError(f"a log file is published with a Content-Length of at most {MAX_LOG_FILE:,} bytes")
-        data = bytearray()
-        async for chunk in request.stream():
-            data.extend(chunk)
-            if len(data) > MAX_LOG_FILE:
-                raise errors.InvalidInputError(f"a log file holds at most {MAX_LOG_FILE:,} bytes")
-        body = bytes(data)
-        target = full(parts)
-        try:  # what every reader checks, before anyone can read it
-            await run_in_threadpool(_check, target, where, body)
-        except errors.InvalidInputError as e:
-            raise errors.InvalidInputError(str(e).replace(target, path).replace("move it out of the log folder",
-                                                                                "it was not published")) from None
-        status = await run_in_threadpool(publish, target, body)
-        return JSONResponse({"path": path, "size": len(body)}, status)
+        if uploads.locked():
+            raise errors.StoreBusyError(f"the server is receiving {MAX_UPLOADS} log files already; send this one again in a moment")
+        async with uploads:
+            fd, name = tempfile.mkstemp(dir=spool, prefix=".log-")  # on disk, not in memory: one copy, checked from there
+            try:
+                size = 0
+                with os.fdopen(fd, "wb") as out:
+                    try:
+                        async with asyncio.timeout(60 + int(length) / MIN_RATE):
+                            async for chunk in request.stream():
+                                size += len(chunk)
+                                if size > int(length):
+                                    raise errors.InvalidInputError(f"the body holds more than its Content-Length ({length})")
+                                await run_in_threadpool(out.write, chunk)
+                    except TimeoutError:
+                        raise errors.InvalidInputError(f"the body came slower than {MIN_RATE // 1024:,} KB/s; send it again") from None
+                if size != int(length):
+                    raise errors.InvalidInputError(f"the body was cut at {size:,} of {length} bytes; send it again")
+                target = full(parts)
+                try:  # read whole, as readers will, in a process of its own, before anyone can read it
+                    await run_in_threadpool(check_published, name, target)
+                except errors.InvalidInputError as e:
+                    said = re.sub(r"[.;]? ?[Mm]ove it out of the log folder\.?", "", str(e).replace(target, path))
+                    raise errors.InvalidInputError(f"{said}; it was not published") from None
+                status = await run_in_threadpool(publish, target, name)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+        return JSONResponse({"path": path, "size": size}, status)
 
     @app.delete("/api/v1/logs/{path:path}", tags=["prediction log"])
     async def log_delete(path: str, request: Request) -> Any:

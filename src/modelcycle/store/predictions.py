@@ -131,6 +131,19 @@ class LogRoot:
         """Publish ``data`` at ``path`` whole: a reader sees all of it or nothing. Without ``replace``, an entry already
         at ``path`` stays and False is returned (on a local folder atomically: a link of the new file, never over
         another; on an object store a look first)."""
+        return self._publish(path, lambda f: f.write(data), lambda: self.fs.pipe_file(path, data), replace)
+
+    def write_file(self, path: str, source: str, replace: bool = True) -> bool:
+        """``write_bytes`` with the bytes of the local file ``source``, copied without holding them in memory."""
+        import shutil
+
+        def copy(f: Any) -> None:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 20)
+
+        return self._publish(path, copy, lambda: self.fs.put_file(source, path), replace)
+
+    def _publish(self, path: str, write: Any, put: Any, replace: bool) -> bool:
         if self.local:
             folder, _, name = path.rpartition("/")
             os.makedirs(folder, exist_ok=True)
@@ -138,7 +151,7 @@ class LogRoot:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             try:
                 with os.fdopen(fd, "wb") as f:
-                    f.write(data)
+                    write(f)
                     f.flush()
                     os.fsync(f.fileno())
                 if replace:
@@ -155,7 +168,7 @@ class LogRoot:
         with _reaching(self.uri, "write to"):
             if not replace and self.fs.exists(path):
                 return False
-            self.fs.pipe_file(path, data)  # one PUT: atomic on an object store
+            put()  # one PUT (or one multipart upload): atomic on an object store
         return True
 
     def delete(self, path: str) -> None:
@@ -269,10 +282,26 @@ def _check(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot 
     schema = meta.schema.to_arrow_schema()
     _check_columns(path, schema)
     fixed = meta.num_rows * sum(_width(f.type) for f in schema)  # what the fixed-width columns take once read
+    fixed = max(fixed, _values_width(meta))  # lists: the values their column chunks say they hold
     if fixed > min(EXPANSION * max(size, 1), MAX_READ_BYTES):
         raise InvalidInputError(f"{path} has {meta.num_rows:,} rows of {len(schema)} columns that take {fixed:,} bytes once read, from a "
                                 f"{size:,}-byte file; refusing to read it (it is damaged or crafted). Move it out of the log folder.")
     return size, schema
+
+
+_PHYSICAL = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
+
+
+def _values_width(meta: Any) -> int:
+    """Bytes the fixed-width values of every column chunk take once read, by the values each chunk says it holds (a
+    list column holds many per row)."""
+    total = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        for j in range(group.num_columns):
+            chunk = group.column(j)
+            total += chunk.num_values * _PHYSICAL.get(chunk.physical_type, 0)
+    return total
 
 
 def _width(ty: Any) -> int:
@@ -425,22 +454,27 @@ def fetch_files(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str]) ->
     return out
 
 
-def _expand(tables: list[Any], size: int, paths: Sequence[str], text: Sequence[str]) -> list[Any]:
-    """``tables`` with the text columns read as dictionaries turned back into text, once the text they stand for
-    fits ``EXPANSION`` times ``size`` (and ``MAX_READ_BYTES``)."""
+def measure(table: Any) -> int:
+    """The bytes ``table`` takes in memory once its text columns read as dictionaries are turned back into text."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     total = 0
-    for table in tables:
-        for field, column in zip(table.schema, table.columns, strict=True):
-            if pa.types.is_dictionary(field.type):
-                total += column.nbytes
-                for chunk in column.chunks:
-                    if len(chunk) and len(chunk.dictionary):
-                        total += pc.sum(pc.take(pc.binary_length(chunk.dictionary), chunk.indices)).as_py() or 0
-            else:
-                total += column.nbytes
+    for field, column in zip(table.schema, table.columns, strict=True):
+        total += column.nbytes
+        if pa.types.is_dictionary(field.type):
+            for chunk in column.chunks:
+                if len(chunk) and len(chunk.dictionary):
+                    total += pc.sum(pc.take(pc.binary_length(chunk.dictionary), chunk.indices)).as_py() or 0
+    return total
+
+
+def _expand(tables: list[Any], size: int, paths: Sequence[str], text: Sequence[str]) -> list[Any]:
+    """``tables`` with the text columns read as dictionaries turned back into text, once the text they stand for
+    fits ``EXPANSION`` times ``size`` (and ``MAX_READ_BYTES``)."""
+    import pyarrow as pa
+
+    total = sum(measure(table) for table in tables)
     limit = min(EXPANSION * max(size, 1), MAX_READ_BYTES)
     if total > limit:
         shown = ", ".join(str(p) for p in list(paths)[:3]) + (" …" if len(paths) > 3 else "")

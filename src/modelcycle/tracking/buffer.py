@@ -17,7 +17,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from modelcycle.errors import StoreError
+from modelcycle.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreError,
+    StoreRefusedError,
+)
 from modelcycle.store.metadata.base import MetadataStore, WriteBatch
 
 __all__ = ["LogBuffer"]
@@ -26,6 +33,12 @@ log = logging.getLogger("modelcycle")
 
 WAKE_AT = 50_000  # queued metric points that wake the flusher early
 HARD_LIMIT = 1_000_000  # queued points beyond which the caller flushes itself
+
+
+def _refused(e: BaseException) -> bool:
+    """The store answered and will never take this write (sending it again cannot help), as opposed to a store out of
+    reach or busy, which will take it later, or a token the server no longer knows (said once, at the run's end)."""
+    return isinstance(e, StoreRefusedError | NotFoundError | PermissionDeniedError | ConflictError | InvalidInputError)
 
 
 class LogBuffer:
@@ -75,6 +88,7 @@ class LogBuffer:
         self._thread: threading.Thread | None = None
         self._last_heartbeat = time.time()
         self.last_error: BaseException | None = None
+        self.dropped = 0  # values the store refused for good (their run deleted meanwhile, a role taken away)
 
     # --- producer side ----------------------------------------------------------------
     def add_metric(self, row: tuple[str, str, float, int, float]) -> None:
@@ -136,18 +150,50 @@ class LogBuffer:
             self.inputs) + len(self.updates) + (len(self._retry) if self._retry else 0)
 
     def flush(self) -> None:
-        """Write everything queued so far; raises if the store refuses (nothing is dropped)."""
+        """Write everything queued so far; raises if the store cannot take it (then nothing is dropped: it is sent
+        again at the next flush), or if it refuses some run's values for good (those are dropped, the rest written)."""
         with self._flush_lock:
             batch = self._take()
             if not batch:
                 return
             try:
                 self.store.write(batch)
-            except BaseException:
-                self._retry = batch  # kept for the next attempt
-                self._held = len(batch.metrics)
-                raise
+            except BaseException as e:
+                if not _refused(e):
+                    self._retry = batch  # kept for the next attempt
+                    self._held = len(batch.metrics)
+                    raise
+                self._write_each_run(batch)
             self._held = 0
+
+    def _write_each_run(self, batch: WriteBatch) -> None:
+        """``batch`` run by run, after the store refused it for good: a run deleted meanwhile (or one the user may no
+        longer write) loses its values, with one warning, and blocks nobody else's; what the store cannot take now
+        is kept for the next flush."""
+        groups: dict[str, WriteBatch] = {}
+        for name in ("runs", "metrics", "params", "tags", "artifacts", "inputs", "updates"):
+            for row in getattr(batch, name):
+                run_id = row.id if name == "runs" else row[0]
+                getattr(groups.setdefault(run_id, WriteBatch()), name).append(row)
+        later: list[WriteBatch] = []
+        refused: BaseException | None = None
+        for run_id, part in groups.items():
+            try:
+                self.store.write(part)
+            except BaseException as e:
+                if not _refused(e):
+                    later.append(part)
+                    continue
+                refused = e
+                self.dropped += len(part)
+                log.warning("modelcycle dropped %d logged value(s) of run %s: the store refuses them for good (%s)",
+                            len(part), run_id, e)
+        if later:
+            self._retry = WriteBatch(**{name: [row for part in later for row in getattr(part, name)]
+                                        for name in ("runs", "metrics", "params", "tags", "artifacts", "inputs", "updates")})
+            self._held = len(self._retry.metrics)
+        if refused is not None:
+            raise refused
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -157,7 +203,7 @@ class LogBuffer:
                 self.flush()
                 self.last_error = None
             except Exception as e:  # keep the thread alive; the run's end reports it
-                if self.last_error is None:
+                if self.last_error is None and not _refused(e):  # a refusal was said when its values were dropped
                     log.warning("modelcycle could not write logged values yet (will retry): %s", e)
                 self.last_error = e
             now = time.time()

@@ -20,6 +20,12 @@ from modelcycle.errors import InvalidInputError
 from modelcycle.store.metadata import schema as s
 from modelcycle.store.metadata.base import NewAlert, StoredWindow
 
+
+def _moment(value: float, what: str) -> None:
+    """A time in seconds since 1970 that every reader can hold (years 1970 to 2262)."""
+    if not 0 <= value < 9.2e9:
+        raise InvalidInputError(f"{what} is a time in seconds since 1970 (UTC), not {value!r}")
+
 __all__ = ["OperationsTables"]
 
 CYCLE_FIELDS = ("state", "owner", "lease_until", "updated_at", "finished_at", "alert_id", "run_id", "model", "version",
@@ -54,6 +60,13 @@ class OperationsTables:
         """
         if not rows:
             return
+        if not (isinstance(seconds, int) and 0 < seconds <= 366 * 86400):
+            raise InvalidInputError(f"a window lasts 1 second to a year, not {seconds!r} seconds")
+        for r in rows:
+            _moment(r["start"], "a window's start")
+            _moment(r["computed_at"], "the time a window was computed")
+            if r["rows"] < 0:
+                raise InvalidInputError(f"a window holds 0 or more rows, not {r['rows']}")
         w = s.monitor_windows
         values = [{"model": model, "role": role, "seconds": seconds, "start": r["start"], "rows": r["rows"], "sources": r["sources"],
                    "profile": r.get("profile"), "summary": json.dumps(r["summary"], default=str), "computed_at": r["computed_at"]}
@@ -77,6 +90,9 @@ class OperationsTables:
 
     def alert_raise(self, alert: NewAlert) -> bool:
         """Insert a firing alert unless the rule already has one (then False: it is not repeated)."""
+        _moment(alert["raised_at"], "the time an alert was raised")
+        if alert.get("window_start") is not None:
+            _moment(alert["window_start"], "an alert's window start")
         a = s.alerts
 
         def tx(conn: Connection) -> bool:

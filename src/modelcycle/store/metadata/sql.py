@@ -29,6 +29,7 @@ from modelcycle.errors import (
     NotFoundError,
     StoreBusyError,
     StoreError,
+    StoreRefusedError,
 )
 from modelcycle.store.metadata import query as q
 from modelcycle.store.metadata import schema as s
@@ -213,7 +214,9 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
                 if e.connection_invalidated and not committing and not reconnected:
                     reconnected = True  # the server closed a pooled connection before anything was committed
                     continue
-                if isinstance(e, IntegrityError) or not _is_busy(e):
+                if isinstance(e, IntegrityError):
+                    raise StoreRefusedError(f"write to {self.display_uri} failed: {_reason(e)}") from None
+                if not _is_busy(e):
                     raise StoreError(f"write to {self.display_uri} failed: {_reason(e)}") from None
                 if time.monotonic() > deadline:
                     raise StoreBusyError(
