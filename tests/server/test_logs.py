@@ -282,3 +282,22 @@ def test_a_file_that_expands_once_read_is_refused_whatever_its_footer_says(team:
     (folder / f"part-{time.time_ns()}-w_a.parquet").write_bytes(honest)
     with pytest.raises(InvalidInputError, match="take 120,000,"):
         read_log(log_root(tmp_path / "log"), "churn")
+
+
+def test_a_check_that_runs_too_long_is_ended_and_the_next_one_runs(tmp_path: Path) -> None:
+    """The checking process is ended when a file takes longer than the check's time to read; a later check starts a
+    new one."""
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.server import _logcheck
+
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    path = f"predictions/model=churn/date={day}/part-1-w_a.parquet"
+    spooled = tmp_path / "body"
+    spooled.write_bytes(parquet_bytes(_rows("churn", 50, time.time())))
+    try:
+        with pytest.raises(InvalidInputError, match="took more than 0 s to read"):
+            _logcheck.check_published(str(spooled), path, timeout=0.0)
+        assert _logcheck._pool is None
+        assert _logcheck.check_published(str(spooled), path, timeout=120) > 0
+    finally:
+        _logcheck.shutdown()

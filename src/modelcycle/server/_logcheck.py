@@ -107,17 +107,20 @@ def check_published(spooled: str, path: str, timeout: float = 300.0) -> int:
         raise errors.InvalidInputError(f"{path} could not be read without ending the process that reads it (it is "
                                        "damaged or crafted)") from None
     except concurrent.futures.TimeoutError:
-        shutdown()
+        shutdown(kill=True)
         raise errors.InvalidInputError(f"{path} took more than {timeout:.0f} s to read (it is damaged or crafted)") from None
 
 
-def shutdown() -> None:
-    """End the checking process (the server stops, or a check took too long)."""
+def shutdown(kill: bool = False) -> None:
+    """End the checking process: once its check is done (the server stops), or at once (``kill``: a check ran too
+    long)."""
     global _pool
     with _lock:
         pool, _pool = _pool, None
-    if pool is not None:
-        for p in list(getattr(pool, "_processes", {}).values()):  # a check that runs on is not waited for
+    if pool is None:
+        return
+    if kill:
+        for p in list((getattr(pool, "_processes", None) or {}).values()):
             with contextlib.suppress(Exception):
                 p.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+    pool.shutdown(wait=True, cancel_futures=True)
