@@ -533,3 +533,30 @@ def test_labels_sent_while_the_store_is_out_of_reach_are_answered_503(s3_bucket:
         proc.terminate()
         proc.wait(timeout=60)
         gate.close()
+
+
+def test_publishing_one_name_at_once_on_the_object_store_keeps_the_first(s3_bucket: str) -> None:
+    """A file published without replacing (as the team server publishes the log) by many at once: one wins, the others
+    are told, and the object holds the winner's bytes (a conditional PUT, not a look then a write)."""
+    import threading
+
+    from modelcycle.store.predictions import LogRoot
+
+    root = LogRoot(f"s3://{s3_bucket}/log")
+    path = root.join("predictions", "model=churn", "date=2026-01-01", "part-1-w_a.parquet")
+    won: list[int] = []
+    start = threading.Barrier(8)
+
+    def publish(i: int) -> None:
+        start.wait()
+        if root.write_bytes(path, f"writer {i}".encode(), replace=False):
+            won.append(i)
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1, won
+    assert root.fs.cat_file(path) == f"writer {won[0]}".encode()
+    assert root.write_bytes(path, b"late", replace=False) is False and root.fs.cat_file(path) == f"writer {won[0]}".encode()

@@ -131,7 +131,7 @@ class LogRoot:
         """Publish ``data`` at ``path`` whole: a reader sees all of it or nothing. Without ``replace``, an entry already
         at ``path`` stays and False is returned (on a local folder atomically: a link of the new file, never over
         another; on an object store a look first)."""
-        return self._publish(path, lambda f: f.write(data), lambda: self.fs.pipe_file(path, data), replace)
+        return self._publish(path, lambda f: f.write(data), lambda **mode: self.fs.pipe_file(path, data, **mode), replace)
 
     def write_file(self, path: str, source: str, replace: bool = True) -> bool:
         """``write_bytes`` with the bytes of the local file ``source``, copied without holding them in memory."""
@@ -141,7 +141,7 @@ class LogRoot:
             with open(source, "rb") as src:
                 shutil.copyfileobj(src, f, 1 << 20)
 
-        return self._publish(path, copy, lambda: self.fs.put_file(source, path), replace)
+        return self._publish(path, copy, lambda **mode: self.fs.put_file(source, path, **mode), replace)
 
     def _publish(self, path: str, write: Any, put: Any, replace: bool) -> bool:
         if self.local:
@@ -166,9 +166,15 @@ class LogRoot:
                 with contextlib.suppress(FileNotFoundError):  # moved into place, or linked there (or not) and left
                     os.unlink(tmp)
         with _reaching(self.uri, "write to"):
-            if not replace and self.fs.exists(path):
+            if replace:
+                put()  # one PUT (or one multipart upload): atomic on an object store
+                return True
+            if self.fs.exists(path):
                 return False
-            put()  # one PUT (or one multipart upload): atomic on an object store
+            try:
+                put(mode="create")  # a conditional PUT (If-None-Match): of two at once, one is refused
+            except FileExistsError:
+                return False
         return True
 
     def delete(self, path: str) -> None:
