@@ -301,3 +301,31 @@ def test_a_check_that_runs_too_long_is_ended_and_the_next_one_runs(tmp_path: Pat
         assert _logcheck.check_published(str(spooled), path, timeout=120) > 0
     finally:
         _logcheck.shutdown()
+
+
+def test_a_client_that_goes_away_mid_upload_leaves_nothing_and_no_traceback(team: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A replica killed while it sends a file: nothing is published, the server's spool keeps nothing, its log holds
+    no traceback, and the next upload is taken."""
+    import logging
+    import socket
+    from urllib.parse import urlsplit
+
+    url, tokens, _, settings = team
+    caplog.set_level(logging.INFO)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    route = f"/api/v1/logs/predictions/model=churn/date={day}"
+    parts = urlsplit(url)
+    for path in ("/api/v1/blobs/" + "0" * 64, f"{route}/part-1-gone_a.parquet"):
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:
+            s.sendall((f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {tokens['writer']}\r\n"
+                       "Content-Length: 100000\r\n\r\n").encode() + b"PAR1" * 100)
+    good = parquet_bytes(_rows("churn", 3, time.time()))
+    deadline = time.monotonic() + 60
+    while _request(url, "PUT", f"{route}/part-2-next_a.parquet", tokens["writer"], good)[0] not in (200, 201):
+        assert time.monotonic() < deadline
+    spool = Path(settings.home) / "server-uploads"
+    while any(spool.iterdir()):  # the cut uploads' files are removed once the server notices the client went away
+        assert time.monotonic() < deadline, list(spool.iterdir())
+        time.sleep(0.05)
+    assert [p.name for p in Path(settings.artifact_uri).rglob("*.parquet")] == ["part-2-next_a.parquet"]
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()], caplog.text
