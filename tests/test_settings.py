@@ -49,6 +49,7 @@ def test_store_and_artifact_uris_can_be_set_separately(tmp_path: Path) -> None:
         ({"MODELCYCLE_HEARTBEAT_TIMEOUT": "5", "MODELCYCLE_HEARTBEAT_INTERVAL": "10"}, "must be shorter"),
         ({"MODELCYCLE_CAPTURE": "maybe"}, "yes/no"),
         ({"MODELCYCLE_SQLITE_SYNC": "sometimes"}, "'normal' or 'full'"),
+        ({"MODELCYCLE_TRACKING_TOKEN": "mc_ana"}, "MODELCYCLE_TRACKING_URI is not"),  # else records would stay local
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, env: dict[str, str], words: str) -> None:
@@ -59,3 +60,9 @@ def test_bad_values_are_named(tmp_path: Path, env: dict[str, str], words: str) -
 def test_heartbeat_interval_follows_the_timeout(tmp_path: Path) -> None:
     s = Settings.from_env({"MODELCYCLE_HOME": str(tmp_path), "MODELCYCLE_HEARTBEAT_TIMEOUT": "2"})
     assert s.heartbeat_timeout == 2 and s.heartbeat_interval == 0.5
+
+
+def test_a_token_with_the_servers_url_is_used(tmp_path: Path) -> None:
+    s = Settings.from_env({"MODELCYCLE_HOME": str(tmp_path), "MODELCYCLE_TRACKING_TOKEN": "mc_ana",
+                           "MODELCYCLE_TRACKING_URI": "http://10.0.0.5:5000/"})
+    assert s.store_uri == s.artifact_uri == "http://10.0.0.5:5000" and s.tracking_token == "mc_ana"

@@ -161,6 +161,11 @@ class Settings:
         # a server keeps both the records and the blobs; a store URI set beside it wins
         store_uri = env.get("MODELCYCLE_STORE_URI") or server or f"sqlite:///{home / 'modelcycle.db'}"
         artifact_uri = env.get("MODELCYCLE_ARTIFACT_URI") or server or str(home / "artifacts")
+        if env.get("MODELCYCLE_TRACKING_TOKEN") and not (store_uri.startswith(("http://", "https://"))
+                                                         or artifact_uri.startswith(("http://", "https://"))):
+            raise ConfigurationError("MODELCYCLE_TRACKING_TOKEN is set but MODELCYCLE_TRACKING_URI is not, so nothing would "
+                                     "use the token: set MODELCYCLE_TRACKING_URI=http://<server>:<port> to work with the "
+                                     "team server, or unset MODELCYCLE_TRACKING_TOKEN to keep records on this machine")
         timeout = _float(env, "MODELCYCLE_HEARTBEAT_TIMEOUT", 60.0, 0.1)
         interval = _float(env, "MODELCYCLE_HEARTBEAT_INTERVAL", min(10.0, timeout / 4), 0.05)
         if interval >= timeout:
