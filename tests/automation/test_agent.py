@@ -121,6 +121,9 @@ def test_with_serve_url_the_cycle_waits_until_the_server_answers_with_the_new_ve
         (project / "modelcycle.yaml").write_text((project / "modelcycle.yaml").read_text().replace(
             "serve: {model: churn@champion}", f"serve: {{model: churn@champion, url: 'http://127.0.0.1:{port}'}}"))
         watched = agent_for(project)
+        from modelcycle.monitoring.alerts import raise_alert
+
+        raise_alert(client.store, "churn", "server_unreachable", "an earlier cycle's server did not answer")
         batch(600, 1).to_parquet(project / "data" / "batch-001.parquet")
         [cycle] = watched.run_once()
     finally:
@@ -128,6 +131,7 @@ def test_with_serve_url_the_cycle_waits_until_the_server_answers_with_the_new_ve
         thread.join(timeout=30)
     assert cycle.state == "done" and cycle.version == 2
     assert cycle.detail["served_version"] == 2, "the cycle ends when the server answers with the new version"
+    assert "server_unreachable" not in client.store.alert_firing("churn"), "a server seen serving answers again"
 
 
 def _log_predictions(home: str, model: str, n: int, version: int = 1):

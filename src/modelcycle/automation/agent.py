@@ -615,18 +615,18 @@ class Agent:
                         {"cycle": cycle.id, "version": version, "url": self.spec.serve_url}, self.spec.alert_rules())
             self.say(f"cycle {cycle.id[:8]}: warning: {warning}; version {version} stays promoted (start the server, "
                      "or fix serve.url)")
-        self._resolve_unhealthy(version)
+        self._resolve_unhealthy(version, served=served is not None and warning is None)
         self._update(cycle, state=CycleState.DONE, finished_at=time.time(),
                      detail={"served_version": served} if served else ({"warning": warning} if warning else None))
         return CycleState.DONE
 
-    def _resolve_unhealthy(self, version: int) -> None:
+    def _resolve_unhealthy(self, version: int, served: bool = False) -> None:
         """The drift and performance alerts were about the version replaced, and a failed cycle or load is behind us:
-        resolve them; windows of ``version`` judge anew."""
+        resolve them; windows of ``version`` judge anew. A server seen serving ``version`` answers again."""
         from modelcycle.monitoring.alerts import deliver
 
         model, now = self._served_name(), time.time()
-        for rule in (*UNHEALTHY, "cycle_failed", "load_failure"):
+        for rule in (*UNHEALTHY, "cycle_failed", "load_failure", *(("server_unreachable",) if served else ())):
             resolved = self.store.alert_resolve(model, rule, now)
             if resolved is not None:
                 deliver({"id": resolved, "model": model, "rule": rule, "state": "resolved", "resolved_at": now,
