@@ -92,7 +92,8 @@ def test_every_call_blob_and_log_route_answers_only_whom_it_should(team: Any) ->
     part = parquet_bytes(_rows("churn", 2, time.time() - 5))
     labels = parquet_bytes(_rows("churn", 2, time.time() - 5).assign(label=1))
     routes += [("GET", "/api/v1/logs/predictions", None, "any"), ("GET", "/api/v1/logs/predictions/model=churn", None, 1),
-               ("GET", logged, None, 1), ("GET", "/api/v1/logs/labels", None, "any")]
+               ("GET", logged, None, 1), ("GET", "/api/v1/logs/labels", None, "any"),
+               ("GET", "/api/v1/logs/labels/unassigned", None, "any")]  # labels for every model join every model's log
     routes += [("PUT", f"/api/v1/logs/predictions/model=churn/date={day}/part-{time.time_ns()}-{who}_a.parquet", part, 2)
                for who in tokens]
     routes += [("PUT", f"/api/v1/logs/labels/unassigned/date={day}/part-{time.time_ns()}-{who}_a.parquet", labels, "admin")

@@ -329,3 +329,39 @@ def test_a_client_that_goes_away_mid_upload_leaves_nothing_and_no_traceback(team
         time.sleep(0.05)
     assert [p.name for p in Path(settings.artifact_uri).rglob("*.parquet")] == ["part-2-next_a.parquet"]
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()], caplog.text
+
+
+def test_at_most_eight_files_are_received_at_once_into_files_not_memory(team: Any) -> None:
+    """Eight uploads still sending hold the server's eight places (each a file in its spool); a ninth is answered 503
+    at once (the replica sends it again later); once they end, the next is taken."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from modelcycle.server.logs import MAX_UPLOADS
+
+    url, tokens, _, settings = team
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    route = f"/api/v1/logs/predictions/model=churn/date={day}"
+    parts = urlsplit(url)
+    spool = Path(settings.home) / "server-uploads"
+    slow = []
+    try:
+        for i in range(MAX_UPLOADS):
+            s = socket.create_connection((parts.hostname, parts.port), timeout=30)
+            s.sendall((f"PUT {route}/part-{i}-slow_a.parquet HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                       f"{tokens['writer']}\r\nContent-Length: 1000000\r\n\r\n").encode() + b"PAR1")
+            slow.append(s)
+        deadline = time.monotonic() + 60
+        while len(list(spool.glob(".log-*"))) < MAX_UPLOADS:
+            assert time.monotonic() < deadline, list(spool.iterdir())
+            time.sleep(0.05)
+        good = parquet_bytes(_rows("churn", 3, time.time()))
+        status, answer = _request(url, "PUT", f"{route}/part-100-next_a.parquet", tokens["writer"], good)
+        assert status == 503 and b"send this one again" in answer, answer
+    finally:
+        for s in slow:
+            s.close()
+    deadline = time.monotonic() + 60
+    while _request(url, "PUT", f"{route}/part-100-next_a.parquet", tokens["writer"], good)[0] != 201:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
