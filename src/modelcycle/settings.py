@@ -163,9 +163,10 @@ class Settings:
         artifact_uri = env.get("MODELCYCLE_ARTIFACT_URI") or server or str(home / "artifacts")
         if env.get("MODELCYCLE_TRACKING_TOKEN") and not (store_uri.startswith(("http://", "https://"))
                                                          or artifact_uri.startswith(("http://", "https://"))):
+            where = "in MODELCYCLE_STORE_URI" if env.get("MODELCYCLE_STORE_URI") else "on this machine"
             raise ConfigurationError("MODELCYCLE_TRACKING_TOKEN is set but MODELCYCLE_TRACKING_URI is not, so nothing would "
                                      "use the token: set MODELCYCLE_TRACKING_URI=http://<server>:<port> to work with the "
-                                     "team server, or unset MODELCYCLE_TRACKING_TOKEN to keep records on this machine")
+                                     f"team server, or unset MODELCYCLE_TRACKING_TOKEN to keep records {where}")
         timeout = _float(env, "MODELCYCLE_HEARTBEAT_TIMEOUT", 60.0, 0.1)
         interval = _float(env, "MODELCYCLE_HEARTBEAT_INTERVAL", min(10.0, timeout / 4), 0.05)
         if interval >= timeout:

@@ -37,6 +37,17 @@ def invoke(*args: str):
     return runner.invoke(app, list(args))
 
 
+def test_runs_rm_asks_first_and_yes_skips_the_question(home: Path) -> None:
+    ids = [r["run_id"] for r in json.loads(invoke("runs", "ls", "--json").output)]
+    out = runner.invoke(app, ["runs", "rm", ids[0]], input="n\n")
+    assert out.exit_code == 1 and "[y/N]" in out.output
+    assert len(json.loads(invoke("runs", "ls", "--json").output)) == 3, "answered no: nothing deleted"
+    out = runner.invoke(app, ["runs", "rm", ids[0]], input="")  # no terminal, no answer: no
+    assert out.exit_code == 1 and len(json.loads(invoke("runs", "ls", "--json").output)) == 3
+    assert invoke("runs", "rm", ids[0], "--yes").exit_code == 0
+    assert len(json.loads(invoke("runs", "ls", "--json").output)) == 2
+
+
 def test_runs_ls_table_and_json(home: Path) -> None:
     out = invoke("runs", "ls", "-e", "churn", "-f", "metrics.auc > 0.8", "-o", "metrics.auc DESC")
     assert out.exit_code == 0, out.output
@@ -284,3 +295,25 @@ def test_infer_schema_and_init_print_json(tmp_path: Path, monkeypatch: pytest.Mo
     project = json.loads(made.output)
     assert project["path"] == str(tmp_path / "churn") and "modelcycle.yaml" in project["files"]
     assert all((tmp_path / "churn" / f).is_file() for f in project["files"])
+
+
+def test_tables_sent_to_a_pipe_are_not_cut_to_80_columns(tmp_path: Path) -> None:
+    """`modelcycle runs ls | less` (no terminal, no COLUMNS) shows whole values, as a terminal of 200 columns would."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    client = Client(Settings.for_home(home, capture=False))
+    name = "a-run-with-a-rather-long-descriptive-name"
+    with client.start_run(experiment="churn", name=name, params={"learning_rate": 0.05, "max_depth": 7}) as run:
+        run.log_metrics({"validation_roc_auc": 0.91234, "validation_log_loss": 0.2345})
+    client.close()
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"MODELCYCLE_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-m", "modelcycle", "runs", "ls"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) > 80, out.stdout  # wider than the 80 columns rich assumes of a pipe
+    header = next(line for line in lines if "learning_rate" in line)
+    assert "max_depth" in header and header.count("validation_") == 2 and "a-run-with-a-rather" in out.stdout, out.stdout

@@ -288,11 +288,14 @@ def test_values_of_a_run_deleted_meanwhile_are_dropped_with_a_warning_and_block_
         with pytest.raises(StoreRefusedError):
             buffer.flush()
         assert buffer.pending() == 0 and buffer.dropped == 6
-        said = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
-        assert len(said) == 1 and gone in said[0] and "6 logged value(s)" in said[0], said
+        said = [r.getMessage() for r in caplog.records if "stops writing run" in r.getMessage()]
+        assert len(said) == 1 and gone in said[0] and "deleted meanwhile" in said[0] and "6 value(s)" in said[0], said
         assert [m.value for m in store.get_metric_history(kept, "loss")] == [0.0, 1.0, 2.0, 3.0, 4.0]
+        for step in range(5, 8):  # later values of the deleted run are dropped without another word or request
+            buffer.add_metric((gone, "loss", float(step), step, time.time()))
         buffer.add_metric((kept, "loss", 5.0, 5, time.time()))
         buffer.flush()  # nothing waits behind the refused values
-        assert len(store.get_metric_history(kept, "loss")) == 6
+        assert len(store.get_metric_history(kept, "loss")) == 6 and buffer.dropped == 9
+        assert len([r for r in caplog.records if "stops writing run" in r.getMessage()]) == 1
         store.close()
         other.close()

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -35,10 +36,18 @@ def client() -> Client:
     return Client(Settings.from_env())
 
 
+PIPED_WIDTH = 200  # columns of a table written to a file or a pipe, where no terminal says its width
+
+
 def console(stderr: bool = False) -> Console:
+    """The console of a command: a terminal's width, ``COLUMNS`` when set, else (a pipe, a file) ``PIPED_WIDTH``, so
+    tables sent to ``less``, ``grep`` or a file are not cut to 80 columns."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out = Console(stderr=stderr, highlight=False, soft_wrap=False, width=PIPED_WIDTH)
+    return out
 
 
 # C0 and C1 control characters, and the Unicode ones that move the cursor or reorder text

@@ -298,7 +298,8 @@ class PredictionLog:
         worker.start()
         worker.join(UPLOAD_TIMEOUT)
         if not outcome:
-            raise TimeoutError(f"the store did not answer an upload within {UPLOAD_TIMEOUT:g} s")
+            raise TimeoutError(f"an upload did not finish within {UPLOAD_TIMEOUT:g} s (the store is out of reach: stopped, "
+                               "a network down, a wrong address; or it is too slow to answer)")
         if outcome[0] is not None:
             raise outcome[0]
 

@@ -31,6 +31,7 @@ __all__ = ["LogBuffer"]
 
 log = logging.getLogger("modelcycle")
 
+_PARTS = ("runs", "metrics", "params", "tags", "artifacts", "inputs", "updates")
 WAKE_AT = 50_000  # queued metric points that wake the flusher early
 HARD_LIMIT = 1_000_000  # queued points beyond which the caller flushes itself
 
@@ -89,6 +90,7 @@ class LogBuffer:
         self._last_heartbeat = time.time()
         self.last_error: BaseException | None = None
         self.dropped = 0  # values the store refused for good (their run deleted meanwhile, a role taken away)
+        self.refused_runs: set[str] = set()  # runs whose later values are dropped without a word
 
     # --- producer side ----------------------------------------------------------------
     def add_metric(self, row: tuple[str, str, float, int, float]) -> None:
@@ -154,6 +156,8 @@ class LogBuffer:
         again at the next flush), or if it refuses some run's values for good (those are dropped, the rest written)."""
         with self._flush_lock:
             batch = self._take()
+            if self.refused_runs and batch:
+                batch = self._without_refused(batch)
             if not batch:
                 return
             try:
@@ -166,12 +170,22 @@ class LogBuffer:
                 self._write_each_run(batch)
             self._held = 0
 
+    def _without_refused(self, batch: WriteBatch) -> WriteBatch:
+        """``batch`` without the values of runs the store refused for good (said once, when it first refused)."""
+        refused, kept = self.refused_runs, WriteBatch()
+        for name in _PARTS:
+            rows = getattr(batch, name)
+            keep = [row for row in rows if (row.id if name == "runs" else row[0]) not in refused]
+            self.dropped += len(rows) - len(keep)
+            setattr(kept, name, keep)
+        return kept
+
     def _write_each_run(self, batch: WriteBatch) -> None:
         """``batch`` run by run, after the store refused it for good: a run deleted meanwhile (or one the user may no
         longer write) loses its values, with one warning, and blocks nobody else's; what the store cannot take now
         is kept for the next flush."""
         groups: dict[str, WriteBatch] = {}
-        for name in ("runs", "metrics", "params", "tags", "artifacts", "inputs", "updates"):
+        for name in _PARTS:
             for row in getattr(batch, name):
                 run_id = row.id if name == "runs" else row[0]
                 getattr(groups.setdefault(run_id, WriteBatch()), name).append(row)
@@ -186,11 +200,12 @@ class LogBuffer:
                     continue
                 refused = e
                 self.dropped += len(part)
-                log.warning("modelcycle dropped %d logged value(s) of run %s: the store refuses them for good (%s)",
-                            len(part), run_id, e)
+                self.refused_runs.add(run_id)
+                log.warning("modelcycle stops writing run %s: the store refuses its values for good (%s). The run was "
+                            "deleted meanwhile, or may no longer be written by this user; its %d value(s) waiting and every "
+                            "later one are dropped", run_id, e, len(part))
         if later:
-            self._retry = WriteBatch(**{name: [row for part in later for row in getattr(part, name)]
-                                        for name in ("runs", "metrics", "params", "tags", "artifacts", "inputs", "updates")})
+            self._retry = WriteBatch(**{name: [row for part in later for row in getattr(part, name)] for name in _PARTS})
             self._held = len(self._retry.metrics)
         if refused is not None:
             raise refused
