@@ -155,6 +155,31 @@ def test_a_replica_whose_token_may_not_write_the_log_says_so_once_and_keeps_its_
         log.close()
 
 
+def test_a_spooled_file_the_server_refuses_for_good_is_set_aside_and_the_rest_ship(team: Any, tmp_path: Path,
+                                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    url, tokens, _, _ = team
+    spool = tmp_path / "spool"
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    bad = spool / "predictions" / "model=churn" / f"date={day}" / f"part-{time.time_ns() - 10**9}-w_a.parquet"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(parquet_bytes(pd.DataFrame({"request_id": ["a"], "x": [1]})))  # a log file's name, not its columns
+    log = PredictionLog(log_root(url, tokens["writer"]), flush_interval=0.05, spool=spool)
+    try:
+        frame = _rows("churn", 4, time.time() - 5)
+        with caplog.at_level("WARNING", logger="modelcycle.serving"):
+            log.add(frame)
+            log.flush(timeout=60)
+            deadline = time.monotonic() + 60
+            while log.spool_bytes and time.monotonic() < deadline:
+                log.ship(force=True)
+        assert sorted(read_log(log_root(url, tokens["reader"]), "churn")["request_id"]) == sorted(frame["request_id"])
+        assert [p.name.split("-", 1)[1] for p in (spool / "refused").iterdir()] == [bad.name] and log.refused == 1
+        said = [r.getMessage() for r in caplog.records if "refuses the prediction log file" in r.getMessage()]
+        assert len(said) == 1 and "lacks a text request_id and a time" in said[0], said
+    finally:
+        log.close()
+
+
 def test_publishing_races_ranges_and_planted_entries(team: Any, tmp_path: Path) -> None:
     """Concurrent publishes of one name: one wins, the others are told, and the winner's bytes stay; a link or a folder
     planted under a file's name is never written through, read or removed as a file; byte ranges past the end are 416."""

@@ -33,6 +33,7 @@ __all__ = ["add_log_routes"]
 
 MAX_LOG_FILE = 256 << 20  # bytes of one published file (a second's batch or an hour merged is far smaller)
 MAX_UPLOADS = 8  # log files received at once (more are answered 503: the replica sends it again later)
+CHUNK = 1 << 20  # bytes a file is sent in
 MIN_RATE = 1 << 20  # bytes per second a log file's body must come at, after a minute's grace
 _KIND = r"(?:predictions|labels)"
 _MODEL = r"model=[A-Za-z0-9][A-Za-z0-9_.-]{0,249}"
@@ -48,6 +49,19 @@ class _Unsatisfiable(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self.size = size
+
+
+def _chunks(source: Any, start: int, stop: int) -> Any:
+    """The bytes ``start:stop`` of the open file ``source``, a chunk at a time; the file is closed at the end."""
+    with source:
+        source.seek(start)
+        left = stop - start
+        while left > 0:
+            chunk = source.read(min(CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
 
 
 def _parse(path: str, file: bool) -> tuple[list[str], str | None]:
@@ -79,7 +93,7 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any, spool: Path) 
     """``GET|PUT|DELETE /api/v1/logs/{path}`` over the log kept at ``log_uri`` (the server's artifact store); bodies are
     received into files in ``spool``."""
     from fastapi import Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
 
     from modelcycle.store.predictions import log_root
 
@@ -103,39 +117,49 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any, spool: Path) 
                    or (e["name"].startswith("model=") and p.can("model", e["name"][6:], "read"))]
         return sorted(out, key=lambda e: e["name"])
 
-    def read(path: str, start: int, end: int | None) -> bytes:
+    def opened(path: str, start: int, end: int | None) -> tuple[Any, int]:
+        """The file at ``path`` open for reading (never through a link, never a FIFO or a folder), and where the bytes
+        asked for end; it is sent a megabyte at a time, so readers at once hold a megabyte each, not a file each."""
         if where.local:
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             except OSError as e:  # gone, or a link (ELOOP)
                 raise FileNotFoundError(path) from e
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):  # a folder, a FIFO or a device: not a file of the log
+            if not stat.S_ISREG(st.st_mode) or start >= max(st.st_size, 1):
                 os.close(fd)
-                raise FileNotFoundError(path)
-            with os.fdopen(fd, "rb") as f:
-                if start >= max(st.st_size, 1):
-                    raise _Unsatisfiable(st.st_size)
-                f.seek(start)
-                return f.read(min(st.st_size, MAX_LOG_FILE) - start if end is None else min(end, st.st_size) - start)
-        size = int(where.fs.size(path))
-        if start >= max(size, 1):
-            raise _Unsatisfiable(size)
-        return where.fs.cat_file(path, start=start, end=min(end, size) if end is not None else None)
+                if not stat.S_ISREG(st.st_mode):
+                    raise FileNotFoundError(path)
+                raise _Unsatisfiable(st.st_size)
+            size, source = st.st_size, os.fdopen(fd, "rb")
+        else:
+            size = int(where.fs.size(path))
+            if start >= max(size, 1):
+                raise _Unsatisfiable(size)
+            source = where.fs.open(path, "rb", block_size=CHUNK)
+        return source, min(size, MAX_LOG_FILE) if end is None else min(end, size)
 
     def publish(path: str, source: str) -> int:
         if where.write_file(path, source, replace=False):  # never over another file, never through a planted link
             return 201
-        try:
-            old = read(path, 0, None)
-        except (OSError, _Unsatisfiable):
-            old = None  # a link, a folder: not a file of the log
-        with open(source, "rb") as f:
-            same = old is not None and f.read() == old
-        if not same:
+        if not same(path, source):
             raise errors.ConflictError(f"{path.rsplit('/', 1)[-1]} is published already with other bytes; a log file is "
                                        "never replaced: publish under a new name")
         return 200  # the same bytes again: an upload retried
+
+    def same(path: str, source: str) -> bool:
+        """Whether the published file at ``path`` holds the bytes of the local file ``source``, compared a chunk at a
+        time."""
+        size = os.path.getsize(source)
+        try:
+            kept, stop = opened(path, 0, None)
+        except (OSError, _Unsatisfiable):
+            return False  # a link, a folder: not a file of the log
+        with open(source, "rb") as mine:
+            if stop != size:
+                kept.close()
+                return False
+            return all(chunk == mine.read(len(chunk)) for chunk in _chunks(kept, 0, stop))
 
     def remove(path: str) -> None:
         if not where.local:
@@ -164,14 +188,17 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any, spool: Path) 
                 if end is not None and end <= start:
                     return Response(status_code=416, headers={"Content-Range": "bytes */*"})
             try:
-                data = await run_in_threadpool(read, full(parts), start, end)
+                source, stop = await run_in_threadpool(opened, full(parts), start, end)
             except _Unsatisfiable as e:
                 return Response(status_code=416, headers={"Content-Range": f"bytes */{e.size}"})
             except (FileNotFoundError, IsADirectoryError):
                 raise errors.NotFoundError(f"the prediction log holds no file {path[:200]!r} (merged and deleted since it was "
                                            "listed, or never published)") from None
-            headers = {"Content-Range": f"bytes {start}-{start + len(data) - 1}/*"} if wanted is not None else None
-            return Response(data, 206 if wanted is not None else 200, headers=headers, media_type="application/octet-stream")
+            headers = {"Content-Length": str(stop - start)}
+            if wanted is not None:
+                headers["Content-Range"] = f"bytes {start}-{stop - 1}/*"
+            return StreamingResponse(_chunks(source, start, stop), 206 if wanted is not None else 200, headers=headers,
+                                     media_type="application/octet-stream")
         parts, model = _parse(path.rstrip("/"), file=False)
         _may(p, parts, model, "read")
         return JSONResponse(await run_in_threadpool(listing, parts, p))

@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from modelcycle.errors import ConflictError, InvalidInputError
 from modelcycle.store.predictions import log_root, model_dir, part_name
 from modelcycle.store.predictions import parquet_bytes as _parquet_bytes
 
@@ -258,6 +259,11 @@ class PredictionLog:
                     continue
                 try:
                     self._upload(self.root.join(rel), data)
+                except (InvalidInputError, ConflictError) as e:  # refused for good: shipping it again cannot help
+                    log.warning("the store refuses the prediction log file %s for good (%s); it is moved to %s and the "
+                                "others are shipped", rel, str(e)[:300], self.spool / "refused")
+                    self._refuse(path)
+                    continue
                 except Exception as e:
                     said = f"{type(e).__name__}: {e}"
                     if said != self._ship_error:  # said once per kind of failure, not once a second

@@ -29,6 +29,7 @@ from modelcycle.errors import (
     ModelcycleError,
     ModelcycleWarning,
     NotFoundError,
+    StoreRefusedError,
     UnsafePathError,
 )
 from modelcycle.settings import Settings
@@ -386,7 +387,10 @@ class Client:
         stack = self._stack.get()
         if run in stack:
             self._stack.set(tuple(r for r in stack if r is not run))
-        buffer.flush()
+        try:
+            buffer.flush()
+        except StoreRefusedError:
+            pass  # a run deleted meanwhile: the buffer said so once, and the other runs' values are written
 
     # --- logging (delegates used by the module-level functions) -----------------------
     def log_param(self, key: str, value: Any, *, run_id: str | None = None) -> None:
