@@ -191,8 +191,9 @@ def test_publishing_races_ranges_and_planted_entries(team: Any, tmp_path: Path) 
     route = f"/api/v1/logs/predictions/model=churn/date={day}"
     bodies = [parquet_bytes(_rows("churn", n, time.time() - 5)) for n in range(2, 8)]
     answers: list[tuple[int, int]] = []
+    who = ["writer", "manager", "admin"]  # two each: within what one user may send at once
     threads = [threading.Thread(target=lambda i=i: answers.append((i, _request(url, "PUT", f"{route}/part-5-race_a.parquet",
-                                                                               tokens["writer"], bodies[i])[0])))
+                                                                               tokens[who[i % 3]], bodies[i])[0])))
                for i in range(len(bodies))]
     for t in threads:
         t.start()
@@ -358,11 +359,11 @@ def test_a_client_that_goes_away_mid_upload_leaves_nothing_and_no_traceback(team
 
 def test_at_most_eight_files_are_received_at_once_into_files_not_memory(team: Any) -> None:
     """Eight uploads still sending hold the server's eight places (each a file in its spool); a ninth is answered 503
-    at once (the replica sends it again later); once they end, the next is taken."""
+    at once (the replica sends it again later); once they end, the next is taken. One user holds four places at most."""
     import socket
     from urllib.parse import urlsplit
 
-    from modelcycle.server.logs import MAX_UPLOADS
+    from modelcycle.server.logs import MAX_UPLOADS, MAX_UPLOADS_PER_USER
 
     url, tokens, _, settings = team
     day = time.strftime("%Y-%m-%d", time.gmtime())
@@ -371,17 +372,20 @@ def test_at_most_eight_files_are_received_at_once_into_files_not_memory(team: An
     spool = Path(settings.home) / "server-uploads"
     slow = []
     try:
+        good = parquet_bytes(_rows("churn", 3, time.time()))
         for i in range(MAX_UPLOADS):
             s = socket.create_connection((parts.hostname, parts.port), timeout=30)
+            who = ["writer", "manager"][i // MAX_UPLOADS_PER_USER]
             s.sendall((f"PUT {route}/part-{i}-slow_a.parquet HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-                       f"{tokens['writer']}\r\nContent-Length: 1000000\r\n\r\n").encode() + b"PAR1")
+                       f"{tokens[who]}\r\nContent-Length: 1000000\r\n\r\n").encode() + b"PAR1")
             slow.append(s)
-        deadline = time.monotonic() + 60
-        while len(list(spool.glob(".log-*"))) < MAX_UPLOADS:
-            assert time.monotonic() < deadline, list(spool.iterdir())
-            time.sleep(0.05)
-        good = parquet_bytes(_rows("churn", 3, time.time()))
-        status, answer = _request(url, "PUT", f"{route}/part-100-next_a.parquet", tokens["writer"], good)
+            deadline = time.monotonic() + 60
+            while len(list(spool.glob(".log-*"))) < i + 1:
+                assert time.monotonic() < deadline, list(spool.iterdir())
+                time.sleep(0.05)
+            if i == MAX_UPLOADS_PER_USER - 1:  # the writer's four places are taken: its fifth waits, the others' do not
+                assert _request(url, "PUT", f"{route}/part-99-next_a.parquet", tokens["writer"], good)[0] == 503
+        status, answer = _request(url, "PUT", f"{route}/part-100-next_a.parquet", tokens["admin"], good)
         assert status == 503 and b"send this one again" in answer, answer
     finally:
         for s in slow:
@@ -390,3 +394,36 @@ def test_at_most_eight_files_are_received_at_once_into_files_not_memory(team: An
     while _request(url, "PUT", f"{route}/part-100-next_a.parquet", tokens["writer"], good)[0] != 201:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_a_body_trickled_in_or_stopped_loses_its_place(team: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body that stops, or comes slower than the least rate once the grace has passed, is answered 400 and its place
+    is free again (the grace is made 1 s here, from 30)."""
+    import contextlib
+    import socket
+    from urllib.parse import urlsplit
+
+    from modelcycle.server import logs
+
+    monkeypatch.setattr(logs, "GRACE", 1.0)
+    url, tokens, _, _ = team
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    parts = urlsplit(url)
+    for trickle in (False, True):
+        with socket.create_connection((parts.hostname, parts.port), timeout=60) as s:
+            s.sendall((f"PUT /api/v1/logs/predictions/model=churn/date={day}/part-{int(trickle)}-slow_a.parquet HTTP/1.1\r\n"
+                       f"Host: 127.0.0.1\r\nAuthorization: Bearer {tokens['writer']}\r\nContent-Length: 100000\r\n\r\n").encode())
+            began = time.monotonic()
+            s.setblocking(False)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                assert time.monotonic() - began < 30, "the trickle was not cut"
+                if trickle:
+                    with contextlib.suppress(OSError):  # a byte every 0.1 s: far below the least rate
+                        s.sendall(b"P")
+                time.sleep(0.1)
+                try:
+                    answer += s.recv(65536)
+                except BlockingIOError:
+                    pass
+            assert answer.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request", answer

@@ -18,15 +18,22 @@ __all__ = ["MEMORY_CAP", "check_published", "shutdown"]
 
 MEMORY_CAP = 2 << 30  # bytes the checking process may allocate beyond what it holds once started
 BATCH_ROWS = 65_536
+WORKERS = 2  # files checked at once (a slow one holds one; uploads per user are limited in logs.py)
 
 _lock = threading.Lock()
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
 
 
 def _start(cap: int) -> None:
-    """In the checking process: the system allocator (which a capped address space makes fail cleanly), then the cap."""
-    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+    """In the checking process: ended with the server however it ends (even killed), the system allocator (which a
+    capped address space makes fail cleanly), then the cap."""
+    import ctypes
     import resource
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):  # Linux: this process is killed when the server's is
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
 
     import pyarrow
     import pyarrow.parquet  # noqa: F401
@@ -85,7 +92,7 @@ def _executor() -> concurrent.futures.ProcessPoolExecutor:
     with _lock:
         if _pool is None:
             _pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
+                max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
                 initargs=(MEMORY_CAP,), max_tasks_per_child=200)
         return _pool
 
@@ -98,14 +105,20 @@ def check_published(spooled: str, path: str, timeout: float = 300.0) -> int:
     """
     global _pool
     pool = _executor()
+    future = pool.submit(_read, spooled, path)
     try:
-        return pool.submit(_read, spooled, path).result(timeout=timeout)
-    except concurrent.futures.process.BrokenProcessPool:  # the file took the checking process down
+        while not future.running() and not future.done():  # its time counts from when its check starts, not in line
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                future.result(timeout=0.05)
+        return future.result(timeout=timeout)
+    except concurrent.futures.process.BrokenProcessPool:  # the file took the checking process down (or another did)
         with _lock:
             if _pool is pool:
                 _pool = None
         raise errors.InvalidInputError(f"{path} could not be read without ending the process that reads it (it is "
-                                       "damaged or crafted)") from None
+                                       "damaged or crafted, or the one checked beside it was)") from None
+    except concurrent.futures.CancelledError:  # waiting while a check that ran too long ended the process
+        raise errors.StoreBusyError("the server's log checker was restarted; send the file again") from None
     except concurrent.futures.TimeoutError:
         shutdown(kill=True)
         raise errors.InvalidInputError(f"{path} took more than {timeout:.0f} s to read (it is damaged or crafted)") from None

@@ -22,6 +22,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ __all__ = ["add_log_routes"]
 MAX_LOG_FILE = 256 << 20  # bytes of one published file (a second's batch or an hour merged is far smaller)
 MAX_UPLOADS = 8  # log files received at once (more are answered 503: the replica sends it again later)
 CHUNK = 1 << 20  # bytes a file is sent in
-MIN_RATE = 1 << 20  # bytes per second a log file's body must come at, after a minute's grace
+MIN_RATE = 64 << 10  # bytes per second a log file's body comes at on average, once GRACE seconds have passed
+GRACE = 30.0  # seconds a body may take before that, and may stop for
+MAX_UPLOADS_PER_USER = 4  # so that one user (a slow link, or a hostile one) cannot hold every place
 _KIND = r"(?:predictions|labels)"
 _MODEL = r"model=[A-Za-z0-9][A-Za-z0-9_.-]{0,249}"
 _OWNER = rf"(?:{_MODEL}|unassigned)"
@@ -204,6 +207,7 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any, spool: Path) 
         return JSONResponse(await run_in_threadpool(listing, parts, p))
 
     uploads = asyncio.Semaphore(MAX_UPLOADS)
+    receiving: dict[str, int] = {}  # uploads under way, by user
 
     @app.put("/api/v1/logs/{path:path}", tags=["prediction log"])
     async def log_put(path: str, request: Request) -> Any:
@@ -212,23 +216,40 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any, spool: Path) 
         length = request.headers.get("content-length")
         if length is None or not length.isdigit() or int(length) > MAX_LOG_FILE:
             raise errors.InvalidInputError(f"a log file is published with a Content-Length of at most {MAX_LOG_FILE:,} bytes")
-        if uploads.locked():
-            raise errors.StoreBusyError(f"the server is receiving {MAX_UPLOADS} log files already; send this one again in a moment")
+        who = request.state.principal.name if request.state.principal is not None else ""
+        if uploads.locked() or receiving.get(who, 0) >= MAX_UPLOADS_PER_USER:
+            raise errors.StoreBusyError(f"the server is receiving {MAX_UPLOADS} log files already ({MAX_UPLOADS_PER_USER} "
+                                        "at most from one user); send this one again in a moment")
+        receiving[who] = receiving.get(who, 0) + 1
+        try:
+            return await receive(path, parts, int(length), request)
+        finally:
+            receiving[who] -= 1
+            if not receiving[who]:
+                del receiving[who]
+
+    async def receive(path: str, parts: list[str], length: int, request: Request) -> Any:
         async with uploads:
             fd, name = tempfile.mkstemp(dir=spool, prefix=".log-")  # on disk, not in memory: one copy, checked from there
             try:
                 size = 0
+                began = time.monotonic()
                 with os.fdopen(fd, "wb") as out:
                     try:
-                        async with asyncio.timeout(60 + int(length) / MIN_RATE):
+                        async with asyncio.timeout(GRACE) as limit:  # silent for GRACE seconds: cut
                             async for chunk in request.stream():
                                 size += len(chunk)
-                                if size > int(length):
+                                if size > length:
                                     raise errors.InvalidInputError(f"the body holds more than its Content-Length ({length})")
                                 await run_in_threadpool(out.write, chunk)
+                                took = time.monotonic() - began
+                                if took > GRACE and size < (took - GRACE) * MIN_RATE:  # trickled in: cut
+                                    raise TimeoutError
+                                limit.reschedule(asyncio.get_running_loop().time() + GRACE)
                     except TimeoutError:
-                        raise errors.InvalidInputError(f"the body came slower than {MIN_RATE // 1024:,} KB/s; send it again") from None
-                if size != int(length):
+                        raise errors.InvalidInputError(f"the body came slower than {MIN_RATE // 1024:,} KB/s on average after "
+                                                       f"{GRACE:g} s, or stopped for {GRACE:g} s; send it again") from None
+                if size != length:
                     raise errors.InvalidInputError(f"the body was cut at {size:,} of {length} bytes; send it again")
                 target = full(parts)
                 try:  # read whole, as readers will, in a process of its own, before anyone can read it
