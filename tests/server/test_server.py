@@ -299,3 +299,48 @@ def test_values_of_a_run_deleted_meanwhile_are_dropped_with_a_warning_and_block_
         assert len([r for r in caplog.records if "stops writing run" in r.getMessage()]) == 1
         store.close()
         other.close()
+
+
+def test_a_server_killed_mid_upload_leaves_no_process_and_its_next_start_clears_the_spool(tmp_path: Path) -> None:
+    """SIGKILL while a log file is being received, after one was checked: the checking process ends with the server,
+    and the server started again removes the half-received file (its process is gone)."""
+    import socket
+
+    import psutil
+
+    from modelcycle.store.predictions import parquet_bytes
+    from tests.server.test_logs import _rows
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path / "server"
+    proc = _serve(home, port)
+    try:
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        route = f"/api/v1/logs/predictions/model=churn/date={day}"
+        body = parquet_bytes(_rows("churn", 3, time.time()))
+        put = urllib.request.Request(f"http://127.0.0.1:{port}{route}/part-1-w_a.parquet", data=body, method="PUT")
+        assert urllib.request.urlopen(put, timeout=120).status == 201
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "a checking process"
+        slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+        slow.sendall((f"PUT {route}/part-2-w_a.parquet HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n").encode()
+                     + body[:100])
+        spool = home / "server-uploads"
+        deadline = time.monotonic() + 60
+        while not list(spool.glob(".log-*")):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=60)
+        slow.close()
+        _, alive = psutil.wait_procs(children, timeout=60)
+        assert not alive, [p.pid for p in alive]
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+    assert list(spool.glob(".log-*"))
+    proc = _serve(home, port)
+    _stop(proc)
+    assert not list(spool.glob(".log-*"))

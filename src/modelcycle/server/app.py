@@ -34,6 +34,19 @@ MAX_CALL = 64 << 20  # bytes of one call's JSON body (a client sends bigger writ
 MAX_BLOB = 1 << 40  # bytes one upload may carry (1 TiB): the spool folder's disk is the practical bound
 
 
+_SPOOLED = re.compile(r"^\.[a-z]+-(\d+)-")  # a spooled transfer's name: the pid of the server process that receives it
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive
+    return True
+
+
 def _status(e: errors.ModelcycleError) -> int:
     for cls in type(e).__mro__:
         if cls in _STATUS:
@@ -91,9 +104,10 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     artifacts = open_artifact_store(settings.artifact_uri)
     spool = Path(settings.home) / "server-uploads"
     spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for left in spool.glob(".*-*"):  # what a server that was killed mid-transfer left (an hour old: no live transfer)
+    for left in spool.glob(".*-*"):  # what a server killed mid-transfer left: its process is gone (or it is an hour old)
         with contextlib.suppress(OSError):
-            if left.stat().st_mtime < time.time() - 3600:
+            owner = _SPOOLED.match(left.name)
+            if (owner is not None and not _alive(int(owner.group(1)))) or left.stat().st_mtime < time.time() - 3600:
                 left.unlink()
 
     @contextlib.asynccontextmanager
@@ -187,7 +201,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
             if path is None:
                 raise errors.NotFoundError(f"there is no blob {digest}")
             return FileResponse(path, media_type="application/octet-stream")
-        fd, name = tempfile.mkstemp(dir=spool, prefix=".down-")
+        fd, name = tempfile.mkstemp(dir=spool, prefix=f".down-{os.getpid()}-")
         os.close(fd)
         try:
             artifacts.download(_digest(digest), name)
@@ -201,7 +215,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     async def blob_put(digest: str, request: Request) -> Any:
         _may(request, "write")
         _digest(digest)
-        fd, name = tempfile.mkstemp(dir=spool, prefix=".up-")
+        fd, name = tempfile.mkstemp(dir=spool, prefix=f".up-{os.getpid()}-")
         h, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as out:

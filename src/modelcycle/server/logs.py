@@ -230,7 +230,7 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any, spool: Path) 
 
     async def receive(path: str, parts: list[str], length: int, request: Request) -> Any:
         async with uploads:
-            fd, name = tempfile.mkstemp(dir=spool, prefix=".log-")  # on disk, not in memory: one copy, checked from there
+            fd, name = tempfile.mkstemp(dir=spool, prefix=f".log-{os.getpid()}-")  # on disk, not in memory: one copy, checked from there
             try:
                 size = 0
                 began = time.monotonic()
