@@ -427,3 +427,42 @@ def test_a_body_trickled_in_or_stopped_loses_its_place(team: Any, monkeypatch: p
                 except BlockingIOError:
                     pass
             assert answer.split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request", answer
+
+
+def test_a_file_whose_columns_do_not_fit_the_models_log_is_refused(team: Any) -> None:
+    """One writer's file cannot make the model's log unreadable for everyone: a column holds one kind of value in every
+    file, the time is UTC and the latency a number; readers go on reading the files that fit."""
+    url, tokens, _, _ = team
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    route = f"/api/v1/logs/predictions/model=churn/date={day}"
+    good = _rows("churn", 3, time.time() - 10)
+    assert _request(url, "PUT", f"{route}/part-{time.time_ns()}-w_a.parquet", tokens["writer"], parquet_bytes(good))[0] == 201
+    odd = [(409, good.assign(prediction=[b"x", b"y", b"z"])),  # bytes where the log holds integers
+           (400, good.assign(latency_ms=["fast"] * 3)),
+           (400, good.assign(time=good["time"].dt.tz_convert("America/New_York")))]
+    for i, (status, frame) in enumerate(odd):
+        got, answer = _request(url, "PUT", f"{route}/part-{time.time_ns()}-w_a.parquet", tokens["writer"],
+                               parquet_bytes(frame.assign(request_id=[uuid.uuid4().hex for _ in range(3)])))
+        assert got == status and b"not published" in answer, answer
+    fits = good.assign(request_id=[uuid.uuid4().hex for _ in range(3)], prediction=[0.5, 1.0, 0.0])  # int → float: fits
+    assert _request(url, "PUT", f"{route}/part-{time.time_ns()}-w_a.parquet", tokens["writer"], parquet_bytes(fits))[0] == 201
+    assert len(read_log(log_root(url, tokens["reader"]), "churn")) == 6
+
+
+def test_files_each_within_bounds_but_too_much_together_are_refused_before_reading(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelcycle.errors import InvalidInputError
+    from modelcycle.store import predictions
+
+    root = tmp_path / "log"
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    folder = root / "predictions" / "model=churn" / f"date={day}"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        (folder / f"part-{time.time_ns()}-w{i}_a.parquet").write_bytes(parquet_bytes(_rows("churn", 20, time.time())))
+    one = predictions._check(next(folder.iterdir()), log_root(root))[2]
+    with monkeypatch.context() as m:
+        m.setattr(predictions, "MAX_READ_BYTES", 3 * one - 1)  # each file fits, the three do not
+        with pytest.raises(InvalidInputError, match="bytes of values once read.*ask for a shorter time range"):
+            read_log(log_root(root), "churn")
+    assert len(read_log(log_root(root), "churn")) == 60

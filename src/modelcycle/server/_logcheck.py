@@ -56,7 +56,7 @@ def _read(spooled: str, path: str) -> int:
     try:
         with pa.memory_map(spooled) as source:
             data = source.read_buffer()
-        size, schema = _check(path, None, data)
+        size, schema, _ = _check(path, None, data)
         text = [f.name for f in schema if _is_text(f.type)]
         times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
         budget = min(EXPANSION * max(size, 1), MAX_READ_BYTES)

@@ -142,6 +142,45 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any, spool: Path) 
             source = where.fs.open(path, "rb", block_size=CHUNK)
         return source, min(size, MAX_LOG_FILE) if end is None else min(end, size)
 
+    known: dict[str, Any] = {}  # the columns of each model's log (and of the labels), as published so far
+
+    def fits(parts: list[str], source: str, shown: str) -> None:
+        """A file's columns join the log it is published to: a column holds one kind of value in every file (else every
+        reader of the model would fail on the mixture), whoever wrote them."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        key = "/".join(parts[:2])
+        new = pq.read_schema(source)
+        old = known.get(key) or newest_schema(parts)
+        if old is not None:
+            try:
+                new = pa.unify_schemas([old, new], promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+                raise errors.ConflictError(f"{shown} does not fit the log it is published to ({str(e)[:300]}): a column "
+                                           "holds one kind of value in every file; it was not published") from None
+        known[key] = new
+
+    def newest_schema(parts: list[str]) -> Any:
+        """The columns of the newest file of the log ``parts`` names (None when it has none yet)."""
+        import pyarrow.parquet as pq
+
+        folder = full(parts[:2])
+        for day, _, is_dir in sorted(where.listdir(folder), reverse=True):
+            if not is_dir or not day.startswith("date="):
+                continue
+            files = sorted(n for n, _, d in where.listdir(f"{folder}/{day}") if not d and n.endswith(".parquet")
+                           and not n.startswith("."))
+            if files:
+                try:
+                    if where.local:
+                        return pq.read_schema(f"{folder}/{day}/{files[-1]}")
+                    with where.fs.open(f"{folder}/{day}/{files[-1]}", "rb") as f:
+                        return pq.read_schema(f)
+                except (OSError, ValueError):
+                    return None  # merged away meanwhile, or unreadable: the next publish looks again
+        return None
+
     def publish(path: str, source: str) -> int:
         if where.write_file(path, source, replace=False):  # never over another file, never through a planted link
             return 201
@@ -257,6 +296,7 @@ def add_log_routes(app: Any, log_uri: str, run_in_threadpool: Any, spool: Path) 
                 except errors.InvalidInputError as e:
                     said = re.sub(r"[.;]? ?[Mm]ove it out of the log folder\.?", "", str(e).replace(target, path))
                     raise errors.InvalidInputError(f"{said}; it was not published") from None
+                await run_in_threadpool(fits, parts, name, path)
                 status = await run_in_threadpool(publish, target, name)
             finally:
                 with contextlib.suppress(OSError):

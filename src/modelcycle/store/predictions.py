@@ -236,6 +236,8 @@ def model_dir(root: str | os.PathLike[str] | LogRoot, kind: str, model: str) -> 
 ROWS_PER_BYTE = 1
 EXPANSION = 1000
 MAX_READ_BYTES = 4 << 30
+MAX_ROW_GROUPS = 1_000  # a batch is one row group, a merged hour a few
+MAX_COLUMNS = 20_000
 
 
 def check_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot | None = None) -> int:
@@ -248,8 +250,10 @@ def check_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogR
     return _check(path, root)[0]
 
 
-def _check(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot | None = None, data: bytes | None = None) -> tuple[int, Any]:
-    """``check_file``, returning the file's size and its Arrow schema (of ``data``, the file's bytes, when given)."""
+def _check(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot | None = None,
+           data: bytes | None = None) -> tuple[int, Any, int]:
+    """``check_file``, returning the file's size, its Arrow schema (of ``data``, the file's bytes, when given) and the
+    bytes its fixed-width values take once read, by its footer."""
     import stat
 
     import pyarrow as pa
@@ -285,6 +289,10 @@ def _check(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot 
         raise InvalidInputError(f"{path} promises {meta.num_rows:,} rows and {expanded:,} bytes from a "
                                 f"{size:,}-byte file; refusing to read it (a log file is never compressed that "
                                 "much: it is damaged or crafted). Move it out of the log folder.")
+    if meta.num_row_groups > MAX_ROW_GROUPS or meta.num_columns > MAX_COLUMNS:
+        raise InvalidInputError(f"{path} has {meta.num_row_groups:,} row groups of {meta.num_columns:,} columns; a log file has at "
+                                f"most {MAX_ROW_GROUPS:,} and {MAX_COLUMNS:,} (it was not written by modelcycle). Move it out of "
+                                "the log folder.")
     schema = meta.schema.to_arrow_schema()
     _check_columns(path, schema)
     fixed = meta.num_rows * sum(_width(f.type) for f in schema)  # what the fixed-width columns take once read
@@ -292,7 +300,7 @@ def _check(path: str | os.PathLike[str], root: str | os.PathLike[str] | LogRoot 
     if fixed > min(EXPANSION * max(size, 1), MAX_READ_BYTES):
         raise InvalidInputError(f"{path} has {meta.num_rows:,} rows of {len(schema)} columns that take {fixed:,} bytes once read, from a "
                                 f"{size:,}-byte file; refusing to read it (it is damaged or crafted). Move it out of the log folder.")
-    return size, schema
+    return size, schema, fixed
 
 
 _PHYSICAL = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
@@ -318,6 +326,9 @@ def _width(ty: Any) -> int:
         return 0
 
 
+_UTC = ("UTC", "Etc/UTC", "+00:00", "Z")
+
+
 def _check_columns(path: str, schema: Any) -> None:
     """A log file has a text request_id and a UTC time in ns; a label file a text request_id and a label."""
     import pyarrow as pa
@@ -331,8 +342,8 @@ def _check_columns(path: str, schema: Any) -> None:
         good = has("request_id", text) and schema.get_field_index("label") >= 0
         want = "a text request_id and a label"
     else:
-        good = has("request_id", text) and has("time", lambda ty: pa.types.is_timestamp(ty) and ty.tz is not None)
-        want = "a text request_id and a time with a time zone"
+        good = has("request_id", text) and has("time", lambda ty: pa.types.is_timestamp(ty) and ty.tz in _UTC)
+        want = "a text request_id and a time in UTC"
     if not good:
         raise InvalidInputError(f"{path} is not a file modelcycle wrote (it lacks {want}); move it out of the log folder")
     def plain_list(ty: Any) -> bool:
@@ -343,7 +354,8 @@ def _check_columns(path: str, schema: Any) -> None:
     if nested:
         raise InvalidInputError(f"{path} is not a file modelcycle wrote (its column {nested[0]!r} holds records, maps or lists of lists, "
                                 "which the log never does); move it out of the log folder")
-    kinds = {"version": pa.types.is_integer, "row": pa.types.is_integer, "role": text}
+    number = lambda ty: pa.types.is_integer(ty) or pa.types.is_floating(ty)  # noqa: E731
+    kinds = {"version": pa.types.is_integer, "row": pa.types.is_integer, "role": text, "model": text, "latency_ms": number}
     if "/labels/" in path:
         kinds = {"row": pa.types.is_integer, "time": pa.types.is_timestamp}
     wrong = [name for name, ok in kinds.items() if schema.get_field_index(name) >= 0 and not ok(schema.field(name).type)]
@@ -393,8 +405,13 @@ def _read_parquet(root: str | os.PathLike[str] | LogRoot, paths: Sequence[str], 
     blobs = {p: blobs[p] for p in paths if p in blobs} if blobs else {}
     blobs.update(fetch_files(where, [p for p in paths if p not in blobs]))
     checked = [_check(p, where, blobs.get(p)) for p in paths]
-    size = sum(n for n, _ in checked)
-    schemas = [sc for _, sc in checked]
+    size = sum(n for n, _, _ in checked)
+    schemas = [sc for _, sc, _ in checked]
+    fixed = sum(f for _, _, f in checked)
+    if fixed > MAX_READ_BYTES:  # each file may be within its bounds and all of them together not
+        shown = ", ".join(str(p) for p in paths[:3]) + (" …" if len(paths) > 3 else "")
+        raise InvalidInputError(f"{len(paths)} log file(s) ({shown}) hold {fixed:,} bytes of values once read, more than the "
+                                f"{MAX_READ_BYTES:,} a read may take; ask for a shorter time range")
     fs = where.arrow_fs
     wanted = list(columns) if columns else None
     text = sorted({f.name for sc in schemas for f in sc if _is_text(f.type) and (wanted is None or f.name in wanted)})
@@ -659,8 +676,15 @@ def _read(root: LogRoot, kind: str, model: str, start: Any, end: Any) -> Any:
     start_ts, end_ts = _timestamp(start), _timestamp(end)
     for attempt in range(3):  # a file merged by a compaction between listing and reading: list again
         try:
-            frames = [_read_file(root, f.path).to_pandas() for f in list_files(root, kind, model)
-                      if (start_ts is None or f.written_ns >= start_ts.value) and (end_ts is None or _day(f) <= end_ts)]
+            frames, held = [], 0
+            for f in list_files(root, kind, model):
+                if (start_ts is None or f.written_ns >= start_ts.value) and (end_ts is None or _day(f) <= end_ts):
+                    table = _read_file(root, f.path)
+                    held += table.nbytes  # each file is within its bounds; together they must be too
+                    if held > MAX_READ_BYTES:
+                        raise InvalidInputError(f"the {kind} of {model} asked for hold more than {MAX_READ_BYTES:,} bytes "
+                                                "of values once read; ask for a shorter time range")
+                    frames.append(table.to_pandas())
             break
         except FileNotFoundError:
             if attempt == 2:
