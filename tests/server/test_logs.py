@@ -440,7 +440,7 @@ def test_a_file_whose_columns_do_not_fit_the_models_log_is_refused(team: Any) ->
     odd = [(409, good.assign(prediction=[b"x", b"y", b"z"])),  # bytes where the log holds integers
            (400, good.assign(latency_ms=["fast"] * 3)),
            (400, good.assign(time=good["time"].dt.tz_convert("America/New_York")))]
-    for i, (status, frame) in enumerate(odd):
+    for status, frame in odd:
         got, answer = _request(url, "PUT", f"{route}/part-{time.time_ns()}-w_a.parquet", tokens["writer"],
                                parquet_bytes(frame.assign(request_id=[uuid.uuid4().hex for _ in range(3)])))
         assert got == status and b"not published" in answer, answer
@@ -463,6 +463,6 @@ def test_files_each_within_bounds_but_too_much_together_are_refused_before_readi
     one = predictions._check(next(folder.iterdir()), log_root(root))[2]
     with monkeypatch.context() as m:
         m.setattr(predictions, "MAX_READ_BYTES", 3 * one - 1)  # each file fits, the three do not
-        with pytest.raises(InvalidInputError, match="bytes of values once read.*ask for a shorter time range"):
+        with pytest.raises(InvalidInputError, match=r"bytes of values once read.*ask for a shorter time range"):
             read_log(log_root(root), "churn")
     assert len(read_log(log_root(root), "churn")) == 60

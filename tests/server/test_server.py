@@ -310,10 +310,9 @@ def test_a_server_killed_mid_upload_leaves_no_process_and_its_next_start_clears_
 
     from modelcycle.store.predictions import parquet_bytes
     from tests.server.test_logs import _rows
+    from tests.serving.test_server_process import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     home = tmp_path / "server"
     proc = _serve(home, port)
     try:
