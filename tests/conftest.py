@@ -28,6 +28,22 @@ hypothesis_settings.register_profile("modelcycle", deadline=None)
 hypothesis_settings.load_profile("modelcycle")
 
 
+# Files whose tests run real processes for a minute or more. pytest-xdist hands whole files to its workers in the
+# order they are collected (--dist loadfile): these go first, so that no worker is left with one of them at the end
+# while the other has nothing to do.
+LONG_FILES = ("tests/team/test_server_team.py", "tests/team/test_replicas.py", "tests/test_demo.py",
+              "tests/serving/test_server_process.py", "tests/automation/test_agent_process.py",
+              "tests/security/test_server_process.py", "tests/server/test_schemathesis.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONG_FILES.index(path) if path in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the other files, is kept
+
+
 @pytest.fixture(autouse=True)
 def _no_process_outlives_its_test() -> Iterator[None]:
     """Every process a test starts (servers, agents, Dask workers of the shared LocalCluster) ends with the
