@@ -102,6 +102,9 @@ def test_a_published_file_is_a_log_file_and_is_never_replaced(team: Any) -> None
     assert not list(Path(settings.artifact_uri).rglob("*.parquet"))
     assert _request(url, "PUT", path, tokens["writer"], good)[0] == 201
     assert _request(url, "PUT", path, tokens["writer"], good)[0] == 200  # an upload retried: the same bytes
+    for day_that_is_not in ("2026-99-99", "0000-00-00", "2026-02-30"):  # only days a reader can place in time
+        wrong = path.replace(f"date={day}", f"date={day_that_is_not}")
+        assert _request(url, "PUT", wrong, tokens["writer"], good)[0] == 404
     status, answer = _request(url, "PUT", path, tokens["writer"], parquet_bytes(_rows("churn", 4, time.time())))
     assert status == 409, answer
     assert len(read_log(log_root(url, tokens["reader"]), "churn")) == 3
@@ -114,7 +117,8 @@ PATHS = ["../../etc/passwd", "predictions/../../x", "predictions/model=churn/../
          "predictions/model=churn/date=2026-01-01/.part-1-a.parquet.tmp", "predictions/model=ch%E2%80%A4%E2%80%A4",
          "predictions/%252e%252e/%252e%252e/etc", "%2e%2e/%2e%2e/etc",
          "predictions/model=churn/date=2026-01-01/..;/x.parquet", "predictions/model=%C0%AE%C0%AE",
-         "predictions/model=churn%00/date=2026-01-01", "predictions/model=churn/date=2026-1-1",
+         "predictions/model=churn%00/date=2026-01-01", "predictions/model=churn/date=2026-1-1", "predictions/model=churn/date=2026-99-99",
+         "predictions/model=churn/date=0000-00-00/part-1-a.parquet",
          "labels/model=churn/date=2026-01-01/part-1-a.parquet%00.txt", "predictions/model=churn/date=2026-01-01/part--a.parquet"]
 
 

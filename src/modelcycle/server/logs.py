@@ -18,6 +18,7 @@ can hold), and is never replaced by other bytes.
 
 import asyncio
 import contextlib
+import datetime
 import os
 import re
 import stat
@@ -74,6 +75,11 @@ def _parse(path: str, file: bool) -> tuple[list[str], str | None]:
             "predictions, labels, <kind>/model=<name> or <kind>/model=<name>/date=YYYY-MM-DD"
         raise errors.NotFoundError(f"{path[:120]!r} is not a path of the prediction log; a path is {what}")
     parts = path.split("/")
+    if len(parts) > 2:
+        try:
+            datetime.date.fromisoformat(parts[2][5:])
+        except ValueError:
+            raise errors.NotFoundError(f"{parts[2]!r} is not a day of the prediction log (date=YYYY-MM-DD)") from None
     if parts[0] == "predictions" and len(parts) > 1 and parts[1] == "unassigned":
         raise errors.NotFoundError("predictions are always logged for a model: predictions/model=<name>/…")
     return parts, (parts[1][6:] if len(parts) > 1 and parts[1].startswith("model=") else None)
