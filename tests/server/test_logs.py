@@ -469,4 +469,6 @@ def test_files_each_within_bounds_but_too_much_together_are_refused_before_readi
         m.setattr(predictions, "MAX_READ_BYTES", 3 * one - 1)  # each file fits, the three do not
         with pytest.raises(InvalidInputError, match=r"bytes of values once read.*ask for a shorter time range"):
             read_log(log_root(root), "churn")
+        with pytest.raises(InvalidInputError, match=r"bytes of values once read, more than"):  # one read of all (monitor)
+            predictions.read_parquet(log_root(root), sorted(str(p) for p in folder.iterdir()))
     assert len(read_log(log_root(root), "churn")) == 60
