@@ -231,6 +231,15 @@ def _names(runs) -> list[str]:
 def test_search_filters_and_orders(populated, flt, order, expected) -> None:
     store, _ = populated
     assert _names(store.search_runs(filter=flt, order_by=order)) == expected
+    assert store.count_runs(filter=flt) == len(expected)  # what a table of every result shows as its size
+
+
+def test_a_count_is_of_the_experiments_named_and_refuses_a_bad_filter(populated) -> None:
+    store, _ = populated
+    assert store.count_runs() == 4 and store.count_runs(["churn"]) == 3 and store.count_runs(["churn", "other"]) == 4
+    assert store.count_runs(["churn"], "metrics.auc > 0.8") == 2 and store.count_runs(["no such experiment"]) == 0
+    with pytest.raises(InvalidInputError, match="metrics.auc >"):
+        store.count_runs(filter="metrics.auc >")
 
 
 def test_search_restricts_to_experiments_and_limits(populated) -> None:

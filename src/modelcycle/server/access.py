@@ -234,7 +234,9 @@ def _resolve(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
     return check
 
 
-def _search(page: bool) -> Rule:
+def _search(page: bool | None) -> Rule:
+    """The experiments a search may read: those named (each needs read), else every one the user may read.
+    ``page``: what to answer when that is none (a page, a list, or None for a count)."""
     def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
         names = v.get("experiments")
         if names:
@@ -245,7 +247,7 @@ def _search(page: bool) -> Rule:
             return
         readable = g.readable_experiments(p)
         if not readable:  # none named means all: all the user may read, which is none
-            raise Answer(RunPage.of([]) if page else [])
+            raise Answer(0 if page is None else RunPage.of([]) if page else [])
         v["experiments"] = readable
 
     return rule
@@ -398,6 +400,7 @@ RULES: dict[str, Rule] = {
     "resolve_run_id": _resolve,
     "search_runs": _search(page=False),
     "search_page": _search(page=True),
+    "count_runs": _search(page=None),
     "get_metric_history": _run("read"),
     "metric_keys": _run("read"),
     "artifact_clash": _run("read"),

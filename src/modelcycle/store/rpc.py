@@ -29,6 +29,7 @@ CALLS: dict[str, str] = {
     "resolve_run_id": "read",
     "search_runs": "read",
     "search_page": "read",
+    "count_runs": "read",
     "get_metric_history": "read",
     "metric_keys": "read",
     "artifact_clash": "read",

@@ -625,16 +625,9 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         if cached is None:
             # Experiments are named by id (an experiment's id never changes): the planner then estimates the
             # runs from their own statistics, even where the few-row experiments table was never analysed.
-            ids: list[int] | None = None
-            if experiments:
-                ids = []
-                for name in dict.fromkeys(experiments):
-                    try:
-                        ids.append(self.get_experiment(name).id)
-                    except NotFoundError:
-                        pass
-                if not ids:
-                    return _page([], {})
+            ids = self._ids_of(experiments)
+            if ids == []:
+                return _page([], {})
             stmt = self._search_statement(ids, filter, order_by, limit, offset)
             compiled = stmt.compile(self.engine, compile_kwargs={"render_postcompile": True})
             params = compiled.params
@@ -647,6 +640,28 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         sql, args = cached
 
         return self._read(lambda conn: _page_of(self.dialect, conn.connection.driver_connection, sql, args))
+
+    def count_runs(self, experiments: list[str] | None = None, filter: str | None = None) -> int:
+        """How many runs ``search_runs`` finds without a limit (what a table of every result needs first)."""
+        if self._statistics_checked < time.monotonic():
+            self._gather_statistics()
+        ids = self._ids_of(experiments)
+        if ids == []:
+            return 0
+        found = self._search_statement(ids, filter, None, None, 0).order_by(None).with_only_columns(s.runs.c.id)
+        return int(self._read(lambda c: c.execute(select(func.count()).select_from(found.subquery())).scalar_one()))
+
+    def _ids_of(self, experiments: list[str] | None) -> list[int] | None:
+        """The ids of the named experiments that exist (None: no names, all experiments)."""
+        if not experiments:
+            return None
+        ids = []
+        for name in dict.fromkeys(experiments):
+            try:
+                ids.append(self.get_experiment(name).id)
+            except NotFoundError:
+                pass
+        return ids
 
     def _gather_statistics(self) -> None:
         """PostgreSQL plans a search from the tables' statistics, which autovacuum gathers only after a while (a
