@@ -238,7 +238,7 @@ def test_a_count_is_of_the_experiments_named_and_refuses_a_bad_filter(populated)
     store, _ = populated
     assert store.count_runs() == 4 and store.count_runs(["churn"]) == 3 and store.count_runs(["churn", "other"]) == 4
     assert store.count_runs(["churn"], "metrics.auc > 0.8") == 2 and store.count_runs(["no such experiment"]) == 0
-    with pytest.raises(InvalidInputError, match="metrics.auc >"):
+    with pytest.raises(InvalidInputError, match=r"metrics\.auc >"):
         store.count_runs(filter="metrics.auc >")
 
 
