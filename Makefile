@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint ui bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,20 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check --output-format concise src tests bench
 	$(BIN)/lint-imports
 
-test: lint
+# The web UI (ui/, npm): built into the package, where `modelcycle server` serves it; not committed.
+UI_BUILT := src/modelcycle/server/ui/index.html
+UI_SOURCES := $(wildcard ui/src/* ui/public/*) ui/index.html ui/vite.config.js ui/package.json ui/package-lock.json
+
+ui/node_modules/.installed: ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(UI_BUILT): ui/node_modules/.installed $(UI_SOURCES)
+	cd ui && npm run --silent build -- --logLevel warn
+
+ui: $(UI_BUILT)
+
+test: lint ui
 	$(BIN)/python -m pytest
 
 # The benchmark compares with MLflow, installed in its own environment (.venv-bench).
@@ -43,4 +56,4 @@ bench: .venv-bench/.installed
 	.venv-bench/bin/python bench/team.py
 
 clean:
-	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache .modelcycle
+	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache .modelcycle ui/node_modules src/modelcycle/server/ui

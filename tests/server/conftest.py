@@ -63,6 +63,7 @@ class World:
             "resolve_run_id": ((run[:10],), {}),
             "search_runs": ((["churn"],), {}),
             "search_page": ((["churn"],), {}),
+            "count_runs": ((["churn"],), {}),
             "get_metric_history": ((run, "m"), {}),
             "metric_keys": ((run,), {}),
             "artifact_clash": ((run, ["a.txt"]), {}),

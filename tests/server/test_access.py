@@ -32,7 +32,7 @@ HAS_A_ROLE = {"reader", "writer", "manager", "admin", "outsider"}
 # "any" anyone with a role; "writes" anyone who may write something; "admin" admins only
 NEEDS: dict[str, Any] = {
     "get_or_create_experiment": 2, "get_experiment": 1, "list_experiments": "list", "create_run": 2, "write": 2,
-    "heartbeat": 2, "mark_lost": "any", "get_run": 1, "resolve_run_id": 1, "search_runs": 1, "search_page": 1,
+    "heartbeat": 2, "mark_lost": "any", "get_run": 1, "resolve_run_id": 1, "search_runs": 1, "search_page": 1, "count_runs": 1,
     "get_metric_history": 1, "metric_keys": 1, "artifact_clash": 1, "get_environment": "any", "delete_run": 3,
     "referenced_digests": "admin", "create_model_version": 2, "set_model_version_tags": 2, "get_model_version": 1,
     "search_model_versions": "list", "list_registered_models": "list", "get_alias": 1, "get_aliases": 1,
@@ -80,7 +80,8 @@ def test_every_call_blob_and_log_route_answers_only_whom_it_should(team: Any) ->
     new = b"a new blob"
     routes = [("HEAD", blob, None, "any"), ("GET", blob, None, "any"),
               ("PUT", f"/api/v1/blobs/{hashlib.sha256(new).hexdigest()}", new, "writes"),
-              ("GET", "/api/v1/blobs", None, "admin"), ("GET", "/api/v1/openapi.json", None, "open")]
+              ("GET", "/api/v1/blobs", None, "admin"), ("GET", "/api/v1/openapi.json", None, "open"),
+              ("POST", "/api/v1/models/churn/promote", b'{"version": 1, "force": true}', 3)]
     # the prediction log: a model's folder and files by the role on the model; labels for every model: admins only here
     from modelcycle.store.predictions import log_root, model_dir, parquet_bytes, write_atomic
     from tests.server.test_logs import _rows
@@ -368,3 +369,35 @@ def test_a_replica_whose_role_is_granted_late_serves_the_version_without_a_resta
             time.sleep(0.1)
         assert holder.version == 2
         c.close()
+
+
+def test_promotion_and_rollback_by_the_server_follow_the_registrys_rules_and_record_the_user(team: Any) -> None:
+    """What the web UI's buttons call: the gate decides as for `modelcycle models promote`, managers may force past it
+    (recorded as forced), and the audit log names the user whose token made the move."""
+    url, tokens, world, _ = team
+    promote = "/api/v1/models/churn/promote"
+    status, body = _request(url, "POST", promote, tokens["manager"], b'{"version": 1}')
+    assert status == 409 and b"there is no verdict" in body  # no verdict stored: the gate refuses, as the CLI does
+    for who in ("reader", "writer", "outsider"):
+        assert _request(url, "POST", promote, tokens[who], b'{"version": 1, "force": true}')[0] == 403, who
+    assert _request(url, "POST", promote, None, b'{"version": 1, "force": true}')[0] == 401
+    status, body = _request(url, "POST", promote, tokens["manager"], b'{"version": 1, "force": true, "reason": "hotfix"}')
+    assert status == 200, body
+    event = json.loads(body)
+    assert (event["actor"], event["forced"], event["to_version"]) == ("manager", True, 1) and "hotfix" in event["reason"]
+    for bad in (b'{"version": 0}', b'{"version": "x"}', b'{"version": 1, "alias": "no/such"}', b'{"version": 1, "extra": 1}',
+                b'{"version": 99}', b"not json"):
+        status, body = _request(url, "POST", promote, tokens["manager"], bad)
+        assert status in (400, 404, 422) and b'"error"' in body, (bad, status, body)
+    status, body = _request(url, "POST", "/api/v1/models/churn/rollback", tokens["manager"], b"{}")
+    assert status == 400 and b"no earlier version" in body
+    store_version = world.args("create_model_version")
+    status, _ = _request(url, "POST", "/api/v1/store/create_model_version", tokens["manager"],
+                         codec("create_model_version").encode_args(*store_version))
+    assert status == 200
+    assert _request(url, "POST", promote, tokens["admin"], b'{"version": 2, "force": true}')[0] == 200
+    assert _request(url, "POST", "/api/v1/models/churn/rollback", tokens["reader"], b"{}")[0] == 403
+    status, body = _request(url, "POST", "/api/v1/models/churn/rollback", tokens["manager"], b'{"reason": "bad canary"}')
+    assert status == 200, body
+    event = json.loads(body)
+    assert (event["action"], event["actor"], event["from_version"], event["to_version"]) == ("rollback", "manager", 2, 1)

@@ -12,7 +12,7 @@ import typer
 from modelcycle.cli._common import JSON_OPTION, console, errors, print_json, printable, when
 from modelcycle.errors import ConfigurationError, InvalidInputError
 
-__all__ = ["app", "factory", "server"]
+__all__ = ["app", "factory", "server", "ui"]
 
 app = typer.Typer(invoke_without_command=True)  # its help is the callback's docstring
 users = typer.Typer(help="The server's users: their tokens and roles. Run where the server runs, on its stores.",
@@ -55,6 +55,44 @@ def server(
     """
     if ctx.invoked_subcommand is not None:
         return
+    _serve(host, port, workers, no_auth, allowed_hosts, as_json, browser=False)
+
+
+def ui(
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535)] = 5000,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser; print the address.")] = False,
+    as_json: bool = typer.Option(False, "--json", help="Once the UI answers, print one JSON line: its url and pid."),
+) -> None:
+    """Open the web UI over this machine's records: a server on 127.0.0.1 (yours alone), then your browser.
+
+    With MODELCYCLE_TRACKING_URI set to a team server, its own address is opened instead: the team's UI is there.
+    """
+    from modelcycle.settings import Settings
+
+    @errors
+    def remote() -> bool:
+        uri = Settings.from_env().store_uri
+        if not uri.startswith(("http://", "https://")):
+            return False
+        console(stderr=True).print(f"the team server's UI: {printable(uri)} (sign in with your token)")
+        if not no_browser:
+            _open(uri)
+        return True
+
+    if not remote():
+        _serve("127.0.0.1", port, 1, False, None, as_json, browser=not no_browser)
+
+
+def _open(url: str) -> None:
+    import webbrowser
+
+    try:
+        webbrowser.open(url, new=2)
+    except Exception:  # no browser here (a server, a container): the address was printed
+        pass
+
+
+def _serve(host: str, port: int, workers: int, no_auth: bool, allowed_hosts: str | None, as_json: bool, browser: bool) -> None:
     from modelcycle.cli.serve import announce_when_ready, check_port, print_json_line
     from modelcycle.serving.http import is_loopback
     from modelcycle.settings import Settings
@@ -83,7 +121,10 @@ def server(
             else:
                 token = ", token required" if (settings.server_token or users_exist) and not no_auth else ""
                 console(stderr=True).print(f"modelcycle server on {printable(url)} ({workers} worker{'s' if workers > 1 else ''}"
-                                           f"{token}); clients: MODELCYCLE_TRACKING_URI={printable(shown)}; Ctrl-C to stop")
+                                           f"{token}); web UI: {printable(shown)}/; clients: "
+                                           f"MODELCYCLE_TRACKING_URI={printable(shown)}; Ctrl-C to stop")
+            if browser:
+                _open(url + "/")
 
         announce_when_ready(url, ready, path="/api/v1/health")
         # at most 1,000 connections at once (more are answered 503): a flood of half-sent requests cannot take every

@@ -168,6 +168,8 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
 
     for name in CALLS:
         _add_call(app, name, store, gate, run_in_threadpool, Response)
+    _add_registry_routes(app, store, gate, run_in_threadpool)
+    _add_ui_routes(app)
     add_log_routes(app, settings.log_uri, run_in_threadpool, spool)
 
     def _may(request: Request, what: str) -> None:
@@ -261,15 +263,7 @@ def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: An
     fn = getattr(store, name)
 
     def call(principal: Principal | None, values: dict[str, Any]) -> Any:
-        sanitize(name, values)
-        if principal is None:
-            return c.call(fn, values)
-        try:
-            keep = gate.check(name, principal, values)
-        except Answer as a:
-            return a.value
-        value = c.call(fn, values)
-        return keep(value) if keep is not None else value
+        return _gated(name, fn, gate, principal, values)
 
     async def endpoint(body: Any, request: Request) -> Any:
         values = {k: getattr(body, k) for k in type(body).model_fields}
@@ -280,6 +274,135 @@ def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: An
     endpoint.__name__ = name
     app.add_api_route(f"/api/v1/store/{name}", endpoint, methods=["POST"], tags=[f"store: {CALLS[name]}"],
                       summary=name.replace("_", " "), response_model=None)
+
+
+def _gated(name: str, fn: Any, gate: Gate, principal: Principal | None, values: dict[str, Any]) -> Any:
+    """One store call as ``principal`` may make it: checked by its access rule, its answer filtered by it."""
+    c = codec(name)
+    sanitize(name, values)
+    if principal is None:
+        return c.call(fn, values)
+    try:
+        keep = gate.check(name, principal, values)
+    except Answer as a:
+        return a.value
+    value = c.call(fn, values)
+    return keep(value) if keep is not None else value
+
+
+class _GatedStore:
+    """The metadata store as one user may use it: each call goes through the same checks as ``/api/v1/store/<call>``,
+    so what the server does for a user (a promotion from the web UI) follows the rules that user's own client would."""
+
+    def __init__(self, store: Any, gate: Gate, principal: Principal | None) -> None:
+        self._store, self._gate, self._principal = store, gate, principal
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in CALLS:
+            raise AttributeError(name)
+        fn, signature = getattr(self._store, name), codec(name).signature
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            values = dict(list(signature.bind(None, *args, **kwargs).arguments.items())[1:])
+            return _gated(name, fn, self._gate, self._principal, values)
+
+        return call
+
+
+def _add_registry_routes(app: Any, store: Any, gate: Gate, run_in_threadpool: Any) -> None:
+    """Promotion and rollback by the server, for clients that cannot run the registry's rules themselves (the web UI):
+    the same checks and audit records as ``modelcycle models promote|rollback``, the user's name as the actor."""
+    from fastapi import Request
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from modelcycle.registry.registry import Registry
+
+    class Promotion(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        version: int = Field(ge=1, le=2**62)
+        alias: str = "champion"
+        reason: str | None = Field(None, max_length=2000)
+        force: bool = False
+
+    class Rollback(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        alias: str = "champion"
+        reason: str | None = Field(None, max_length=2000)
+
+    def registry(request: Request) -> Registry:
+        return Registry(_Shim(_GatedStore(store, gate, request.state.principal)))  # type: ignore[arg-type]
+
+    def answer(event: Any) -> dict[str, Any]:
+        return {k: getattr(event, k) for k in ("id", "name", "alias", "from_version", "to_version", "action", "actor",
+                                               "at", "reason", "verdict_id", "forced")}
+
+    @app.post("/api/v1/models/{name}/promote", tags=["registry"])
+    async def promote(name: str, body: Promotion, request: Request) -> dict[str, Any]:
+        """Move ``name@alias`` to a version whose latest verdict passed (``force`` overrides: managers only, recorded)."""
+        reg = registry(request)
+        return answer(await run_in_threadpool(reg.promote, name, body.version, body.alias, None, body.force, body.reason))
+
+    @app.post("/api/v1/models/{name}/rollback", tags=["registry"])
+    async def rollback(name: str, body: Rollback, request: Request) -> dict[str, Any]:
+        """Move ``name@alias`` back to the version it had before its latest move."""
+        reg = registry(request)
+        return answer(await run_in_threadpool(reg.rollback, name, body.alias, body.reason))
+
+
+UI_DIR = Path(__file__).parent / "ui"  # the web UI as `make ui` builds it (packaged in the wheel, not in git)
+_UI_FILE = re.compile(r"^/(?:|favicon\.svg|assets/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127})$")  # every path the UI serves
+# Scripts only from the server's own files (none inline, no eval); styles may be inline for the HTML reports a run
+# keeps, which are shown in a sandboxed frame that runs none of their scripts.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
+       "connect-src 'self'; frame-src blob:; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_UI_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+               "X-Frame-Options": "DENY", "Cross-Origin-Opener-Policy": "same-origin"}
+_NOT_BUILT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>modelcycle</title></head>
+<body><h1>modelcycle server</h1><p>This installation has no web UI: it was installed from source without building it.
+Run <code>make ui</code> in a checkout (node and npm needed), or install the wheel. The API answers at
+<a href="/api/docs">/api/docs</a>.</p></body></html>"""
+
+
+def _add_ui_routes(app: Any) -> None:
+    """The web UI's files: ``/`` (its page) and ``/assets/<file>`` (scripts and styles, named by their content's hash
+    by the build, so they are kept by browsers for a year). Nothing else is served outside ``/api/``."""
+    from fastapi import Request
+    from fastapi.responses import FileResponse, HTMLResponse, Response
+
+    def page() -> Any:
+        index = UI_DIR / "index.html"
+        if not index.is_file():
+            return HTMLResponse(_NOT_BUILT, headers=_UI_HEADERS | {"Cache-Control": "no-store"})
+        return FileResponse(index, media_type="text/html; charset=utf-8", headers=_UI_HEADERS | {"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    def ui_page() -> Any:
+        return page()
+
+    @app.get("/favicon.svg", include_in_schema=False)
+    def ui_icon() -> Any:
+        path = UI_DIR / "favicon.svg"
+        return FileResponse(path, media_type="image/svg+xml", headers=_UI_HEADERS) if path.is_file() else Response(status_code=404)
+
+    @app.get("/assets/{name}", include_in_schema=False)
+    def ui_asset(name: str, request: Request) -> Any:
+        if not _UI_FILE.fullmatch(request.url.path):
+            return Response(status_code=404)
+        path = UI_DIR / "assets" / name  # a single name of safe characters (checked above): no folder, no ".."
+        if not path.is_file():
+            return Response(status_code=404)
+        kind = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
+                ".woff2": "font/woff2"}.get(path.suffix)
+        if kind is None:
+            return Response(status_code=404)
+        return FileResponse(path, media_type=kind, headers=_UI_HEADERS | {"Cache-Control": "public, max-age=31536000, immutable"})
+
+
+class _Shim:
+    """What the registry needs of a client to move aliases: its store."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
 
 
 _SERVER_TOKEN = Principal("admin", admin=True, person=False)
@@ -304,7 +427,7 @@ class _Authenticate:
                                   f"a call's body needs a Content-Length of at most {MAX_CALL:,} bytes")
                 await response(scope, receive, send)
                 return
-        if path != "/api/v1/health":
+        if path != "/api/v1/health" and not (scope.get("method") in ("GET", "HEAD") and _UI_FILE.fullmatch(path)):
             header = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"authorization"), "")
             given = header[7:] if header.lower().startswith("bearer ") else None
             try:

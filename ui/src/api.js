@@ -1,0 +1,64 @@
+// The server's public API, as every modelcycle client uses it: POST /api/v1/store/<call> with the call's arguments,
+// blobs by their sha256, and the registry's promote/rollback routes. A token (when the server needs one) is kept for
+// this browser tab only.
+
+const TOKEN = "modelcycle.token";
+
+export const getToken = () => sessionStorage.getItem(TOKEN) || "";
+export const setToken = (t) => (t ? sessionStorage.setItem(TOKEN, t) : sessionStorage.removeItem(TOKEN));
+
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+const headers = (json) => {
+  const h = {};
+  const t = getToken();
+  if (t) h.Authorization = `Bearer ${t}`;
+  if (json) h["Content-Type"] = "application/json";
+  return h;
+};
+
+// The server writes NaN and infinities as JSON's non-standard constants; they become the strings "NaN",
+// "Infinity", "-Infinity" here (strings inside the document are left as they are).
+const NON_FINITE = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g;
+export const parse = (text) => JSON.parse(text.replace(NON_FINITE, (m, lit) => (lit ? `"${lit}"` : m)));
+
+async function answer(r) {
+  const text = await r.text();
+  if (!r.ok) {
+    let e = null;
+    try {
+      e = JSON.parse(text).error;
+    } catch {
+      /* not our error shape */
+    }
+    throw new ApiError(r.status, e?.code || String(r.status), e?.message || text.slice(0, 300) || r.statusText, e?.details);
+  }
+  return text ? parse(text) : null;
+}
+
+export async function call(name, args = {}) {
+  const r = await fetch(`/api/v1/store/${name}`, { method: "POST", headers: headers(true), body: JSON.stringify(args) });
+  return (await answer(r)).value;
+}
+
+export async function post(path, body) {
+  const r = await fetch(path, { method: "POST", headers: headers(true), body: JSON.stringify(body) });
+  return answer(r);
+}
+
+export async function blob(digest) {
+  if (!/^[0-9a-f]{64}$/.test(digest)) throw new ApiError(400, "InvalidInputError", `not a digest: ${digest}`);
+  const r = await fetch(`/api/v1/blobs/${digest}`, { headers: headers(false) });
+  if (!r.ok) await answer(r);
+  return r.blob();
+}
+
+// PAGE_FIELDS of a search page's rows
+export const ROW = { id: 0, experimentId: 1, name: 2, status: 3, start: 4, end: 5, heartbeat: 6, parent: 7, reproduces: 8, experiment: 9 };

@@ -1,0 +1,110 @@
+import { useEffect, useState } from "preact/hooks";
+import { call } from "./api.js";
+import { LineChart, Scatter } from "./chart.jsx";
+import { Failure } from "./failure.jsx";
+import { fmtNumber, href } from "./util.js";
+
+const MAX_RUNS = 100;
+
+function SideBySide({ runs, kind, testid }) {
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r[kind] || {})))].sort();
+  if (!keys.length) return <p class="muted">none</p>;
+  const show = (v) => (v === undefined ? "—" : kind === "metrics" ? fmtNumber(v) : v);
+  return (
+    <div class="scroll">
+      <table class="grid compare" data-testid={testid}>
+        <thead>
+          <tr>
+            <th>{kind}</th>
+            {runs.map((r) => (
+              <th key={r.id}>
+                <a href={href("run", [r.id])}>{r.name || r.id.slice(0, 8)}</a>
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {keys.map((k) => {
+            const values = runs.map((r) => (r[kind] || {})[k]);
+            const differs = new Set(values.map((v) => JSON.stringify(v ?? null))).size > 1;
+            return (
+              <tr key={k} class={differs ? "differs" : ""}>
+                <th>{k}</th>
+                {values.map((v, i) => (
+                  <td key={runs[i].id}>{show(v)}</td>
+                ))}
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function ComparePage({ ids }) {
+  const [runs, setRuns] = useState(null);
+  const [error, setError] = useState(null);
+  const [metric, setMetric] = useState("");
+  const [series, setSeries] = useState(null);
+  const [param, setParam] = useState("");
+  const chosen = ids.slice(0, MAX_RUNS);
+  useEffect(() => {
+    Promise.all(chosen.map((id) => call("get_run", { run_id: id }))).then((rs) => {
+      setRuns(rs);
+      const keys = [...new Set(rs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
+      setMetric((m) => m || keys[0] || "");
+      const numeric = [...new Set(rs.flatMap((r) => Object.keys(r.params || {})))].sort().filter((k) => rs.some((r) => r.params[k] !== undefined && !Number.isNaN(Number(r.params[k]))));
+      setParam((p) => p || numeric[0] || "");
+    }, setError);
+  }, [chosen.join(",")]);
+  useEffect(() => {
+    if (!runs || !metric) return;
+    setSeries(null);
+    Promise.all(runs.map((r) => call("get_metric_history", { run_id: r.id, key: metric }).catch(() => []))).then((histories) =>
+      setSeries(runs.map((r, i) => ({ label: r.name || r.id.slice(0, 8), steps: histories[i].map((p) => p.step), values: histories[i].map((p) => p.value) })).filter((s) => s.steps.length)),
+    );
+  }, [runs, metric]);
+  if (error) return <Failure error={error} />;
+  if (!ids.length) return <p>Select runs on the runs page (their check boxes), then Compare.</p>;
+  if (!runs) return <p class="muted">loading {chosen.length} runs…</p>;
+  const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
+  const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))].sort();
+  const points = runs.filter((r) => r.params[param] !== undefined && typeof r.metrics[metric] === "number" && !Number.isNaN(Number(r.params[param])));
+  return (
+    <section class="compare">
+      <h1>Compare {runs.length} runs</h1>
+      {ids.length > MAX_RUNS ? <p class="muted">the first {MAX_RUNS} of the {ids.length} runs chosen</p> : null}
+      <h2>Params</h2>
+      <SideBySide runs={runs} kind="params" testid="compare-params" />
+      <h2>Metrics</h2>
+      <SideBySide runs={runs} kind="metrics" testid="compare-metrics" />
+      <h2>
+        History of{" "}
+        <select aria-label="metric" value={metric} onChange={(e) => setMetric(e.currentTarget.value)}>
+          {metricKeys.map((k) => (
+            <option key={k}>{k}</option>
+          ))}
+        </select>
+      </h2>
+      {series ? series.length ? <LineChart series={series} /> : <p class="muted">no history</p> : <p class="muted">loading…</p>}
+      {paramKeys.length && metric ? (
+        <>
+          <h2>
+            {metric} against{" "}
+            <select aria-label="param" value={param} onChange={(e) => setParam(e.currentTarget.value)}>
+              {paramKeys.map((k) => (
+                <option key={k}>{k}</option>
+              ))}
+            </select>
+          </h2>
+          {points.length ? (
+            <Scatter xs={points.map((r) => Number(r.params[param]))} ys={points.map((r) => r.metrics[metric])} xLabel={param} yLabel={metric} />
+          ) : (
+            <p class="muted">{param} is not a number in these runs</p>
+          )}
+        </>
+      ) : null}
+    </section>
+  );
+}
