@@ -84,6 +84,7 @@ class World:
             "save_verdict": ((u, "churn", 1, True, now, None, {}), {}),
             "list_verdicts": (("churn",), {}),
             "window_get": (("churn", "live", 60, [0.0]), {}),
+            "window_list": (("churn",), {}),
             "window_put": (("churn", "live", 60, []), {}),
             "alert_firing": (("churn",), {}),
             "alert_raise": (({"id": u, "model": "churn", "rule": "r" + u, "raised_at": now, "message": "m"},), {}),

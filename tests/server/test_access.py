@@ -36,7 +36,7 @@ NEEDS: dict[str, Any] = {
     "get_metric_history": 1, "metric_keys": 1, "artifact_clash": 1, "get_environment": "any", "delete_run": 3,
     "referenced_digests": "admin", "create_model_version": 2, "set_model_version_tags": 2, "get_model_version": 1,
     "search_model_versions": "list", "list_registered_models": "list", "get_alias": 1, "get_aliases": 1,
-    "move_alias": 3, "alias_events": 1, "save_verdict": 2, "list_verdicts": 1, "window_get": 1, "window_put": 2,
+    "move_alias": 3, "alias_events": 1, "save_verdict": 2, "list_verdicts": 1, "window_get": 1, "window_list": 1, "window_put": 2,
     "alert_firing": 1, "alert_raise": 2, "alert_resolve": 2, "alert_delivery": 2, "alert_list": "list",
     "alert_get": 1, "cycle_claim_new": 2, "cycle_claim_stale": 2, "cycle_update": 2, "cycle_get": 1,
     "cycle_list": "list", "cache_put": 2, "cache_lookup": "list",

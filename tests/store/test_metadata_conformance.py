@@ -329,6 +329,25 @@ def test_a_stored_window_is_never_replaced_by_a_partial_view(store) -> None:
     assert store.window_get("churn", "champion", 3600, [3600.0])[3600.0]["rows"] == 500 and not store.alert_list(model="churn")
 
 
+def test_windows_are_listed_over_time_for_a_chart(store) -> None:
+    """What the UI's production page draws: a model's windows in a time range, oldest first, the newest when cut."""
+    def window(start: float, rows: int) -> dict:
+        return {"start": start, "rows": rows, "sources": "s", "profile": b"sketch", "summary": {"rows": rows, "drift": {"share": 0.5}},
+                "computed_at": 1.0}
+
+    store.window_put("churn", "champion", 60, [window(60.0 * i, i) for i in range(1, 11)])
+    store.window_put("churn", "shadow", 60, [window(60.0, 99)])
+    store.window_put("fraud", "champion", 60, [window(60.0, 7)])
+    listed = store.window_list("churn")
+    assert [w["start"] for w in listed] == [60.0 * i for i in range(1, 11)] and listed[0]["summary"]["drift"] == {"share": 0.5}
+    assert set(listed[0]) == {"start", "seconds", "rows", "summary", "computed_at"}  # no profile bytes
+    assert [w["rows"] for w in store.window_list("churn", start=180.0, end=360.0)] == [3, 4, 5]
+    assert [w["rows"] for w in store.window_list("churn", limit=2)] == [9, 10]
+    assert [w["rows"] for w in store.window_list("churn", role="shadow")] == [99] and store.window_list("nothing") == []
+    with pytest.raises(InvalidInputError, match="limit"):
+        store.window_list("churn", limit=0)
+
+
 def test_a_large_batch_with_repeated_keys_is_stored_whole(store) -> None:
     """Batches go to PostgreSQL as multi-row statements: thousands of rows, a param given twice (the first value
     stays), a tag set twice (the last wins), a metric logged at many steps (the latest is the highest step), NaN."""

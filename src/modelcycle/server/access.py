@@ -419,6 +419,7 @@ RULES: dict[str, Rule] = {
     "save_verdict": _save_verdict,
     "list_verdicts": _named("model", "read"),
     "window_get": _named("model", "read", "model"),
+    "window_list": _named("model", "read", "model"),
     "window_put": _named("model", "write", "model"),
     "alert_firing": _named("model", "read", "model"),
     "alert_raise": _alert_raise,

@@ -50,6 +50,7 @@ CALLS: dict[str, str] = {
     "list_verdicts": "read",
     # production: windows, alerts, cycles, the step cache
     "window_get": "read",
+    "window_list": "read",
     "window_put": "write",
     "alert_firing": "read",
     "alert_raise": "write",

@@ -52,6 +52,22 @@ class OperationsTables:
                                     "summary": json.loads(row.summary), "computed_at": row.computed_at}
         return found
 
+    def window_list(self, model: str, role: str = "champion", start: float | None = None, end: float | None = None,
+                    limit: int = 2000) -> list[dict[str, Any]]:
+        """The stored windows of ``model`` that start in ``[start, end)``, the newest ``limit`` of them, oldest first:
+        start, seconds, rows, summary and when it was computed (not the profile: what a chart of them over time needs)."""
+        if not 1 <= limit <= 10_000:
+            raise InvalidInputError(f"limit must be between 1 and 10,000, got {limit}")
+        w = s.monitor_windows
+        stmt = select(w.c.start, w.c.seconds, w.c.rows, w.c.summary, w.c.computed_at).where(w.c.model == model, w.c.role == role)
+        if start is not None:
+            stmt = stmt.where(w.c.start >= start)
+        if end is not None:
+            stmt = stmt.where(w.c.start < end)
+        rows = self._read(lambda conn: conn.execute(stmt.order_by(w.c.start.desc(), w.c.seconds).limit(limit)).all())
+        return [{"start": r.start, "seconds": r.seconds, "rows": r.rows, "summary": json.loads(r.summary),
+                 "computed_at": r.computed_at} for r in reversed(rows)]
+
     def window_put(self, model: str, role: str, seconds: int, rows: list[StoredWindow]) -> None:
         """Store summarised windows; a stored window is replaced only by one of at least as many rows.
 
