@@ -53,3 +53,34 @@ export function Scatter({ xs, ys, xLabel, yLabel }) {
   }, [xs, ys, xLabel, yLabel]);
   return <div class="chart" ref={box} data-testid="scatter" />;
 }
+
+// Values over time (seconds since the epoch, UTC), one line per series ({label, values}); gaps where a value is missing.
+export function TimeChart({ title, times, series, height = 180 }) {
+  const box = useRef(null);
+  useEffect(() => {
+    if (!box.current || !times.length) return undefined;
+    const num = (v) => (typeof v === "number" ? v : null);
+    const plot = new uPlot(
+      {
+        title,
+        width: Math.max(300, box.current.clientWidth),
+        height,
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+        axes: [{ values: (u, ticks) => {
+          const span = ticks.length > 1 ? ticks[ticks.length - 1] - ticks[0] : 0;
+          return ticks.map((t) => new Date(t * 1000).toISOString().slice(span > 86400 ? 5 : 11, 16).replace("T", " "));
+        } }, {}],
+        series: [{ label: "time (UTC)" }, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: times.length < 80 } }))],
+      },
+      [times, ...series.map((s) => s.values.map(num))],
+      box.current,
+    );
+    const resize = new ResizeObserver(() => plot.setSize({ width: Math.max(300, box.current.clientWidth), height }));
+    resize.observe(box.current);
+    return () => {
+      resize.disconnect();
+      plot.destroy();
+    };
+  }, [title, times, series, height]);
+  return <div class="chart time-chart" ref={box} data-testid="time-chart" />;
+}

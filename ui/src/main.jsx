@@ -8,6 +8,8 @@ import { RunsPage } from "./runs.jsx";
 import { RunPage } from "./run.jsx";
 import { ComparePage } from "./compare.jsx";
 import { ModelsPage, ModelPage } from "./models.jsx";
+import { PipelinesPage, PipelinePage } from "./pipeline.jsx";
+import { ProductionIndex, ProductionPage } from "./production.jsx";
 
 function useHash() {
   const [hash, setHash] = useState(location.hash);
@@ -26,6 +28,10 @@ function App() {
   else if (page === "compare") body = <ComparePage ids={(query.get("ids") || "").split(",").filter(Boolean)} />;
   else if (page === "models" && args[0]) body = <ModelPage name={args[0]} />;
   else if (page === "models") body = <ModelsPage />;
+  else if (page === "pipeline" && args[0]) body = <PipelinePage id={args[0]} />;
+  else if (page === "pipelines") body = <PipelinesPage />;
+  else if (page === "production" && args[0]) body = <ProductionPage name={args[0]} range={query.get("range")} />;
+  else if (page === "production") body = <ProductionIndex />;
   else body = <RunsPage query={query} />;
   return (
     <>
@@ -37,8 +43,14 @@ function App() {
           <a href="#/runs" class={page === "runs" || page === "run" || page === "compare" ? "active" : ""}>
             Runs
           </a>
+          <a href="#/pipelines" class={page === "pipelines" || page === "pipeline" ? "active" : ""}>
+            Pipelines
+          </a>
           <a href="#/models" class={page === "models" ? "active" : ""}>
             Models
+          </a>
+          <a href="#/production" class={page === "production" ? "active" : ""}>
+            Production
           </a>
         </nav>
         {getToken() ? (

@@ -143,6 +143,9 @@ export function ModelPage({ name }) {
   return (
     <section class="model">
       <h1>{name}</h1>
+      <p>
+        <a href={href("production", [name])}>monitoring, alerts and retraining cycles in production</a>
+      </p>
       <h2>Aliases</h2>
       {Object.keys(data.aliases).length ? (
         <table class="grid" data-testid="aliases">

@@ -140,6 +140,13 @@ export function RunPage({ id }) {
           </>
         ) : null}
       </p>
+      {run.tags["modelcycle.kind"] === "pipeline" ? (
+        <p>
+          <a class="button" href={href("pipeline", [run.id])}>
+            The pipeline's steps
+          </a>
+        </p>
+      ) : null}
       {run.error ? <pre class="error">{run.error}</pre> : null}
       <div class="columns-2">
         <div>
