@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from modelcycle.entities import Cycle, CycleState
+from modelcycle.pipelines import pipeline, step
 from modelcycle.server.app import UI_DIR, create_app
 from modelcycle.settings import Settings
 from modelcycle.store.metadata.base import NewRun, WriteBatch
@@ -29,6 +31,23 @@ PWN = "window.__pwned=1"
 XSS = [f"<img src=x onerror={PWN}>", f"<script>{PWN}</script>", f'"><svg onload={PWN}>', f"javascript:{PWN}",
        f"<iframe src=javascript:{PWN}>", "'-alert(1)-'", f"{{{{constructor.constructor('{PWN}')()}}}}",
        f"<a href=javascript:{PWN}>x</a>", f"<details open ontoggle={PWN}>"]
+
+@step
+def ui_rows(n: int) -> list:
+    print(f"making {n} rows")
+    return list(range(n))
+
+
+@step
+def ui_total(rows: list, scale: float = 1.0) -> float:
+    print(f"<b>scaling</b> {len(rows)} rows")
+    return sum(rows) * scale
+
+
+@pipeline
+def ui_training(n: int = 10, scale: float = 1.0):
+    return ui_total(ui_rows(n), scale=scale)
+
 
 pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (.ci/run installs Debian's)"),
               pytest.mark.timeout(600)]
@@ -76,6 +95,8 @@ def _seed(settings: Settings) -> dict[str, Any]:
             with client.start_run(experiment="churn", name=f"child-{t}", parent=parent):
                 client.log_params({"depth": t + 2})
                 client.log_metric("auc", 0.7 + t / 10)
+    ui_training.run(n=10, client=client)
+    piped = ui_training.run(n=10, scale=2.0, client=client)  # the first step from the cache, the second re-ran
     client.close()
     store = open_metadata_store(settings.store_uri)
     now = time.time()
@@ -91,6 +112,23 @@ def _seed(settings: Settings) -> dict[str, Any]:
     store.save_verdict(uuid.uuid4().hex, "churn", 2, True, now, ids[2],
                        {"rules": [{"rule": "min_metric", "passed": True, "expected": ">= 0.5", "candidate": 0.52, "baseline": None,
                                    "detail": XSS[0]}], "policy": {}, "rows": 100, "baseline_alias": None, "baseline_version": None})
+    minute = 60.0 * (now // 60)
+
+    def summary(i: int) -> dict[str, Any]:
+        columns = {"tenure": {"statistic": 0.3, "threshold": 0.1, "method": "ks", "drifted": i > 5},
+                   XSS[0]: {"statistic": 0.01, "threshold": 0.1, "method": "chi2", "drifted": False}}
+        return {"rows": 100 + i, "latency_ms": {"p50": 2.0, "p99": 9.0 + i}, "performance": {"labelled": 50, "metrics": {"roc_auc": 0.8 - i / 100}},
+                "drift": {"share": 0.5 if i > 5 else 0.0, "drifted_columns": ["tenure"] if i > 5 else [], "columns": columns}}
+
+    store.window_put("churn", "champion", 60, [{"start": minute - 60 * (10 - i), "rows": 100 + i, "sources": "s", "profile": None,
+                                                "summary": summary(i), "computed_at": now} for i in range(10)])
+    store.alert_raise({"id": "alert-ui", "model": "churn", "rule": "drift", "raised_at": now - 100, "message": f"input drift {XSS[4]}"})
+    event = store.move_alias("churn", "champion", 2, action="promote", actor="agent", at=now - 50)
+    store.move_alias("churn", "champion", 1, action="set", actor="setup", at=now - 40)
+    store.cycle_claim_new(Cycle(id="cycle-ui", project="churn", trigger="drift", trigger_key="k", state=CycleState.TRAINING,
+                                started_at=now - 90, updated_at=now - 90, alert_id="alert-ui"))
+    store.cycle_update("cycle-ui", state=CycleState.DONE, run_id=piped.run_id, model="churn", version=2, alias_event_id=event.id,
+                       updated_at=now - 50)
     tokens = {}
     for user, role in (("ana", "manage"), ("rita", "read")):
         token = f"mc_{user}_{uuid.uuid4().hex}"
@@ -99,7 +137,8 @@ def _seed(settings: Settings) -> dict[str, Any]:
             store.user_grant(user, kind, "*", role)
         tokens[user] = token
     store.close()
-    return {"runs": ids, "parent": parent.id, "artifacts_run": artifacts_run, "tokens": tokens, "hostile": hostile}
+    return {"runs": ids, "parent": parent.id, "artifacts_run": artifacts_run, "tokens": tokens, "hostile": hostile,
+            "pipeline": piped.run_id}
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +208,7 @@ def _first_name(page: Any) -> Any:
 
 def test_the_runs_page_shows_every_run_and_a_filter_narrows_it(ana: Watched, site: Any) -> None:
     page = ana.goto("#/runs")
-    assert _count(page) == 46  # 40, the tuning parent and its 3 trials, the reports run, the hostile run
+    assert _count(page) == 52  # 40, the tuning parent and its 3 trials, the reports run, the hostile run, 2 pipelines × 3
     page.wait_for_selector(".tr .cell a")
     ana.shot("runs")
     page.fill("input[name=filter]", "metrics.auc >= 0.8 and params.model = 'rf'")
@@ -260,6 +299,32 @@ def test_a_comparison_marks_differences_and_draws_histories(ana: Watched) -> Non
     ana.shot("compare")
 
 
+def test_a_pipeline_shows_its_steps_why_they_ran_and_their_logs(ana: Watched, site: Any) -> None:
+    _, seeded, _ = site
+    page = ana.goto("#/pipelines")
+    page.click(f"[data-testid=pipelines] a[href='#/pipeline/{seeded['pipeline']}']")
+    expect(page.locator("[data-testid=dag] text:has-text('cache hit')")).to_have_count(1, timeout=30_000)
+    page.click("[data-testid=dag] g[data-step=ui_total]")
+    expect(page.locator("[data-testid=why]")).to_have_text("parameter 'scale' changed (1.0 → 2.0)", timeout=30_000)
+    expect(page.locator("[data-testid=step-logs]")).to_contain_text("<b>scaling</b> 10 rows", timeout=30_000)  # as text
+    page.click("[data-testid=dag] g[data-step=ui_rows]")
+    expect(page.locator("[data-testid=why]")).to_contain_text("same source, inputs and parameters as run")
+    ana.shot("pipeline")
+
+
+def test_production_draws_windows_alerts_and_the_lineage_of_a_cycle(ana: Watched, site: Any) -> None:
+    _, seeded, _ = site
+    page = ana.goto("#/production")
+    page.click("[data-testid=production-models] a:text-is('churn')")
+    expect(page.locator("[data-testid=windows]")).to_contain_text("10 windows of 60 s", timeout=30_000)
+    assert page.locator("[data-testid=time-chart] canvas").count() >= 6  # traffic, latency, drift, prediction, metrics, labels
+    assert page.locator("[data-testid=drift-columns] tr.differs").all_inner_texts()[0].startswith("tenure")
+    assert XSS[4] in page.inner_text("[data-testid=alerts]")
+    lineage = page.inner_text("[data-testid=lineage]")
+    assert "alert alert-ui" in lineage and seeded["pipeline"][:8] in lineage and "churn/2" in lineage and "1 → 2 by agent" in lineage
+    ana.shot("production")
+
+
 def test_promotion_and_rollback_from_the_ui_are_recorded_with_the_user(ana: Watched, site: Any) -> None:
     _, _, settings = site
     from modelcycle.store import open_metadata_store
@@ -313,7 +378,7 @@ def test_without_a_token_the_ui_asks_for_one(browser: Any, site: Any) -> None:
         page.wait_for_selector("form.token", timeout=30_000)
         page.fill("form.token input", seeded["tokens"]["rita"])
         page.click("form.token button")
-        assert _count(page) == 46
+        assert _count(page) == 52
         w.problems = [p for p in w.problems if "401" not in p]
         w.check()
     finally:
@@ -323,7 +388,8 @@ def test_without_a_token_the_ui_asks_for_one(browser: Any, site: Any) -> None:
 def test_the_xss_corpus_runs_nowhere(ana: Watched, site: Any) -> None:
     """Every page that shows the corpus, with a group-by over a tag that holds it and every column shown."""
     _, seeded, _ = site
-    for route in ("#/runs", "#/runs?group=tags.team", f"#/run/{seeded['runs'][0]}", f"#/run/{seeded['hostile']}",
+    for route in ("#/runs", "#/runs?group=tags.team", "#/production/churn", f"#/pipeline/{seeded['pipeline']}",
+                  "#/pipelines", f"#/run/{seeded['runs'][0]}", f"#/run/{seeded['hostile']}",
                   f"#/compare?ids={seeded['hostile']},{seeded['runs'][0]}", f"#/run/{seeded['artifacts_run']}",
                   f"#/compare?ids={','.join(seeded['runs'][:10])}", "#/models", "#/models/churn"):
         page = ana.goto(route)
