@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from modelcycle.store.metadata.base import NewRun, WriteBatch
 from tests.conftest import running
 
 CHROMIUM = "/usr/bin/chromium"
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc0000003"
+                    "010100c9fe92ef0000000049454e44ae426082")  # a 1×1 red image
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 PWN = "window.__pwned=1"
 # each is a run name, a param value, a tag, a metric key, an experiment name or an artifact name somewhere below
@@ -89,6 +92,12 @@ def _seed(settings: Settings) -> dict[str, Any]:
                         "report.html")
         client.log_text("a,b\n1,<img src=x onerror=window.__pwned=1>\n2,3\n", "table.csv")
         client.log_text("x", f"{XSS[3]}.txt")
+        png = settings.home / "dot.png"
+        png.write_bytes(PNG)
+        client.log_artifact(png, "plots/dot.png")
+        import pandas as pd
+
+        client.log_dataset(pd.DataFrame({"tenure": [1, 2, 3], "plan": ["a", "b", XSS[0]]}), name="train")
         artifacts_run = run.id
     with client.start_run(experiment="churn", name="tuning") as parent:
         for t in range(3):
@@ -217,6 +226,9 @@ def test_the_runs_page_shows_every_run_and_a_filter_narrows_it(ana: Watched, sit
     names = page.locator(".tr .cell:nth-child(2)").all_inner_texts()
     assert sorted(names) == sorted([*(f"trial-{i}" for i in (31, 33, 37, 39)), XSS[35 % len(XSS)]])  # shown as text
     assert "filter=" in page.url  # the filter is in the address: a view can be shared
+    page.select_option("select[aria-label='group by']", "params.model")
+    expect(page).to_have_url(re.compile(r"group=params\.model"))
+    expect(page.locator(".group-label")).to_have_text(["rf"], timeout=30_000)  # one group: all five are rf
     ana.shot("runs-filtered")
 
 
@@ -276,6 +288,10 @@ def test_a_run_shows_its_records_history_artifacts_and_children(ana: Watched, si
     assert ana.blocked
     page.click(f"[data-testid=artifacts] button:text-is('{XSS[3]}.txt')")
     page.wait_for_selector("pre.preview")
+    page.click("[data-testid=artifacts] button:text-is('plots/dot.png')")
+    expect(page.locator("img.preview")).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
+    assert page.evaluate("document.querySelector('img.preview').naturalWidth") == 1  # the image itself, decoded
+    assert "train" in page.inner_text("[data-testid=datasets]") and "tenure: int" in page.inner_text("[data-testid=datasets]")
     ana.shot("run-artifacts")
     page = ana.goto(f"#/run/{seeded['parent']}")
     page.wait_for_selector("[data-testid=children]")
@@ -435,3 +451,62 @@ def test_pages_are_served_with_a_policy_that_runs_no_inline_script(site: Any) ->
     with pytest.raises(urllib.error.HTTPError) as e:  # the pages are open; the records still need a token
         urllib.request.urlopen(req)
     assert e.value.code == 401
+
+
+def test_a_run_that_stops_answering_shows_as_lost_without_a_reload(ana: Watched, site: Any) -> None:
+    """The table asks again every few seconds: a run whose process died turns LOST in front of the user."""
+    _, _, settings = site
+    from modelcycle.store import open_metadata_store
+
+    store = open_metadata_store(settings.store_uri)
+    run = uuid.uuid4().hex
+    try:
+        store.write(WriteBatch(runs=[NewRun(id=run, experiment_id=store.get_or_create_experiment("live").id, name="doomed",
+                                            start_time=time.time())]))
+        page = ana.goto("#/runs?experiment=live")
+        status = page.locator(".tr[data-index='0'] .status")
+        expect(status).to_have_text("RUNNING", timeout=30_000)
+        store.heartbeat([run], time.time() - 3600)
+        store.mark_lost(time.time() - 60)
+        expect(status).to_have_text("LOST", timeout=60_000)
+    finally:
+        store.close()
+
+
+def test_the_ui_is_small_and_says_when_it_was_not_built(site: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import gzip
+
+    scripts = list((UI_DIR / "assets").glob("*.js"))
+    assert scripts and sum(len(gzip.compress(p.read_bytes())) for p in scripts) < 100_000  # the README: under 100 kB
+    import modelcycle.server.app as app_module
+
+    monkeypatch.setattr(app_module, "UI_DIR", tmp_path / "nothing")
+    with running(create_app(Settings.for_home(tmp_path / "h", capture=False))) as url, urllib.request.urlopen(url + "/") as r:
+        assert "make ui" in r.read().decode() and r.headers["Content-Security-Policy"]
+
+
+def test_modelcycle_ui_serves_the_local_records_or_opens_the_team_server(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MODELCYCLE_HOME": str(tmp_path / "home"), "BROWSER": "true"}
+    env.pop("MODELCYCLE_TRACKING_URI", None)
+    proc = subprocess.Popen([sys.executable, "-m", "modelcycle", "ui", "--no-browser", "--json", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        info = json.loads(line)
+        assert info["url"] == f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(info["url"] + "/", timeout=30) as r:
+            assert '<div id="app">' in r.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    team = subprocess.run([sys.executable, "-m", "modelcycle", "ui", "--no-browser"], capture_output=True, text=True, timeout=120,
+                          env={**env, "MODELCYCLE_TRACKING_URI": "http://team.example:5000"})
+    assert team.returncode == 0 and "http://team.example:5000" in team.stderr

@@ -203,7 +203,7 @@ export function RunPage({ id }) {
       </table>
       <h2>Datasets</h2>
       {run.inputs && run.inputs.length ? (
-        <table class="grid">
+        <table class="grid" data-testid="datasets">
           <thead>
             <tr>
               <th>name</th>
