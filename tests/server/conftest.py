@@ -65,6 +65,7 @@ class World:
             "search_page": ((["churn"],), {}),
             "count_runs": ((["churn"],), {}),
             "get_metric_history": ((run, "m"), {}),
+            "metric_histories": (([run], "m"), {}),
             "metric_keys": ((run,), {}),
             "artifact_clash": ((run, ["a.txt"]), {}),
             "get_environment": (("e" * 64,), {}),

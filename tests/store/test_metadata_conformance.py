@@ -329,6 +329,18 @@ def test_a_stored_window_is_never_replaced_by_a_partial_view(store) -> None:
     assert store.window_get("churn", "champion", 3600, [3600.0])[3600.0]["rows"] == 500 and not store.alert_list(model="churn")
 
 
+def test_the_histories_of_many_runs_come_in_one_call(store) -> None:
+    """What a comparison's chart reads: one metric's points for many runs at once, in step order, NaN kept."""
+    a, b, c = _run(store), _run(store), _run(store)
+    store.write(WriteBatch(metrics=[(a, "loss", 1.0 / (s + 1), s, 10.0 + s) for s in reversed(range(50))]
+                           + [(b, "loss", math.nan, 0, 1.0), (b, "loss", 0.5, 1, 2.0), (c, "auc", 0.9, 0, 1.0)]))
+    got = store.metric_histories([a, b, c, "0" * 32], "loss")
+    assert set(got) == {a, b}  # a run without the metric has no entry
+    assert got[a] == [(s, 1.0 / (s + 1)) for s in range(50)] and got[b][1] == (1, 0.5) and math.isnan(got[b][0][1])
+    with pytest.raises(InvalidInputError, match="1,000"):
+        store.metric_histories([a] * 1001, "loss")
+
+
 def test_windows_are_listed_over_time_for_a_chart(store) -> None:
     """What the UI's production page draws: a model's windows in a time range, oldest first, the newest when cut."""
     def window(start: float, rows: int) -> dict:

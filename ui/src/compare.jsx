@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { call } from "./api.js";
+import { ApiError, ROW, call } from "./api.js";
 import { LineChart, Scatter } from "./chart.jsx";
 import { Failure } from "./failure.jsx";
 import { fmtNumber, href } from "./util.js";
@@ -50,7 +50,12 @@ export function ComparePage({ ids }) {
   const [param, setParam] = useState("");
   const chosen = ids.slice(0, MAX_RUNS);
   useEffect(() => {
-    Promise.all(chosen.map((id) => call("get_run", { run_id: id }))).then((rs) => {
+    // one search for the runs' records and one call for the histories, however many runs are compared
+    const ids = chosen.map((id) => id.replace(/[^0-9a-f]/g, "")).filter(Boolean);
+    call("search_page", { filter: `run_id in (${ids.map((id) => `'${id}'`).join(", ")})`, limit: MAX_RUNS }).then((page) => {
+      const byId = Object.fromEntries(page.rows.map((r, i) => [r[ROW.id], { id: r[ROW.id], name: r[ROW.name], params: page.params[i], metrics: page.metrics[i], tags: page.tags[i] }]));
+      const rs = ids.map((id) => byId[id]).filter(Boolean);
+      if (!rs.length) throw new ApiError(404, "NotFoundError", "none of these runs exists (or you may not read them)");
       setRuns(rs);
       const keys = [...new Set(rs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
       setMetric((m) => m || keys[0] || "");
@@ -61,8 +66,14 @@ export function ComparePage({ ids }) {
   useEffect(() => {
     if (!runs || !metric) return;
     setSeries(null);
-    Promise.all(runs.map((r) => call("get_metric_history", { run_id: r.id, key: metric }).catch(() => []))).then((histories) =>
-      setSeries(runs.map((r, i) => ({ label: r.name || r.id.slice(0, 8), steps: histories[i].map((p) => p.step), values: histories[i].map((p) => p.value) })).filter((s) => s.steps.length)),
+    call("metric_histories", { run_ids: runs.map((r) => r.id), key: metric }).then(
+      (histories) =>
+        setSeries(
+          runs
+            .filter((r) => histories[r.id])
+            .map((r) => ({ label: r.name || r.id.slice(0, 8), steps: histories[r.id].map((p) => p[0]), values: histories[r.id].map((p) => p[1]) })),
+        ),
+      setError,
     );
   }, [runs, metric]);
   if (error) return <Failure error={error} />;

@@ -1,15 +1,31 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { getToken, setToken } from "./api.js";
 import { parseHash } from "./util.js";
 import { RunsPage } from "./runs.jsx";
-import { RunPage } from "./run.jsx";
-import { ComparePage } from "./compare.jsx";
-import { ModelsPage, ModelPage } from "./models.jsx";
-import { PipelinesPage, PipelinePage } from "./pipeline.jsx";
-import { ProductionIndex, ProductionPage } from "./production.jsx";
+
+// The runs page is in the first script; every other page (and the chart and graph libraries) loads when first shown.
+const PAGES = {
+  run: () => import("./run.jsx").then((m) => m.RunPage),
+  compare: () => import("./compare.jsx").then((m) => m.ComparePage),
+  models: () => import("./models.jsx").then((m) => m.ModelsPage),
+  model: () => import("./models.jsx").then((m) => m.ModelPage),
+  pipelines: () => import("./pipeline.jsx").then((m) => m.PipelinesPage),
+  pipeline: () => import("./pipeline.jsx").then((m) => m.PipelinePage),
+  productionIndex: () => import("./production.jsx").then((m) => m.ProductionIndex),
+  production: () => import("./production.jsx").then((m) => m.ProductionPage),
+};
+const loaded = {};
+
+function Lazy({ page, ...props }) {
+  const [, setReady] = useState(0);
+  const Page = loaded[page];
+  useEffect(() => {
+    if (!Page) PAGES[page]().then((C) => ((loaded[page] = C), setReady((x) => x + 1)));
+  }, [page]);
+  return Page ? <Page {...props} /> : <p class="muted">loading…</p>;
+}
 
 function useHash() {
   const [hash, setHash] = useState(location.hash);
@@ -24,14 +40,14 @@ function useHash() {
 function App() {
   const { page, args, query } = useHash();
   let body;
-  if (page === "run" && args[0]) body = <RunPage id={args[0]} />;
-  else if (page === "compare") body = <ComparePage ids={(query.get("ids") || "").split(",").filter(Boolean)} />;
-  else if (page === "models" && args[0]) body = <ModelPage name={args[0]} />;
-  else if (page === "models") body = <ModelsPage />;
-  else if (page === "pipeline" && args[0]) body = <PipelinePage id={args[0]} />;
-  else if (page === "pipelines") body = <PipelinesPage />;
-  else if (page === "production" && args[0]) body = <ProductionPage name={args[0]} range={query.get("range")} />;
-  else if (page === "production") body = <ProductionIndex />;
+  if (page === "run" && args[0]) body = <Lazy page="run" id={args[0]} key={args[0]} />;
+  else if (page === "compare") body = <Lazy page="compare" ids={(query.get("ids") || "").split(",").filter(Boolean)} />;
+  else if (page === "models" && args[0]) body = <Lazy page="model" name={args[0]} key={args[0]} />;
+  else if (page === "models") body = <Lazy page="models" />;
+  else if (page === "pipeline" && args[0]) body = <Lazy page="pipeline" id={args[0]} key={args[0]} />;
+  else if (page === "pipelines") body = <Lazy page="pipelines" />;
+  else if (page === "production" && args[0]) body = <Lazy page="production" name={args[0]} range={query.get("range")} key={args[0]} />;
+  else if (page === "production") body = <Lazy page="productionIndex" />;
   else body = <RunsPage query={query} />;
   return (
     <>

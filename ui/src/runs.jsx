@@ -16,6 +16,9 @@ function useRunPages(experiment, filter, orders) {
   const key = JSON.stringify([experiment, filter, orders]);
   const keyRef = useRef(key);
   keyRef.current = key;
+  // the count depends on what is shown, not on its order: sorting asks only for rows
+  const countKey = JSON.stringify([experiment, filter]);
+  const countKeyRef = useRef(null);
 
   const args = () => ({ experiments: experiment ? [experiment] : null, filter: filter || null });
   const bump = (patch) => setState((s) => ({ ...s, ...patch, version: s.version + 1 }));
@@ -35,18 +38,20 @@ function useRunPages(experiment, filter, orders) {
   };
 
   const recount = () => {
-    const mine = key;
+    const mine = countKey;
     call("count_runs", args())
-      .then((n) => keyRef.current === mine && bump({ count: n, error: null }))
-      .catch((error) => keyRef.current === mine && bump({ error, count: null }));
+      .then((n) => countKeyRef.current === mine && bump({ count: n }))
+      .catch((error) => countKeyRef.current === mine && bump({ error, count: null }));
   };
 
   useEffect(() => {
     pages.current = new Map();
     pending.current = new Set();
-    setState({ count: null, error: null, version: 0 });
-    recount();
+    const sameCount = countKeyRef.current === countKey;
+    countKeyRef.current = countKey;
+    setState((s) => ({ count: sameCount ? s.count : null, error: null, version: s.version + 1 }));
     load(0);
+    if (!sameCount || state.count == null) recount();
   }, [key]);
 
   const row = (i) => {
@@ -65,7 +70,10 @@ function useRunPages(experiment, filter, orders) {
     return Object.fromEntries(Object.entries(found).map(([k, v]) => [k, [...v].sort()]));
   }, [state.version, key]);
 
-  return { ...state, row, load, recount, keys };
+  // rows show as soon as the first page arrives; the count (a query of its own) then sizes the table
+  const first = pages.current.get(0);
+  const size = state.count ?? (first ? first.rows.length : 0);
+  return { ...state, size, row, load, recount, keys };
 }
 
 function useVirtualizer(count, scrollRef) {
@@ -219,7 +227,7 @@ export function RunsPage({ query }) {
   const width = 36 + columns.reduce((a, c) => a + c.width, 0);
 
   const scroll = useRef(null);
-  const v = useVirtualizer(data.count || 0, scroll);
+  const v = useVirtualizer(data.size, scroll);
   const items = v.getVirtualItems();
   useEffect(() => {
     if (!items.length) return;

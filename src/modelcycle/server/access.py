@@ -165,6 +165,13 @@ def _named(kind: str, role: str, arg: str = "name") -> Rule:
     return rule
 
 
+def _runs(role: str, arg: str = "run_ids") -> Rule:
+    def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+        g.runs(p, v[arg], role)
+
+    return rule
+
+
 def _run(role: str, arg: str = "run_id") -> Rule:
     def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
         g.runs(p, [v[arg]], role)
@@ -402,6 +409,7 @@ RULES: dict[str, Rule] = {
     "search_page": _search(page=True),
     "count_runs": _search(page=None),
     "get_metric_history": _run("read"),
+    "metric_histories": _runs("read"),
     "metric_keys": _run("read"),
     "artifact_clash": _run("read"),
     "get_environment": _anyone,

@@ -31,6 +31,7 @@ CALLS: dict[str, str] = {
     "search_page": "read",
     "count_runs": "read",
     "get_metric_history": "read",
+    "metric_histories": "read",
     "metric_keys": "read",
     "artifact_clash": "read",
     "get_environment": "read",

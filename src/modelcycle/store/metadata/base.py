@@ -191,6 +191,10 @@ class MetadataStore(Protocol):
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
+    def metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
+        """``(step, value)`` of one metric for each of up to 1,000 runs."""
+        ...
+
     def get_environment(self, environment_id: str) -> dict[str, Any]: ...
 
     def delete_run(self, run_id: str, dry_run: bool = False) -> list[str]:

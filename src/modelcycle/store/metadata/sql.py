@@ -544,6 +544,21 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         rows = self._read(lambda c: c.execute(stmt).all())
         return [Metric(key, _null_to_nan(v), st, ts) for st, ts, v in rows]
 
+    def metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
+        """Every point ``(step, value)`` of one metric for each of up to 1,000 runs, in step order (a comparison's chart
+        in one call); a run without the metric has no entry."""
+        if len(run_ids) > 1000:
+            raise InvalidInputError(f"at most 1,000 runs at once, got {len(run_ids):,}")
+        m = s.metrics.c
+        out: dict[str, list[tuple[int, float]]] = {}
+        for i in range(0, len(run_ids), 500):
+            chunk = list(dict.fromkeys(run_ids[i:i + 500]))
+            stmt = (select(m.run_id, m.step, m.value).where(m.run_id.in_(chunk), m.key == key)
+                    .order_by(m.run_id, m.step, m.timestamp, m.id))
+            for run_id, step, value in self._read(lambda c, st=stmt: c.execute(st).all()):
+                out.setdefault(run_id, []).append((step, _null_to_nan(value)))
+        return out
+
     def metric_keys(self, run_id: str) -> list[str]:
         lm = s.latest_metrics.c
         return self._read(lambda c: list(c.execute(select(lm.key).where(lm.run_id == run_id).order_by(lm.key)).scalars()))
