@@ -364,6 +364,7 @@ def main() -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="measure modelcycle only")
     parser.add_argument("--mlflow-timeout", type=float, default=120.0, help="seconds before an MLflow step counts as over")
     parser.add_argument("--json", help="write the raw numbers here")
+    parser.add_argument("--prepare", action="store_true", help="only generate (and cache) the stores")
     args = parser.parse_args()
     args.runs = args.runs or (10_000 if args.quick else 100_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
@@ -380,6 +381,8 @@ def main() -> int:
     dbs = {"modelcycle": modelcycle_store(args.runs, console)}
     if "mlflow" in tools:
         dbs["mlflow"] = mlflow_store(args.runs, console)
+    if args.prepare:
+        return 0
     names = expected(args.runs)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="mc-bench-ui-") as tmp_name, sync_playwright() as pw:

@@ -1,10 +1,12 @@
 import { useEffect, useState } from "preact/hooks";
+import { lazy, Suspense } from "preact/compat";
 import { ApiError, ROW, call } from "./api.js";
 import { LineChart, Scatter } from "./chart.jsx";
 import { Failure } from "./failure.jsx";
 import { fmtNumber, href } from "./util.js";
 
 const MAX_RUNS = 100;
+const ParallelCoordinates = lazy(() => import("./parallel.jsx").then((m) => ({ default: m.ParallelCoordinates })));
 
 function SideBySide({ runs, kind, testid }) {
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r[kind] || {})))].sort();
@@ -81,6 +83,7 @@ export function ComparePage({ ids }) {
   if (!runs) return <p class="muted">loading {chosen.length} runs…</p>;
   const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
   const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))].sort();
+  const numericParams = paramKeys.filter((k) => runs.every((r) => r.params[k] === undefined || !Number.isNaN(Number(r.params[k])))).slice(0, 12);
   const points = runs.filter((r) => r.params[param] !== undefined && typeof r.metrics[metric] === "number" && !Number.isNaN(Number(r.params[param])));
   return (
     <section class="compare">
@@ -99,6 +102,14 @@ export function ComparePage({ ids }) {
         </select>
       </h2>
       {series ? series.length ? <LineChart series={series} /> : <p class="muted">no history</p> : <p class="muted">loading…</p>}
+      {numericParams.length && metricKeys.length && runs.length > 2 ? (
+        <>
+          <h2>Params and metrics of every run</h2>
+          <Suspense fallback={<p class="muted">loading…</p>}>
+            <ParallelCoordinates runs={runs} params={numericParams} metrics={metric ? [metric] : metricKeys.slice(0, 1)} />
+          </Suspense>
+        </>
+      ) : null}
       {paramKeys.length && metric ? (
         <>
           <h2>
