@@ -33,7 +33,7 @@ hypothesis_settings.load_profile("modelcycle")
 # while the other has nothing to do.
 LONG_FILES = ("tests/team/test_server_team.py", "tests/team/test_replicas.py", "tests/test_demo.py",
               "tests/serving/test_server_process.py", "tests/automation/test_agent_process.py",
-              "tests/security/test_server_process.py", "tests/server/test_schemathesis.py")
+              "tests/security/test_server_process.py", "tests/server/test_schemathesis.py", "tests/ui/test_ui.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -17,7 +17,7 @@ export function ParallelCoordinates({ runs, params, metrics }) {
     const last = rows.map((r) => r[r.length - 1]).filter((v) => v != null);
     chart.setOption({
       animation: false,
-      parallelAxis: dims.map((d, i) => ({ dim: i, name: d.name, nameTextStyle: { fontSize: 11 } })),
+      parallelAxis: dims.map((d, i) => ({ dim: i, name: d.name, scale: true, nameTextStyle: { fontSize: 11 } })),
       parallel: { left: 40, right: 60, top: 40, bottom: 20 },
       visualMap: undefined,
       series: [{
