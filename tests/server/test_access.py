@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -401,3 +402,29 @@ def test_promotion_and_rollback_by_the_server_follow_the_registrys_rules_and_rec
     assert status == 200, body
     event = json.loads(body)
     assert (event["action"], event["actor"], event["from_version"], event["to_version"]) == ("rollback", "manager", 2, 1)
+
+
+def test_a_datasets_profile_is_served_as_a_page_that_runs_nothing_to_whoever_may_read_the_run(team: Any) -> None:
+    import pandas as pd
+
+    from modelcycle.data import profile
+    from modelcycle.store import open_artifact_store, open_metadata_store
+
+    url, tokens, world, settings = team
+    data = profile(pd.DataFrame({"tenure": [1, 2, 3], "plan": ["a", "b", "<script>alert(1)</script>"]})).to_bytes()
+    digest, size = open_artifact_store(settings.artifact_uri).put_bytes(data)
+    store = open_metadata_store(settings.store_uri)
+    try:
+        store.write(WriteBatch(artifacts=[(world.run, "datasets/train.input.profile", digest, size, time.time())]))
+    finally:
+        store.close()
+    page = f"/api/v1/runs/{world.run}/datasets/train/input/profile.html"
+    request = urllib.request.Request(url + page, headers={"Authorization": f"Bearer {tokens['reader']}"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        body, csp = r.read().decode(), r.headers["Content-Security-Policy"]
+    assert "tenure" in body and "<script>alert(1)</script>" not in body and csp.startswith("sandbox;") and "script-src" not in csp
+    for who, path, expected in (("outsider", page, 404), ("anonymous", page, 401), ("revoked", page, 401),
+                                ("reader", f"/api/v1/runs/{world.fraud_run}/datasets/train/input/profile.html", 404),
+                                ("reader", f"/api/v1/runs/{world.run}/datasets/..%2f..%2fx/input/profile.html", 404),
+                                ("reader", f"/api/v1/runs/{world.run}/datasets/other/input/profile.html", 404)):
+        assert _request(url, "GET", path, tokens[who])[0] == expected, (who, path)

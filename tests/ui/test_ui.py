@@ -292,6 +292,8 @@ def test_a_run_shows_its_records_history_artifacts_and_children(ana: Watched, si
     expect(page.locator("img.preview")).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
     assert page.evaluate("document.querySelector('img.preview').naturalWidth") == 1  # the image itself, decoded
     assert "train" in page.inner_text("[data-testid=datasets]") and "tenure: int" in page.inner_text("[data-testid=datasets]")
+    page.click("[data-testid=datasets] button:text-is('profile')")
+    expect(page.frame_locator("[data-testid=profile]").locator("body")).to_contain_text("tenure", timeout=30_000)
     ana.shot("run-artifacts")
     page = ana.goto(f"#/run/{seeded['parent']}")
     page.wait_for_selector("[data-testid=children]")

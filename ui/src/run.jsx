@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { ROW, blob, call } from "./api.js";
+import { ApiError, ROW, blob, call, getToken } from "./api.js";
 import { LineChart } from "./chart.jsx";
 import { Failure } from "./failure.jsx";
 import { STATUS_CLASS, fmtDuration, fmtNumber, fmtTime, href } from "./util.js";
@@ -92,6 +92,25 @@ function Preview({ artifact }) {
   return <pre class="preview">{state.text}</pre>;
 }
 
+function ProfileFrame({ runId, dataset }) {
+  const [url, setUrl] = useState(null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    let made = null;
+    const path = `/api/v1/runs/${runId}/datasets/${encodeURIComponent(dataset.name)}/${encodeURIComponent(dataset.role)}/profile.html`;
+    fetch(path, { headers: getToken() ? { Authorization: `Bearer ${getToken()}` } : {} })
+      .then(async (r) => {
+        if (!r.ok) throw new ApiError(r.status, String(r.status), (await r.text()).slice(0, 300));
+        made = URL.createObjectURL(new Blob([await r.text()], { type: "text/html" }));
+        setUrl(made);
+      })
+      .catch(setError);
+    return () => made && URL.revokeObjectURL(made);
+  }, [runId, dataset.name, dataset.role]);
+  if (error) return <Failure error={error} />;
+  return url ? <iframe class="preview" sandbox="" src={url} title={`profile of ${dataset.name}`} data-testid="profile" /> : <p class="muted">loading…</p>;
+}
+
 function MetricHistory({ runId, metricKey }) {
   const [series, setSeries] = useState(null);
   const [error, setError] = useState(null);
@@ -112,6 +131,7 @@ export function RunPage({ id }) {
   const [children, setChildren] = useState(null);
   const [chart, setChart] = useState(null);
   const [artifact, setArtifact] = useState(null);
+  const [profile, setProfile] = useState(null);
   useEffect(() => {
     setRun(null);
     setArtifact(null);
@@ -125,6 +145,7 @@ export function RunPage({ id }) {
   if (error) return <Failure error={error} />;
   if (!run) return <p class="muted">loading…</p>;
   const ctx = run.context || {};
+  const diff = (run.artifacts || []).find((a) => a.path === "modelcycle/code.diff");
   const metricKeys = Object.keys(run.metrics || {}).sort();
   return (
     <section class="run">
@@ -180,7 +201,16 @@ export function RunPage({ id }) {
           <tr>
             <th>commit</th>
             <td>
-              {ctx.git_commit || "not in a git repository"} {ctx.git_branch ? `(${ctx.git_branch})` : ""} {ctx.git_dirty ? "with uncommitted changes (the diff is an artifact: modelcycle/code.diff)" : ""}
+              {ctx.git_commit || "not in a git repository"} {ctx.git_branch ? `(${ctx.git_branch})` : ""}{" "}
+              {diff ? (
+                <button class="link" onClick={() => setArtifact(diff)}>
+                  with uncommitted changes: show the diff
+                </button>
+              ) : ctx.git_dirty ? (
+                "with uncommitted changes"
+              ) : (
+                ""
+              )}
             </td>
           </tr>
           <tr>
@@ -212,6 +242,7 @@ export function RunPage({ id }) {
               <th>columns</th>
               <th>fingerprint</th>
               <th>source</th>
+              <th />
             </tr>
           </thead>
           <tbody>
@@ -225,6 +256,11 @@ export function RunPage({ id }) {
                   <code>{d.fingerprint.slice(0, 12)}</code>
                 </td>
                 <td>{d.source || ""}</td>
+                <td>
+                  <button class="link" onClick={() => setProfile(profile === d ? null : d)}>
+                    profile
+                  </button>
+                </td>
               </tr>
             ))}
           </tbody>
@@ -232,6 +268,7 @@ export function RunPage({ id }) {
       ) : (
         <p class="muted">none (mc.log_dataset records one, with its profile as an artifact)</p>
       )}
+      {profile ? <ProfileFrame runId={run.id} dataset={profile} /> : null}
       <h2>Artifacts</h2>
       {run.artifacts && run.artifacts.length ? (
         <div class="artifacts">

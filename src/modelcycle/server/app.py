@@ -168,7 +168,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
 
     for name in CALLS:
         _add_call(app, name, store, gate, run_in_threadpool, Response)
-    _add_registry_routes(app, store, gate, run_in_threadpool)
+    _add_registry_routes(app, store, artifacts, gate, run_in_threadpool)
     _add_ui_routes(app)
     add_log_routes(app, settings.log_uri, run_in_threadpool, spool)
 
@@ -309,9 +309,10 @@ class _GatedStore:
         return call
 
 
-def _add_registry_routes(app: Any, store: Any, gate: Gate, run_in_threadpool: Any) -> None:
-    """Promotion and rollback by the server, for clients that cannot run the registry's rules themselves (the web UI):
-    the same checks and audit records as ``modelcycle models promote|rollback``, the user's name as the actor."""
+def _add_registry_routes(app: Any, store: Any, artifacts: Any, gate: Gate, run_in_threadpool: Any) -> None:
+    """What the server does for clients that cannot run modelcycle's Python themselves (the web UI): promotion and
+    rollback, with the same checks and audit records as ``modelcycle models promote|rollback`` and the user's name as
+    the actor, and a dataset's profile as HTML."""
     from fastapi import Request
     from pydantic import BaseModel, ConfigDict, Field
 
@@ -335,6 +336,29 @@ def _add_registry_routes(app: Any, store: Any, gate: Gate, run_in_threadpool: An
     def answer(event: Any) -> dict[str, Any]:
         return {k: getattr(event, k) for k in ("id", "name", "alias", "from_version", "to_version", "action", "actor",
                                                "at", "reason", "verdict_id", "forced")}
+
+    @app.get("/api/v1/runs/{run_id}/datasets/{name}/{role}/profile.html", tags=["runs"])
+    async def profile_page(run_id: str, name: str, role: str, request: Request) -> Any:
+        """The profile of a dataset a run logged, as the HTML report ``Profile.to_html`` writes (for the web UI, which
+        shows it in a sandboxed frame); it is served with a policy that runs no script."""
+        from fastapi.responses import HTMLResponse
+
+        from modelcycle.data.profile import MAX_PROFILE_BYTES, Profile
+        from modelcycle.tracking.run import profile_artifact
+
+        def render() -> str:
+            run = _GatedStore(store, gate, request.state.principal).get_run(run_id)
+            path = profile_artifact(name, role)
+            found = next((a for a in run.artifacts if a.path == path), None)
+            if found is None:
+                raise errors.NotFoundError(f"run {run.id} has no profile of dataset {name!r} ({role})")
+            if found.size > MAX_PROFILE_BYTES:
+                raise errors.InvalidInputError(f"the profile of {name!r} holds {found.size:,} bytes, more than a profile may")
+            return Profile.from_bytes(artifacts.get_bytes(found.digest)).to_html()
+
+        html = await run_in_threadpool(render)
+        return HTMLResponse(html, headers={"Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                                           "X-Content-Type-Options": "nosniff"})
 
     @app.post("/api/v1/models/{name}/promote", tags=["registry"])
     async def promote(name: str, body: Promotion, request: Request) -> dict[str, Any]:
