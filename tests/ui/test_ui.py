@@ -92,6 +92,7 @@ def _seed(settings: Settings) -> dict[str, Any]:
                         "report.html")
         client.log_text("a,b\n1,<img src=x onerror=window.__pwned=1>\n2,3\n", "table.csv")
         client.log_text("x", f"{XSS[3]}.txt")
+        client.log_text("diff --git a/train.py b/train.py\n+C = 2.0\n", "modelcycle/code.diff")  # as capture stores it
         png = settings.home / "dot.png"
         png.write_bytes(PNG)
         client.log_artifact(png, "plots/dot.png")
@@ -292,6 +293,8 @@ def test_a_run_shows_its_records_history_artifacts_and_children(ana: Watched, si
     expect(page.locator("img.preview")).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
     assert page.evaluate("document.querySelector('img.preview').naturalWidth") == 1  # the image itself, decoded
     assert "train" in page.inner_text("[data-testid=datasets]") and "tenure: int" in page.inner_text("[data-testid=datasets]")
+    page.click("button:has-text('show the diff')")
+    expect(page.locator("pre.preview")).to_contain_text("+C = 2.0", timeout=30_000)
     page.click("[data-testid=datasets] button:text-is('profile')")
     expect(page.frame_locator("[data-testid=profile]").locator("body")).to_contain_text("tenure", timeout=30_000)
     ana.shot("run-artifacts")
