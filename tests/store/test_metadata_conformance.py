@@ -497,3 +497,62 @@ def test_a_new_postgresql_store_filled_at_once_is_searched_with_statistics(store
     finally:
         store.close()
         admin.dispose()
+
+
+def test_a_search_past_its_time_budget_is_stopped_with_one_message(tmp_path) -> None:
+    """What a server sets (SEARCH_SECONDS): a filter that scans the store again and again is stopped, the store then
+    answers the next search as before. SQLite's progress handler here; PostgreSQL's statement_timeout likewise."""
+    import uuid
+
+    from modelcycle.store.metadata.sql import SqlMetadataStore
+
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'budget.db'}", search_timeout=0.005)
+    try:
+        exp = store.get_or_create_experiment("wide").id
+        runs = [NewRun(id=uuid.uuid4().hex, experiment_id=exp, name=f"r{i}", start_time=float(i),
+                       params={f"p{j}": str(i % 7) for j in range(10)}) for i in range(6000)]
+        store.write(WriteBatch(runs=runs))
+        wide = " or ".join(f"params.p{j % 10} = 'x{j}'" for j in range(50))
+        for call in (lambda: store.search_page(filter=wide), lambda: store.count_runs(filter=wide)):
+            with pytest.raises(InvalidInputError, match=r"took longer than 0.005 s and was stopped: narrow its filter"):
+                call()
+        store.search_timeout = 60.0
+        assert store.count_runs(filter="params.p0 = '3'") == len([i for i in range(6000) if i % 7 == 3])
+        assert len(store.search_page(filter=wide).rows) == 0
+    finally:
+        store.close()
+
+
+def test_a_verdict_must_have_a_verdicts_shape_and_a_bad_row_never_stops_the_others(store) -> None:
+    run = _run(store)
+    store.create_model_version("churn", run_id=run, source="s", artifact_path="model", hash="h" * 64, flavour="sklearn",
+                               created_at=1.0, created_by="me", description=None, tags={})
+    for bad in ({"rows": "x"}, {"rules": "abc"}, {"rules": [1, 2]}, {"policy": []}, {"baseline_version": 1.5}, {"rows": True}):
+        with pytest.raises(InvalidInputError, match="a verdict's"):
+            store.save_verdict(f"v-{len(str(bad))}", "churn", 1, False, 1.0, None, bad)
+    with pytest.raises(InvalidInputError, match="created_at"):
+        store.save_verdict("v-time", "churn", 1, True, 1e300, None, {})
+    store.save_verdict("v-good", "churn", 1, True, 2.0, None, {"rows": 10, "rules": [{"rule": "min", "passed": True}]})
+    (verdict,) = store.list_verdicts("churn")
+    assert verdict.rows == 10 and verdict.rules[0]["rule"] == "min"
+
+
+def test_a_verdict_row_edited_by_hand_is_read_as_far_as_it_goes(tmp_path) -> None:
+    from sqlalchemy import text
+
+    from modelcycle.store.metadata.sql import SqlMetadataStore
+
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'v.db'}")
+    try:
+        run = _run(store)
+        store.create_model_version("churn", run_id=run, source="s", artifact_path="model", hash="h" * 64, flavour="sklearn",
+                                   created_at=1.0, created_by="me", description=None, tags={})
+        store.save_verdict("v-good", "churn", 1, True, 2.0, None, {"rows": 3})
+        with store.engine.begin() as conn:
+            for i, data in enumerate(('{"rows": "x", "rules": "abc"}', "not json", "[1, 2]")):
+                conn.execute(text("INSERT INTO verdicts (id, name, version, passed, created_at, run_id, data) "
+                                  "VALUES (:id, 'churn', 1, 0, :t, NULL, :d)"), {"id": f"v-bad-{i}", "t": 3.0 + i, "d": data})
+        verdicts = store.list_verdicts("churn")
+        assert [v.rows for v in verdicts] == [3, 0, 0, 0] and all(v.rules == () for v in verdicts)
+    finally:
+        store.close()

@@ -88,3 +88,22 @@ def test_garbage_never_raises_anything_but_filter_errors(text: str) -> None:
         parse_filter(text)
     except FilterSyntaxError:
         pass
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (" or ".join(f"params.p = '{i}'" for i in range(51)), "at most 50 comparisons, this one has 51"),
+    ("not " * 33 + "metrics.a > 1", "nests 33 levels deep, more than 32"),
+    ("(" * 5000 + "metrics.a > 1" + ")" * 5000, "nests too deeply"),
+    ("metrics.a > 1 and " * 2000 + "metrics.a > 1", "at most 20,000 characters"),
+])
+def test_a_filter_too_big_to_run_cheaply_is_refused_with_its_limit(text: str, words: str) -> None:
+    """Every comparison is a query over the runs: a filter's size is bounded, with a message naming the bound."""
+    with pytest.raises(FilterSyntaxError, match=re.escape(words)):
+        parse_filter(text)
+    assert parse_filter(" or ".join(f"params.p = '{i}'" for i in range(50))) is not None
+
+
+def test_order_by_takes_at_most_ten_keys() -> None:
+    assert len(parse_order_by([f"metrics.m{i}" for i in range(10)])) == 10
+    with pytest.raises(FilterSyntaxError, match="at most 10 keys, not 11"):
+        parse_order_by([f"metrics.m{i}" for i in range(11)])

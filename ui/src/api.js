@@ -27,7 +27,10 @@ const headers = (json) => {
 // The server writes NaN and infinities as JSON's non-standard constants; they become the strings "NaN",
 // "Infinity", "-Infinity" here (strings inside the document are left as they are).
 const NON_FINITE = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g;
-export const parse = (text) => JSON.parse(text.replace(NON_FINITE, (m, lit) => (lit ? `"${lit}"` : m)));
+// Objects come back without a prototype: a key a user chose ("constructor", "__proto__", "toString") is only ever
+// one of their own keys, never something every object inherits.
+const bare = (key, value) => (value && typeof value === "object" && !Array.isArray(value) ? Object.assign(Object.create(null), value) : value);
+export const parse = (text) => JSON.parse(text.replace(NON_FINITE, (m, lit) => (lit ? `"${lit}"` : m)), bare);
 
 async function answer(r) {
   const text = await r.text();

@@ -71,7 +71,10 @@ export function TimeChart({ title, times, series, height = 180 }) {
           const span = ticks.length > 1 ? ticks[ticks.length - 1] - ticks[0] : 0;
           return ticks.map((t) => new Date(t * 1000).toISOString().slice(span > 86400 ? 5 : 11, 16).replace("T", " "));
         } }, {}],
-        series: [{ label: "time (UTC)" }, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: times.length < 80 } }))],
+        series: [
+          { label: "time (UTC)", value: (u, t) => (t == null ? "--" : new Date(t * 1000).toISOString().slice(0, 19).replace("T", " ")) },
+          ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: times.length < 80 } })),
+        ],
       },
       [times, ...series.map((s) => s.values.map(num))],
       box.current,

@@ -13,7 +13,7 @@ export function TokenForm({ message }) {
       }}
     >
       <h2>This server needs a token</h2>
-      <p>{message}</p>
+      <p>{message && message.includes("not one this server knows") ? "That token is not one this server knows (revoked, rotated or mistyped)." : "Sign in with your token."}</p>
       <label>
         Your token <input type="password" autocomplete="off" value={value} onInput={(e) => setValue(e.currentTarget.value)} />
       </label>

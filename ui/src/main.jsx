@@ -1,4 +1,4 @@
-import { render } from "preact";
+import { Component, render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import "./style.css";
 import { getToken, setToken } from "./api.js";
@@ -35,6 +35,22 @@ function useHash() {
     return () => removeEventListener("hashchange", on);
   }, []);
   return parseHash(hash);
+}
+
+// A page that fails to draw what it was given says so, instead of leaving the screen blank.
+class Boundary extends Component {
+  componentDidCatch(error) {
+    this.setState({ error });
+  }
+  render({ children }, { error }) {
+    if (!error) return children;
+    return (
+      <div class="error" role="alert">
+        This page could not show what the server answered ({String(error.message || error)}). The records it reads may
+        have been written by a client modelcycle does not know; other pages are unaffected.
+      </div>
+    );
+  }
 }
 
 function App() {
@@ -81,7 +97,9 @@ function App() {
           </button>
         ) : null}
       </header>
-      <main>{body}</main>
+      <main>
+        <Boundary key={location.hash}>{body}</Boundary>
+      </main>
     </>
   );
 }

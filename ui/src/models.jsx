@@ -2,7 +2,7 @@ import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { call, post } from "./api.js";
 import { Failure } from "./failure.jsx";
-import { fmtNumber, fmtTime, href } from "./util.js";
+import { fmtNumber, fmtTime, href, text } from "./util.js";
 
 export function ModelsPage() {
   const [models, setModels] = useState(null);
@@ -56,7 +56,7 @@ function Verdict({ verdict }) {
       <p>
         <strong>{verdict.passed ? "passed" : "failed"}</strong> · {fmtTime(verdict.created_at)} UTC
         {verdict.baseline_alias ? ` · compared with ${verdict.baseline_alias} (version ${verdict.baseline_version ?? "none"})` : ""}
-        {verdict.rows ? ` · ${verdict.rows.toLocaleString("en")} rows` : ""}
+        {typeof verdict.rows === "number" && verdict.rows ? ` · ${verdict.rows.toLocaleString("en")} rows` : ""}
         {verdict.run_id ? (
           <>
             {" "}
@@ -76,14 +76,14 @@ function Verdict({ verdict }) {
           </tr>
         </thead>
         <tbody>
-          {(verdict.rules || []).map((r, i) => (
-            <tr key={i} class={r.passed ? "" : "differs"}>
-              <td>{r.rule}</td>
-              <td>{r.passed ? "pass" : "fail"}</td>
-              <td>{typeof r.expected === "object" ? JSON.stringify(r.expected) : String(r.expected ?? "")}</td>
-              <td>{typeof r.candidate === "number" ? fmtNumber(r.candidate) : JSON.stringify(r.candidate ?? null)}</td>
-              <td>{typeof r.baseline === "number" ? fmtNumber(r.baseline) : JSON.stringify(r.baseline ?? null)}</td>
-              <td>{r.detail}</td>
+          {(Array.isArray(verdict.rules) ? verdict.rules : []).map((r, i) => (
+            <tr key={i} class={r?.passed ? "" : "differs"}>
+              <td>{text(r?.rule)}</td>
+              <td>{r?.passed ? "pass" : "fail"}</td>
+              <td>{text(r?.expected)}</td>
+              <td>{text(r?.candidate)}</td>
+              <td>{text(r?.baseline)}</td>
+              <td>{text(r?.detail)}</td>
             </tr>
           ))}
         </tbody>

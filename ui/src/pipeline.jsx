@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import dagre from "@dagrejs/dagre";
 import { ROW, blob, call, parse } from "./api.js";
 import { Failure } from "./failure.jsx";
-import { STATUS_CLASS, fmtTime, href } from "./util.js";
+import { STATUS_CLASS, dict, fmtTime, href } from "./util.js";
 
 const KIND = "tags.`modelcycle.kind`";
 const NODE_W = 190;
@@ -57,8 +57,9 @@ export function PipelinesPage() {
 
 // Steps from the pipeline's record (pipeline.json, written when it ends) or, while it runs, from its step runs.
 function stepsOf(record, children) {
-  const steps = {};
-  if (record) for (const [name, s] of Object.entries(record.steps || {})) steps[name] = { ...s };
+  const steps = dict();
+  if (record && record.steps && typeof record.steps === "object")
+    for (const [name, s] of Object.entries(record.steps)) steps[name] = { ...(s && typeof s === "object" ? s : {}), name, status: String(s?.status ?? "unknown") };
   children.rows.forEach((r, i) => {
     const tags = children.tags[i];
     const name = tags["modelcycle.step"];
@@ -82,7 +83,7 @@ function Dag({ steps, chosen, onChoose }) {
     g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 60, marginx: 10, marginy: 10 });
     g.setDefaultEdgeLabel(() => ({}));
     for (const name of Object.keys(steps)) g.setNode(name, { width: NODE_W, height: NODE_H });
-    for (const s of Object.values(steps)) for (const u of s.upstream || []) if (steps[u]) g.setEdge(u, s.name);
+    for (const [name, s] of Object.entries(steps)) for (const u of Array.isArray(s.upstream) ? s.upstream : []) if (typeof u === "string" && u in steps) g.setEdge(u, name);
     dagre.layout(g);
     return { g, width: g.graph().width || 0, height: g.graph().height || 0 };
   }, [JSON.stringify(Object.values(steps).map((s) => [s.name, s.upstream]))]);

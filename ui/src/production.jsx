@@ -2,7 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { call } from "./api.js";
 import { TimeChart } from "./chart.jsx";
 import { Failure } from "./failure.jsx";
-import { fmtNumber, fmtTime, href } from "./util.js";
+import { dict, fmtNumber, fmtTime, href, text } from "./util.js";
 
 const RANGES = { "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "365d": 365 * 86400 };
 const LIVE_MS = 30000;
@@ -49,9 +49,9 @@ function metricKeys(windows) {
 function DriftColumns({ windows }) {
   const last = [...windows].reverse().find((w) => w.summary?.drift);
   if (!last) return <p class="muted">no drift measured yet (the served version needs reference data: log the model with its training data)</p>;
-  const drifted = {};
-  for (const w of windows) for (const c of w.summary?.drift?.drifted_columns || []) drifted[c] = (drifted[c] || 0) + 1;
-  const columns = Object.entries(last.summary.drift.columns || {}).sort((a, b) => Number(b[1].drifted) - Number(a[1].drifted) || a[0].localeCompare(b[0]));
+  const drifted = dict();
+  for (const w of windows) for (const c of Array.isArray(w.summary?.drift?.drifted_columns) ? w.summary.drift.drifted_columns : []) drifted[c] = (drifted[c] || 0) + 1;
+  const columns = Object.entries(last.summary.drift.columns || {}).filter(([, c]) => c && typeof c === "object").sort((a, b) => Number(b[1].drifted) - Number(a[1].drifted) || a[0].localeCompare(b[0]));
   return (
     <table class="grid" data-testid="drift-columns">
       <thead>
@@ -69,8 +69,8 @@ function DriftColumns({ windows }) {
         {columns.map(([name, c]) => (
           <tr key={name} class={c.drifted ? "differs" : ""}>
             <td>{name}</td>
-            <td>{c.type_change ? `type changed: ${c.type_change}` : c.drifted ? "drifted" : "ok"}</td>
-            <td>{c.method}</td>
+            <td>{c.type_change ? `type changed: ${text(c.type_change)}` : c.drifted ? "drifted" : "ok"}</td>
+            <td>{text(c.method)}</td>
             <td>{fmtNumber(c.statistic)}</td>
             <td>{fmtNumber(c.threshold)}</td>
             <td>{fmtNumber(c.p_value)}</td>
@@ -87,11 +87,11 @@ function DriftColumns({ windows }) {
 function Lineage({ cycle, events }) {
   const event = cycle.alias_event_id != null ? events.find((e) => e.id === cycle.alias_event_id) : null;
   const links = [
-    { label: "trigger", value: cycle.trigger + (cycle.alert_id ? ` (alert ${cycle.alert_id.slice(0, 8)})` : "") },
-    { label: "pipeline run", value: cycle.run_id ? <a href={href("pipeline", [cycle.run_id])}>{cycle.run_id.slice(0, 8)}</a> : "—" },
-    { label: "candidate", value: cycle.version != null ? `${cycle.model}/${cycle.version}` : "—" },
-    { label: "verdict", value: cycle.verdict_id ? cycle.verdict_id.slice(0, 8) : "—" },
-    { label: "alias move", value: event ? `${event.alias}: ${event.from_version ?? "—"} → ${event.to_version} by ${event.actor}` : "—" },
+    { label: "trigger", value: text(cycle.trigger) + (typeof cycle.alert_id === "string" ? ` (alert ${cycle.alert_id.slice(0, 8)})` : "") },
+    { label: "pipeline run", value: typeof cycle.run_id === "string" ? <a href={href("pipeline", [cycle.run_id])}>{cycle.run_id.slice(0, 8)}</a> : "—" },
+    { label: "candidate", value: cycle.version != null ? `${text(cycle.model)}/${text(cycle.version)}` : "—" },
+    { label: "verdict", value: typeof cycle.verdict_id === "string" ? cycle.verdict_id.slice(0, 8) : "—" },
+    { label: "alias move", value: event && event.name === cycle.model ? `${event.alias}: ${event.from_version ?? "—"} → ${event.to_version} by ${event.actor}` : "—" },
   ];
   return (
     <ol class="lineage" data-testid="lineage">
@@ -125,7 +125,7 @@ export function ProductionPage({ name, range }) {
   }, []);
   if (error) return <Failure error={error} />;
   if (!data) return <p class="muted">loading…</p>;
-  const w = data.windows.filter((x) => x.seconds === Math.min(...data.windows.map((y) => y.seconds)));
+  const w = data.windows.filter((x) => x.seconds === Math.min(...data.windows.map((y) => y.seconds)) && x.summary && typeof x.summary === "object");
   const times = w.map((x) => x.start);
   const metrics = metricKeys(w);
   const firing = data.alerts.filter((a) => a.state === "firing");
@@ -187,9 +187,9 @@ export function ProductionPage({ name, range }) {
           <tbody>
             {data.alerts.map((a) => (
               <tr key={a.id} class={a.state === "firing" ? "differs" : ""}>
-                <td>{a.state}</td>
-                <td>{a.rule}</td>
-                <td>{a.message}</td>
+                <td>{text(a.state)}</td>
+                <td>{text(a.rule)}</td>
+                <td>{text(a.message)}</td>
                 <td>{fmtTime(a.raised_at)}</td>
                 <td>{fmtTime(a.resolved_at)}</td>
               </tr>
@@ -206,14 +206,14 @@ export function ProductionPage({ name, range }) {
             <tr>
               <th>started (UTC)</th>
               <th>state</th>
-              <th>lineage: trigger → run → candidate → verdict → served</th>
+              <th>lineage: trigger → run → candidate → verdict → alias move</th>
             </tr>
           </thead>
           <tbody>
             {data.cycles.map((c) => (
               <tr key={c.id}>
                 <td>{fmtTime(c.started_at)}</td>
-                <td>{c.state}</td>
+                <td>{text(c.state)}</td>
                 <td>
                   <Lineage cycle={c} events={data.events} />
                 </td>

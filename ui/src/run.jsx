@@ -7,6 +7,7 @@ import { STATUS_CLASS, fmtDuration, fmtNumber, fmtTime, href } from "./util.js";
 const TEXT = /\.(txt|log|md|json|ya?ml|py|diff|patch|toml|cfg|ini|sql|r|sh)$/i;
 const IMAGE = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", webp: "image/webp" };
 const PREVIEW_BYTES = 2 << 20; // larger artifacts are offered for download, not shown
+export const REPORT_POLICY = `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data: blob:">`;
 
 export function KeyValues({ data, numbers, testid }) {
   const keys = Object.keys(data || {}).sort();
@@ -61,7 +62,9 @@ function Preview({ artifact }) {
           url = URL.createObjectURL(new Blob([b], { type: IMAGE[ext] }));
           setState({ kind: "image", url });
         } else if (ext === "html" || ext === "htm") {
-          url = URL.createObjectURL(new Blob([b], { type: "text/html" }));
+          // the frame's sandbox runs none of its scripts; the policy in front of it keeps that so if the blob is ever
+          // opened as a page of its own
+          url = URL.createObjectURL(new Blob([REPORT_POLICY, b], { type: "text/html" }));
           setState({ kind: "html", url });
         } else if (ext === "csv") setState({ kind: "table", rows: csvRows(await b.text()) });
         else if (TEXT.test(artifact.path) || artifact.path.startsWith("modelcycle/")) setState({ kind: "text", text: (await b.text()).slice(0, 200000) });
@@ -101,7 +104,7 @@ function ProfileFrame({ runId, dataset }) {
     fetch(path, { headers: getToken() ? { Authorization: `Bearer ${getToken()}` } : {} })
       .then(async (r) => {
         if (!r.ok) throw new ApiError(r.status, String(r.status), (await r.text()).slice(0, 300));
-        made = URL.createObjectURL(new Blob([await r.text()], { type: "text/html" }));
+        made = URL.createObjectURL(new Blob([REPORT_POLICY, await r.text()], { type: "text/html" }));
         setUrl(made);
       })
       .catch(setError);
@@ -134,13 +137,18 @@ export function RunPage({ id }) {
   const [profile, setProfile] = useState(null);
   useEffect(() => {
     setRun(null);
+    setError(null);
     setArtifact(null);
-    call("get_run", { run_id: id }).then((r) => {
+    setProfile(null);
+    // a unique prefix of an id is enough, as on the command line
+    const whole = /^[0-9a-f]{32}$/.test(id) ? Promise.resolve(id) : call("resolve_run_id", { prefix: id });
+    whole.then((runId) => call("get_run", { run_id: runId })).then((r) => {
       setRun(r);
       const keys = Object.keys(r.metrics || {}).sort();
       setChart(keys[0] || null);
+      call("search_page", { filter: `parent_id = '${r.id}'`, order_by: ["start_time ASC"], limit: 500 }).then(setChildren, () => setChildren(null));
     }, setError);
-    call("search_page", { filter: `parent_id = '${id.replace(/'/g, "")}'`, order_by: ["start_time ASC"], limit: 500 }).then(setChildren, () => setChildren(null));
+    setChildren(null);
   }, [id]);
   if (error) return <Failure error={error} />;
   if (!run) return <p class="muted">loading…</p>;

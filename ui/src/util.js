@@ -1,9 +1,12 @@
 // Formatting and the hash routes. Everything shown goes through Preact's text nodes (escaped); nothing is set as HTML.
 
-export const fmtTime = (t) => (t == null ? "" : new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19));
+export function fmtTime(t) {
+  const d = typeof t === "number" ? new Date(t * 1000) : null;
+  return d && !Number.isNaN(d.getTime()) ? d.toISOString().replace("T", " ").slice(0, 19) : "";
+}
 
 export function fmtDuration(start, end) {
-  if (start == null || end == null) return "";
+  if (typeof start !== "number" || typeof end !== "number") return "";
   const s = end - start;
   if (s < 60) return `${s.toFixed(1)} s`;
   if (s < 3600) return `${(s / 60).toFixed(1)} min`;
@@ -12,7 +15,7 @@ export function fmtDuration(start, end) {
 
 export function fmtNumber(v) {
   if (v == null) return "";
-  if (typeof v === "string") return v; // NaN, Infinity
+  if (typeof v !== "number") return typeof v === "string" ? v : JSON.stringify(v) ?? String(v); // NaN, Infinity; or not a number at all
   if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
   const a = Math.abs(v);
   return a !== 0 && (a < 1e-4 || a >= 1e6) ? v.toExponential(4) : String(Number(v.toPrecision(6)));
@@ -42,3 +45,9 @@ export function href(page, args = [], query = {}) {
 }
 
 export const STATUS_CLASS = { RUNNING: "st-running", FINISHED: "st-finished", FAILED: "st-failed", KILLED: "st-killed", LOST: "st-lost" };
+
+// A mapping keyed by what users name (steps, columns, runs): no inherited keys.
+export const dict = () => Object.create(null);
+
+// Any value as text (what a hostile client stored where text belongs may be a number, a list or an object).
+export const text = (v) => (v == null ? "" : typeof v === "string" ? v : typeof v === "number" ? fmtNumber(v) : JSON.stringify(v) ?? String(v));

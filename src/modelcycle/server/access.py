@@ -20,6 +20,7 @@ from typing import Any
 
 from modelcycle._hashing import hash_json
 from modelcycle.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from modelcycle.registry.uri import check_model_name
 from modelcycle.store.artifacts.base import safe_artifact_path
 from modelcycle.store.metadata.base import RunPage, WriteBatch
 
@@ -146,6 +147,18 @@ def sanitize(call: str, values: dict[str, Any]) -> None:
                 raise InvalidInputError(f"run {run.id[:40]!r}: its environment does not hash to its environment id")
     elif call == "create_model_version":
         _normal(values["artifact_path"])
+        check_model_name(values["name"])  # the names the registry (and `models:/` URIs) can address, nothing else
+    if call in ("search_page", "search_runs"):
+        limit = values.get("limit")
+        if limit is None or limit > MAX_PAGE:
+            raise InvalidInputError(f"a search through the server returns at most {MAX_PAGE:,} runs per call (limit "
+                                    f"{'None' if limit is None else f'{limit:,}'}); ask for the next ones with offset")
+    if call in ("search_page", "search_runs", "count_runs") and len(values.get("experiments") or ()) > MAX_EXPERIMENTS:
+        raise InvalidInputError(f"a search names at most {MAX_EXPERIMENTS:,} experiments")
+
+
+MAX_PAGE = 10_000  # runs per search call (a client pages through more: HttpMetadataStore does)
+MAX_EXPERIMENTS = 1_000
 
 
 def _normal(name: str) -> None:
@@ -364,6 +377,8 @@ def _listing(kind: str, arg: str, attr: str) -> Rule:
 
 def _cycle_new(g: Gate, p: Principal, v: dict[str, Any]) -> None:
     p.require("experiment", v["cycle"].project, "write")
+    if v["cycle"].model is not None:  # a cycle names the model it retrains: only who may write that model says so
+        p.require("model", v["cycle"].model, "write")
 
 
 def _cycle_by_id(role: str) -> Rule:
@@ -378,6 +393,10 @@ def _cycle_by_id(role: str) -> Rule:
         cycle = g.store.cycle_get(v["cycle_id"])
         if cycle is not None:
             p.require("experiment", cycle.project, role)
+            fields = v.get("fields") or {}
+            model = fields.get("model") or cycle.model
+            if model is not None and set(fields) & {"model", "version", "verdict_id", "alias_event_id"}:
+                p.require("model", model, "write")  # linking a cycle to a model's versions and moves: that model's writers
         return None
 
     return rule

@@ -31,6 +31,7 @@ _DANGLING = re.compile(r"FOREIGN KEY constraint failed|violates foreign key cons
 _INVALID = re.compile(r"NOT NULL constraint failed|violates not-null constraint|CHECK constraint failed|violates check constraint|"
                       r"out of range|invalid input syntax|value too long")
 MAX_CALL = 64 << 20  # bytes of one call's JSON body (a client sends bigger write batches in parts)
+SEARCH_SECONDS = 30.0  # a search or count longer than this is stopped: one user's filter cannot hold the store for everyone
 MAX_BLOB = 1 << 40  # bytes one upload may carry (1 TiB): the spool folder's disk is the practical bound
 
 
@@ -97,7 +98,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     if settings.store_uri.startswith(("http://", "https://")) or settings.artifact_uri.startswith(("http://", "https://")):
         raise errors.ConfigurationError("a modelcycle server keeps its records in a database and a folder or object "
                                         "store, not in another server: unset MODELCYCLE_TRACKING_URI where it runs")
-    options: dict[str, Any] = {"busy_timeout": settings.busy_timeout}
+    options: dict[str, Any] = {"busy_timeout": settings.busy_timeout, "search_timeout": SEARCH_SECONDS}
     if settings.store_uri.startswith("sqlite"):
         options["sqlite_sync"] = settings.sqlite_sync
     store = open_metadata_store(settings.store_uri, **options)
@@ -122,6 +123,7 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     who = _Authenticator(store, token, no_auth)
     gate = Gate(store, settings.heartbeat_timeout)
     app.add_middleware(_Authenticate, who=who, run_in_threadpool=run_in_threadpool)
+    app.add_middleware(_NoSniff)
     if loopback or allowed_hosts:  # added last: the outermost, so a foreign Host is refused before anything else
         app.add_middleware(HostGuard, allowed=allowed_hosts)
 
@@ -142,6 +144,10 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
         elif isinstance(e, errors.StoreError) and _INVALID.search(message):
             status = 400
         return _error(status, code, message, details)
+
+    @app.exception_handler(RecursionError)
+    async def _deep(_: Request, e: RecursionError) -> Any:
+        return _error(400, "InvalidInputError", "the request nests too deeply (a filter, an order or a body); flatten it")
 
     @app.exception_handler(OverflowError)
     async def _overflow(_: Request, e: OverflowError) -> Any:
@@ -166,8 +172,9 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     def health() -> dict[str, str]:
         return {"status": "ok", "version": _version()}
 
+    lost = _LostRuns(store, settings.heartbeat_timeout)
     for name in CALLS:
-        _add_call(app, name, store, gate, run_in_threadpool, Response)
+        _add_call(app, name, store, gate, run_in_threadpool, Response, lost)
     _add_registry_routes(app, store, artifacts, gate, run_in_threadpool)
     _add_ui_routes(app)
     add_log_routes(app, settings.log_uri, run_in_threadpool, spool)
@@ -254,7 +261,29 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     return app
 
 
-def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: Any, response: Any) -> None:
+class _LostRuns:
+    """Runs whose process stopped sending heartbeats are marked LOST before any call that shows runs' statuses, at most
+    every few seconds: a browser on the web UI sees a dead run as LOST, as a Python client does."""
+
+    EVERY = 5.0
+    CALLS = frozenset({"search_page", "search_runs", "count_runs", "get_run"})
+
+    def __init__(self, store: Any, timeout: float) -> None:
+        self.store, self.timeout = store, timeout
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                return
+            self._next = now + self.EVERY
+        with contextlib.suppress(errors.StoreError):  # a store busy or read-only now: the next call tries again
+            self.store.mark_lost(time.time() - self.timeout)
+
+
+def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: Any, response: Any, lost: _LostRuns) -> None:
     """``POST /api/v1/store/<name>``: the body is the call's arguments (checked by its pydantic model, which the
     OpenAPI document shows), the answer ``{"value": …}``; the user's roles are checked by the call's access rule."""
     from fastapi import Request
@@ -262,7 +291,11 @@ def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: An
     c = codec(name)
     fn = getattr(store, name)
 
+    shows_status = name in _LostRuns.CALLS
+
     def call(principal: Principal | None, values: dict[str, Any]) -> Any:
+        if shows_status:
+            lost.check()
         return _gated(name, fn, gate, principal, values)
 
     async def endpoint(body: Any, request: Request) -> Any:
@@ -319,19 +352,22 @@ def _add_registry_routes(app: Any, store: Any, artifacts: Any, gate: Gate, run_i
     from modelcycle.registry.registry import Registry
 
     class Promotion(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a version, "yes" is not true
         version: int = Field(ge=1, le=2**62)
         alias: str = "champion"
         reason: str | None = Field(None, max_length=2000)
         force: bool = False
 
     class Rollback(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", strict=True)
         alias: str = "champion"
         reason: str | None = Field(None, max_length=2000)
 
-    def registry(request: Request) -> Registry:
-        return Registry(_Shim(_GatedStore(store, gate, request.state.principal)))  # type: ignore[arg-type]
+    def registry(request: Request, name: str) -> Registry:
+        principal: Principal | None = request.state.principal
+        if principal is not None:  # moving an alias is a manager's: said first, before anything about the model
+            principal.require("model", name, "manage")
+        return Registry(_Shim(_GatedStore(store, gate, principal)))  # type: ignore[arg-type]
 
     def answer(event: Any) -> dict[str, Any]:
         return {k: getattr(event, k) for k in ("id", "name", "alias", "from_version", "to_version", "action", "actor",
@@ -363,13 +399,13 @@ def _add_registry_routes(app: Any, store: Any, artifacts: Any, gate: Gate, run_i
     @app.post("/api/v1/models/{name}/promote", tags=["registry"])
     async def promote(name: str, body: Promotion, request: Request) -> dict[str, Any]:
         """Move ``name@alias`` to a version whose latest verdict passed (``force`` overrides: managers only, recorded)."""
-        reg = registry(request)
+        reg = registry(request, name)
         return answer(await run_in_threadpool(reg.promote, name, body.version, body.alias, None, body.force, body.reason))
 
     @app.post("/api/v1/models/{name}/rollback", tags=["registry"])
     async def rollback(name: str, body: Rollback, request: Request) -> dict[str, Any]:
         """Move ``name@alias`` back to the version it had before its latest move."""
-        reg = registry(request)
+        reg = registry(request, name)
         return answer(await run_in_threadpool(reg.rollback, name, body.alias, body.reason))
 
 
@@ -430,6 +466,27 @@ class _Shim:
 
 
 _SERVER_TOKEN = Principal("admin", admin=True, person=False)
+
+
+class _NoSniff:
+    """ASGI middleware: every answer says ``X-Content-Type-Options: nosniff``, so a browser never runs a stored blob (an
+    ``application/octet-stream``) as a script or a page, whatever its bytes look like."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-content-type-options"]
+                message = {**message, "headers": [*headers, (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 class _Authenticate:

@@ -8,6 +8,8 @@ from modelcycle.store.rpc import CALLS, codec
 
 __all__ = ["HttpMetadataStore"]
 
+PAGE = 10_000  # runs a server answers per search call
+
 
 class HttpMetadataStore:
     """Every metadata store call as ``POST <server>/api/v1/store/<call>``; it runs the same conformance suite as the
@@ -46,6 +48,32 @@ class HttpMetadataStore:
         self._call("write", (replace(batch, metrics=metrics[:step]),), {})
         for i in range(step, len(metrics), step):
             self._call("write", (type(batch)(metrics=metrics[i:i + step]),), {})
+
+    def search_page(self, experiments: list[str] | None = None, filter: str | None = None, order_by: list[str] | None = None,
+                    limit: int | None = 100, offset: int = 0) -> Any:
+        """A server answers at most PAGE runs per call: more (or all, ``limit=None``) are asked for page by page."""
+        from modelcycle.store.metadata.base import RunPage
+
+        if limit is not None and limit <= PAGE:
+            return self._call("search_page", (experiments, filter, order_by, limit, offset), {})
+        rows: list[Any] = []
+        params: list[Any] = []
+        metrics: list[Any] = []
+        tags: list[Any] = []
+        while limit is None or len(rows) < limit:
+            size = PAGE if limit is None else min(PAGE, limit - len(rows))
+            page = self._call("search_page", (experiments, filter, order_by, size, offset + len(rows)), {})
+            rows += page.rows
+            params += page.params
+            metrics += page.metrics
+            tags += page.tags
+            if len(page.rows) < size:
+                break
+        return RunPage(rows, params, metrics, tags)
+
+    def search_runs(self, experiments: list[str] | None = None, filter: str | None = None, order_by: list[str] | None = None,
+                    limit: int | None = 100, offset: int = 0) -> list[Any]:
+        return self.search_page(experiments, filter, order_by, limit, offset).runs()
 
     def get_or_create_experiment(self, name: str) -> Any:
         found = self._experiments.get(name)

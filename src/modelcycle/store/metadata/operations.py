@@ -26,6 +26,15 @@ def _moment(value: float, what: str) -> None:
     if not 0 <= value < 9.2e9:
         raise InvalidInputError(f"{what} is a time in seconds since 1970 (UTC), not {value!r}")
 
+def _cycle_times(values: Mapping[str, Any]) -> None:
+    for key in ("started_at", "updated_at", "lease_until", "finished_at"):
+        value = values.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise InvalidInputError(f"a cycle's {key} is a time in seconds, not {value!r}")
+            _moment(value, f"a cycle's {key}")
+
+
 __all__ = ["OperationsTables"]
 
 CYCLE_FIELDS = ("state", "owner", "lease_until", "updated_at", "finished_at", "alert_id", "run_id", "model", "version",
@@ -173,6 +182,7 @@ class OperationsTables:
     def cycle_claim_new(self, cycle: Cycle) -> bool:
         """Insert a new cycle for its trigger key; False when that trigger already has a cycle."""
         c = s.cycles
+        _cycle_times({k: getattr(cycle, k) for k in ("started_at", "updated_at", "lease_until", "finished_at")})
         values = {**cycle.to_dict(), "detail": json.dumps(dict(cycle.detail), default=str)}
         result = self._write(lambda conn: conn.execute(
             self._insert(c).values(**values).on_conflict_do_nothing(index_elements=["project", "trigger_key"])))
@@ -201,6 +211,7 @@ class OperationsTables:
         unknown = set(fields) - set(CYCLE_FIELDS)
         if unknown:
             raise InvalidInputError(f"unknown cycle fields: {sorted(unknown)}; a cycle has {', '.join(CYCLE_FIELDS)}")
+        _cycle_times(fields)
 
         def tx(conn: Connection) -> bool:
             cond = c.c.id == cycle_id

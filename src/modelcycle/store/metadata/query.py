@@ -320,13 +320,41 @@ def parse_filter(text: str | None, attributes: dict[str, tuple[str, str]] | None
         return None
     if not isinstance(text, str):
         raise FilterSyntaxError(f"a filter must be a string, not {type(text).__name__}")
+    if len(text) > MAX_FILTER_CHARS:
+        raise FilterSyntaxError(f"a filter may be at most {MAX_FILTER_CHARS:,} characters long, this one has {len(text):,}")
     parser = _Parser(text, attributes, prefixes)
-    node = parser.expr()
+    try:
+        node = parser.expr()
+    except RecursionError:
+        raise FilterSyntaxError("the filter nests too deeply; write it with fewer parentheses and 'not's") from None
+    count, depth = _comparisons(node)
+    if depth > MAX_DEPTH:
+        raise FilterSyntaxError(f"the filter nests {depth} levels deep, more than {MAX_DEPTH}; write it with fewer parentheses and 'not's")
+    if count > MAX_COMPARISONS:
+        raise FilterSyntaxError(f"a filter may hold at most {MAX_COMPARISONS} comparisons, this one has {count} (each is a query "
+                                "of its own over every run); narrow it with fewer conditions, or an 'in (…)' list")
     tok = parser.peek()
     if tok.kind != "end":
         hint = " (combine conditions with 'and' or 'or')" if tok.kind in ("word", "key") else ""
         raise parser.error(f"unexpected {tok.text!r}{hint}", tok.pos)
     return node
+
+
+MAX_FILTER_CHARS = 20_000
+MAX_COMPARISONS = 50
+MAX_DEPTH = 32
+MAX_ORDER_KEYS = 10
+
+
+def _comparisons(node: Any) -> tuple[int, int]:
+    """How many comparisons a parsed filter holds, and how deep it nests."""
+    if isinstance(node, BoolOp):
+        parts = [_comparisons(x) for x in node.items]
+        return sum(c for c, _ in parts), 1 + max(d for _, d in parts)
+    if isinstance(node, Not):
+        count, depth = _comparisons(node.item)
+        return count, depth + 1
+    return 1, 0
 
 
 def parse_order_by(items: list[str] | tuple[str, ...] | str | None) -> list[OrderKey]:
@@ -340,6 +368,8 @@ def parse_order_by(items: list[str] | tuple[str, ...] | str | None) -> list[Orde
         return []
     if isinstance(items, str):
         items = [items]
+    if len(items) > MAX_ORDER_KEYS:
+        raise FilterSyntaxError(f"order by at most {MAX_ORDER_KEYS} keys, not {len(items)}")
     keys = []
     for item in items:
         parser = _Parser(item)

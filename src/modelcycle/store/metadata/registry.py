@@ -8,6 +8,8 @@ numbers never collide and an alias move and its audit event are written together
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -195,6 +197,9 @@ class RegistryTables:
     # --- verdicts -------------------------------------------------------------------------
     def save_verdict(self, id: str, name: str, version: int, passed: bool, created_at: float, run_id: str | None,
                      data: Mapping[str, Any]) -> None:
+        data = _check_verdict(data)
+        if not (isinstance(created_at, (int, float)) and math.isfinite(created_at) and 0 <= created_at < 1e11):
+            raise InvalidInputError(f"a verdict's created_at must be a time in seconds, not {created_at!r}")
         text = json.dumps(data, default=str, allow_nan=True)
         self._write(lambda c: c.execute(s.verdicts.insert().values(
             id=id, name=name, version=version, passed=passed, created_at=created_at, run_id=run_id, data=text)))
@@ -223,9 +228,45 @@ def _version_comparison(node: q.Comparison) -> Any:
     return present.where(_value_condition(t.c.value, node))
 
 
+def _check_verdict(data: Any) -> dict[str, Any]:
+    """A verdict's record as ``Verdict.to_dict`` writes it: a mapping whose rules are mappings, a whole number of rows,
+    a policy mapping, a baseline version that is a whole number or None."""
+    if not isinstance(data, Mapping):
+        raise InvalidInputError(f"a verdict's data must be a mapping, not {type(data).__name__}")
+    rules = data.get("rules", [])
+    if not isinstance(rules, (list, tuple)) or not all(isinstance(r, Mapping) for r in rules):
+        raise InvalidInputError("a verdict's rules must be a list of mappings (rule, passed, expected, candidate, baseline, detail)")
+    out = dict(data)
+    for key in ("rows", "baseline_version"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise InvalidInputError(f"a verdict's {key} must be a whole number, not {value!r}")
+        if value is not None:
+            out[key] = int(value)
+    if not isinstance(data.get("policy", {}), Mapping):
+        raise InvalidInputError("a verdict's policy must be a mapping")
+    for key in ("baseline", "baseline_alias"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise InvalidInputError(f"a verdict's {key} must be text")
+    return out
+
+
 def _verdict_row(row: Any) -> StoredVerdict:
-    data = json.loads(row.data)
+    """A stored verdict; a record that does not have a verdict's shape (written past the checks, by hand) is read as
+    the parts of it that do, so one bad row never stops the model's other verdicts from being read."""
+    try:
+        data = json.loads(row.data)
+    except ValueError:
+        data = {}
+    if not isinstance(data, Mapping):
+        data = {}
+    rules = data.get("rules")
+    rows = data.get("rows")
+    version = data.get("baseline_version")
+    text = lambda v: v if isinstance(v, str) else None  # noqa: E731
     return StoredVerdict(id=row.id, name=row.name, version=row.version, passed=bool(row.passed), created_at=row.created_at,
-                         run_id=row.run_id, rules=tuple(data.get("rules") or ()), policy=data.get("policy") or {},
-                         baseline=data.get("baseline"), baseline_alias=data.get("baseline_alias"),
-                         baseline_version=data.get("baseline_version"), rows=int(data.get("rows") or 0))
+                         run_id=row.run_id, rules=tuple(r for r in rules if isinstance(r, Mapping)) if isinstance(rules, list) else (),
+                         policy=data["policy"] if isinstance(data.get("policy"), Mapping) else {},
+                         baseline=text(data.get("baseline")), baseline_alias=text(data.get("baseline_alias")),
+                         baseline_version=version if isinstance(version, int) and not isinstance(version, bool) else None,
+                         rows=rows if isinstance(rows, int) and not isinstance(rows, bool) else 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -11,7 +12,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,7 +103,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         'churn'
     """
 
-    def __init__(self, uri: str, busy_timeout: float = 60.0, sqlite_sync: str = "normal"):
+    def __init__(self, uri: str, busy_timeout: float = 60.0, sqlite_sync: str = "normal", search_timeout: float | None = None):
         if uri.startswith(("postgresql://", "postgres://")):
             uri = "postgresql+psycopg://" + uri.split("://", 1)[1]
         try:
@@ -113,6 +114,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         self.display_uri = url.render_as_string(hide_password=True)
         self.dialect = url.get_backend_name()
         self.busy_timeout = busy_timeout
+        self.search_timeout = search_timeout  # seconds a search or a count may take before it is stopped (a server's)
         if sqlite_sync not in ("normal", "full"):
             raise ConfigurationError(f"sqlite_sync must be 'normal' or 'full', not {sqlite_sync!r}")
         self.sqlite_sync = sqlite_sync
@@ -654,7 +656,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
                 self._searches[key] = cached
         sql, args = cached
 
-        return self._read(lambda conn: _page_of(self.dialect, conn.connection.driver_connection, sql, args))
+        return self._read(lambda conn: _page_of(self.dialect, conn.connection.driver_connection, sql, args, self.search_timeout))
 
     def count_runs(self, experiments: list[str] | None = None, filter: str | None = None) -> int:
         """How many runs ``search_runs`` finds without a limit (what a table of every result needs first)."""
@@ -664,7 +666,13 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         if ids == []:
             return 0
         found = self._search_statement(ids, filter, None, None, 0).order_by(None).with_only_columns(s.runs.c.id)
-        return int(self._read(lambda c: c.execute(select(func.count()).select_from(found.subquery())).scalar_one()))
+        stmt = select(func.count()).select_from(found.subquery())
+
+        def count(conn: Connection) -> int:
+            with _budget(self.dialect, conn.connection.driver_connection, self.search_timeout):
+                return int(conn.execute(stmt).scalar_one())
+
+        return self._read(count)
 
     def _ids_of(self, experiments: list[str] | None) -> list[int] | None:
         """The ids of the named experiments that exist (None: no names, all experiments)."""
@@ -940,14 +948,44 @@ def _run_update(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _page_of(dialect: str, raw: Any, sql: str, args: Any) -> RunPage:
+@contextlib.contextmanager
+def _budget(dialect: str, raw: Any, seconds: float | None) -> Iterator[None]:
+    """Statements on ``raw`` inside this block are stopped after ``seconds`` (None: never), with an error that says so:
+    a filter that would scan the whole store many times cannot hold a server's store for everyone else."""
+    if seconds is None:
+        yield
+        return
+    try:
+        if dialect == "sqlite":
+            deadline = time.monotonic() + seconds
+            raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 20_000)
+            try:
+                yield
+            finally:
+                raw.set_progress_handler(None, 0)
+        else:
+            raw.execute(f"SET statement_timeout = {int(seconds * 1000)}")
+            try:
+                yield
+            finally:
+                raw.execute("SET statement_timeout = 0")
+    except Exception as e:
+        text = str(e).lower()
+        if "interrupted" in text or "statement timeout" in text or "canceling statement" in text:
+            raise InvalidInputError(f"the search took longer than {seconds:g} s and was stopped: narrow its filter (fewer "
+                                    "conditions, or name the experiments)") from None
+        raise
+
+
+def _page_of(dialect: str, raw: Any, sql: str, args: Any, seconds: float | None = None) -> RunPage:
     """A search through the driver directly (plain tuples): the page's rows, then their latest metrics; on
     PostgreSQL both statements are prepared on the connection."""
     sqlite = dialect == "sqlite"
     cur = raw.cursor()
     try:
         run = (lambda q, a: cur.execute(q, a)) if sqlite else (lambda q, a: cur.execute(q, a, prepare=True))
-        rows = run(sql, args).fetchall()
+        with _budget(dialect, raw, seconds):
+            rows = run(sql, args).fetchall()
         metrics: dict[str, dict[str, float]] = {row[0]: {} for row in rows}
         if rows:
             ids = json.dumps(list(metrics)) if sqlite else list(metrics)
