@@ -64,6 +64,7 @@ class World:
             "search_runs": ((["churn"],), {}),
             "search_page": ((["churn"],), {}),
             "count_runs": ((["churn"],), {}),
+            "run_keys": ((["churn"],), {}),
             "get_metric_history": ((run, "m"), {}),
             "metric_histories": (([run], "m"), {}),
             "metric_keys": ((run,), {}),

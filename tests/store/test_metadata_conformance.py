@@ -234,6 +234,18 @@ def test_search_filters_and_orders(populated, flt, order, expected) -> None:
     assert store.count_runs(filter=flt) == len(expected)  # what a table of every result shows as its size
 
 
+def test_the_keys_a_filter_can_name_are_listed_per_experiment(populated) -> None:
+    store, _ = populated
+    assert store.run_keys(["churn"]) == {"params": ["C", "model"], "metrics": ["auc", "val loss"], "tags": ["team"]}
+    assert store.run_keys(["no such experiment"]) == {"params": [], "metrics": [], "tags": []}
+    run = _run(store, experiment="other", params={"rare": "1"}, start=1.0)  # the oldest run: sampled from that end too
+    store.write(WriteBatch(metrics=[(run, "rare_metric", 1.0, 0, 1.0)]))
+    for _ in range(3):
+        _run(store, experiment="other")
+    keys = store.run_keys(["other"], sample=1)  # the newest run (no keys) and the oldest, not run d in between
+    assert keys == {"params": ["rare"], "metrics": ["rare_metric"], "tags": []}
+
+
 def test_a_count_is_of_the_experiments_named_and_refuses_a_bad_filter(populated) -> None:
     store, _ = populated
     assert store.count_runs() == 4 and store.count_runs(["churn"]) == 3 and store.count_runs(["churn", "other"]) == 4

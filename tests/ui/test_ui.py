@@ -122,6 +122,9 @@ def _seed(settings: Settings) -> dict[str, Any]:
     store.save_verdict(uuid.uuid4().hex, "churn", 2, True, now, ids[2],
                        {"rules": [{"rule": "min_metric", "passed": True, "expected": ">= 0.5", "candidate": 0.52, "baseline": None,
                                    "detail": XSS[0]}], "policy": {}, "rows": 100, "baseline_alias": None, "baseline_version": None})
+    many = store.get_or_create_experiment("many").id  # more runs than the table loads at first; the oldest is different
+    store.write(WriteBatch(runs=[NewRun(id=uuid.uuid4().hex, experiment_id=many, name=f"m{i}", start_time=now - 1000 + i,
+                                        params={"rare_param": "7"} if i == 0 else {"i": str(i)}) for i in range(250)]))
     minute = 60.0 * (now // 60)
 
     def summary(i: int) -> dict[str, Any]:
@@ -218,7 +221,7 @@ def _first_name(page: Any) -> Any:
 
 def test_the_runs_page_shows_every_run_and_a_filter_narrows_it(ana: Watched, site: Any) -> None:
     page = ana.goto("#/runs")
-    assert _count(page) == 52  # 40, the tuning parent and its 3 trials, the reports run, the hostile run, 2 pipelines × 3
+    assert _count(page) == 302  # 40, the tuning parent and its 3 trials, the reports run, the hostile run, 2 pipelines × 3, 250 many
     page.wait_for_selector(".tr .cell a")
     ana.shot("runs")
     page.fill("input[name=filter]", "metrics.auc >= 0.8 and params.model = 'rf'")
@@ -254,6 +257,14 @@ def test_keys_complete_in_the_filter(ana: Watched) -> None:
     assert page.locator(".hints li").all_inner_texts() == ["metrics.loss"]
     page.keyboard.press("Tab")
     assert page.input_value("input[name=filter]") == "metrics.loss "
+
+
+def test_keys_of_runs_not_loaded_yet_complete_too(ana: Watched) -> None:
+    page = ana.goto("#/runs?experiment=many")
+    assert _count(page) == 250
+    page.click("input[name=filter]")
+    page.keyboard.type("params.ra")
+    expect(page.locator(".hints li")).to_have_text(["params.rare_param"], timeout=30_000)
 
 
 def test_sorting_by_a_metric_is_the_servers_order_over_every_run(ana: Watched) -> None:
@@ -400,7 +411,7 @@ def test_without_a_token_the_ui_asks_for_one(browser: Any, site: Any) -> None:
         page.wait_for_selector("form.token", timeout=30_000)
         page.fill("form.token input", seeded["tokens"]["rita"])
         page.click("form.token button")
-        assert _count(page) == 52
+        assert _count(page) == 302
         w.problems = [p for p in w.problems if "401" not in p]
         w.check()
     finally:

@@ -62,13 +62,18 @@ function useRunPages(experiment, filter, orders) {
     return { row: page.rows[j], params: page.params[j], metrics: page.metrics[j], tags: page.tags[j] };
   };
 
+  // the keys of the experiment's newest and oldest runs (the server's sample), and of every row loaded since
+  const [known, setKnown] = useState({ params: [], metrics: [], tags: [] });
+  useEffect(() => {
+    call("run_keys", { experiments: experiment ? [experiment] : null }).then(setKnown, () => {});
+  }, [experiment]);
   const keys = useMemo(() => {
-    const found = { metrics: new Set(), params: new Set(), tags: new Set() };
+    const found = { metrics: new Set(known.metrics), params: new Set(known.params), tags: new Set(known.tags) };
     for (const page of pages.current.values()) {
       for (const kind of ["metrics", "params", "tags"]) for (const m of page[kind]) for (const k in m) found[kind].add(k);
     }
     return Object.fromEntries(Object.entries(found).map(([k, v]) => [k, [...v].sort()]));
-  }, [state.version, key]);
+  }, [state.version, key, known]);
 
   // rows show as soon as the first page arrives; the count (a query of its own) then sizes the table
   const first = pages.current.get(0);

@@ -254,9 +254,9 @@ def _resolve(g: Gate, p: Principal, v: dict[str, Any]) -> Callable[[Any], Any]:
     return check
 
 
-def _search(page: bool | None) -> Rule:
-    """The experiments a search may read: those named (each needs read), else every one the user may read.
-    ``page``: what to answer when that is none (a page, a list, or None for a count)."""
+def _search(empty: Any) -> Rule:
+    """The experiments a search may read: those named (each needs read), else every one the user may read; ``empty``
+    is the answer when that is none."""
     def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
         names = v.get("experiments")
         if names:
@@ -267,7 +267,7 @@ def _search(page: bool | None) -> Rule:
             return
         readable = g.readable_experiments(p)
         if not readable:  # none named means all: all the user may read, which is none
-            raise Answer(0 if page is None else RunPage.of([]) if page else [])
+            raise Answer(empty)
         v["experiments"] = readable
 
     return rule
@@ -424,9 +424,10 @@ RULES: dict[str, Rule] = {
     "mark_lost": _mark_lost,
     "get_run": _run("read"),
     "resolve_run_id": _resolve,
-    "search_runs": _search(page=False),
-    "search_page": _search(page=True),
-    "count_runs": _search(page=None),
+    "search_runs": _search([]),
+    "search_page": _search(RunPage.of([])),
+    "count_runs": _search(0),
+    "run_keys": _search({"params": [], "metrics": [], "tags": []}),
     "get_metric_history": _run("read"),
     "metric_histories": _runs("read"),
     "metric_keys": _run("read"),

@@ -30,6 +30,7 @@ CALLS: dict[str, str] = {
     "search_runs": "read",
     "search_page": "read",
     "count_runs": "read",
+    "run_keys": "read",
     "get_metric_history": "read",
     "metric_histories": "read",
     "metric_keys": "read",

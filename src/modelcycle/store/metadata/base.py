@@ -189,6 +189,10 @@ class MetadataStore(Protocol):
         """How many runs ``search_runs`` finds without a limit."""
         ...
 
+    def run_keys(self, experiments: list[str] | None = None, sample: int = 1000) -> dict[str, list[str]]:
+        """The param, metric and tag keys of the newest and oldest ``sample`` runs."""
+        ...
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
     def metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:

@@ -674,6 +674,36 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
 
         return self._read(count)
 
+    def run_keys(self, experiments: list[str] | None = None, sample: int = 1000) -> dict[str, list[str]]:
+        """The param, metric and tag keys of the newest and the oldest ``sample`` runs of these experiments (all when
+        None): what a filter box completes and a table offers as columns, at a cost that does not grow with the store."""
+        if not 1 <= sample <= 10_000:
+            raise InvalidInputError(f"sample must be between 1 and 10,000, got {sample}")
+        ids = self._ids_of(experiments)
+        if ids == []:
+            return {"params": [], "metrics": [], "tags": []}
+        r = s.runs.c
+        where = r.experiment_id.in_(ids) if ids is not None else true()
+        newest = select(r.id, r.records).where(where).order_by(r.start_time.desc()).limit(sample)
+        oldest = select(r.id, r.records).where(where).order_by(r.start_time.asc()).limit(sample)
+
+        def read(conn: Connection) -> dict[str, list[str]]:
+            rows = {row.id: row.records for stmt in (newest, oldest) for row in conn.execute(stmt)}
+            params: set[str] = set()
+            tags: set[str] = set()
+            for records in rows.values():
+                p, t = json.loads(records) if records else ({}, {})
+                params.update(p)
+                tags.update(t)
+            lm = s.latest_metrics.c
+            metrics: set[str] = set()
+            run_ids = list(rows)
+            for i in range(0, len(run_ids), 500):
+                metrics.update(conn.execute(select(lm.key).where(lm.run_id.in_(run_ids[i:i + 500])).distinct()).scalars())
+            return {"params": sorted(params)[:1000], "metrics": sorted(metrics)[:1000], "tags": sorted(tags)[:1000]}
+
+        return self._read(read)
+
     def _ids_of(self, experiments: list[str] | None) -> list[int] | None:
         """The ids of the named experiments that exist (None: no names, all experiments)."""
         if not experiments:
