@@ -568,3 +568,11 @@ def test_a_verdict_row_edited_by_hand_is_read_as_far_as_it_goes(tmp_path) -> Non
         assert [v.rows for v in verdicts] == [3, 0, 0, 0] and all(v.rules == () for v in verdicts)
     finally:
         store.close()
+
+
+def test_params_are_text_compared_and_sorted_as_text(store) -> None:
+    """As the README says (and as MLflow does): "10" sorts before "9", and `params.n < 5` compares text."""
+    for n in ("9", "10", "100"):
+        _run(store, experiment="text", name=f"n{n}", params={"n": n})
+    assert [r.name for r in store.search_runs(["text"], order_by=["params.n ASC"])] == ["n10", "n100", "n9"]
+    assert sorted(r.name for r in store.search_runs(["text"], filter="params.n < '5'")) == ["n10", "n100"]
