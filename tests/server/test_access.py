@@ -82,7 +82,7 @@ def test_every_call_blob_and_log_route_answers_only_whom_it_should(team: Any) ->
     routes = [("HEAD", blob, None, "any"), ("GET", blob, None, "any"),
               ("PUT", f"/api/v1/blobs/{hashlib.sha256(new).hexdigest()}", new, "writes"),
               ("GET", "/api/v1/blobs", None, "admin"), ("GET", "/api/v1/openapi.json", None, "open"),
-              ("POST", "/api/v1/models/churn/promote", b'{"version": 1, "force": true}', 3)]
+              ("POST", "/api/v1/models/churn/promote", b'{"version": 1, "force": true}', 3), ("GET", "/api/v1/me", None, "open")]
     # the prediction log: a model's folder and files by the role on the model; labels for every model: admins only here
     from modelcycle.store.predictions import log_root, model_dir, parquet_bytes, write_atomic
     from tests.server.test_logs import _rows

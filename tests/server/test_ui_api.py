@@ -100,3 +100,19 @@ def test_every_answer_tells_browsers_not_to_guess_its_type(team: Any) -> None:
         req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {tokens['admin']}"})
         with urllib.request.urlopen(req, timeout=60) as r:
             assert r.headers.get_all("X-Content-Type-Options") == ["nosniff"], path
+
+
+def test_me_says_who_a_token_names_and_its_roles(team: Any, tmp_path: Any) -> None:
+    from modelcycle.server.app import create_app
+    from modelcycle.settings import Settings
+    from tests.conftest import running
+
+    url, tokens, _, _ = team
+    status, body = _request(url, "GET", "/api/v1/me", tokens["reader"])
+    assert status == 200 and json.loads(body) == {"name": "reader", "admin": False, "signed_in": True,
+                                                  "roles": {"experiment:churn": "read", "model:churn": "read"}}
+    assert json.loads(_request(url, "GET", "/api/v1/me", tokens["admin"])[1])["admin"] is True
+    assert _request(url, "GET", "/api/v1/me", None)[0] == 401
+    with running(create_app(Settings.for_home(tmp_path / "open", capture=False))) as open_url:  # asks for no token
+        assert json.loads(_request(open_url, "GET", "/api/v1/me", None)[1]) == {"name": None, "admin": True, "signed_in": False,
+                                                                                 "roles": {}}

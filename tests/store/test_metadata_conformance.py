@@ -576,3 +576,20 @@ def test_params_are_text_compared_and_sorted_as_text(store) -> None:
         _run(store, experiment="text", name=f"n{n}", params={"n": n})
     assert [r.name for r in store.search_runs(["text"], order_by=["params.n ASC"])] == ["n10", "n100", "n9"]
     assert sorted(r.name for r in store.search_runs(["text"], filter="params.n < '5'")) == ["n10", "n100"]
+
+
+def test_pages_of_a_metric_order_join_up_whatever_their_size(store) -> None:
+    """Ordered by a metric some runs lack (or hold as NaN), pages of any size and offset are slices of the whole order."""
+    values = [0.5, None, 0.9, math.nan, 0.1, None, 0.7, 0.3, math.nan]
+    for i, v in enumerate(values):
+        rid = _run(store, experiment="pages", name=f"r{i}", start=1000.0 + i)
+        if v is not None:
+            store.write(WriteBatch(metrics=[(rid, "m", v, 0, 1.0)]))
+    for order in (["metrics.m DESC"], ["metrics.m ASC"], ["metrics.m DESC", "name"]):
+        whole = [r.name for r in store.search_runs(["pages"], order_by=order, limit=None)]
+        assert len(whole) == len(values)
+        for size in (2, 4):
+            for offset in (0, 1, 3, 5, 7, 9):
+                assert [r.name for r in store.search_runs(["pages"], order_by=order, limit=size, offset=offset)] == \
+                    whole[offset:offset + size], (order, size, offset)
+    assert [r.name for r in store.search_runs(["pages"], order_by=["metrics.m DESC"], limit=None)][:4] == ["r2", "r6", "r0", "r7"]

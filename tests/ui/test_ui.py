@@ -371,8 +371,12 @@ def test_promotion_and_rollback_from_the_ui_are_recorded_with_the_user(ana: Watc
     row = page.locator("[data-testid=versions] tbody tr").filter(has=page.locator("td:first-child", has_text="2")).first
     row.locator("input[aria-label=reason]").fill("better auc")
     row.locator("button:text-is('Promote')").click()
+    row.locator("button:text-is('Confirm: version 2 becomes champion')").click()  # a second click moves the alias
     page.wait_for_selector("[data-testid=aliases] td:text-is('version 2')", timeout=30_000)
     page.click("[data-testid=aliases] button:text-is('Roll back champion')")
+    page.click("[data-testid=aliases] button:text-is('cancel')")  # changed their mind: nothing moves
+    page.click("[data-testid=aliases] button:text-is('Roll back champion')")
+    page.click("[data-testid=aliases] button:text-is('Confirm: move champion back')")
     page.wait_for_selector("[data-testid=aliases] td:text-is('version 1')", timeout=30_000)
     assert "ana" in page.inner_text("[data-testid=history]")
     ana.shot("model-after")
@@ -385,19 +389,16 @@ def test_promotion_and_rollback_from_the_ui_are_recorded_with_the_user(ana: Watc
     assert events[-2].reason == "better auc" and not events[-2].forced
 
 
-def test_a_reader_sees_a_refusal_and_nothing_moves(browser: Any, site: Any) -> None:
+def test_a_reader_is_offered_no_promotion_and_told_why(browser: Any, site: Any) -> None:
+    """The buttons show only to who may use them (the server refuses the others anyway: tests/server/test_ui_api.py)."""
     url, seeded, _ = site
     w = Watched(browser, url, seeded["tokens"]["rita"])
     try:
         page = w.goto("#/models/churn")
         page.wait_for_selector("[data-testid=versions]")
-        before = page.inner_text("[data-testid=aliases]")
-        row = page.locator("[data-testid=versions] tbody tr").filter(has=page.locator("td:first-child", has_text="2")).first
-        row.locator("button:text-is('Promote')").click()  # version 2 passed its gate: only the role is missing
-        error = page.wait_for_selector(".error", timeout=30_000)
-        assert "may not manage model 'churn'" in error.inner_text()
-        assert page.inner_text("[data-testid=aliases]") == before
-        w.problems = [p for p in w.problems if "403" not in p]  # the refusal itself, as the browser logs it
+        expect(page.locator("[data-testid=no-manage]")).to_contain_text("needs the manage role on it; rita has read")
+        assert page.locator("button:text-is('Promote')").count() == 0 and page.locator("button:has-text('Roll back')").count() == 0
+        expect(page.locator("[data-testid=who]")).to_have_text("rita")
         w.check()
     finally:
         w.close()

@@ -65,3 +65,20 @@ export async function blob(digest) {
 
 // PAGE_FIELDS of a search page's rows
 export const ROW = { id: 0, experimentId: 1, name: 2, status: 3, start: 4, end: 5, heartbeat: 6, parent: 7, reproduces: 8, experiment: 9 };
+
+// Who the token names and its roles (GET /api/v1/me), asked once per page load.
+let whoami = null;
+export function me() {
+  if (!whoami) {
+    whoami = fetch("/api/v1/me", { headers: headers(false) }).then(answer).catch(() => ({ name: null, admin: false, signed_in: false, roles: {} }));
+  }
+  return whoami;
+}
+
+const LEVEL = { read: 1, write: 2, manage: 3 };
+export function can(who, kind, name, role) {
+  if (!who) return false;
+  if (who.admin) return true;
+  const level = Math.max(LEVEL[who.roles[`${kind}:${name}`]] || 0, LEVEL[who.roles[`${kind}:*`]] || 0);
+  return level >= LEVEL[role];
+}

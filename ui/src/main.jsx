@@ -1,7 +1,7 @@
 import { Component, render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import "./style.css";
-import { getToken, setToken } from "./api.js";
+import { getToken, me, setToken } from "./api.js";
 import { parseHash } from "./util.js";
 import { RunsPage } from "./runs.jsx";
 
@@ -53,6 +53,14 @@ class Boundary extends Component {
   }
 }
 
+function Who() {
+  const [who, setWho] = useState(null);
+  useEffect(() => {
+    me().then(setWho);
+  }, []);
+  return who && who.signed_in ? <span class="muted" data-testid="who">{who.name}</span> : null;
+}
+
 function App() {
   const { page, args, query } = useHash();
   let body;
@@ -85,6 +93,7 @@ function App() {
             Production
           </a>
         </nav>
+        <Who />
         {getToken() ? (
           <button
             class="link"

@@ -1,6 +1,6 @@
 import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { call, post } from "./api.js";
+import { call, can, me, post } from "./api.js";
 import { Failure } from "./failure.jsx";
 import { fmtNumber, fmtTime, href, text } from "./util.js";
 
@@ -98,11 +98,17 @@ function Promote({ name, version, onDone }) {
   const [force, setForce] = useState(false);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [asked, setAsked] = useState(false); // a second click confirms: an alias move is what production serves
   return (
     <form
       class="inline"
       onSubmit={(e) => {
         e.preventDefault();
+        if (!asked) {
+          setAsked(true);
+          return;
+        }
+        setAsked(false);
         setBusy(true);
         setError(null);
         post(`/api/v1/models/${encodeURIComponent(name)}/promote`, { version, alias, reason: reason || null, force })
@@ -115,9 +121,14 @@ function Promote({ name, version, onDone }) {
       <label title="promote without a passing verdict (managers only; recorded as forced)">
         <input type="checkbox" checked={force} onChange={(e) => setForce(e.currentTarget.checked)} /> force
       </label>
-      <button type="submit" disabled={busy}>
-        Promote
+      <button type="submit" disabled={busy} class={asked ? "confirm" : ""}>
+        {asked ? `Confirm: version ${version} becomes ${alias}${force ? " (forced)" : ""}` : "Promote"}
       </button>
+      {asked ? (
+        <button type="button" class="link" onClick={() => setAsked(false)}>
+          cancel
+        </button>
+      ) : null}
       {error ? <Failure error={error} /> : null}
     </form>
   );
@@ -128,6 +139,12 @@ export function ModelPage({ name }) {
   const [error, setError] = useState(null);
   const [open, setOpen] = useState(null);
   const [rollbackError, setRollbackError] = useState(null);
+  const [confirming, setConfirming] = useState(null);
+  const [who, setWho] = useState(null);
+  useEffect(() => {
+    me().then(setWho);
+  }, []);
+  const manages = can(who, "model", name, "manage");
   const [tick, setTick] = useState(0);
   useEffect(() => {
     const filter = `name = '${name.replace(/'/g, "''")}'`;
@@ -146,6 +163,11 @@ export function ModelPage({ name }) {
       <p>
         <a href={href("production", [name])}>monitoring, alerts and retraining cycles in production</a>
       </p>
+      {who && !manages ? (
+        <p class="muted" data-testid="no-manage">
+          Promoting and rolling back {name} needs the manage role on it; {who.name ? `${who.name} has ${who.roles[`model:${name}`] || who.roles["model:*"] || "no role"}` : "ask an admin"}.
+        </p>
+      ) : null}
       <h2>Aliases</h2>
       {Object.keys(data.aliases).length ? (
         <table class="grid" data-testid="aliases">
@@ -155,14 +177,25 @@ export function ModelPage({ name }) {
                 <th>{a}</th>
                 <td>version {v}</td>
                 <td>
-                  <button
-                    onClick={() => {
-                      setRollbackError(null);
-                      post(`/api/v1/models/${encodeURIComponent(name)}/rollback`, { alias: a }).then(refresh, setRollbackError);
-                    }}
-                  >
-                    Roll back {a}
-                  </button>
+                  {!manages ? null : confirming === a ? (
+                    <>
+                      <button
+                        class="confirm"
+                        onClick={() => {
+                          setConfirming(null);
+                          setRollbackError(null);
+                          post(`/api/v1/models/${encodeURIComponent(name)}/rollback`, { alias: a }).then(refresh, setRollbackError);
+                        }}
+                      >
+                        Confirm: move {a} back
+                      </button>{" "}
+                      <button class="link" onClick={() => setConfirming(null)}>
+                        cancel
+                      </button>
+                    </>
+                  ) : (
+                    <button onClick={() => setConfirming(a)}>Roll back {a}</button>
+                  )}
                 </td>
               </tr>
             ))}
@@ -213,9 +246,7 @@ export function ModelPage({ name }) {
                       <span class="muted">none</span>
                     )}
                   </td>
-                  <td>
-                    <Promote name={name} version={v.version} onDone={refresh} />
-                  </td>
+                  <td>{manages ? <Promote name={name} version={v.version} onDone={refresh} /> : null}</td>
                 </tr>
                 {open === v.version && verdict ? (
                   <tr>

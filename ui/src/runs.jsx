@@ -64,9 +64,10 @@ function useRunPages(experiment, filter, orders) {
 
   // the keys of the experiment's newest and oldest runs (the server's sample), and of every row loaded since
   const [known, setKnown] = useState({ params: [], metrics: [], tags: [] });
+  const shown = state.version > 0; // asked once the first rows are there: the keys are for completing, not for showing
   useEffect(() => {
-    call("run_keys", { experiments: experiment ? [experiment] : null }).then(setKnown, () => {});
-  }, [experiment]);
+    if (shown) call("run_keys", { experiments: experiment ? [experiment] : null }).then(setKnown, () => {});
+  }, [experiment, shown]);
   const keys = useMemo(() => {
     const found = { metrics: new Set(known.metrics), params: new Set(known.params), tags: new Set(known.tags) };
     for (const page of pages.current.values()) {
@@ -207,7 +208,7 @@ export function RunsPage({ query }) {
   const [experiments, setExperiments] = useState([]);
   const [expError, setExpError] = useState(null);
   useEffect(() => {
-    call("list_experiments").then(setExperiments, setExpError);
+    call("list_experiments", { counts: false }).then(setExperiments, setExpError);
   }, []);
 
   // grouping orders by the group's column first, then by the chosen order: each group's runs are together

@@ -172,6 +172,16 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
     def health() -> dict[str, str]:
         return {"status": "ok", "version": _version()}
 
+    @app.get("/api/v1/me", tags=["server"])
+    def me(request: Request) -> dict[str, Any]:
+        """Who the request's token names and what it may do: ``roles`` maps ``kind:name`` (``*`` for every one) to read,
+        write or manage. A server that asks for no token answers everyone as an admin (``signed_in`` false)."""
+        p: Principal | None = request.state.principal
+        if p is None:
+            return {"name": None, "admin": True, "signed_in": False, "roles": {}}
+        return {"name": p.name, "admin": p.admin, "signed_in": True,
+                "roles": {f"{kind}:{name}": role for (kind, name), role in sorted(p.grants.items())}}
+
     lost = _LostRuns(store, settings.heartbeat_timeout)
     for name in CALLS:
         _add_call(app, name, store, gate, run_in_threadpool, Response, lost)

@@ -277,8 +277,13 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         self._experiment_ids[name] = exp
         return exp
 
-    def list_experiments(self) -> list[Experiment]:
+    def list_experiments(self, counts: bool = True) -> list[Experiment]:
+        """Every experiment by name; with ``counts``, each with its number of runs (a scan of the runs: a page that
+        only lists the names asks without)."""
         e, r = s.experiments, s.runs
+        if not counts:
+            rows = self._read(lambda c: c.execute(select(e.c.id, e.c.name, e.c.created_at).order_by(e.c.name)).all())
+            return [Experiment(id=x.id, name=x.name, created_at=x.created_at) for x in rows]
         stmt = (
             select(e.c.id, e.c.name, e.c.created_at, func.count(r.c.id).label("n"))
             .select_from(e.outerjoin(r, r.c.experiment_id == e.c.id))
@@ -635,6 +640,13 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         metrics as rows (doubles through JSON would not all come back exactly)."""
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit must be positive, got {limit}")
+        parts = _split_on_metric(filter, order_by)
+        if parts is not None:  # ordered by a metric some runs lack: those with it by the index, then the others
+            return self._in_two_parts(experiments, order_by, limit, offset, *parts)
+        return self._page(experiments, filter, order_by, limit, offset)
+
+    def _page(self, experiments: list[str] | None, filter: str | None, order_by: list[str] | None, limit: int | None,
+              offset: int) -> RunPage:
         if self._statistics_checked < time.monotonic():
             self._gather_statistics()
         key = (tuple(experiments or ()), filter, tuple(order_by or ()), limit, offset)
@@ -658,19 +670,48 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
 
         return self._read(lambda conn: _page_of(self.dialect, conn.connection.driver_connection, sql, args, self.search_timeout))
 
+    def _in_two_parts(self, experiments: list[str] | None, order_by: list[str] | None, limit: int | None, offset: int,
+                      having: str, lacking: str) -> RunPage:
+        """A page of runs ordered by a metric, NULL (missing or NaN) last, as two searches: the runs that have the metric,
+        in the order its (key, value) index gives without sorting them all, then the runs that lack it."""
+        first = self._page(experiments, having, order_by, limit, offset)
+        if limit is not None and len(first) == limit:
+            return first
+        before = offset + len(first) if len(first) or offset == 0 else self.count_runs(experiments, having)
+        rest = self._page(experiments, lacking, order_by, None if limit is None else limit - len(first), max(0, offset - before))
+        return RunPage([*first.rows, *rest.rows], [*first.params, *rest.params], [*first.metrics, *rest.metrics],
+                       [*first.tags, *rest.tags])
+
     def count_runs(self, experiments: list[str] | None = None, filter: str | None = None) -> int:
         """How many runs ``search_runs`` finds without a limit (what a table of every result needs first)."""
         if self._statistics_checked < time.monotonic():
             self._gather_statistics()
-        ids = self._ids_of(experiments)
-        if ids == []:
-            return 0
-        found = self._search_statement(ids, filter, None, None, 0).order_by(None).with_only_columns(s.runs.c.id)
-        stmt = select(func.count()).select_from(found.subquery())
+        key = ("count", tuple(experiments or ()), filter)
+        cached = self._searches.get(key)
+        if cached is None:
+            ids = self._ids_of(experiments)
+            if ids == []:
+                return 0
+            found = (self._search_statement(ids, filter, None, None, 0, counting=True).order_by(None).limit(None).offset(None)
+                     .with_only_columns(s.runs.c.id))
+            compiled = select(func.count()).select_from(found.subquery()).compile(
+                self.engine, compile_kwargs={"render_postcompile": True})
+            params = compiled.params
+            cached = (str(compiled), tuple(params[n] for n in compiled.positiontup) if compiled.positional else params)  # type: ignore[union-attr]
+            if ids is None or len(ids) == len(set(experiments or ())):  # an experiment made later changes the statement
+                if len(self._searches) >= 256:
+                    self._searches.pop(next(iter(self._searches)))
+                self._searches[key] = cached
+        sql, args = cached
 
         def count(conn: Connection) -> int:
-            with _budget(self.dialect, conn.connection.driver_connection, self.search_timeout):
-                return int(conn.execute(stmt).scalar_one())
+            raw = conn.connection.driver_connection
+            with _budget(self.dialect, raw, self.search_timeout):
+                cur = raw.cursor()
+                try:
+                    return int(cur.execute(sql, args).fetchone()[0])
+                finally:
+                    cur.close()
 
         return self._read(count)
 
@@ -745,16 +786,19 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
 
     def _search_statement(
         self, experiments: list[int] | None, filter: str | None, order_by: list[str] | None, limit: int | None, offset: int,
+        counting: bool = False,
     ) -> Any:
         node = q.parse_filter(filter)
         keys = q.parse_order_by(order_by)
         r, e = s.runs, s.experiments
-        source = r.join(e, e.c.id == r.c.experiment_id)
+        # a count needs the experiments only when the filter names one (the runs' own index then counts them)
+        source = r if counting and not _names_experiment(node) else r.join(e, e.c.id == r.c.experiment_id)
         conditions = []
         if experiments:
             conditions.append(r.c.experiment_id.in_(list(experiments)))
         conjuncts = list(node.items) if isinstance(node, q.BoolOp) and node.op == "and" else ([node] if node else [])
         order_cols = []
+        inner_joined = False
         for i, key in enumerate(keys):
             f = key.field
             if f.kind == "attribute":
@@ -774,6 +818,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
                 on = and_(table.c.run_id == r.c.id, table.c.key == f.key)
                 if inner is not None:
                     conjuncts.remove(inner)
+                    inner_joined = True
                     source = source.join(table, on)
                     conditions.append(_value_condition(col, inner))
                     if not _value_condition_keeps_null(inner):
@@ -783,6 +828,18 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
                 else:
                     source = source.outerjoin(table, on)
             order_cols.append((col.desc() if key.descending else col.asc()).nulls_last())
+        if not inner_joined:
+            # the first metric a conjunct compares is joined too (one row per run and key, so a join is the EXISTS it
+            # would be): the (key, value) index then finds the few runs a narrow condition keeps, instead of a probe
+            # per run of the experiment
+            for c in conjuncts:
+                if isinstance(c, q.Comparison) and c.field.kind == "metric" and c.op in (q.COMPARE_OPS | {"in"}) \
+                        and not _value_condition_keeps_null(c):
+                    joined = s.latest_metrics.alias("f0")
+                    source = source.join(joined, and_(joined.c.run_id == r.c.id, joined.c.key == c.field.key))
+                    conditions.append(_value_condition(joined.c.value, c))
+                    conjuncts.remove(c)
+                    break
         conditions.extend(self._compile(c) for c in conjuncts)
         order_cols.extend([r.c.start_time.desc(), r.c.id])
         stmt = (
@@ -976,6 +1033,32 @@ def _run_update(values: dict[str, Any]) -> dict[str, Any]:
     if "status" in values and values["status"] not in _STATUSES:
         raise InvalidInputError(f"{values['status']!r} is not a run status; one of {', '.join(sorted(_STATUSES))}")
     return values
+
+
+def _names_experiment(node: Any) -> bool:
+    if isinstance(node, q.BoolOp):
+        return any(_names_experiment(x) for x in node.items)
+    if isinstance(node, q.Not):
+        return _names_experiment(node.item)
+    return isinstance(node, q.Comparison) and node.field.kind == "attribute" and node.field.key == "experiment"
+
+
+def _split_on_metric(filter: str | None, order_by: list[str] | None) -> tuple[str, str] | None:
+    """For a search ordered first by a metric that no conjunct of the filter compares: the filters of the runs that have
+    a value for it and of those that do not (the two parts of its order); None when the order is not of that kind."""
+    keys = q.parse_order_by(order_by)
+    if not keys or keys[0].field.kind != "metric" or "`" in keys[0].field.key:
+        return None
+    metric = keys[0].field.key
+    node = q.parse_filter(filter)
+    conjuncts = list(node.items) if isinstance(node, q.BoolOp) and node.op == "and" else ([node] if node else [])
+    if any(isinstance(c, q.Comparison) and c.field.kind == "metric" and c.field.key == metric for c in conjuncts):
+        return None  # the search joins that metric already
+    if node is not None and q._comparisons(node)[0] > q.MAX_COMPARISONS - 2:
+        return None
+    name = f"metrics.`{metric}`"
+    within = f"({filter}) and " if node is not None else ""
+    return f"{within}{name} != nan", f"{within}({name} is null or {name} = nan)"
 
 
 @contextlib.contextmanager
