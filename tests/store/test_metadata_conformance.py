@@ -348,7 +348,8 @@ def test_the_histories_of_many_runs_come_in_one_call(store) -> None:
                            + [(b, "loss", math.nan, 0, 1.0), (b, "loss", 0.5, 1, 2.0), (c, "auc", 0.9, 0, 1.0)]))
     got = store.metric_histories([a, b, c, "0" * 32], "loss")
     assert set(got) == {a, b}  # a run without the metric has no entry
-    assert got[a] == [(s, 1.0 / (s + 1)) for s in range(50)] and got[b][1] == (1, 0.5) and math.isnan(got[b][0][1])
+    assert got[a] == (list(range(50)), [1.0 / (s + 1) for s in range(50)])
+    assert got[b][0] == [0, 1] and got[b][1][1] == 0.5 and math.isnan(got[b][1][0])
     with pytest.raises(InvalidInputError, match="1,000"):
         store.metric_histories([a] * 1001, "loss")
 

@@ -73,7 +73,7 @@ export function ComparePage({ ids }) {
         setSeries(
           runs
             .filter((r) => histories[r.id])
-            .map((r) => ({ label: r.name || r.id.slice(0, 8), steps: histories[r.id].map((p) => p[0]), values: histories[r.id].map((p) => p[1]) })),
+            .map((r) => ({ label: r.name || r.id.slice(0, 8), steps: histories[r.id][0], values: histories[r.id][1] })),
         ),
       setError,
     );

@@ -88,7 +88,7 @@ function useVirtualizer(count, scrollRef) {
     count,
     getScrollElement: () => scrollRef.current,
     estimateSize: () => ROW_HEIGHT,
-    overscan: 15,
+    overscan: 4,
     scrollToFn: elementScroll,
     observeElementRect,
     observeElementOffset,

@@ -195,8 +195,8 @@ class MetadataStore(Protocol):
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
-    def metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
-        """``(step, value)`` of one metric for each of up to 1,000 runs."""
+    def metric_histories(self, run_ids: list[str], key: str) -> dict[str, tuple[list[int], list[float]]]:
+        """``(steps, values)`` of one metric for each of up to 1,000 runs."""
         ...
 
     def get_environment(self, environment_id: str) -> dict[str, Any]: ...

@@ -551,19 +551,32 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         rows = self._read(lambda c: c.execute(stmt).all())
         return [Metric(key, _null_to_nan(v), st, ts) for st, ts, v in rows]
 
-    def metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
-        """Every point ``(step, value)`` of one metric for each of up to 1,000 runs, in step order (a comparison's chart
-        in one call); a run without the metric has no entry."""
+    def metric_histories(self, run_ids: list[str], key: str) -> dict[str, tuple[list[int], list[float]]]:
+        """One metric's points for each of up to 1,000 runs, as ``(steps, values)`` in step order (points logged at one
+        step in the order they were written): a comparison's chart in one call; a run without the metric has no entry."""
         if len(run_ids) > 1000:
             raise InvalidInputError(f"at most 1,000 runs at once, got {len(run_ids):,}")
         m = s.metrics.c
-        out: dict[str, list[tuple[int, float]]] = {}
+        out: dict[str, tuple[list[int], list[float]]] = {}
         for i in range(0, len(run_ids), 500):
             chunk = list(dict.fromkeys(run_ids[i:i + 500]))
-            stmt = (select(m.run_id, m.step, m.value).where(m.run_id.in_(chunk), m.key == key)
-                    .order_by(m.run_id, m.step, m.timestamp, m.id))
-            for run_id, step, value in self._read(lambda c, st=stmt: c.execute(st).all()):
-                out.setdefault(run_id, []).append((step, _null_to_nan(value)))
+            stmt = select(m.run_id, m.step, m.value).where(m.run_id.in_(chunk), m.key == key).order_by(m.run_id, m.step, m.id)
+            compiled = stmt.compile(self.engine, compile_kwargs={"render_postcompile": True})
+            args = tuple(compiled.params[n] for n in compiled.positiontup) if compiled.positional else compiled.params  # type: ignore[union-attr]
+
+            def fetch(conn: Connection, sql: str = str(compiled), args: Any = args) -> list[Any]:  # the driver's tuples
+                cur = conn.connection.driver_connection.cursor()
+                try:
+                    cur.execute(sql, args)
+                    return cur.fetchall()
+                finally:
+                    cur.close()
+
+            nan = math.nan
+            for run_id, step, value in self._read(fetch):
+                steps, values = out.setdefault(run_id, ([], []))
+                steps.append(step)
+                values.append(nan if value is None else value)
         return out
 
     def metric_keys(self, run_id: str) -> list[str]:
