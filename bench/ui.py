@@ -218,7 +218,7 @@ class Tool:
             return f"{self.server.url}/#/runs?{urllib.parse.urlencode({k: v for k, v in q.items() if v})}"
         q = {"orderByKey": order and f"metrics.`{order}`", "orderByAsc": order and "false", "searchFilter": filter}
         query = urllib.parse.urlencode({k: v for k, v in q.items() if v})
-        return f"{self.server.url}/#/experiments/{self.experiment['bench']}" + (f"?{query}" if query else "")
+        return f"{self.server.url}/#/experiments/{self.experiment['bench']}/runs" + (f"?{query}" if query else "")
 
     def compare_url(self) -> str:
         runs = [_compare_id(r) for r in range(COMPARE_RUNS)]
@@ -351,6 +351,12 @@ def serving(name: str, db: Path, tmp: Path, n: int) -> Any:
     home = tmp / name
     home.mkdir(parents=True)
     shutil.copyfile(db, home / ("modelcycle.db" if name == "modelcycle" else "mlflow.db"))
+    if name == "mlflow":  # experiments of model training (MLflow 3 otherwise opens its GenAI overview, without the runs)
+        con = sqlite3.connect(home / "mlflow.db")
+        con.execute("INSERT OR REPLACE INTO experiment_tags (key, value, experiment_id) SELECT 'mlflow.experimentKind', "
+                    "'custom_model_development', experiment_id FROM experiments WHERE name IN ('bench', 'compare')")
+        con.commit()
+        con.close()
     tool = Tool(name, Server(name, home), n)
     try:
         yield tool
