@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -653,7 +654,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         metrics as rows (doubles through JSON would not all come back exactly)."""
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit must be positive, got {limit}")
-        parts = _split_on_metric(filter, order_by)
+        parts = _split_on_metric(filter, tuple(order_by or ()))
         if parts is not None:  # ordered by a metric some runs lack: those with it by the index, then the others
             return self._in_two_parts(experiments, order_by, limit, offset, *parts)
         return self._page(experiments, filter, order_by, limit, offset)
@@ -1056,7 +1057,8 @@ def _names_experiment(node: Any) -> bool:
     return isinstance(node, q.Comparison) and node.field.kind == "attribute" and node.field.key == "experiment"
 
 
-def _split_on_metric(filter: str | None, order_by: list[str] | None) -> tuple[str, str] | None:
+@functools.lru_cache(maxsize=256)  # asked on every search: parsed once per filter and order, as the statements are cached
+def _split_on_metric(filter: str | None, order_by: tuple[str, ...]) -> tuple[str, str] | None:
     """For a search ordered first by a metric that no conjunct of the filter compares: the filters of the runs that have
     a value for it and of those that do not (the two parts of its order); None when the order is not of that kind."""
     keys = q.parse_order_by(order_by)
