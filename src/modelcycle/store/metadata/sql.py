@@ -670,7 +670,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
             # runs from their own statistics, even where the few-row experiments table was never analysed.
             ids = self._ids_of(experiments)
             if ids == []:
-                return _page([], {})
+                return _page([], [])
             stmt = self._search_statement(ids, filter, order_by, limit, offset)
             compiled = stmt.compile(self.engine, compile_kwargs={"render_postcompile": True})
             params = compiled.params
@@ -1029,9 +1029,12 @@ _SUMMARY = [s.runs.c[name] for name in (
 
 # the latest metrics of a page's runs; the ids go in as one value (a JSON array, an array), so the statement's text,
 # and the database's prepared statement, never change
+# The latest metrics of a page's runs, each row naming its run by its place in the page (an integer, not the run's
+# 32-character id: building those strings for every metric row cost more than the statement itself).
 _METRICS = {
-    "sqlite": """SELECT run_id, "key", value FROM latest_metrics WHERE run_id IN (SELECT value FROM json_each(?1))""",
-    "postgresql": 'SELECT run_id, "key", value FROM latest_metrics WHERE run_id = ANY(%s)',
+    "sqlite": """SELECT j.key, m."key", m.value FROM json_each(?1) AS j JOIN latest_metrics AS m ON m.run_id = j.value""",
+    "postgresql": 'SELECT j.i - 1, m."key", m.value FROM unnest(%s::text[]) WITH ORDINALITY AS j(id, i) '
+                  'JOIN latest_metrics AS m ON m.run_id = j.id',
 }
 
 
@@ -1114,21 +1117,21 @@ def _page_of(dialect: str, raw: Any, sql: str, args: Any, seconds: float | None 
         run = (lambda q, a: cur.execute(q, a)) if sqlite else (lambda q, a: cur.execute(q, a, prepare=True))
         with _budget(dialect, raw, seconds):
             rows = run(sql, args).fetchall()
-        metrics: dict[str, dict[str, float]] = {row[0]: {} for row in rows}
+        metrics: list[dict[str, float]] = [{} for _ in rows]
         if rows:
-            ids = json.dumps(list(metrics)) if sqlite else list(metrics)
+            ids = [row[0] for row in rows]
             nan = math.nan
-            for run_id, key, value in run(_METRICS[dialect], (ids,)).fetchall():
-                metrics[run_id][key] = nan if value is None else value
+            for i, key, value in run(_METRICS[dialect], (json.dumps(ids) if sqlite else ids,)).fetchall():
+                metrics[i][key] = nan if value is None else value
     finally:
         cur.close()
     return _page(rows, metrics)
 
 
-def _page(rows: Any, metrics: dict[str, dict[str, float]]) -> RunPage:
+def _page(rows: Any, metrics: list[dict[str, float]]) -> RunPage:
     # [params, tags] per run, decoded in one call (a hundred calls cost more than the parsing)
     records = json.loads("[" + ",".join(row[10] or "[{}, {}]" for row in rows) + "]")
-    return RunPage(rows, [p for p, _ in records], [metrics[row[0]] for row in rows], [t for _, t in records])
+    return RunPage(rows, [p for p, _ in records], metrics, [t for _, t in records])
 
 
 def _run_summary(row: Any, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]) -> Run:
