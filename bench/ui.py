@@ -10,8 +10,8 @@ Both tools get the same store, generated in bulk (SQLite): an experiment ``bench
 - ``sort``: from changing the page's address to "ordered by metrics.m0, descending" (what clicking the column
   header does in both UIs) until the run with the highest m0 shows;
 - ``filter``: likewise with the filter ``metrics.m0 > 0.999``, until its newest matching run shows;
-- ``compare``: from navigation to the comparison of the 100 runs (modelcycle's compare page, MLflow's metric
-  page) until the chart holds a line per run;
+- ``compare``: from navigation to the comparison of the 100 runs, the metric ``loss`` named in the address in both
+  (modelcycle's compare page, MLflow's metric page) until the chart holds a line per run;
 - the page's memory after the runs page, sort and filter: the browser's renderer processes (their proportional
   set size, PSS: shared pages split among the processes sharing them) and the page's JavaScript heap;
 - the search API behind the table: one page of 100 runs ordered by m0 (modelcycle's ``search_page``, and
@@ -223,7 +223,7 @@ class Tool:
     def compare_url(self) -> str:
         runs = [_compare_id(r) for r in range(COMPARE_RUNS)]
         if self.name == "modelcycle":
-            return f"{self.server.url}/#/compare?ids={','.join(runs)}"
+            return f"{self.server.url}/#/compare?ids={','.join(runs)}&metric=loss"  # the metric named, as MLflow's is
         q = (f"?runs={json.dumps(runs)}&metric={json.dumps('loss')}&experiments={json.dumps([self.experiment['compare']])}"
              f"&plot_metric_keys={json.dumps(['loss'])}&plot_layout={{}}&x_axis=step&y_axis_scale=linear&line_smoothness=1"
              "&show_point=false&deselected_curves=[]&last_linear_y_axis_range=[]")

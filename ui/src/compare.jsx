@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { lazy, Suspense } from "preact/compat";
 import { ApiError, ROW, call } from "./api.js";
 import { LineChart, Scatter } from "./chart.jsx";
@@ -44,45 +44,61 @@ function SideBySide({ runs, kind, testid }) {
   );
 }
 
-export function ComparePage({ ids }) {
+export function ComparePage({ ids, metric: chosenMetric = "", param: chosenParam = "" }) {
   const [runs, setRuns] = useState(null);
   const [error, setError] = useState(null);
-  const [metric, setMetric] = useState("");
-  const [series, setSeries] = useState(null);
-  const [param, setParam] = useState("");
-  const chosen = ids.slice(0, MAX_RUNS);
+  const [histories, setHistories] = useState(null); // {key, data}
+  const clean = ids.slice(0, MAX_RUNS).map((id) => id.replace(/[^0-9a-f]/g, "")).filter(Boolean);
+  const wanted = clean.join(",");
   useEffect(() => {
     // one search for the runs' records and one call for the histories, however many runs are compared
-    const ids = chosen.map((id) => id.replace(/[^0-9a-f]/g, "")).filter(Boolean);
-    call("search_page", { filter: `run_id in (${ids.map((id) => `'${id}'`).join(", ")})`, limit: MAX_RUNS }).then((page) => {
+    let live = true; // an answer for runs no longer shown is dropped
+    setRuns(null);
+    call("search_page", { filter: `run_id in (${clean.map((id) => `'${id}'`).join(", ")})`, limit: MAX_RUNS }).then((page) => {
+      if (!live) return;
       const byId = Object.fromEntries(page.rows.map((r, i) => [r[ROW.id], { id: r[ROW.id], name: r[ROW.name], params: page.params[i], metrics: page.metrics[i], tags: page.tags[i] }]));
-      const rs = ids.map((id) => byId[id]).filter(Boolean);
+      const rs = clean.map((id) => byId[id]).filter(Boolean);
       if (!rs.length) throw new ApiError(404, "NotFoundError", "none of these runs exists (or you may not read them)");
       setRuns(rs);
-      const keys = [...new Set(rs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
-      setMetric((m) => m || keys[0] || "");
-      const numeric = [...new Set(rs.flatMap((r) => Object.keys(r.params || {})))].sort().filter((k) => rs.some((r) => r.params[k] !== undefined && !Number.isNaN(Number(r.params[k]))));
-      setParam((p) => p || numeric[0] || "");
-    }, setError);
-  }, [chosen.join(",")]);
+    }, (e) => live && setError(e));
+    return () => {
+      live = false;
+    };
+  }, [wanted]);
+  const metricKeys = useMemo(() => (runs ? [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort() : []), [runs]);
+  const paramKeys = useMemo(() => (runs ? [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))].sort() : []), [runs]);
+  // the metric and param named in the address (a link to this view), else the first of the runs' keys; a metric named
+  // in the address is fetched at once, beside the runs' records
+  const metric = chosenMetric || metricKeys[0] || "";
+  const param =
+    chosenParam ||
+    paramKeys.find((k) => runs.some((r) => r.params[k] !== undefined && !Number.isNaN(Number(r.params[k])))) ||
+    "";
   useEffect(() => {
-    if (!runs || !metric) return;
-    setSeries(null);
-    call("metric_histories", { run_ids: runs.map((r) => r.id), key: metric }).then(
-      (histories) =>
-        setSeries(
-          runs
-            .filter((r) => histories[r.id])
-            .map((r) => ({ label: r.name || r.id.slice(0, 8), steps: histories[r.id][0], values: histories[r.id][1] })),
-        ),
-      setError,
+    if (!metric || !clean.length) return undefined;
+    let live = true; // the histories of a metric chosen before this one are dropped
+    setHistories(null);
+    call("metric_histories", { run_ids: clean, key: metric }).then(
+      (data) => live && setHistories({ key: metric, data }),
+      (e) => live && setError(e),
     );
-  }, [runs, metric]);
+    return () => {
+      live = false;
+    };
+  }, [wanted, metric]);
+  const series = useMemo(
+    () =>
+      runs && histories && histories.key === metric
+        ? runs.filter((r) => histories.data[r.id]).map((r) => ({ label: r.name || r.id.slice(0, 8), steps: histories.data[r.id][0], values: histories.data[r.id][1] }))
+        : null,
+    [runs, histories, metric],
+  );
+  const choose = (patch) => {
+    location.hash = href("compare", [], { ids: ids.join(","), metric, param, ...patch });
+  };
   if (error) return <Failure error={error} />;
   if (!ids.length) return <p>Select runs on the runs page (their check boxes), then Compare.</p>;
-  if (!runs) return <p class="muted">loading {chosen.length} runs…</p>;
-  const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
-  const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))].sort();
+  if (!runs) return <p class="muted">loading {clean.length} runs…</p>;
   const numericParams = paramKeys.filter((k) => runs.every((r) => r.params[k] === undefined || !Number.isNaN(Number(r.params[k])))).slice(0, 12);
   const points = runs.filter((r) => r.params[param] !== undefined && typeof r.metrics[metric] === "number" && !Number.isNaN(Number(r.params[param])));
   return (
@@ -95,8 +111,8 @@ export function ComparePage({ ids }) {
       <SideBySide runs={runs} kind="metrics" testid="compare-metrics" />
       <h2>
         History of{" "}
-        <select aria-label="metric" value={metric} onChange={(e) => setMetric(e.currentTarget.value)}>
-          {metricKeys.map((k) => (
+        <select aria-label="metric" value={metric} onChange={(e) => choose({ metric: e.currentTarget.value })}>
+          {(metricKeys.includes(metric) ? metricKeys : [metric, ...metricKeys]).map((k) => (
             <option key={k}>{k}</option>
           ))}
         </select>
@@ -114,7 +130,7 @@ export function ComparePage({ ids }) {
         <>
           <h2>
             {metric} against{" "}
-            <select aria-label="param" value={param} onChange={(e) => setParam(e.currentTarget.value)}>
+            <select aria-label="param" value={param} onChange={(e) => choose({ param: e.currentTarget.value })}>
               {paramKeys.map((k) => (
                 <option key={k}>{k}</option>
               ))}

@@ -65,7 +65,7 @@ function App() {
   const { page, args, query } = useHash();
   let body;
   if (page === "run" && args[0]) body = <Lazy page="run" id={args[0]} key={args[0]} />;
-  else if (page === "compare") body = <Lazy page="compare" ids={(query.get("ids") || "").split(",").filter(Boolean)} />;
+  else if (page === "compare") body = <Lazy page="compare" ids={(query.get("ids") || "").split(",").filter(Boolean)} metric={query.get("metric") || ""} param={query.get("param") || ""} />;
   else if (page === "models" && args[0]) body = <Lazy page="model" name={args[0]} key={args[0]} />;
   else if (page === "models") body = <Lazy page="models" />;
   else if (page === "pipeline" && args[0]) body = <Lazy page="pipeline" id={args[0]} key={args[0]} />;
