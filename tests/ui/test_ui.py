@@ -92,6 +92,16 @@ def _seed(settings: Settings) -> dict[str, Any]:
                         "report.html")
         client.log_text("a,b\n1,<img src=x onerror=window.__pwned=1>\n2,3\n", "table.csv")
         client.log_text("x", f"{XSS[3]}.txt")
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = pa.table({"tenure": [1, 2, 3], XSS[0]: ["a", XSS[1], "c"], "big": pa.array([2**60 + 1, 1, 2], pa.int64())})
+        for name, codec in (("rows.parquet", "snappy"), ("zstd.parquet", "zstd")):
+            pq.write_table(rows, settings.home / name, compression=codec)
+            client.log_artifact(settings.home / name, name)
+        (settings.home / "broken.parquet").write_bytes(b"PAR1" + b"\x15" * 64 + b"PAR1")
+        client.log_artifact(settings.home / "broken.parquet", "broken.parquet")
+        client.log_artifact(_lying_parquet(settings.home / "lie.parquet"), "lie.parquet")
         client.log_text("diff --git a/train.py b/train.py\n+C = 2.0\n", "modelcycle/code.diff")  # as capture stores it
         png = settings.home / "dot.png"
         png.write_bytes(PNG)
@@ -219,6 +229,32 @@ def _first_name(page: Any) -> Any:
     return page.locator(".tr[data-index='0'] .cell:nth-child(2)")
 
 
+def _lying_parquet(path: Path) -> Path:
+    """A 0.5 MB snappy Parquet file whose one 8 MB page says, in its header, that it holds 100 MB."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"zeros": pa.array([0] * 1_500_000, pa.int64())}), path, compression="snappy",
+                   use_dictionary=False, write_statistics=False, data_page_size=64 << 20, max_rows_per_page=2_000_000,
+                   write_batch_size=2_000_000)
+    data = bytearray(path.read_bytes())
+    at = pq.ParquetFile(path).metadata.row_group(0).column(0).data_page_offset + 3  # after: type DATA_PAGE, field 2
+    assert data[at - 3:at] == b"\x15\x00\x15"  # compact thrift: field 1 (i32) = 0, field 2 (i32) = the varint here
+    end = at
+    while data[end] & 0x80:
+        end += 1
+    claim, n = bytearray(), 2 * 100_000_000  # zigzag, 100 MB: the same four bytes as the true 8 MB
+    while True:
+        claim.append((n & 0x7F) | (0x80 if n >> 7 else 0))
+        n >>= 7
+        if not n:
+            break
+    assert len(claim) == end + 1 - at
+    data[at:end + 1] = claim
+    path.write_bytes(bytes(data))
+    return path
+
+
 def test_the_runs_page_shows_every_run_and_a_filter_narrows_it(ana: Watched, site: Any) -> None:
     page = ana.goto("#/runs")
     assert _count(page) == 302  # 40, the tuning parent and its 3 trials, the reports run, the hostile run, 2 pipelines × 3, 250 many
@@ -300,6 +336,16 @@ def test_a_run_shows_its_records_history_artifacts_and_children(ana: Watched, si
     assert ana.blocked
     page.click(f"[data-testid=artifacts] button:text-is('{XSS[3]}.txt')")
     page.wait_for_selector("pre.preview")
+    page.click("[data-testid=artifacts] button:text-is('rows.parquet')")  # a table read in the page, int64 exact
+    expect(page.locator(".artifact-view table.grid")).to_contain_text(str(2**60 + 1), timeout=30_000)
+    assert XSS[1] in page.inner_text(".artifact-view table.grid")
+    assert page.locator(".artifact-view table.grid th").nth(1).inner_text() == XSS[0]
+    page.click("[data-testid=artifacts] button:text-is('zstd.parquet')")
+    expect(page.locator(".artifact-view")).to_contain_text("no preview: its pages are compressed with ZSTD", timeout=30_000)
+    page.click("[data-testid=artifacts] button:text-is('broken.parquet')")
+    expect(page.locator(".artifact-view")).to_contain_text("no preview:", timeout=30_000)
+    page.click("[data-testid=artifacts] button:text-is('lie.parquet')")  # refused before 100 MB is allocated
+    expect(page.locator(".artifact-view")).to_contain_text("no preview: its pages would expand past 64 MB", timeout=30_000)
     page.click("[data-testid=artifacts] button:text-is('plots/dot.png')")
     expect(page.locator("img.preview")).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
     assert page.evaluate("document.querySelector('img.preview').naturalWidth") == 1  # the image itself, decoded
@@ -327,6 +373,10 @@ def test_a_comparison_marks_differences_and_draws_histories(ana: Watched) -> Non
     page.select_option("select[aria-label=metric]", "loss")
     page.wait_for_selector("[data-testid=chart] canvas", timeout=30_000)
     expect(page.locator("[data-testid=chart] .u-legend .u-series")).to_have_count(4, timeout=30_000)  # steps, 3 runs
+    assert "metric=loss" in page.evaluate("location.hash")  # the view is a link: opened again, it draws loss at once
+    page.reload()
+    expect(page.locator("[data-testid=chart] .u-legend .u-series")).to_have_count(4, timeout=30_000)
+    assert page.input_value("select[aria-label=metric]") == "loss"
     page.wait_for_selector("[data-testid=scatter] canvas")
     page.wait_for_selector("[data-testid=parallel] canvas", timeout=30_000)  # params lr and a metric, one line per run
     ana.shot("compare")
@@ -432,7 +482,7 @@ def test_the_xss_corpus_runs_nowhere(ana: Watched, site: Any) -> None:
         ana.check()
     page = ana.goto(f"#/run/{seeded['artifacts_run']}")
     page.wait_for_selector("[data-testid=artifacts]")
-    for name in ("report.html", "table.csv", "notes.txt"):
+    for name in ("report.html", "table.csv", "notes.txt", "rows.parquet"):
         page.click(f"[data-testid=artifacts] button:text-is('{name}')")
         page.wait_for_timeout(300)  # a payload that ran would have set the flag by now; check() reads it
         ana.check()

@@ -67,6 +67,15 @@ function Preview({ artifact }) {
           url = URL.createObjectURL(new Blob([REPORT_POLICY, b], { type: "text/html" }));
           setState({ kind: "html", url });
         } else if (ext === "csv") setState({ kind: "table", rows: csvRows(await b.text()) });
+        else if (ext === "parquet") {
+          const { parquetRows } = await import("./parquet.js");
+          try {
+            const { rows, total } = await parquetRows(await b.arrayBuffer());
+            setState({ kind: "table", rows, total });
+          } catch (e) {
+            setState({ kind: "unreadable", reason: String(e.message || e) });
+          }
+        }
         else if (TEXT.test(artifact.path) || artifact.path.startsWith("modelcycle/")) setState({ kind: "text", text: (await b.text()).slice(0, 200000) });
         else setState({ kind: "binary" });
       })
@@ -77,12 +86,14 @@ function Preview({ artifact }) {
   if (state.kind === "error") return <Failure error={state.error} />;
   if (state.kind === "big") return <p class="muted">{(artifact.size / 1e6).toFixed(1)} MB: too big to preview here; `modelcycle runs download` fetches it.</p>;
   if (state.kind === "binary") return <p class="muted">no preview for this kind of file</p>;
+  if (state.kind === "unreadable") return <p class="muted">no preview: {state.reason}</p>;
   if (state.kind === "image") return <img class="preview" src={state.url} alt={artifact.path} />;
   // sandboxed: the report's scripts do not run, and it cannot reach this page or the server as you
   if (state.kind === "html") return <iframe class="preview" sandbox="" src={state.url} title={artifact.path} />;
   if (state.kind === "table")
     return (
       <div class="scroll">
+        {state.total > state.rows.length - 1 ? <p class="muted">the first {state.rows.length - 1} of {state.total.toLocaleString()} rows</p> : null}
         <table class="grid">
           <tbody>
             {state.rows.map((r, i) => (
