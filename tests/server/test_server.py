@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -343,3 +344,55 @@ def test_a_server_killed_mid_upload_leaves_no_process_and_its_next_start_clears_
     proc = _serve(home, port)
     _stop(proc)
     assert not list(spool.glob(".log-*"))
+
+
+def _post(url: str, path: str, body: dict, token: str) -> tuple[int, Any, dict]:
+    request = urllib.request.Request(url + path, method="POST", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as r:
+            return r.status, r.headers, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read())
+
+
+def test_one_users_searches_past_the_limit_are_answered_429_and_the_client_waits_its_turn(tmp_path: Path) -> None:
+    """A user with four searches in flight gets 429 (with Retry-After) for a fifth at once, without a thread of the
+    server waiting for it; the Python client asks again after the wait, and gets its answer once one has finished."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelcycle.server.app import create_app
+
+    app = create_app(Settings.for_home(tmp_path / "server", capture=False), token="s3cret")
+    assert app.state.store.search_timeout == 30  # and each is stopped after 30 s (the store's budget, tested with it)
+    with running(app) as url:
+        alice = _client(url, tmp_path / "alice", "s3cret")
+        with alice.start_run(experiment="churn") as run:
+            run.log_metrics({"auc": 0.9})
+        alice.flush()
+        remote = alice.store  # the client's calls to the server (a client's search also marks silent runs LOST first)
+        held = app.state.store._io  # every statement of the server's store waits behind it, as behind long searches
+        held.acquire()
+        try:
+            pool = ThreadPoolExecutor(10)
+            body = {"experiments": ["churn"], "filter": "metrics.auc > 0.5"}
+            sent = [pool.submit(_post, url, "/api/v1/store/search_page", body, "s3cret") for _ in range(8)]
+            deadline = time.monotonic() + 60
+            while sum(f.done() for f in sent) < 4:  # four are answered at once; four are in flight
+                assert time.monotonic() < deadline, "no search was refused"
+                threading.Event().wait(0.05)
+            for status, headers, answer in (f.result() for f in sent if f.done()):
+                assert status == 429 and headers.get("Retry-After") == "1"
+                assert "user 'admin' already has 4 searches running" in answer["error"]["message"]
+            refused = app.state.searches.refused
+            waiting = pool.submit(remote.search_runs, ["churn"], "metrics.auc > 0.5")
+            while app.state.searches.refused == refused:  # the client was answered 429 at least once ...
+                assert time.monotonic() < deadline and not waiting.done(), "the client's search was neither refused nor kept waiting"
+                threading.Event().wait(0.05)
+        finally:
+            held.release()
+        assert [r.id for r in waiting.result(timeout=120)] == [run.id]  # ... and asked again, answered once there was room
+        assert sorted(f.result(timeout=120)[0] for f in sent) == [200] * 4 + [429] * 4
+        pool.shutdown()
+        alice.close()

@@ -46,9 +46,17 @@ async function answer(r) {
   return text ? parse(text) : null;
 }
 
+// A search answered 429 (this user already has as many running as the server allows: other tabs, a script) is asked
+// again after the wait the server names, for up to a minute.
 export async function call(name, args = {}) {
-  const r = await fetch(`/api/v1/store/${name}`, { method: "POST", headers: headers(true), body: JSON.stringify(args) });
-  return (await answer(r)).value;
+  const body = JSON.stringify(args);
+  for (let waited = 0; ; ) {
+    const r = await fetch(`/api/v1/store/${name}`, { method: "POST", headers: headers(true), body });
+    if (r.status !== 429 || waited > 60) return (await answer(r)).value;
+    const wait = Math.min(Math.max(Number(r.headers.get("Retry-After")) || 1, 0.05), 5) * (0.5 + Math.random());
+    await new Promise((ok) => setTimeout(ok, wait * 1000));
+    waited += wait;
+  }
 }
 
 export async function post(path, body) {

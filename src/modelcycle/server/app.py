@@ -10,6 +10,7 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +184,9 @@ def create_app(settings: Settings, token: str | None = None, allowed_hosts: list
                 "roles": {f"{kind}:{name}": role for (kind, name), role in sorted(p.grants.items())}}
 
     lost = _LostRuns(store, settings.heartbeat_timeout)
+    searches = app.state.searches = _Searches()
     for name in CALLS:
-        _add_call(app, name, store, gate, run_in_threadpool, Response, lost)
+        _add_call(app, name, store, gate, run_in_threadpool, Response, lost, searches)
     _add_registry_routes(app, store, artifacts, gate, run_in_threadpool)
     _add_ui_routes(app)
     add_log_routes(app, settings.log_uri, run_in_threadpool, spool)
@@ -293,7 +295,42 @@ class _LostRuns:
             self.store.mark_lost(time.time() - self.timeout)
 
 
-def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: Any, response: Any, lost: _LostRuns) -> None:
+class _Searches:
+    """At most ``PER_USER`` searches of one user in flight at once: a user's further searches are answered 429 at once
+    (with Retry-After), without waiting for a thread, so one user's heavy filters (each stopped after SEARCH_SECONDS)
+    cannot queue up in front of everyone else's calls."""
+
+    PER_USER = 4
+    CALLS = frozenset({"search_page", "search_runs", "count_runs", "run_keys", "metric_histories"})
+
+    def __init__(self) -> None:
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    @contextlib.contextmanager
+    def one(self, principal: Principal | None) -> Iterator[bool]:
+        who = "" if principal is None else principal.name
+        with self._lock:
+            n = self._running.get(who, 0)
+            if n >= self.PER_USER:
+                self.refused += 1
+                yield False
+                return
+            self._running[who] = n + 1
+        try:
+            yield True
+        finally:
+            with self._lock:
+                left = self._running[who] - 1
+                if left:
+                    self._running[who] = left
+                else:
+                    del self._running[who]
+
+
+def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: Any, response: Any, lost: _LostRuns,
+              searches: _Searches) -> None:
     """``POST /api/v1/store/<name>``: the body is the call's arguments (checked by its pydantic model, which the
     OpenAPI document shows), the answer ``{"value": …}``; the user's roles are checked by the call's access rule."""
     from fastapi import Request
@@ -308,9 +345,20 @@ def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: An
             lost.check()
         return _gated(name, fn, gate, principal, values)
 
+    searching = name in _Searches.CALLS
+
     async def endpoint(body: Any, request: Request) -> Any:
         values = {k: getattr(body, k) for k in type(body).model_fields}
-        value = await run_in_threadpool(call, request.state.principal, values)
+        principal = request.state.principal
+        if not searching:
+            value = await run_in_threadpool(call, principal, values)
+            return response(content=c.encode_answer(value), media_type="application/json")
+        with searches.one(principal) as admitted:
+            if not admitted:
+                who = "this server's clients" if principal is None else f"user {principal.name!r}"
+                return _error(429, "TooManyRequests", f"{who} already has {_Searches.PER_USER} searches running: "
+                              "try again when one has finished", headers={"Retry-After": "1"})
+            value = await run_in_threadpool(call, principal, values)
         return response(content=c.encode_answer(value), media_type="application/json")
 
     endpoint.__annotations__ = {"body": c.args, "request": Request, "return": Any}

@@ -22,7 +22,8 @@ _LOST = (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSend
 
 class Transport:
     """``request`` sends one request and returns the answer; a connection the server closed, refused or never
-    answered is retried with back-off for ``retry_for`` seconds (a server restarting), then one clear error.
+    answered is retried with back-off for ``retry_for`` seconds (a server restarting), then one clear error; so is an
+    answer 429 (the user's searches at the server's limit), after the Retry-After it names.
 
     Example:
         >>> Transport("http://127.0.0.1:5000").base
@@ -86,6 +87,15 @@ class Transport:
             if response.status < 400 and stream:
                 return response.status, response
             data = response.read()
+            if response.status == 429 and time.monotonic() < deadline:  # this user's searches are at the server's limit
+                try:
+                    wait = min(max(float(response.getheader("Retry-After") or 1), 0.05), 5.0)
+                except ValueError:
+                    wait = 1.0
+                if rewind is not None:
+                    rewind()
+                time.sleep(wait * (0.5 + random.random()))
+                continue
             if response.status >= 400:
                 raise _error(response.status, data, self.base)
             return response.status, data
