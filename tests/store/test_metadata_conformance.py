@@ -6,6 +6,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -426,6 +427,45 @@ def test_concurrent_writers_to_one_run_lose_no_tag(store_uri: str) -> None:
     finally:
         for s in (first, *stores):
             s.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_rows_written_by_a_writer_that_keeps_no_record_are_searched(kind: str, _sql_store_uri: Any) -> None:
+    """A process of an earlier modelcycle, still running after another one upgraded the store, writes runs, params and
+    tags as plain rows (and knows nothing of runs.records): a search page shows them, as get_run does."""
+    import sqlalchemy as sa
+
+    made = _sql_store_uri(kind)  # the generator drops its database when it ends: kept until the test has
+    uri = next(made)
+    store = _open(uri)
+    try:
+        mine = _run(store, params={"C": "1"}, tags={"team": "a"})
+        exp = store.get_experiment("exp").id
+        engine = sa.create_engine(uri.replace("postgresql://", "postgresql+psycopg://"))
+        old = uuid.uuid4().hex
+        upsert = ("INSERT INTO tags (run_id, key, value) VALUES (:r, :k, :v) "
+                  "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value")
+        with engine.begin() as conn:  # what 0.1's writer sends: no records column
+            conn.execute(sa.text("INSERT INTO runs (id, experiment_id, name, status, start_time) "
+                                 "VALUES (:id, :e, 'old', 'RUNNING', :t)"), {"id": old, "e": exp, "t": time.time()})
+            conn.execute(sa.text("INSERT INTO params (run_id, key, value) VALUES (:r, 'alpha', '0.1'), (:r, 'q', 'x\"y')"),
+                         {"r": old})
+            conn.execute(sa.text("INSERT INTO params (run_id, key, value) VALUES (:r, 'C', '2') ON CONFLICT DO NOTHING"),
+                         {"r": mine})  # a second value of a param: the first stays
+            conn.execute(sa.text("INSERT INTO params (run_id, key, value) VALUES (:r, 'new', '3')"), {"r": mine})
+            for r, k, v in ((old, "team", "b"), (mine, "team", "c"), (mine, "ünï", "{}")):
+                conn.execute(sa.text(upsert), {"r": r, "k": k, "v": v})
+        engine.dispose()
+        pages = {r.id: r for r in store.search_runs(["exp"])}
+        for run_id in (mine, old):
+            run = store.get_run(run_id)
+            assert (pages[run_id].params, pages[run_id].tags) == (run.params, run.tags)
+        assert pages[old].params == {"alpha": "0.1", "q": 'x"y'} and pages[old].tags == {"team": "b"}
+        assert pages[mine].params == {"C": "1", "new": "3"} and pages[mine].tags == {"team": "c", "ünï": "{}"}
+        assert [r.id for r in store.search_runs(["exp"], "params.alpha = '0.1' and tags.team = 'b'")] == [old]
+    finally:
+        store.close()
+        made.close()
 
 
 def test_connections_the_server_closed_are_replaced_without_an_error(store_uri: str) -> None:

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 # The newest Alembic revision; a test checks it matches migrations/versions/.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 KEY = 250
 ID = 32

@@ -433,16 +433,18 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
                 [{"run_id": r, "key": k, "value": None if v != v else v, "step": st, "timestamp": ts}
                  for r, k, v, st, ts in latest.values()],
             )
+        if records and self.dialect == "sqlite":
+            # The runs made earlier: their records merged in place, one statement per run, before the rows, so that the
+            # database's triggers (migration 0008, which keep the records of any writer) find them there and do nothing.
+            # On PostgreSQL those triggers merge a statement's rows into each run's record under the run's row lock
+            # (after the rows' own locks, as any writer takes them: no deadlock), so concurrent writers lose nothing.
+            conn.exec_driver_sql(_MERGE_RECORDS,
+                                 [(json.dumps(p), json.dumps(t), r) for r, (p, t) in sorted(records.items())])
         if b.params:
             self._many(conn, self._w_param, [{"run_id": r, "key": k, "value": v} for r, k, v in b.params])
         if b.tags:
             last = {(r, k): v for r, k, v in b.tags}  # the last value of a key wins
             self._many(conn, self._w_tag, [{"run_id": r, "key": k, "value": v} for (r, k), v in last.items()])
-        if records:
-            # the runs made earlier: merged in place, one statement per run in id order (no deadlock between
-            # writers), each into the row as it is when its lock is granted, so concurrent writers lose nothing
-            conn.exec_driver_sql(_MERGE_RECORDS[self.dialect],
-                                 [(json.dumps(p), json.dumps(t), r) for r, (p, t) in sorted(records.items())])
         if b.artifacts:
             rows = {(r, p): {"run_id": r, "path": p, "digest": d, "size": n, "created_at": t} for r, p, d, n, t in b.artifacts}
             self._many(conn, self._w_artifact, list(rows.values()))
@@ -1012,14 +1014,9 @@ def _records_of(b: WriteBatch) -> dict[str, tuple[dict[str, str], dict[str, str]
 
 
 # a batch's params (new ones only: the first value stays) and tags (the last value wins) merged into runs.records
-_MERGE_RECORDS = {
-    "sqlite": "UPDATE runs SET records = json_array("
-              "json_patch(?1, coalesce(json_extract(records, '$[0]'), '{}')), "
-              "json_patch(coalesce(json_extract(records, '$[1]'), '{}'), ?2)) WHERE id = ?3",
-    "postgresql": "UPDATE runs SET records = jsonb_build_array("
-                  "%s::jsonb || coalesce(records::jsonb -> 0, '{}'::jsonb), "
-                  "coalesce(records::jsonb -> 1, '{}'::jsonb) || %s::jsonb)::text WHERE id = %s",
-}
+_MERGE_RECORDS = ("UPDATE runs SET records = json_array("
+                  "json_patch(?1, coalesce(json_extract(records, '$[0]'), '{}')), "
+                  "json_patch(coalesce(json_extract(records, '$[1]'), '{}'), ?2)) WHERE id = ?3")
 
 # the columns search results carry; get_run returns everything
 _SUMMARY = [s.runs.c[name] for name in (
