@@ -78,3 +78,20 @@ def test_runs_of_an_older_database_keep_their_params_and_tags_in_searches(store_
         assert (runs["b" * 32].params, runs["b" * 32].tags) == ({}, {})
     finally:
         store.close()
+
+
+def test_a_database_of_a_newer_modelcycle_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import pytest
+    from sqlalchemy import text
+
+    from modelcycle.errors import StoreError
+    from modelcycle.store import open_metadata_store
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    open_metadata_store(uri).close()
+    engine = create_engine(uri)
+    with engine.begin() as conn:  # as a later release would leave it
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match=r"was written by a newer modelcycle .*upgrade modelcycle to use it"):
+        open_metadata_store(uri)
