@@ -123,7 +123,8 @@ def _seed(settings: Settings) -> dict[str, Any]:
     # what a hostile client could write past the Python client's key checks: keys and an experiment named with script
     hostile = uuid.uuid4().hex
     store.write(WriteBatch(runs=[NewRun(id=hostile, experiment_id=store.get_or_create_experiment(XSS[2]).id, name=XSS[6],
-                                        start_time=now, params={XSS[0]: XSS[4], "lr": "1"}, tags={XSS[7]: XSS[8]})],
+                                        start_time=now, params={XSS[0]: XSS[4], "lr": "1", "__proto__": "p1", "constructor": "c1"},
+                                        tags={XSS[7]: XSS[8]})],
                            metrics=[(hostile, XSS[1], 1.0, 0, now), (hostile, "auc", 0.2, 0, now)]))
     for v in (1, 2):
         store.create_model_version("churn", run_id=ids[v], source=f"runs:/{ids[v]}/model", artifact_path="model",
@@ -358,6 +359,15 @@ def test_a_run_shows_its_records_history_artifacts_and_children(ana: Watched, si
     page = ana.goto(f"#/run/{seeded['parent']}")
     page.wait_for_selector("[data-testid=children]")
     assert page.locator("[data-testid=children] tbody tr").count() == 3
+
+
+def test_keys_named_like_what_every_object_inherits_are_shown_as_keys(ana: Watched, site: Any) -> None:
+    _, seeded, _ = site
+    page = ana.goto(f"#/run/{seeded['hostile']}")
+    page.wait_for_selector("[data-testid=params]")
+    rows = dict(zip(page.locator("[data-testid=params] th").all_inner_texts(),
+                    page.locator("[data-testid=params] td").all_inner_texts(), strict=True))
+    assert rows["__proto__"] == "p1" and rows["constructor"] == "c1" and rows["lr"] == "1"
 
 
 def test_a_comparison_marks_differences_and_draws_histories(ana: Watched) -> None:
