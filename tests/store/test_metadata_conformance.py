@@ -468,6 +468,40 @@ def test_rows_written_by_a_writer_that_keeps_no_record_are_searched(kind: str, _
         made.close()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_long_read_holds_up_no_other_threads_reads_or_writes(kind: str, _sql_store_uri: Any) -> None:
+    """A server's threads share one store: while one statement reads for seconds (a heavy search), another thread's
+    search and write are answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelcycle.store.metadata.sql import _budget
+
+    made = _sql_store_uri(kind)
+    store = _open(next(made))
+    slow = ("SELECT pg_sleep(8)" if kind == "postgresql" else  # SQLite: counting until its budget stops it, 8 s
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000000) SELECT count(*) FROM c")
+
+    def read_long(conn: Any) -> Any:
+        raw = conn.connection.driver_connection
+        with _budget(kind, raw, 8.0):
+            return raw.execute(slow).fetchone()
+
+    try:
+        rid = _run(store, params={"C": "1"})
+        with ThreadPoolExecutor(1) as pool:
+            long = pool.submit(store._read, read_long)
+            deadline = time.monotonic() + 60
+            while not store._io._inside and time.monotonic() < deadline:  # the long one has started
+                time.sleep(0.01)
+            assert [r.id for r in store.search_runs(["exp"], "params.C = '1'")] == [rid]
+            other = _run(store)
+            assert {r.id for r in store.search_runs(["exp"])} == {rid, other}
+            assert not long.done()  # both answered while the long read still runs
+    finally:
+        store.close()
+        made.close()
+
+
 def test_connections_the_server_closed_are_replaced_without_an_error(store_uri: str) -> None:
     """PostgreSQL ends the store's pooled connections (a restart, an idle timeout, an administrator): the next read
     and the next write succeed on new connections, at once and after the pool's idle check."""

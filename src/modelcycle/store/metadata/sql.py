@@ -52,6 +52,47 @@ _MANY_ROWS = 1000  # rows per multi-row statement (PostgreSQL allows 65,535 para
 _STORES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+class _Statements:
+    """Where a store's threads run statements: reads at once, each on its own connection (one user's long search
+    holds up no one else's), writes one at a time (SQLite takes one writer anyway: waiting here costs less than its
+    busy retries). ``acquire``/``release`` hold every statement of the store: fork takes them, so that a child never
+    inherits a connection in the middle of one. Statements never wait for a fork that is waiting: one nested in another
+    cannot deadlock."""
+
+    def __init__(self) -> None:
+        self._turn = threading.Condition(threading.Lock())
+        self._inside = 0
+        self._held = False
+        self.writing = threading.RLock()
+
+    @contextlib.contextmanager
+    def statement(self) -> Iterator[None]:
+        with self._turn:
+            while self._held:
+                self._turn.wait()
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._inside -= 1
+                if not self._inside:
+                    self._turn.notify_all()
+
+    def acquire(self) -> None:
+        with self._turn:
+            while self._inside or self._held:
+                self._turn.wait()
+            self._held = True
+
+    def release(self) -> None:
+        with self._turn:
+            if not self._held:
+                raise RuntimeError("the store's statements are not held")
+            self._held = False
+            self._turn.notify_all()
+
+
 def _fork_before() -> None:
     for store in list(_STORES):
         store._io.acquire()
@@ -67,7 +108,7 @@ def _fork_after_in_parent() -> None:
 
 def _fork_after_in_child() -> None:
     for store in list(_STORES):
-        store._io = threading.RLock()
+        store._io = _Statements()
 
 
 if hasattr(os, "register_at_fork"):
@@ -121,7 +162,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         self.sqlite_sync = sqlite_sync
         self._experiment_ids: dict[str, Experiment] = {}
         self._lock = threading.Lock()
-        self._io = threading.RLock()  # held by every statement, and by fork: a child never inherits SQLite mid-call
+        self._io = _Statements()  # every statement runs inside it; fork holds it: a child never inherits SQLite mid-call
         _STORES.add(self)
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(url)
@@ -174,9 +215,12 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         database = url.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # reads run at once, each on a connection of its own: a server's threads may all be reading
+        pool = {"pool_size": 8, "max_overflow": 32, "pool_timeout": self.busy_timeout} if database and database != ":memory:" else {}
         engine = create_engine(
             url,
             connect_args={"timeout": self.busy_timeout, "check_same_thread": False},
+            **pool,
         )
         busy_ms = int(self.busy_timeout * 1000)
 
@@ -209,7 +253,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         while True:
             committing = False
             try:
-                with self._io, self._writer.begin() as conn:
+                with self._io.statement(), self._io.writing, self._writer.begin() as conn:
                     result = fn(conn)
                     committing = True
                 return result
@@ -235,7 +279,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         driver_error = self.engine.dialect.loaded_dbapi.Error  # searches talk to the driver directly
         for attempt in (1, 2):
             try:
-                with self._io, self._reader.connect() as conn:
+                with self._io.statement(), self._reader.connect() as conn:
                     try:
                         return fn(conn)
                     except driver_error as e:
