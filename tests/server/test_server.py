@@ -384,7 +384,7 @@ def test_one_users_searches_past_the_limit_are_answered_429_and_the_client_waits
                 threading.Event().wait(0.05)
             for status, headers, answer in (f.result() for f in sent if f.done()):
                 assert status == 429 and headers.get("Retry-After") == "1"
-                assert "user 'admin' already has 4 searches running" in answer["error"]["message"]
+                assert "the server's token already has 4 searches running" in answer["error"]["message"]
             refused = app.state.searches.refused
             waiting = pool.submit(remote.search_runs, ["churn"], "metrics.auc > 0.5")
             while app.state.searches.refused == refused:  # the client was answered 429 at least once ...
@@ -396,3 +396,21 @@ def test_one_users_searches_past_the_limit_are_answered_429_and_the_client_waits
         assert sorted(f.result(timeout=120)[0] for f in sent) == [200] * 4 + [429] * 4
         pool.shutdown()
         alice.close()
+
+
+def test_searches_are_counted_per_user_and_the_server_token_apart_from_a_user_named_admin() -> None:
+    from contextlib import ExitStack
+
+    from modelcycle.server.access import Principal
+    from modelcycle.server.app import _SERVER_TOKEN, _Searches
+
+    searches = _Searches()
+    with ExitStack() as running_now:
+        assert all(running_now.enter_context(searches.one(_SERVER_TOKEN)) for _ in range(4))
+        with searches.one(_SERVER_TOKEN) as fifth:
+            assert not fifth
+        for other in (Principal("admin"), Principal("ana"), None):
+            with searches.one(other) as admitted:
+                assert admitted
+    with searches.one(_SERVER_TOKEN) as again:  # the slots are given back
+        assert again

@@ -296,21 +296,22 @@ class _LostRuns:
 
 
 class _Searches:
-    """At most ``PER_USER`` searches of one user in flight at once: a user's further searches are answered 429 at once
-    (with Retry-After), without waiting for a thread, so one user's heavy filters (each stopped after SEARCH_SECONDS)
-    cannot queue up in front of everyone else's calls."""
+    """At most ``PER_USER`` searches of one user in flight at once in this process: a user's further searches are
+    answered 429 at once (with Retry-After), without taking a thread, so one user's heavy filters (each stopped after
+    SEARCH_SECONDS) cannot take every thread of the server."""
 
     PER_USER = 4
     CALLS = frozenset({"search_page", "search_runs", "count_runs", "run_keys", "metric_histories"})
 
     def __init__(self) -> None:
-        self._running: dict[str, int] = {}
+        self._running: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self.refused = 0
 
     @contextlib.contextmanager
     def one(self, principal: Principal | None) -> Iterator[bool]:
-        who = "" if principal is None else principal.name
+        # the server's own token names no user (a user may be called "admin" too): counted apart
+        who = ("anonymous", "") if principal is None else ("user" if principal.person else "server", principal.name)
         with self._lock:
             n = self._running.get(who, 0)
             if n >= self.PER_USER:
@@ -355,7 +356,8 @@ def _add_call(app: Any, name: str, store: Any, gate: Gate, run_in_threadpool: An
             return response(content=c.encode_answer(value), media_type="application/json")
         with searches.one(principal) as admitted:
             if not admitted:
-                who = "this server's clients" if principal is None else f"user {principal.name!r}"
+                who = ("this server's clients" if principal is None else f"user {principal.name!r}" if principal.person
+                       else "the server's token")
                 return _error(429, "TooManyRequests", f"{who} already has {_Searches.PER_USER} searches running: "
                               "try again when one has finished", headers={"Retry-After": "1"})
             value = await run_in_threadpool(call, principal, values)
