@@ -34,7 +34,7 @@ HAS_A_ROLE = {"reader", "writer", "manager", "admin", "outsider"}
 NEEDS: dict[str, Any] = {
     "get_or_create_experiment": 2, "get_experiment": 1, "list_experiments": "list", "create_run": 2, "write": 2,
     "heartbeat": 2, "mark_lost": "any", "get_run": 1, "resolve_run_id": 1, "search_runs": 1, "search_page": 1, "count_runs": 1, "run_keys": 1,
-    "get_metric_history": 1, "metric_histories": 1, "metric_keys": 1, "artifact_clash": 1, "get_environment": "any", "delete_run": 3,
+    "get_metric_history": 1, "metric_histories": "list", "metric_keys": 1, "artifact_clash": 1, "get_environment": "any", "delete_run": 3,
     "referenced_digests": "admin", "create_model_version": 2, "set_model_version_tags": 2, "get_model_version": 1,
     "search_model_versions": "list", "list_registered_models": "list", "get_alias": 1, "get_aliases": 1,
     "move_alias": 3, "alias_events": 1, "save_verdict": 2, "list_verdicts": 1, "window_get": 1, "window_list": 1, "window_put": 2,

@@ -102,6 +102,8 @@ def _seed(settings: Settings) -> dict[str, Any]:
         (settings.home / "broken.parquet").write_bytes(b"PAR1" + b"\x15" * 64 + b"PAR1")
         client.log_artifact(settings.home / "broken.parquet", "broken.parquet")
         client.log_artifact(_lying_parquet(settings.home / "lie.parquet"), "lie.parquet")
+        for made in sorted((Path(__file__).parent / "data").glob("*.parquet")):  # hand-made hostile files, ~120 bytes
+            client.log_artifact(made, f"hostile/{made.name}")
         client.log_text("diff --git a/train.py b/train.py\n+C = 2.0\n", "modelcycle/code.diff")  # as capture stores it
         png = settings.home / "dot.png"
         png.write_bytes(PNG)
@@ -347,6 +349,17 @@ def test_a_run_shows_its_records_history_artifacts_and_children(ana: Watched, si
     expect(page.locator(".artifact-view")).to_contain_text("no preview:", timeout=30_000)
     page.click("[data-testid=artifacts] button:text-is('lie.parquet')")  # refused before 100 MB is allocated
     expect(page.locator(".artifact-view")).to_contain_text("no preview: its pages would expand past 64 MB", timeout=30_000)
+    for name, said in (("dlba_bomb_100000000", "no preview: a page says it holds 100,000,000 values"),
+                       ("rle_bomb_2147483647", "a1"), ("dict_idx_bomb_2147483647", "ax"),
+                       ("dup_names", 'no preview: two of its columns are named "a"')):
+        # 100 bytes that say they hold 100,000,000 values; runs of 2**31 values in pages of 3 (cut at the page's
+        # end: the page's own 3 values are shown); two columns named a
+        page.click(f"[data-testid=artifacts] button:text-is('hostile/{name}.parquet')")
+        expect(page.locator(".artifact-view")).to_contain_text(said, timeout=30_000)
+    assert page.evaluate("performance.memory.usedJSHeapSize") < 300e6
+    page.click("[data-testid=artifacts] button:text-is('hostile/proto.parquet')")
+    expect(page.locator(".artifact-view table.grid")).to_contain_text("__proto__-v1", timeout=30_000)
+    assert page.locator(".artifact-view table.grid th").first.inner_text() == "__proto__"
     page.click("[data-testid=artifacts] button:text-is('plots/dot.png')")
     expect(page.locator("img.preview")).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
     assert page.evaluate("document.querySelector('img.preview').naturalWidth") == 1  # the image itself, decoded
@@ -368,6 +381,19 @@ def test_keys_named_like_what_every_object_inherits_are_shown_as_keys(ana: Watch
     rows = dict(zip(page.locator("[data-testid=params] th").all_inner_texts(),
                     page.locator("[data-testid=params] td").all_inner_texts(), strict=True))
     assert rows["__proto__"] == "p1" and rows["constructor"] == "c1" and rows["lr"] == "1"
+
+
+def test_a_comparison_draws_the_runs_it_can_and_says_what_it_left_out(ana: Watched, site: Any) -> None:
+    _, seeded, _ = site
+    a, b = seeded["runs"][1], seeded["runs"][2]
+    ids = [a, b.upper(), "not-a-run", "f" * 32, a]  # upper-case, not an id, a run that does not exist, twice the same
+    page = ana.goto(f"#/compare?ids={','.join(ids)}&metric=loss")
+    expect(page.locator("[data-testid=chart] .u-legend .u-series")).to_have_count(3, timeout=30_000)  # steps, 2 runs
+    text = page.inner_text("main")
+    assert "Compare 2 runs" in text and "1 id in the address is not a run id and was left out" in text
+    assert "runs not found (or that you may not read): 1" in text
+    page = ana.goto("#/compare?ids=nothing,useful")
+    expect(page.locator("main")).to_contain_text("None of the ids in this address is a run id", timeout=30_000)
 
 
 def test_a_comparison_marks_differences_and_draws_histories(ana: Watched) -> None:

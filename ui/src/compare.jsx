@@ -48,18 +48,23 @@ export function ComparePage({ ids, metric: chosenMetric = "", param: chosenParam
   const [runs, setRuns] = useState(null);
   const [error, setError] = useState(null);
   const [histories, setHistories] = useState(null); // {key, data}
-  const clean = ids.slice(0, MAX_RUNS).map((id) => id.replace(/[^0-9a-f]/g, "")).filter(Boolean);
+  // run ids as the address gives them: lower-cased, each once; what is not a run id is left out (and said so)
+  const given = [...new Set(ids.map((id) => id.trim().toLowerCase()))];
+  const valid = given.filter((id) => /^[0-9a-f]{1,32}$/.test(id));
+  const skipped = given.length - valid.length;
+  const clean = valid.slice(0, MAX_RUNS);
   const wanted = clean.join(",");
   useEffect(() => {
     // one search for the runs' records and one call for the histories, however many runs are compared
+    if (!clean.length) return undefined;
     let live = true; // an answer for runs no longer shown is dropped
     setRuns(null);
     call("search_page", { filter: `run_id in (${clean.map((id) => `'${id}'`).join(", ")})`, limit: MAX_RUNS }).then((page) => {
       if (!live) return;
       const byId = Object.fromEntries(page.rows.map((r, i) => [r[ROW.id], { id: r[ROW.id], name: r[ROW.name], params: page.params[i], metrics: page.metrics[i], tags: page.tags[i] }]));
       const rs = clean.map((id) => byId[id]).filter(Boolean);
-      if (!rs.length) throw new ApiError(404, "NotFoundError", "none of these runs exists (or you may not read them)");
-      setRuns(rs);
+      if (rs.length) setRuns(rs);
+      else setError(new ApiError(404, "NotFoundError", "none of these runs exists (or you may not read them)"));
     }, (e) => live && setError(e));
     return () => {
       live = false;
@@ -98,13 +103,16 @@ export function ComparePage({ ids, metric: chosenMetric = "", param: chosenParam
   };
   if (error) return <Failure error={error} />;
   if (!ids.length) return <p>Select runs on the runs page (their check boxes), then Compare.</p>;
+  if (!clean.length) return <p class="error">None of the ids in this address is a run id (32 hexadecimal characters).</p>;
   if (!runs) return <p class="muted">loading {clean.length} runs…</p>;
   const numericParams = paramKeys.filter((k) => runs.every((r) => r.params[k] === undefined || !Number.isNaN(Number(r.params[k])))).slice(0, 12);
   const points = runs.filter((r) => r.params[param] !== undefined && typeof r.metrics[metric] === "number" && !Number.isNaN(Number(r.params[param])));
   return (
     <section class="compare">
       <h1>Compare {runs.length} runs</h1>
-      {ids.length > MAX_RUNS ? <p class="muted">the first {MAX_RUNS} of the {ids.length} runs chosen</p> : null}
+      {valid.length > MAX_RUNS ? <p class="muted">the first {MAX_RUNS} of the {valid.length} runs chosen</p> : null}
+      {skipped > 0 ? <p class="muted">{skipped === 1 ? "1 id in the address is not a run id and was left out" : `${skipped} ids in the address are not run ids and were left out`}</p> : null}
+      {runs.length < clean.length ? <p class="muted">runs not found (or that you may not read): {clean.length - runs.length}</p> : null}
       <h2>Params</h2>
       <SideBySide runs={runs} kind="params" testid="compare-params" />
       <h2>Metrics</h2>

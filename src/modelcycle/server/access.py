@@ -205,6 +205,14 @@ def _heartbeat(g: Gate, p: Principal, v: dict[str, Any]) -> None:
     g.runs(p, v["run_ids"], "write")
 
 
+def _histories(g: Gate, p: Principal, v: dict[str, Any]) -> None:
+    """A comparison's histories: a run that does not exist, or that the user may not read, has no entry, as a run without
+    the metric has none (a page of runs some of which went away, or are another team's, still draws the others)."""
+    ids = list(v["run_ids"])
+    found = g.experiments_of(ids)
+    v["run_ids"] = [r for r in ids if r in found and p.can("experiment", found[r], "read")]
+
+
 def _admin(what: str) -> Rule:
     def rule(g: Gate, p: Principal, v: dict[str, Any]) -> None:
         p.require_admin(what)
@@ -429,7 +437,7 @@ RULES: dict[str, Rule] = {
     "count_runs": _search(0),
     "run_keys": _search({"params": [], "metrics": [], "tags": []}),
     "get_metric_history": _run("read"),
-    "metric_histories": _runs("read"),
+    "metric_histories": _histories,
     "metric_keys": _run("read"),
     "artifact_clash": _run("read"),
     "get_environment": _anyone,
