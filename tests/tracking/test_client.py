@@ -115,6 +115,7 @@ def test_a_search_frame_holds_what_the_records_hold(any_client: Client) -> None:
         assert len(records) == 4
         expected = runs_frame(records)
         pd.testing.assert_frame_equal(frame, expected)
+        pd.testing.assert_frame_equal(frame, _through_arrow(records), check_exact=True)
     by_id = frame.set_index("run_id")
     assert by_id.loc[child.id, "parent_id"] == parent.id and pd.isna(by_id.loc[parent.id, "parent_id"])
     assert by_id.loc[failed.id, "status"] == "FAILED" and by_id.loc[failed.id, "params.c"] == "é"
@@ -124,6 +125,22 @@ def test_a_search_frame_holds_what_the_records_hold(any_client: Client) -> None:
     running.end()
     empty = any_client.search_runs(experiment="mixed", filter="metrics.auc > 2")
     assert len(empty) == 0 and {"run_id", "status", "start_time"} <= set(empty.columns)
+
+
+def _through_arrow(runs: list) -> pd.DataFrame:
+    """The frame of ``runs`` as pandas makes it from an Arrow table: the types a search's frame promises."""
+    import pyarrow as pa
+
+    text, stamp = pa.large_string(), pa.timestamp("ns", tz="UTC")
+    cols = {"run_id": pa.array([r.id for r in runs], text), "experiment": pa.array([r.experiment for r in runs], text),
+            "name": pa.array([r.name for r in runs], text), "status": pa.array([r.status.value for r in runs], text),
+            "start_time": pa.array([int(r.start_time * 1e9) for r in runs], stamp),
+            "end_time": pa.array([None if r.end_time is None else int(r.end_time * 1e9) for r in runs], stamp),
+            "parent_id": pa.array([r.parent_id for r in runs], text)}
+    for prefix, kind, missing in (("metrics", pa.float64(), math.nan), ("params", text, None), ("tags", text, None)):
+        for key in sorted(set().union(*(getattr(r, prefix) for r in runs))):
+            cols[f"{prefix}.{key}"] = pa.array([getattr(r, prefix).get(key, missing) for r in runs], kind)
+    return pa.table(cols).to_pandas()
 
 
 def test_a_search_for_records_does_not_import_pandas(settings: Settings) -> None:

@@ -6,6 +6,7 @@ import atexit
 import bisect
 import contextlib
 import contextvars
+import functools
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ import traceback
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -833,31 +834,72 @@ class Client:
 def runs_frame(runs: Sequence[Run] | RunPage) -> pd.DataFrame:
     """Runs as a DataFrame: one row per run, then ``metrics.*``, ``params.*``, ``tags.*`` columns.
 
-    Built as Arrow columns and converted once: text columns are pandas' string type, times UTC.
+    Text columns have the type pandas gives Arrow text (``str`` on pandas 3, ``object`` before), times are UTC.
+    Every text column is a slice of one Arrow array and each column is made as the array pandas keeps it in: a
+    table's conversion cost more than the rows did.
     """
+    import numpy as np
+    import pandas as pd
     import pyarrow as pa
 
     page = runs if isinstance(runs, RunPage) else RunPage.of(runs)
-    text, number = pa.large_string(), pa.float64()  # large_string: what pandas keeps its strings in, no cast
-    stamp = pa.timestamp("ns", tz="UTC")
+    n = len(page)
     fields = list(zip(*page.rows, strict=True)) if page.rows else [()] * 10  # PAGE_FIELDS, column-wise
+    names = ["run_id", "experiment", "name", "status", "parent_id"]
+    values = [*fields[0], *fields[9], *fields[2], *fields[3], *fields[7]]
+    for prefix, records in (("params", page.params), ("tags", page.tags)):
+        for key in sorted(set().union(*records)):
+            names.append(f"{prefix}.{key}")
+            values.extend([d.get(key) for d in records])
+    text = dict(zip(names, _text_columns(values, n, len(names)), strict=True))
+    stamp, when = pa.timestamp("ns", tz="UTC"), pd.DatetimeTZDtype("ns", "UTC")
 
-    def times(values: Sequence[float | None]) -> pa.Array:
-        return pa.array([None if v is None else int(v * 1e9) for v in values], stamp)
+    def times(column: Sequence[float | None]) -> Any:
+        return when.__from_arrow__(pa.array([None if v is None else int(v * 1e9) for v in column], stamp))
 
     cols: dict[str, Any] = {
-        "run_id": pa.array(fields[0], text),
-        "experiment": pa.array(fields[9], text),
-        "name": pa.array(fields[2], text),
-        "status": pa.array(fields[3], text),
+        "run_id": text["run_id"],
+        "experiment": text["experiment"],
+        "name": text["name"],
+        "status": text["status"],
         "start_time": times(fields[4]),
         "end_time": times(fields[5]),
-        "parent_id": pa.array(fields[7], text),
+        "parent_id": text["parent_id"],
     }
     nan = float("nan")
-    for prefix, records, kind in (("metrics", page.metrics, number), ("params", page.params, text),
-                                  ("tags", page.tags, text)):
-        missing = nan if kind is number else None
-        for key in sorted(set().union(*records)):
-            cols[f"{prefix}.{key}"] = pa.array([d.get(key, missing) for d in records], kind)
-    return pa.table(cols).to_pandas(split_blocks=True)  # one block per column: no consolidation copy
+    for key in sorted(set().union(*page.metrics)):
+        cols[f"metrics.{key}"] = np.array([d.get(key, nan) for d in page.metrics], np.float64)
+    for name in names[5:]:
+        cols[name] = text[name]
+    return pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)
+
+
+def _text_columns(values: list[str | None], n: int, k: int) -> list[Any]:
+    """``k`` text columns of ``n`` rows from their values one column after the other, typed as pandas types Arrow
+    text: asked of pandas once per setting of ``future.infer_string`` (pandas 3 keeps ``str`` columns in Arrow, pandas 2
+    Python objects unless that option is on)."""
+    import pandas as pd
+
+    infer = not pd.__version__.startswith(("0.", "1.", "2.")) or bool(pd.get_option("future.infer_string"))
+    return _text_maker(infer)(values, n, k)
+
+
+@functools.cache
+def _text_maker(_infer_string: bool) -> Callable[[list[str | None], int, int], list[Any]]:
+    import numpy as np
+    import pyarrow as pa
+
+    large = pa.large_string()
+    dtype = pa.table({"x": pa.array([], large)}).to_pandas()["x"].dtype
+    if hasattr(dtype, "__from_arrow__"):
+        def arrow(values: list[str | None], n: int, k: int) -> list[Any]:
+            whole = pa.array(values, large)
+            return [dtype.__from_arrow__(whole.slice(i * n, n)) for i in range(k)]
+
+        return arrow
+
+    def objects(values: list[str | None], n: int, k: int) -> list[Any]:
+        whole = np.array(values, dtype=object) if values else np.empty(0, dtype=object)
+        return [whole[i * n:(i + 1) * n] for i in range(k)]
+
+    return objects
