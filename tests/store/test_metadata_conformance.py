@@ -295,12 +295,44 @@ def test_environment_is_stored_once(store) -> None:
     assert store.get_environment(env_id) == env
 
 
+_DOUBLES = {"score": 10.544229225295952, "tenth": 0.1, "one": 1.0, "three": 3.0, "third": 1 / 3, "tiny": 5e-324,
+            "smallest_normal": 2.2250738585072014e-308, "largest": 1.7976931348623157e308, "negative_zero": -0.0,
+            "big_integer": 1e22, "odd_integer": 123456789012345680.0, "nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _same(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a.keys() == b.keys() and all(x == b[k] or (math.isnan(x) and math.isnan(b[k])) for k, x in a.items())
+
+
 def test_search_returns_metrics_at_full_precision(store) -> None:
-    rid = _run(store)
-    value = 10.544229225295952
-    store.write(WriteBatch(metrics=[(rid, "score", value, 0, time.time())]))
-    assert store.search_runs()[0].metrics["score"] == value
-    assert store.get_run(rid).metrics["score"] == value
+    """Every double comes back from a search as the same double (as from get_run): with the run's first batch, in a
+    later batch, and after a later batch of an older step."""
+    t = time.time()
+    first = uuid.uuid4().hex
+    store.write(WriteBatch(runs=[NewRun(id=first, experiment_id=store.get_or_create_experiment("exp").id, name="first", start_time=t)],
+                           metrics=[(first, k, v, 0, t) for k, v in _DOUBLES.items()]))
+    later = _run(store)
+    store.write(WriteBatch(metrics=[(later, k, 2.5, 0, t) for k in _DOUBLES]))
+    store.write(WriteBatch(metrics=[(later, k, v, 1, t) for k, v in _DOUBLES.items()]))
+    store.write(WriteBatch(metrics=[(later, k, 7.0, 0, t + 1) for k in _DOUBLES]))  # an older step: not the latest
+    found = {r.id: r.metrics for r in store.search_runs(["exp"])}
+    for rid in (first, later):
+        assert _same(found[rid], _DOUBLES) and _same(store.get_run(rid).metrics, _DOUBLES)
+    assert all(type(v) is float for rid in (first, later) for v in found[rid].values())
+    page = store.search_page(["exp"], "metrics.score > 10", ["metrics.largest DESC"])
+    assert len(page) == 2 and all(_same(m, _DOUBLES) for m in page.metrics)
+    whole = _run(store, "whole")  # whole numbers only (a page of its own), written after the run: still doubles
+    store.write(WriteBatch(metrics=[(whole, "one", 1.0, 0, t), (whole, "big", 1e22, 0, t)]))
+    metrics, = (r.metrics for r in store.search_runs(["whole"]))
+    assert metrics == {"one": 1.0, "big": 1e22} and all(type(v) is float for v in metrics.values())
+    engine = getattr(store, "engine", None)
+    if engine is not None:  # a SQL store: a page read every run's metrics from runs.latest, none from the table
+        import sqlalchemy as sa
+
+        with engine.connect() as conn:
+            kept = dict(conn.execute(sa.text("SELECT id, latest FROM runs WHERE id IN (:a, :b, :c)"),
+                                     {"a": first, "b": later, "c": whole}).all())
+        assert None not in kept.values() and len(kept) == 3, kept
 
 
 def test_sqlite_synchronous_level_is_applied(tmp_path) -> None:
@@ -407,7 +439,9 @@ def test_a_search_page_carries_the_params_and_tags_every_write_left(store) -> No
 
 
 def test_concurrent_writers_to_one_run_lose_no_tag(store_uri: str) -> None:
-    """Several clients tag one run at once (each its own connection): every tag is in the search page's record."""
+    """Several clients tag one run at once (each its own connection): every tag is in the search page's record, and the
+    latest value of every metric (the highest step) whatever order the writes came in."""
+    now = time.time()
     from concurrent.futures import ThreadPoolExecutor
 
     first = _open(store_uri)
@@ -416,12 +450,15 @@ def test_concurrent_writers_to_one_run_lose_no_tag(store_uri: str) -> None:
 
     def tag(i: int) -> None:
         s = stores[i % len(stores)]
-        s.write(WriteBatch(tags=[(rid, f"t{i}", str(i))], params=[(rid, f"p{i}", str(i))]))
+        s.write(WriteBatch(tags=[(rid, f"t{i}", str(i))], params=[(rid, f"p{i}", str(i))],
+                           metrics=[(rid, f"m{i % 7}", i / 7, i, now), (rid, "shared", i / 3, i, now)]))
 
     try:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(tag, range(60)))
         page, = first.search_runs()
+        last = {i % 7: i for i in range(60)}  # the highest step of each key
+        assert page.metrics == first.get_run(rid).metrics == {**{f"m{k}": i / 7 for k, i in last.items()}, "shared": 59 / 3}
         assert page.tags == {f"t{i}": str(i) for i in range(60)}
         assert page.params == {f"p{i}": str(i) for i in range(60)}
     finally:
@@ -455,11 +492,19 @@ def test_rows_written_by_a_writer_that_keeps_no_record_are_searched(kind: str, _
             conn.execute(sa.text("INSERT INTO params (run_id, key, value) VALUES (:r, 'new', '3')"), {"r": mine})
             for r, k, v in ((old, "team", "b"), (mine, "team", "c"), (mine, "ünï", "{}")):
                 conn.execute(sa.text(upsert), {"r": r, "k": k, "v": v})
+            latest = ("INSERT INTO latest_metrics (run_id, key, value, step, timestamp) VALUES (:r, :k, :v, :s, 0) "
+                      "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step "
+                      "WHERE excluded.step >= latest_metrics.step")
+            for r, k, v, step in ((old, "auc", 0.1, 0), (old, "nan", None, 0), (mine, "auc", 1 / 3, 1), (mine, "auc", 0.5, 0),
+                                  (mine, "loss", 2.0, 0)):
+                conn.execute(sa.text(latest), {"r": r, "k": k, "v": v, "s": step})
         engine.dispose()
         pages = {r.id: r for r in store.search_runs(["exp"])}
         for run_id in (mine, old):
             run = store.get_run(run_id)
             assert (pages[run_id].params, pages[run_id].tags) == (run.params, run.tags)
+            assert _same(pages[run_id].metrics, run.metrics)
+        assert pages[mine].metrics == {"auc": 1 / 3, "loss": 2.0} and math.isnan(pages[old].metrics["nan"])
         assert pages[old].params == {"alpha": "0.1", "q": 'x"y'} and pages[old].tags == {"team": "b"}
         assert pages[mine].params == {"C": "1", "new": "3"} and pages[mine].tags == {"team": "c", "ünï": "{}"}
         assert [r.id for r in store.search_runs(["exp"], "params.alpha = '0.1' and tags.team = 'b'")] == [old]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -55,8 +56,11 @@ def test_many_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path:
 
 
 def test_runs_of_an_older_database_keep_their_params_and_tags_in_searches(store_uri: str) -> None:
-    """A store made before runs carried their records (revision 0005) is searched with its params and tags."""
+    """A store made before runs carried their records (revision 0005) is searched with its params, tags and metrics."""
     from modelcycle.store import open_metadata_store
+
+    metrics = {"third": 1 / 3, "one": 1.0, "tiny": 5e-324, "big": 1e22, "inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+    sqlite = store_uri.startswith("sqlite")
 
     engine = create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
     try:
@@ -69,13 +73,21 @@ def test_runs_of_an_older_database_keep_their_params_and_tags_in_searches(store_
                     f"('{rid}', 1, 'r', 'FINISHED', 1.0)")
             conn.exec_driver_sql(f"INSERT INTO params (run_id, key, value) VALUES ('{'a' * 32}', 'C', '0.5')")
             conn.exec_driver_sql(f"INSERT INTO tags (run_id, key, value) VALUES ('{'a' * 32}', 'team', 'risk')")
+            for key, value in metrics.items():
+                conn.exec_driver_sql("INSERT INTO latest_metrics (run_id, key, step, timestamp, value) VALUES "
+                                     f"('{'a' * 32}', %s, 0, 1.0, %s)".replace("%s", "?" if sqlite else "%s"),
+                                     (key, None if value != value else value))
     finally:
         engine.dispose()
     store = open_metadata_store(store_uri)
     try:
         runs = {r.id: r for r in store.search_runs(["old"])}
         assert (runs["a" * 32].params, runs["a" * 32].tags) == ({"C": "0.5"}, {"team": "risk"})
-        assert (runs["b" * 32].params, runs["b" * 32].tags) == ({}, {})
+        assert (runs["b" * 32].params, runs["b" * 32].tags, runs["b" * 32].metrics) == ({}, {}, {})
+        found = runs["a" * 32].metrics  # every double as it was, from the object the upgrade made of the table
+        assert math.isnan(found.pop("nan")) and found == {k: v for k, v in metrics.items() if k != "nan"}
+        with store.engine.connect() as conn:
+            assert None not in conn.exec_driver_sql("SELECT latest FROM runs").scalars().all()
     finally:
         store.close()
 

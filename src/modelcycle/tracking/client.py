@@ -867,11 +867,22 @@ def runs_frame(runs: Sequence[Run] | RunPage) -> pd.DataFrame:
         "parent_id": text["parent_id"],
     }
     nan = float("nan")
-    for key in sorted(set().union(*page.metrics)):
-        cols[f"metrics.{key}"] = np.array([d.get(key, nan) for d in page.metrics], np.float64)
-    for name in names[5:]:
-        cols[name] = text[name]
-    return pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)
+    metrics = sorted(set().union(*page.metrics))
+    numbers = np.array([[d.get(key, nan) for d in page.metrics] for key in metrics], np.float64).reshape(len(metrics), n)
+    try:  # pandas 3: the frame made from its blocks (the metrics one 2-D block), as pyarrow makes its frames
+        from pandas.api.internals import create_dataframe_from_blocks
+    except ImportError:
+        for key, column in zip(metrics, numbers, strict=True):
+            cols[f"metrics.{key}"] = column
+        for name in names[5:]:
+            cols[name] = text[name]
+        return pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)
+    first = len(cols)
+    blocks = [(array, np.array([i])) for i, array in enumerate(cols.values())]
+    blocks.append((numbers, np.arange(first, first + len(metrics))))
+    blocks.extend((text[name], np.array([first + len(metrics) + i])) for i, name in enumerate(names[5:]))
+    columns = pd.Index([*cols, *(f"metrics.{key}" for key in metrics), *names[5:]])
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=columns)
 
 
 def _text_columns(values: list[str | None], n: int, k: int) -> list[Any]:

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -403,7 +403,8 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
             found = self._multi[key] = (f"{text[:m.start()]}VALUES {', '.join([one] * n)}{rest}", names)
         return found or None
 
-    def _create_runs(self, conn: Connection, runs: list[NewRun], records: dict[str, tuple[dict[str, str], dict[str, str]]]) -> None:
+    def _create_runs(self, conn: Connection, runs: list[NewRun], records: dict[str, tuple[dict[str, str], dict[str, str]]],
+                     latest: Mapping[tuple[str, str], tuple[str, str, float, int, float]]) -> None:
         envs = {r.context.environment_id: r for r in runs if r.environment is not None and r.context.environment_id}
         if envs:
             self._many(conn, self._w_env, [{"id": i, "data": json.dumps(r.environment, sort_keys=True), "created_at": r.start_time}
@@ -412,6 +413,12 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         for row, r in zip(rows, runs, strict=True):  # with what the batch logs for it too: no merge afterwards
             params, tags = records.get(r.id, ({}, {}))
             row["records"] = json.dumps([{**params, **r.params}, {**r.tags, **tags}])
+        new: dict[str, dict[str, float]] = {r.id: {} for r in runs}  # and the latest metrics: the triggers find them there
+        for (run_id, key), m in latest.items():
+            if run_id in new:
+                new[run_id][key] = m[2]
+        for row in rows:
+            row["latest"] = _latest_text(new[row["id"]])
         self._many(conn, self._w_run, rows)
         params = [{"run_id": r.id, "key": k, "value": v} for r in runs for k, v in r.params.items()]
         if params:
@@ -450,12 +457,20 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
 
     def _apply(self, conn: Connection, b: WriteBatch) -> None:
         records = _records_of(b) if b.params or b.tags else {}
+        latest: dict[tuple[str, str], tuple[str, str, float, int, float]] = {}  # the batch's last value of each metric
+        for m in b.metrics:
+            key = (m[0], m[1])
+            cur = latest.get(key)
+            if cur is None or (m[3], m[4]) >= (cur[3], cur[4]):
+                latest[key] = m
         if b.runs:
-            self._create_runs(conn, b.runs, records)
+            self._create_runs(conn, b.runs, records, latest)
             if self._statistics_checked < math.inf:
                 self._statistics_checked = 0.0  # the next search checks again: these runs are something to learn from
             for r in b.runs:
                 records.pop(r.id, None)
+        if latest and self.dialect == "sqlite":
+            self._keep_latest(conn, latest, {r.id for r in b.runs})
         if b.metrics:
             # The hot path of logging: plain tuples straight to the driver, no per-row dicts.
             if self.dialect == "sqlite":
@@ -466,16 +481,10 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
             else:
                 self._many(conn, self._w_metric, [{"run_id": r, "key": k, "step": st, "timestamp": ts, "value": None if v != v else v}
                                                   for r, k, v, st, ts in b.metrics])
-            latest: dict[tuple[str, str], tuple[str, str, float, int, float]] = {}
-            for m in b.metrics:
-                key = (m[0], m[1])
-                cur = latest.get(key)
-                if cur is None or (m[3], m[4]) >= (cur[3], cur[4]):
-                    latest[key] = m
-            self._many(
+            self._many(  # in the order of their keys: two writers of one run's metrics lock its rows in one order
                 conn, self._w_latest,
                 [{"run_id": r, "key": k, "value": None if v != v else v, "step": st, "timestamp": ts}
-                 for r, k, v, st, ts in latest.values()],
+                 for (r, k), (_, _, v, st, ts) in sorted(latest.items())],
             )
         if records and self.dialect == "sqlite":
             # The runs made earlier: their records merged in place, one statement per run, before the rows, so that the
@@ -502,6 +511,28 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
             self._many(conn, self._w_input, list(inputs.values()))
         for run_id, values in b.updates:
             conn.execute(self._w_update, {"run_id_": run_id, **_run_update(values)})
+
+    def _keep_latest(self, conn: Connection, latest: Mapping[tuple[str, str], tuple[str, str, float, int, float]],
+                     created: set[str]) -> None:
+        """SQLite: the latest metrics of the runs the batch gives metrics to (made before it), merged by the rule of
+        the rows' upsert and written to runs.latest before the rows, so that the triggers (migration 0009) find the
+        rows' values there and leave the object (SQLite's JSON cannot write a double exactly; Python can)."""
+        runs = sorted({run_id for run_id, _ in latest} - created)
+        if not runs:
+            return
+        nan = math.nan
+        merged: dict[tuple[str, str], tuple[str, str, float, int, float]] = {
+            (r, k): (r, k, nan if v is None else v, st, ts)
+            for r, k, v, st, ts in conn.exec_driver_sql(_LATEST_ROWS, (json.dumps(runs),))
+        }
+        for key, m in latest.items():
+            cur = merged.get(key)
+            if m[0] not in created and (cur is None or (m[3], m[4]) >= (cur[3], cur[4])):
+                merged[key] = m
+        objects: dict[str, dict[str, float]] = {r: {} for r in runs}
+        for (r, k), m in merged.items():
+            objects[r][k] = m[2]
+        conn.exec_driver_sql("UPDATE runs SET latest = ? WHERE id = ?", [(_latest_text(objects[r]), r) for r in runs])
 
     def heartbeat(self, run_ids: Iterable[str], now: float) -> None:
         ids = list(run_ids)
@@ -903,7 +934,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         conditions.extend(self._compile(c) for c in conjuncts)
         order_cols.extend([r.c.start_time.desc(), r.c.id])
         stmt = (
-            select(*_SUMMARY, e.c.name.label("experiment_name"), r.c.records)
+            select(*_SUMMARY, e.c.name.label("experiment_name"), r.c.records, r.c.latest)
             .select_from(source)
             .where(and_(true(), *conditions))
             .order_by(*order_cols)
@@ -1068,15 +1099,17 @@ _SUMMARY = [s.runs.c[name] for name in (
 )]
 
 
-# the latest metrics of a page's runs; the ids go in as one value (a JSON array, an array), so the statement's text,
-# and the database's prepared statement, never change
-# The latest metrics of a page's runs, each row naming its run by its place in the page (an integer, not the run's
-# 32-character id: building those strings for every metric row cost more than the statement itself).
+# The latest metrics of a page's runs whose runs.latest is empty (a page reads the others' with their rows). The ids go
+# in as one value (a JSON array, an array), so the statement's text never changes; each row names its run by its place
+# in the list (an integer, not the run's 32-character id: building those strings for every row cost more than the
+# statement itself).
 _METRICS = {
     "sqlite": """SELECT j.key, m."key", m.value FROM json_each(?1) AS j JOIN latest_metrics AS m ON m.run_id = j.value""",
+    # a join the planner cannot turn into a hash join over the whole table: a few index lookups, whatever its size
     "postgresql": 'SELECT j.i - 1, m."key", m.value FROM unnest(%s::text[]) WITH ORDINALITY AS j(id, i) '
-                  'JOIN latest_metrics AS m ON m.run_id = j.id',
+                  'CROSS JOIN LATERAL (SELECT "key", value FROM latest_metrics WHERE run_id = j.id OFFSET 0) AS m',
 }
+_LATEST_ROWS = "SELECT run_id, key, value, step, timestamp FROM latest_metrics WHERE run_id IN (SELECT value FROM json_each(?))"
 
 
 _UPDATABLE = frozenset({"status", "end_time", "error", "seed"})  # what a batch may change of a run once it exists
@@ -1150,29 +1183,56 @@ def _budget(dialect: str, raw: Any, seconds: float | None) -> Iterator[None]:
 
 
 def _page_of(dialect: str, raw: Any, sql: str, args: Any, seconds: float | None = None) -> RunPage:
-    """A search through the driver directly (plain tuples): the page's rows, then their latest metrics; on
-    PostgreSQL both statements are prepared on the connection."""
+    """A search through the driver directly (plain tuples, on PostgreSQL a prepared statement read in binary): one
+    statement, whose rows carry their latest metrics (``runs.latest``); the table is read only for the runs whose
+    object is empty (migration 0009 says when)."""
     sqlite = dialect == "sqlite"
-    cur = raw.cursor()
+    cur = raw.cursor() if sqlite else raw.cursor(binary=True)
     try:
-        run = (lambda q, a: cur.execute(q, a)) if sqlite else (lambda q, a: cur.execute(q, a, prepare=True))
         with _budget(dialect, raw, seconds):
-            rows = run(sql, args).fetchall()
-        metrics: list[dict[str, float]] = [{} for _ in rows]
-        if rows:
-            ids = [row[0] for row in rows]
+            rows = (cur.execute(sql, args) if sqlite else cur.execute(sql, args, prepare=True)).fetchall()
+        metrics = _latest_of(rows)
+        unknown = [i for i, row in enumerate(rows) if row[11] is None]
+        if unknown:
+            ids = [rows[i][0] for i in unknown]
+            found = cur.execute(_METRICS[dialect], (json.dumps(ids),) if sqlite else (ids,)).fetchall()
             nan = math.nan
-            for i, key, value in run(_METRICS[dialect], (json.dumps(ids) if sqlite else ids,)).fetchall():
-                metrics[i][key] = nan if value is None else value
+            for i, key, value in found:
+                metrics[unknown[i]][key] = nan if value is None else value
     finally:
         cur.close()
     return _page(rows, metrics)
 
 
+def _latest_text(metrics: Mapping[str, float]) -> str:
+    """A run's latest metrics as runs.latest holds them: each double the shortest text that reads back as it (Python's
+    and SQLite's readers both give the same double), NaN null, ±infinity ±1e999 (JSON has no word for them; both read
+    1e999 as infinity). Migration 0009 writes the same."""
+    def number(v: float) -> str:
+        if v != v:
+            return "null"
+        return repr(float(v)) if abs(v) != math.inf else ("1e999" if v > 0 else "-1e999")
+
+    return "{" + ",".join(f"{json.dumps(k)}:{number(v)}" for k, v in metrics.items()) + "}"
+
+
+def _latest_of(rows: Any) -> list[dict[str, float]]:
+    """The rows' latest metrics from their ``runs.latest`` objects, decoded in one call ({} where the object is empty):
+    NaN is null there, ±infinity ±1e999 or (as PostgreSQL writes it) a string, 1.0 may be written 1."""
+    text = "[" + ",".join(row[11] or "{}" for row in rows) + "]"
+    metrics: list[dict[str, Any]] = json.loads(text, parse_int=float)  # 1.0 is written 1
+    if "null" in text or "Infinity" in text:  # (or a key holds those letters: then the loop finds nothing to change)
+        for d in metrics:
+            for k, v in d.items():
+                if not isinstance(v, float):
+                    d[k] = math.nan if v is None else float(v)
+    return metrics
+
+
 def _page(rows: Any, metrics: list[dict[str, float]]) -> RunPage:
     # [params, tags] per run, decoded in one call (a hundred calls cost more than the parsing)
     records = json.loads("[" + ",".join(row[10] or "[{}, {}]" for row in rows) + "]")
-    return RunPage(rows, [p for p, _ in records], metrics, [t for _, t in records])
+    return RunPage([row[:10] for row in rows], [p for p, _ in records], metrics, [t for _, t in records])  # PAGE_FIELDS
 
 
 def _run_summary(row: Any, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]) -> Run:
