@@ -335,6 +335,34 @@ def test_search_returns_metrics_at_full_precision(store) -> None:
         assert None not in kept.values() and len(kept) == 3, kept
 
 
+def test_a_search_page_is_one_statement_and_another_writers_row_is_read_from_the_table(tmp_path) -> None:
+    """SQLite, where the statements can be traced: a page of runs is one statement (each run carries its latest
+    metrics); a run whose metrics another writer changed behind modelcycle's back costs a second one, for it alone."""
+    import sqlalchemy as sa
+
+    store = _open(f"sqlite:///{tmp_path / 'trace.db'}")
+    try:
+        runs = [_run(store) for _ in range(3)]
+        store.write(WriteBatch(metrics=[(r, "auc", 0.5 + i / 10, 0, time.time()) for i, r in enumerate(runs)]))
+        statements: list[str] = []
+        sa.event.listen(store.engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(statements.append))
+        store.engine.dispose()  # pooled connections made again, traced
+
+        def searched(first: float) -> list[str]:
+            statements.clear()
+            found = {r.id: r.metrics for r in store.search_runs(["exp"], "metrics.auc > 0", ["metrics.auc DESC"])}
+            assert found == {r: {"auc": first if i == 0 else 0.5 + i / 10} for i, r in enumerate(runs)}
+            return [x for x in statements if x.lstrip().upper().startswith("SELECT")]
+
+        assert len(searched(0.5)) == 1
+        with store.engine.begin() as conn:  # another writer: a row runs.latest does not hold
+            conn.exec_driver_sql("UPDATE latest_metrics SET value = 0.25 WHERE run_id = ?", (runs[0],))
+        selects = searched(0.25)
+        assert len(selects) == 2 and "json_each" in selects[1] and runs[0] in selects[1] and runs[1] not in selects[1]
+    finally:
+        store.close()
+
+
 def test_sqlite_synchronous_level_is_applied(tmp_path) -> None:
     from modelcycle.store.metadata.sql import SqlMetadataStore
 
