@@ -304,6 +304,13 @@ def _same(a: dict[str, float], b: dict[str, float]) -> bool:
     return a.keys() == b.keys() and all(x == b[k] or (math.isnan(x) and math.isnan(b[k])) for k, x in a.items())
 
 
+def _bits(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as their exact bits (a double's sign too: -0.0 is not 0.0 here), other values as they are."""
+    import struct
+
+    return {k: struct.pack("<d", v) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
 def test_search_returns_metrics_at_full_precision(store) -> None:
     """Every double comes back from a search as the same double (as from get_run): with the run's first batch, in a
     later batch, and after a later batch of an older step."""
@@ -317,7 +324,7 @@ def test_search_returns_metrics_at_full_precision(store) -> None:
     store.write(WriteBatch(metrics=[(later, k, 7.0, 0, t + 1) for k in _DOUBLES]))  # an older step: not the latest
     found = {r.id: r.metrics for r in store.search_runs(["exp"])}
     for rid in (first, later):
-        assert _same(found[rid], _DOUBLES) and _same(store.get_run(rid).metrics, _DOUBLES)
+        assert _same(found[rid], _DOUBLES) and _bits(found[rid]) == _bits(store.get_run(rid).metrics)
     assert all(type(v) is float for rid in (first, later) for v in found[rid].values())
     page = store.search_page(["exp"], "metrics.score > 10", ["metrics.largest DESC"])
     assert len(page) == 2 and all(_same(m, _DOUBLES) for m in page.metrics)
@@ -539,6 +546,80 @@ def test_rows_written_by_a_writer_that_keeps_no_record_are_searched(kind: str, _
     finally:
         store.close()
         made.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_metrics_another_writer_deletes_moves_renames_or_spoils_are_searched_as_the_table_holds(kind: str,
+                                                                                                 _sql_store_uri: Any) -> None:
+    """Plain SQL on latest_metrics, as another tool might send it: whatever it does, a search says what get_run says,
+    bit for bit, and modelcycle's next writes to those runs are searched right too."""
+    import sqlalchemy as sa
+
+    made = _sql_store_uri(kind)
+    uri = next(made)
+    store = _open(uri)
+    engine = sa.create_engine(uri.replace("postgresql://", "postgresql+psycopg://"))
+
+    def sql(statement: str, **values: Any) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text(statement), values)
+
+    def check() -> None:
+        pages = {r.id: r.metrics for r in store.search_runs(["exp"])}
+        for rid in runs:
+            assert _bits(pages[rid]) == _bits(store.get_run(rid).metrics), rid
+
+    try:
+        runs = [_run(store) for _ in range(6)]
+        store.write(WriteBatch(metrics=[(r, k, v, 0, 1.0) for r in runs for k, v in
+                                        (("a", 1.0), ("b", 2.0), ("c", 3.0), ("zero", -0.0))]))
+        check()
+        sql("DELETE FROM latest_metrics WHERE run_id = :r AND key = 'a'", r=runs[0])
+        check()
+        store.write(WriteBatch(metrics=[(runs[0], "d", 4.0, 0, 1.0)]))  # after a delete: every key the table holds
+        check()
+        sql("UPDATE latest_metrics SET key = 'renamed' WHERE run_id = :r AND key = 'b'", r=runs[1])
+        sql("UPDATE latest_metrics SET run_id = :to, key = 'moved' WHERE run_id = :r AND key = 'c'", r=runs[2], to=runs[3])
+        sql("UPDATE latest_metrics SET value = :v WHERE run_id = :r AND key = 'a'", r=runs[4], v=-0.0)
+        check()
+        if kind == "postgresql":
+            sql("UPDATE latest_metrics SET value = 'NaN' WHERE run_id = :r AND key = 'a'", r=runs[5])
+            check()
+            assert math.isnan(store.search_runs(["exp"], f"run_id = '{runs[5]}'")[0].metrics["a"])
+        else:  # a value that is not a number: the run's metrics are read from the table, writes go on
+            sql("UPDATE latest_metrics SET value = 'n/a' WHERE run_id = :r AND key = 'a'", r=runs[5])
+            store.write(WriteBatch(metrics=[(runs[5], "e", 5.0, 0, 1.0), (runs[4], "e", 5.0, 0, 1.0)]))
+            check()
+        store.write(WriteBatch(metrics=[(r, "f", 6.0, 0, 1.0) for r in runs]))
+        check()
+        sql("TRUNCATE latest_metrics" if kind == "postgresql" else "DELETE FROM latest_metrics")
+        check()
+        assert all(r.metrics == {} for r in store.search_runs(["exp"]))
+        store.write(WriteBatch(metrics=[(runs[0], "g", 7.0, 0, 1.0)]))
+        check()
+    finally:
+        store.close()
+        engine.dispose()
+        made.close()
+
+
+def test_a_run_with_thousands_of_metrics_is_searched_and_logged_to(store) -> None:
+    """Past 64 KiB of text a run's metrics object is no longer kept (its metrics are read from the table): every write
+    stays cheap and a search still says what get_run says."""
+    rid = _run(store)
+    t = time.time()
+    store.write(WriteBatch(metrics=[(rid, f"class_{i:05d}_recall", i / 7, 0, t) for i in range(3000)]))
+    for step in range(1, 4):
+        store.write(WriteBatch(metrics=[(rid, "class_00001_recall", step / 3, step, t)]))
+    page, = store.search_runs(["exp"])
+    assert page.metrics == store.get_run(rid).metrics and len(page.metrics) == 3000
+    assert page.metrics["class_00001_recall"] == 1.0
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        import sqlalchemy as sa
+
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT latest FROM runs WHERE id = :r"), {"r": rid}).scalar() == ""
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -104,8 +104,9 @@ runs = Table(
     # [params, tags] as one JSON array, kept by every write beside the params and tags tables: a search page reads
     # it with the run instead of looking up each run's params and tags
     Column("records", Text),
-    # the latest metrics as one JSON object, kept by PostgreSQL's triggers (migration 0009) so that a search page is
-    # one statement there; empty on SQLite, whose JSON does not keep every double exactly
+    # the latest metrics as one JSON object, so that a search page is one statement; NULL: not known, '': too large to
+    # keep (a search reads those runs' metrics from the table). Kept by PostgreSQL's triggers, on SQLite by modelcycle
+    # and emptied by triggers when another writer's row is not in it (migration 0009)
     Column("latest", Text),
     Index(None, "experiment_id", "start_time"),
     Index(None, "status", "heartbeat_at"),

@@ -418,7 +418,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
             if run_id in new:
                 new[run_id][key] = m[2]
         for row in rows:
-            row["latest"] = _latest_text(new[row["id"]])
+            row["latest"] = _latest_text(new[row["id"]], self.dialect)
         self._many(conn, self._w_run, rows)
         params = [{"run_id": r.id, "key": k, "value": v} for r in runs for k, v in r.params.items()]
         if params:
@@ -514,25 +514,49 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
 
     def _keep_latest(self, conn: Connection, latest: Mapping[tuple[str, str], tuple[str, str, float, int, float]],
                      created: set[str]) -> None:
-        """SQLite: the latest metrics of the runs the batch gives metrics to (made before it), merged by the rule of
-        the rows' upsert and written to runs.latest before the rows, so that the triggers (migration 0009) find the
-        rows' values there and leave the object (SQLite's JSON cannot write a double exactly; Python can)."""
+        """SQLite: runs.latest of the runs the batch gives metrics to (made before it), merged by the rule of the rows'
+        upsert and written before the rows, so that the triggers (migration 0009) find the rows' values there and leave
+        it (SQLite's JSON cannot write a double exactly; Python can). What is read is bounded: the object (at most
+        64 KiB), the rows of the batch's keys, and a run's rows only when its object is unknown and it has at most
+        2,000 keys; an object grown past 64 KiB is given up ('': its metrics are read from the table)."""
         runs = sorted({run_id for run_id, _ in latest} - created)
         if not runs:
             return
-        nan = math.nan
-        merged: dict[tuple[str, str], tuple[str, str, float, int, float]] = {
-            (r, k): (r, k, nan if v is None else v, st, ts)
-            for r, k, v, st, ts in conn.exec_driver_sql(_LATEST_ROWS, (json.dumps(runs),))
-        }
-        for key, m in latest.items():
-            cur = merged.get(key)
-            if m[0] not in created and (cur is None or (m[3], m[4]) >= (cur[3], cur[4])):
-                merged[key] = m
-        objects: dict[str, dict[str, float]] = {r: {} for r in runs}
-        for (r, k), m in merged.items():
-            objects[r][k] = m[2]
-        conn.exec_driver_sql("UPDATE runs SET latest = ? WHERE id = ?", [(_latest_text(objects[r]), r) for r in runs])
+        objects: dict[str, Any] = dict(conn.exec_driver_sql(_OBJECTS, (json.dumps(runs),)).all())
+        kept = [r for r in runs if objects.get(r) != ""]
+        if not kept:
+            return
+        merged: dict[str, dict[str, Any]] = {}
+        for r in kept:
+            try:
+                found = json.loads(objects[r], parse_int=float) if objects.get(r) else None
+            except ValueError:  # not JSON: made again from the table
+                found = None
+            if isinstance(found, dict):
+                merged[r] = found
+        unknown = [r for r in kept if r not in merged]
+        if unknown:
+            counts = dict(conn.exec_driver_sql(_COUNTS, (json.dumps(unknown),)).all())
+            small = [r for r in unknown if counts.get(r, 0) <= _REBUILT]
+            for r in small:
+                merged[r] = {}
+            for r, k, v in conn.exec_driver_sql(_ROWS, (json.dumps(small),)) if small else ():
+                merged[r][k] = v
+            given_up = [("", r) for r in unknown if r not in merged]
+            if given_up:
+                conn.exec_driver_sql("UPDATE runs SET latest = ? WHERE id = ?", given_up)
+        pairs = [[r, k] for r, k in latest if r in merged]
+        current = {(r, k): (st, ts) for r, k, st, ts in conn.exec_driver_sql(_PAIRS, (json.dumps(pairs),))}
+        for (r, k), m in latest.items():
+            if r in merged:
+                cur = current.get((r, k))
+                if cur is None or (m[3], m[4]) >= cur:  # what the upsert keeps
+                    merged[r][k] = m[2]
+        updates = []
+        for r, metrics in merged.items():
+            text = _latest_text(metrics, "sqlite")
+            updates.append((None if text is None else text if len(text) <= _LARGEST else "", r))
+        conn.exec_driver_sql("UPDATE runs SET latest = ? WHERE id = ?", updates)
 
     def heartbeat(self, run_ids: Iterable[str], now: float) -> None:
         ids = list(run_ids)
@@ -727,8 +751,8 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
         limit: int | None = 100,
         offset: int = 0,
     ) -> RunPage:
-        """A page of runs in two statements: the rows with their params and tags as JSON, then their latest
-        metrics as rows (doubles through JSON would not all come back exactly)."""
+        """A page of runs in one statement: the rows with their params and tags, and their latest metrics, as JSON
+        (a run whose metrics object is not kept has them read from the table, a second statement for those runs)."""
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit must be positive, got {limit}")
         parts = _split_on_metric(filter, tuple(order_by or ()))
@@ -1109,7 +1133,13 @@ _METRICS = {
     "postgresql": 'SELECT j.i - 1, m."key", m.value FROM unnest(%s::text[]) WITH ORDINALITY AS j(id, i) '
                   'CROSS JOIN LATERAL (SELECT "key", value FROM latest_metrics WHERE run_id = j.id OFFSET 0) AS m',
 }
-_LATEST_ROWS = "SELECT run_id, key, value, step, timestamp FROM latest_metrics WHERE run_id IN (SELECT value FROM json_each(?))"
+# SQLite's runs.latest: the objects of some runs, the rows of (run, key) pairs, a run's rows and their count
+_OBJECTS = "SELECT id, latest FROM runs WHERE id IN (SELECT value FROM json_each(?))"
+_PAIRS = ("SELECT m.run_id, m.key, m.step, m.timestamp FROM json_each(?) AS j JOIN latest_metrics AS m "
+          "ON m.run_id = json_extract(j.value, '$[0]') AND m.key = json_extract(j.value, '$[1]')")
+_COUNTS = "SELECT run_id, count(*) FROM latest_metrics WHERE run_id IN (SELECT value FROM json_each(?)) GROUP BY run_id"
+_ROWS = "SELECT run_id, key, value FROM latest_metrics WHERE run_id IN (SELECT value FROM json_each(?))"
+_LARGEST, _REBUILT = 65_536, 2_000  # as migration 0009: the largest object kept (characters), the most keys made again
 
 
 _UPDATABLE = frozenset({"status", "end_time", "error", "seed"})  # what a batch may change of a run once it exists
@@ -1192,7 +1222,7 @@ def _page_of(dialect: str, raw: Any, sql: str, args: Any, seconds: float | None 
         with _budget(dialect, raw, seconds):
             rows = (cur.execute(sql, args) if sqlite else cur.execute(sql, args, prepare=True)).fetchall()
         metrics = _latest_of(rows)
-        unknown = [i for i, row in enumerate(rows) if row[11] is None]
+        unknown = [i for i, row in enumerate(rows) if not row[11]]
         if unknown:
             ids = [rows[i][0] for i in unknown]
             found = cur.execute(_METRICS[dialect], (json.dumps(ids),) if sqlite else (ids,)).fetchall()
@@ -1204,28 +1234,41 @@ def _page_of(dialect: str, raw: Any, sql: str, args: Any, seconds: float | None 
     return _page(rows, metrics)
 
 
-def _latest_text(metrics: Mapping[str, float]) -> str:
-    """A run's latest metrics as runs.latest holds them: each double the shortest text that reads back as it (Python's
-    and SQLite's readers both give the same double), NaN null, ±infinity ±1e999 (JSON has no word for them; both read
-    1e999 as infinity). Migration 0009 writes the same."""
-    def number(v: float) -> str:
-        if v != v:
-            return "null"
-        return repr(float(v)) if abs(v) != math.inf else ("1e999" if v > 0 else "-1e999")
+def _latest_text(metrics: Mapping[str, Any], dialect: str) -> str | None:
+    """A run's latest metrics as runs.latest holds them (migration 0009 writes the same): each double the shortest text
+    that reads back as it (Python's and SQLite's readers both give the same double), NaN null. On SQLite ±infinity is
+    ±1e999 (JSON has no word for it; both read 1e999 as infinity) and -0 is 0 (as SQLite stores it); on PostgreSQL
+    both are strings, as its triggers write them (numeric has no infinity nor negative zero). None when a value is
+    not a number (another writer's): the run's metrics are then read from the table."""
+    sqlite = dialect == "sqlite"
 
-    return "{" + ",".join(f"{json.dumps(k)}:{number(v)}" for k, v in metrics.items()) + "}"
+    def number(v: Any) -> str:
+        if v is None or v != v:
+            return "null"
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise TypeError
+        v = float(v)
+        if abs(v) == math.inf:
+            return ("1e999" if v > 0 else "-1e999") if sqlite else ('"Infinity"' if v > 0 else '"-Infinity"')
+        if v == 0:
+            return "0.0" if sqlite or math.copysign(1.0, v) > 0 else '"-0"'
+        return repr(v)
+
+    try:
+        return "{" + ",".join(f"{json.dumps(k)}:{number(v)}" for k, v in metrics.items()) + "}"
+    except TypeError:
+        return None
 
 
 def _latest_of(rows: Any) -> list[dict[str, float]]:
-    """The rows' latest metrics from their ``runs.latest`` objects, decoded in one call ({} where the object is empty):
-    NaN is null there, ±infinity ±1e999 or (as PostgreSQL writes it) a string, 1.0 may be written 1."""
-    text = "[" + ",".join(row[11] or "{}" for row in rows) + "]"
-    metrics: list[dict[str, Any]] = json.loads(text, parse_int=float)  # 1.0 is written 1
-    if "null" in text or "Infinity" in text:  # (or a key holds those letters: then the loop finds nothing to change)
-        for d in metrics:
-            for k, v in d.items():
-                if not isinstance(v, float):
-                    d[k] = math.nan if v is None else float(v)
+    """The rows' latest metrics from their ``runs.latest`` objects, decoded in one call ({} where there is none: NULL
+    or ''): NaN is null there, ±infinity ±1e999 or a string, -0 a string, 1.0 may be written 1."""
+    metrics: list[dict[str, Any]] = json.loads("[" + ",".join(row[11] or "{}" for row in rows) + "]", parse_int=float)
+    nan = math.nan
+    for d in metrics:
+        for k, v in d.items():
+            if v.__class__ is not float:
+                d[k] = nan if v is None else float(v)
     return metrics
 
 
