@@ -784,7 +784,8 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
                 self._searches[key] = cached
         sql, args = cached
 
-        return self._read(lambda conn: _page_of(self.dialect, conn.connection.driver_connection, sql, args, self.search_timeout))
+        return self._read(lambda conn: _page_of(self.dialect, conn.connection.driver_connection, sql, args, self.search_timeout,
+                                                conn.connection.info))
 
     def _in_two_parts(self, experiments: list[str] | None, order_by: list[str] | None, limit: int | None, offset: int,
                       having: str, lacking: str) -> RunPage:
@@ -1225,12 +1226,20 @@ def _budget(dialect: str, raw: Any, seconds: float | None) -> Iterator[None]:
         raise
 
 
-def _page_of(dialect: str, raw: Any, sql: str, args: Any, seconds: float | None = None) -> RunPage:
-    """A search through the driver directly (plain tuples, on PostgreSQL a prepared statement read in binary): one
-    statement, whose rows carry their latest metrics (``runs.latest``); the table is read only for the runs whose
-    object is empty (migration 0009 says when)."""
+def _page_of(dialect: str, raw: Any, sql: str, args: Any, seconds: float | None = None,
+             info: dict[str, Any] | None = None) -> RunPage:
+    """A search through the driver directly (plain tuples, on PostgreSQL a prepared statement read in binary, by a
+    cursor kept with the pooled connection in its ``info``): one statement, whose rows carry their latest metrics
+    (``runs.latest``); the table is read only for the runs whose object is empty (migration 0009 says when)."""
     sqlite = dialect == "sqlite"
-    cur = raw.cursor() if sqlite else raw.cursor(binary=True)
+    own = sqlite or info is None  # a cursor of this call alone, closed at its end
+    if own:
+        cur = raw.cursor() if sqlite else raw.cursor(binary=True)
+    else:
+        kept = info.get("modelcycle_search_cursor")
+        if kept is None or kept[0] is not raw or kept[1].closed:
+            kept = info["modelcycle_search_cursor"] = (raw, raw.cursor(binary=True))
+        cur = kept[1]
     try:
         with _budget(dialect, raw, seconds):
             rows = (cur.execute(sql, args) if sqlite else cur.execute(sql, args, prepare=True)).fetchall()
@@ -1243,7 +1252,8 @@ def _page_of(dialect: str, raw: Any, sql: str, args: Any, seconds: float | None 
             for i, key, value in found:
                 metrics[unknown[i]][key] = nan if value is None else value
     finally:
-        cur.close()
+        if own:
+            cur.close()
     return _page(rows, metrics)
 
 
