@@ -370,6 +370,23 @@ def test_a_search_page_is_one_statement_and_another_writers_row_is_read_from_the
         store.close()
 
 
+def test_a_postgresql_connection_plans_a_search_once(store_uri: str) -> None:
+    """PostgreSQL keeps the plan of a search page per connection (it re-planned it at every call otherwise)."""
+    if not store_uri.startswith("postgresql"):
+        pytest.skip("PostgreSQL's plan cache")
+    store = _open(store_uri)
+    try:
+        rid = _run(store)
+        store.write(WriteBatch(metrics=[(rid, "auc", 0.5, 0, time.time())]))
+        for _ in range(8):
+            store.search_page(["exp"], "metrics.auc > 0", ["metrics.auc DESC"])
+        plans = store._read(lambda conn: conn.connection.driver_connection.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'SELECT runs.id%'").fetchall())
+        assert plans and sum(custom for _, custom in plans) == 0 and sum(generic for generic, _ in plans) >= 1, plans
+    finally:
+        store.close()
+
+
 def test_sqlite_synchronous_level_is_applied(tmp_path) -> None:
     from modelcycle.store.metadata.sql import SqlMetadataStore
 
