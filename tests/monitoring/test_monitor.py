@@ -170,6 +170,23 @@ def test_alerts_are_raised_once_while_the_condition_holds_and_resolved(client: C
     assert [(a.delivery["event"], a.delivery["state"], a.delivery["attempts"]) for a in stored] == [("resolved", "delivered", 1)] * 2
 
 
+def test_a_window_begun_before_the_promotion_is_judged_only_when_the_promoted_version_served_all_of_it(
+        client: Client, served) -> None:
+    model, _ = served
+    home = Path(client.settings.log_uri)
+    rules = AlertRules(drift_share=0.5)
+    promoted = T0 + HOUR / 2  # promoted half-way through the hour
+    X, _ = data(300, 4, shift=2.5)  # drifted traffic, all served by version 1
+    log(home, model, X, promoted, HOUR / 2)
+    report = monitor("churn", "1h", T0, T0 + HOUR, client=client, rules=rules, judge_since=promoted, judge_version=1)
+    assert [a["rule"] for a in report.alerts] == ["drift"], "the hour holds only what version 1 served: it is judged"
+    assert client.store.alert_resolve("churn", "drift", T0 + 2 * HOUR) is not None
+    mixed = monitor("churn", "1h", T0, T0 + HOUR, client=client, rules=rules, judge_since=promoted, judge_version=2)
+    assert mixed.alerts == [], "version 2 was promoted after the hour began and served none of it: not judged"
+    later = monitor("churn", "1h", T0, T0 + HOUR, client=client, rules=rules, judge_since=T0 + HOUR, judge_version=1)
+    assert later.alerts == [], "a window that ended before the promotion is never judged"
+
+
 def test_an_unreachable_webhook_does_not_stop_monitoring(client: Client, served) -> None:
     model, _ = served
     X, y = data(300, 3, shift=2.5, flip=True)

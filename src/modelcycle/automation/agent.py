@@ -275,16 +275,17 @@ class Agent:
         now = time.time() if now is None else now
         seconds = parse_window(self.spec.window)
         model = self._served_name()
+        since, version = self._served_since()
         monitor(model, seconds, start=now - 24 * seconds, end=now, client=self.client, rules=self.spec.alert_rules(),
                 drift_method=self.spec.drift_method, drift_share=self.spec.drift_share, closed_only=True,
-                judge_since=self._served_since())
+                judge_since=since, judge_version=version)
         return self.store.alert_firing(model)
 
-    def _served_since(self) -> float | None:
-        """When the served alias last moved (None: it never did)."""
+    def _served_since(self) -> tuple[float | None, int | None]:
+        """When the served alias last moved and the version it moved to (None, None: it never did)."""
         name, alias = self._served_name(), self._served_alias()
         events = self.store.alias_events(name, alias)
-        return events[-1].at if events else None
+        return (events[-1].at, events[-1].to_version) if events else (None, None)
 
     def _served_name(self) -> str:
         ref = self.spec.serve_model or self.spec.model

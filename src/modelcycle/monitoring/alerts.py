@@ -69,6 +69,12 @@ class AlertRules:
             check_url(self.webhook)
 
 
+def _only_from(window: Any, since: float, version: int | None) -> bool:
+    """Whether ``window`` ends after ``since`` and all its champion predictions came from ``version``."""
+    served = window.summary.get("versions") or {}
+    return version is not None and window.end > since and set(served) == {str(version)}
+
+
 def _latest(windows: Sequence[Any], ok: Any) -> Any:
     for w in reversed(windows):
         if w.closed and ok(w):
@@ -107,15 +113,17 @@ def _conditions(rules: AlertRules, windows: Sequence[Any]) -> dict[str, tuple[bo
 
 
 def evaluate_rules(store: Any, model: str, rules: AlertRules, windows: Sequence[Any], now: float | None = None,
-                   since: float | None = None) -> list[dict[str, Any]]:
+                   since: float | None = None, version: int | None = None) -> list[dict[str, Any]]:
     """Raise alerts whose condition started to hold and resolve those that stopped; returns what changed.
 
     ``since``: judge only windows that start at or after it (the controller passes the time the served version
     was promoted, so windows of the version it replaced neither raise nor resolve an alert about the new one).
+    ``version``: the version promoted then; a window that began before ``since`` is judged too when every
+    prediction in it came from that version (traffic that began in the same window as the promotion).
     """
     now = time.time() if now is None else now
     if since is not None:
-        windows = [w for w in windows if w.start >= since]
+        windows = [w for w in windows if w.start >= since or _only_from(w, since, version)]
     changed: list[dict[str, Any]] = []
     for rule, (holds, window, message, details) in _conditions(rules, windows).items():
         if holds:

@@ -175,7 +175,8 @@ class _References:
 
 def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = None, *, client: Any = None,
             rules: AlertRules | None = None, drift_method: str = "auto", drift_share: float | None = None,
-            closed_only: bool = False, progress: Any = None, judge_since: float | None = None) -> MonitorReport:
+            closed_only: bool = False, progress: Any = None, judge_since: float | None = None,
+            judge_version: int | None = None) -> MonitorReport:
     """Summarise the prediction log of ``model`` in windows between ``start`` and ``end``.
 
     Args:
@@ -189,6 +190,8 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
         closed_only: leave out the window still open (the controller judges closed windows only, read from the store).
         judge_since: epoch seconds; the rules judge only windows starting at or after it (the controller passes when
             the served version was promoted).
+        judge_version: the version promoted at ``judge_since``: a window begun earlier whose predictions all came
+            from it is judged too.
 
     Example:
         >>> import modelcycle as mc
@@ -298,7 +301,8 @@ def monitor(model: str, window: str | int = "1h", start: Any = None, end: Any = 
         except PermissionDeniedError:
             pass  # a reader of a team server: the summaries are answered, and kept by the next one who may write them
     if rules is not None:
-        report.alerts = evaluate_rules(store, model, rules, report.windows, now, since=judge_since)
+        report.alerts = evaluate_rules(store, model, rules, report.windows, now, since=judge_since,
+                                       version=judge_version)
     return report
 
 
