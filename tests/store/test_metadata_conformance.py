@@ -620,6 +620,32 @@ def test_metrics_another_writer_deletes_moves_renames_or_spoils_are_searched_as_
         made.close()
 
 
+def test_runs_made_and_logged_to_in_one_batch_beside_an_earlier_run_are_searched_and_followed_later(store) -> None:
+    """A batch that makes runs and logs their metrics (with an earlier run's): each search row says what get_run says,
+    and a plain SQL write through the store's own connections afterwards is followed (the shortcut the batch took
+    for its new runs is that batch's alone)."""
+    earlier = _run(store)
+    store.write(WriteBatch(metrics=[(earlier, "a", 1.0, 0, 1.0)]))
+    exp = store.get_or_create_experiment("exp")
+    made = [uuid.uuid4().hex for _ in range(3)]
+    store.write(WriteBatch(runs=[NewRun(id=r, experiment_id=exp.id, name="r", start_time=time.time()) for r in made],
+                           metrics=[(r, k, v, st, 1.0) for r in [*made, earlier] for k, v, st in
+                                    (("a", 2.0, 1), ("a", 3.0, 2), ("b", float("nan"), 0), ("c", -0.0, 0))]))
+    pages = {r.id: r.metrics for r in store.search_runs(["exp"])}
+    for rid in [*made, earlier]:
+        assert _bits(pages[rid]) == _bits(store.get_run(rid).metrics), rid
+        assert pages[rid]["a"] == 3.0 and math.isnan(pages[rid]["b"])
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        import sqlalchemy as sa
+
+        for rid in [*made, earlier]:
+            with engine.begin() as conn:
+                conn.execute(sa.text("UPDATE latest_metrics SET value = 9.5 WHERE run_id = :r AND key = 'a'"), {"r": rid})
+        pages = {r.id: r.metrics for r in store.search_runs(["exp"])}
+        assert all(pages[rid]["a"] == 9.5 for rid in [*made, earlier])
+
+
 def test_a_run_with_thousands_of_metrics_is_searched_and_logged_to(store) -> None:
     """Past 64 KiB of text a run's metrics object is no longer kept (its metrics are read from the table): every write
     stays cheap and a search still says what get_run says."""

@@ -52,6 +52,9 @@ _MANY_ROWS = 1000  # rows per multi-row statement (PostgreSQL allows 65,535 para
 _STORES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+# PostgreSQL: the latest-metrics rows of this statement are in runs.latest already (see migration 0009's triggers)
+_LATEST_WRITTEN = "SET LOCAL modelcycle.latest_written = {}"
+
 class _Statements:
     """Where a store's threads run statements: reads at once, each on its own connection (one user's long search
     holds up no one else's), writes one at a time (SQLite takes one writer anyway: waiting here costs less than its
@@ -482,11 +485,20 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
             else:
                 self._many(conn, self._w_metric, [{"run_id": r, "key": k, "step": st, "timestamp": ts, "value": None if v != v else v}
                                                   for r, k, v, st, ts in b.metrics])
-            self._many(  # in the order of their keys: two writers of one run's metrics lock its rows in one order
-                conn, self._w_latest,
-                [{"run_id": r, "key": k, "value": None if v != v else v, "step": st, "timestamp": ts}
-                 for (r, k), (_, _, v, st, ts) in sorted(latest.items())],
-            )
+            rows = [{"run_id": r, "key": k, "value": None if v != v else v, "step": st, "timestamp": ts}
+                    for (r, k), (_, _, v, st, ts) in sorted(latest.items())]  # two writers of a run lock its rows in one order
+            if self.dialect == "postgresql" and b.runs:
+                # The runs made in this batch hold these values in runs.latest already (no other writer sees them yet):
+                # PostgreSQL's triggers (migration 0009) are told so for this statement and skip the merge.
+                created = {r.id for r in b.runs}
+                fresh = [row for row in rows if row["run_id"] in created]
+                rows = [row for row in rows if row["run_id"] not in created]
+                if fresh:
+                    conn.exec_driver_sql(_LATEST_WRITTEN.format("on"))
+                    self._many(conn, self._w_latest, fresh)
+                    conn.exec_driver_sql(_LATEST_WRITTEN.format("off"))
+            if rows:
+                self._many(conn, self._w_latest, rows)
         if records and self.dialect == "sqlite":
             # The runs made earlier: their records merged in place, one statement per run, before the rows, so that the
             # database's triggers (migration 0008, which keep the records of any writer) find them there and do nothing.

@@ -55,17 +55,22 @@ _PG_MERGE = f"""UPDATE runs SET latest = CASE
         WHERE runs.id = written.run_id
           AND CASE WHEN runs.latest IS NULL THEN true WHEN runs.latest = '' THEN false
                    ELSE NOT runs.latest::jsonb @> written.kv END;"""
+# a writer that made the runs of a statement's rows in its own transaction, with these values in runs.latest, says so
+# for that statement (SET LOCAL modelcycle.latest_written = on): nothing to merge
+_WRITTEN = "IF current_setting('modelcycle.latest_written', true) = 'on' THEN RETURN NULL; END IF;"
 _PG = [
     _PG_VALUE,
     _PG_OBJECT,
     f"""CREATE FUNCTION modelcycle_latest_inserted() RETURNS trigger LANGUAGE plpgsql SET extra_float_digits = 3 AS $$
     BEGIN
+        {_WRITTEN}
         {_PG_MERGE}
         RETURN NULL;
     END $$""",
     # rows moved to another run or renamed: the runs they left are made again from the table
     f"""CREATE FUNCTION modelcycle_latest_updated() RETURNS trigger LANGUAGE plpgsql SET extra_float_digits = 3 AS $$
     BEGIN
+        {_WRITTEN}
         UPDATE runs SET latest = modelcycle_latest_object(runs.id)
         WHERE runs.id IN (SELECT o.run_id FROM gone AS o
                           WHERE NOT EXISTS (SELECT 1 FROM written AS n WHERE n.run_id = o.run_id AND n.key = o.key));
