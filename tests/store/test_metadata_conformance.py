@@ -646,6 +646,22 @@ def test_runs_made_and_logged_to_in_one_batch_beside_an_earlier_run_are_searched
         assert all(pages[rid]["a"] == 9.5 for rid in [*made, earlier])
 
 
+def test_a_trigger_has_one_cycle_however_many_agents_claim_it(store) -> None:
+    """Two agents that see one trigger: the second claim is refused, and the store holds the first cycle only."""
+    from modelcycle.entities import Cycle, CycleState
+
+    now = time.time()
+
+    def claim(cycle_id: str) -> bool:
+        return store.cycle_claim_new(Cycle(id=cycle_id, project="p", trigger="new_data", trigger_key="data:abc",
+                                           state=CycleState.TRAINING, owner=cycle_id, lease_until=now + 60,
+                                           started_at=now, updated_at=now, model="m"))
+
+    assert claim("a" * 32) is True
+    assert claim("b" * 32) is False
+    assert [c.id for c in store.cycle_list("p")] == ["a" * 32]
+
+
 def test_a_run_with_thousands_of_metrics_is_searched_and_logged_to(store) -> None:
     """Past 64 KiB of text a run's metrics object is no longer kept (its metrics are read from the table): every write
     stays cheap and a search still says what get_run says."""

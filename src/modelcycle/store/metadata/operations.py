@@ -184,9 +184,9 @@ class OperationsTables:
         c = s.cycles
         _cycle_times({k: getattr(cycle, k) for k in ("started_at", "updated_at", "lease_until", "finished_at")})
         values = {**cycle.to_dict(), "detail": json.dumps(dict(cycle.detail), default=str)}
-        result = self._write(lambda conn: conn.execute(
-            self._insert(c).values(**values).on_conflict_do_nothing(index_elements=["project", "trigger_key"])))
-        return bool(result.rowcount)
+        stmt = (self._insert(c).values(**values).on_conflict_do_nothing(index_elements=["project", "trigger_key"])
+                .returning(c.c.id))  # a row back when inserted (an INSERT's row count is not reported by every driver)
+        return self._write(lambda conn: conn.execute(stmt).first() is not None)
 
     def cycle_claim_stale(self, project: str, owner: str, now: float, lease_until: float) -> Cycle | None:
         """Take over the oldest unfinished cycle whose lease ran out (its agent died); None when there is none."""
