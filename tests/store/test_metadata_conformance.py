@@ -662,6 +662,47 @@ def test_a_trigger_has_one_cycle_however_many_agents_claim_it(store) -> None:
     assert [c.id for c in store.cycle_list("p")] == ["a" * 32]
 
 
+@pytest.mark.postgres
+def test_a_row_another_tool_deletes_while_a_writer_adds_a_key_leaves_both_in_the_search(_sql_store_uri: Any) -> None:
+    """PostgreSQL: a delete whose rebuild of the run's metrics waits for another writer's transaction (which added a key)
+    makes the object from the table as it is once that writer committed, not as it was when the delete began."""
+    import threading
+
+    import psycopg
+
+    made = _sql_store_uri("postgresql")
+    uri = next(made)
+    store = _open(uri)
+    raw = uri.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        rid = _run(store)
+        store.write(WriteBatch(metrics=[(rid, "a", 1.0, 0, 1.0), (rid, "b", 2.0, 0, 1.0)]))
+        with psycopg.connect(raw) as writer, psycopg.connect(raw) as watcher:
+            writer.execute("INSERT INTO latest_metrics (run_id, key, step, timestamp, value) VALUES (%s, 'c', 0, 0, 3.0)", (rid,))
+            tool = psycopg.connect(raw, autocommit=True)
+            pid = tool.info.backend_pid
+            deleting = threading.Thread(target=lambda: tool.execute("DELETE FROM latest_metrics WHERE run_id = %s AND key = 'a'",
+                                                                    (rid,)))
+            deleting.start()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # until the delete's trigger waits for the writer's lock on the run
+                waiting = watcher.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+                watcher.commit()
+                if waiting and waiting[0] == "Lock":
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the delete never waited for the writer's lock")
+            writer.commit()
+            deleting.join(60)
+            tool.close()
+        page, = store.search_runs(["exp"])
+        assert page.metrics == store.get_run(rid).metrics == {"b": 2.0, "c": 3.0}
+    finally:
+        store.close()
+        made.close()
+
+
 def test_a_run_with_thousands_of_metrics_is_searched_and_logged_to(store) -> None:
     """Past 64 KiB of text a run's metrics object is no longer kept (its metrics are read from the table): every write
     stays cheap and a search still says what get_run says."""

@@ -125,6 +125,15 @@ def evaluate_rules(store: Any, model: str, rules: AlertRules, windows: Sequence[
     if since is not None:
         windows = [w for w in windows if w.start >= since or _only_from(w, since, version)]
     changed: list[dict[str, Any]] = []
+    if since is not None:  # a window's alert about the version replaced (promoted by anyone) is not about this one
+        judged = {w.start for w in windows}
+        for rule, firing in store.alert_firing(model).items():
+            start = firing.window_start
+            if start is not None and start < since and start not in judged:
+                resolved = store.alert_resolve(model, rule, now)
+                if resolved is not None:
+                    changed.append({"id": resolved, "model": model, "rule": rule, "state": "resolved", "resolved_at": now,
+                                    "message": f"resolved: the version it was about no longer serves ({firing.message})"})
     for rule, (holds, window, message, details) in _conditions(rules, windows).items():
         if holds:
             alert = {"id": uuid.uuid4().hex, "model": model, "rule": rule, "window_start": window.start, "raised_at": now,

@@ -36,7 +36,7 @@ _PG_VALUE = """CREATE FUNCTION modelcycle_latest_value(v float8) RETURNS jsonb L
                 WHEN v = 0 AND v::text = '-0' THEN '"-0"'::jsonb
                 ELSE to_jsonb(v) END
 $$"""
-_PG_OBJECT = f"""CREATE FUNCTION modelcycle_latest_object(run text) RETURNS text LANGUAGE sql STABLE AS $$
+_PG_OBJECT = f"""CREATE FUNCTION modelcycle_latest_object(run text) RETURNS text LANGUAGE sql VOLATILE AS $$
     SELECT CASE
         WHEN (SELECT count(*) FROM (SELECT 1 FROM latest_metrics WHERE run_id = run LIMIT {REBUILT + 1}) AS n) > {REBUILT}
             THEN ''
