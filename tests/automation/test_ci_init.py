@@ -206,3 +206,20 @@ def test_the_level1_and_level2_examples_are_what_init_writes(tmp_path: Path) -> 
             assert (folder / rel).read_text() == (fresh / rel).read_text(), f"examples/{level}/{rel} differs from what init writes"
         assert "data/" in (folder / ".gitignore").read_text().split()
     assert "data/" in (EXAMPLES / "level0" / ".gitignore").read_text().split()
+
+
+def test_the_scaffolded_pipeline_keeps_when_each_served_row_was_predicted(scaffold: Path, tmp_path: Path) -> None:
+    """The feedback the agent hands over keeps ``predicted_at``: the gate of a retraining an alert started judges the
+    test rows predicted after the change, and the model is trained on the features alone."""
+    import pandas as pd
+
+    module = _module(scaffold / "pipelines" / "training.py")
+    data = pd.read_parquet(next((scaffold / "data").glob("*.parquet")))
+    served = data.head(40).assign(predicted_at=pd.Timestamp("2026-12-01", tz="UTC"), request_id="r", version=1)
+    served.to_parquet(tmp_path / "feedback.parquet")
+    frame = module.load(str(scaffold / "data"), str(tmp_path / "feedback.parquet"))
+    assert frame["predicted_at"].notna().sum() == 40 and len(frame) == len(data) + 40
+    assert "request_id" not in frame and "version" not in frame
+    train, test = module.split(frame)
+    model = module.train(train)
+    assert list(model.feature_names_in_) == module.FEATURES

@@ -66,7 +66,8 @@ def load(data: str, feedback: str | None = None) -> pd.DataFrame:
     if feedback:
         served = pd.read_parquet(feedback)
         if len(served):
-            frames.append(served[FEATURES + [TARGET]])
+            # predicted_at stays: the gate of a retraining an alert started judges the test rows predicted after the change
+            frames.append(served[FEATURES + [TARGET] + [c for c in ("predicted_at",) if c in served]])
     return pd.concat(frames, ignore_index=True)
 
 

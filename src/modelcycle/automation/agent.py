@@ -500,7 +500,7 @@ class Agent:
             return found[0].version
         model, target = output["model"], self.spec.target
         train = output.get("train", output["test"])
-        features = [c for c in getattr(model, "feature_names_in_", [])] or [c for c in train.columns if c != target]
+        features = [c for c in getattr(model, "feature_names_in_", [])] or [c for c in train.columns if c not in (target, "predicted_at")]
         tags = {"cycle": cycle.id, "trigger": cycle.trigger, **({"training_key": training_key} if training_key else {})}
         run = self.client.start_run(experiment=self.spec.name, name=f"candidate {cycle.id[:8]}", parent=run_id,
                                     tags=tags, activate=False)
