@@ -65,6 +65,18 @@ def find_home(start: Path) -> Path:
     return start / HOME_DIRNAME
 
 
+def _token(env: Mapping[str, str], name: str) -> str | None:
+    """A token from ``env``: printable ASCII without spaces (HTTP trims the spaces around a header's value, so a token
+    with one would be taken for another)."""
+    value = env.get(name) or None
+    if value is not None:
+        bad = next((i for i, ch in enumerate(value) if not "!" <= ch <= "~"), None)
+        if bad is not None:
+            raise ConfigurationError(f"{name} holds a space or an invisible character at position {bad} (as copying it "
+                                     "may add); a token is one word of printable characters: remove it")
+    return value
+
+
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -190,9 +202,9 @@ class Settings:
             sqlite_sync=sync,
             reproduces=env.get("MODELCYCLE_REPRODUCES") or None,
             trusted_types=_names(env, "MODELCYCLE_TRUSTED_TYPES"),
-            serve_token=env.get("MODELCYCLE_SERVE_TOKEN") or None,
-            tracking_token=env.get("MODELCYCLE_TRACKING_TOKEN") or None,
-            server_token=env.get("MODELCYCLE_SERVER_TOKEN") or None,
+            serve_token=_token(env, "MODELCYCLE_SERVE_TOKEN"),
+            tracking_token=_token(env, "MODELCYCLE_TRACKING_TOKEN"),
+            server_token=_token(env, "MODELCYCLE_SERVER_TOKEN"),
         )
 
     @classmethod

@@ -63,10 +63,13 @@ def test_without_the_token_nothing_is_answered_but_health(tmp_path: Path) -> Non
     from modelcycle.server.app import create_app
 
     with running(create_app(Settings.for_home(tmp_path / "server", capture=False), token="s3cret")) as url:
-        for token in (None, "wrong", "s3cret "):
+        for token in (None, "wrong", "s3cre"):
             c = _client(url, tmp_path / "eve", token)
             with pytest.raises(ConfigurationError, match="refused the request"):
                 c.store.list_experiments()
+        for near in ("s3cret ", " s3cret", "s3cret\n", "s3\u200bcret"):  # HTTP would trim the spaces: never sent
+            with pytest.raises(ConfigurationError, match="MODELCYCLE_TRACKING_TOKEN holds a space or an invisible"):
+                _client(url, tmp_path / "eve", near)
         for path, method in (("/api/v1/store/list_experiments", "POST"), ("/api/v1/blobs", "GET"),
                              ("/api/v1/openapi.json", "GET"), ("/api/v1/blobs/" + "0" * 64, "GET")):
             request = urllib.request.Request(url + path, method=method, data=b"{}" if method == "POST" else None,

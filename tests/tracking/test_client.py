@@ -202,6 +202,13 @@ def test_numpy_and_int_values_are_accepted(client: Client) -> None:
         (lambda r: r.log_metric("", 1.0), InvalidKeyError, "empty"),
         (lambda r: r.log_metric("x" * 300, 1.0), InvalidKeyError, "limit is 250"),
         (lambda r: r.log_metric("auc", 1.0, step=1.5), InvalidValueError, "step"),
+        (lambda r: r.log_metric("auc", 1.0, step=2**63), InvalidValueError, "out of range"),
+        (lambda r: r.log_metric("auc", 1.0, step=-(2**63) - 1), InvalidValueError, "out of range"),
+        (lambda r: r.log_metric("auc", 1.0, step=math.inf), InvalidValueError, "must be an integer"),
+        (lambda r: r.log_metric("auc", 1.0, timestamp=math.nan), InvalidInputError, "not a time in seconds"),
+        (lambda r: r.log_metric("auc", 1.0, timestamp=10**400), InvalidInputError, "timestamp must be seconds"),
+        (lambda r: r.log_metric("auc", 1.0, timestamp=1.7e12), InvalidInputError, "looks like milliseconds"),
+        (lambda r: r.log_metrics({"auc": 1.0}, timestamp=math.inf), InvalidInputError, "not a time in seconds"),
         (lambda r: r.log_param("notes", "x" * 7000), InvalidValueError, "param 'notes'"),
         (lambda r: r.log_param("sql$", 1), InvalidKeyError, "'$'"),
         (lambda r: r.set_tag("t\n", "v"), InvalidKeyError, "tag key"),
@@ -220,6 +227,26 @@ def test_bad_input_gets_one_clear_error_and_loses_nothing(client: Client, call, 
     assert got.metrics == {"kept": 1.0, "after": 2.0}, "nothing logged before or after the bad call is lost"
     assert got.params == {"kept": "yes"}
     assert isinstance(error("x"), ModelcycleError)
+
+
+@pytest.mark.parametrize(("arguments", "words"), [
+    ({"filter": ["metrics.auc > 1"]}, "a filter is text"),
+    ({"filter": "metrics.auc > 1 and name = '\ud800'"}, "not text"),
+    ({"filter": "name = 'a\x00'"}, "NUL"),
+    ({"order_by": [["metrics.auc"]]}, "order_by takes text"),
+    ({"limit": 10**30}, "limit must be a whole number"),
+    ({"limit": "5"}, "limit must be a whole number"),
+    ({"limit": 2.5}, "limit must be a whole number"),
+    ({"limit": -1}, "limit must be a whole number"),
+])
+def test_a_search_with_arguments_of_the_wrong_kind_says_which(client: Client, arguments: dict, words: str) -> None:
+    with client.start_run(experiment="e"):
+        pass
+    with pytest.raises(InvalidInputError, match=re.escape(words)):
+        client.search_runs("e", **arguments)
+    import numpy as np
+
+    assert len(client.search_runs("e", limit=np.int64(5), output="list")) == 1, "a numpy integer is a number of runs"
 
 
 def test_bad_filters_name_the_problem(client: Client) -> None:

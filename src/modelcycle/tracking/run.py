@@ -144,12 +144,12 @@ class ActiveRun:
             value = metric_value(key, value)
         if step is None:
             step = self._steps.get(key, -1) + 1
-        elif type(step) is not int:
+        elif type(step) is not int or not -_STEP_BOUND <= step < _STEP_BOUND:
             step = check_step(key, step)
         self._steps[key] = step
         if timestamp is None:
             timestamp = _time()
-        elif type(timestamp) is not float:
+        elif type(timestamp) is not float or not -_TIME_BOUND < timestamp < _TIME_BOUND:  # NaN fails too
             timestamp = _timestamp(timestamp)
         self._add_metric((self.id, key, value, step, timestamp))
 
@@ -306,10 +306,17 @@ def _mapping(value: Any, what: str) -> Mapping[str, Any]:
     return value
 
 
+_STEP_BOUND = 2**63  # a step is a 64-bit integer in both databases
+_TIME_BOUND = 1e11  # seconds: the year 5138 (a larger value is most likely milliseconds)
+
+
 def _timestamp(value: Any) -> float:
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
+    """Seconds since the epoch, finite and within ±1e11 (a time in milliseconds is refused with a hint)."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"timestamp must be seconds since the epoch or a datetime, not {value!r}") from None
+        seconds = float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInputError(f"timestamp must be seconds since the epoch or a datetime, not {value!r:.40}") from None
+    if not -_TIME_BOUND < seconds < _TIME_BOUND:  # NaN and ±inf too
+        hint = "; it looks like milliseconds: divide by 1,000" if _TIME_BOUND <= abs(seconds) < 1e14 else ""
+        raise InvalidInputError(f"timestamp {value!r:.40} is not a time in seconds since the epoch{hint}")
+    return seconds

@@ -90,7 +90,7 @@ def check_step(key: str, step: Any) -> int:
     if isinstance(step, bool) or not isinstance(step, int):
         try:
             as_int = int(step)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidValueError(f"step of metric {key!r} must be an integer, got {step!r}") from None
         if as_int != step:
             raise InvalidValueError(f"step of metric {key!r} must be an integer, got {step!r}")

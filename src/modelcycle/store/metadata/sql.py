@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import math
+import numbers
 import os
 import random
 import re
@@ -766,8 +767,7 @@ class SqlMetadataStore(RegistryTables, PipelineTables, OperationsTables, UsersTa
     ) -> RunPage:
         """A page of runs in one statement: the rows with their params and tags, and their latest metrics, as JSON
         (a run whose metrics object is not kept has them read from the table, a second statement for those runs)."""
-        if limit is not None and limit < 0:
-            raise InvalidInputError(f"limit must be positive, got {limit}")
+        _check_search(filter, order_by, limit, offset)
         parts = _split_on_metric(filter, tuple(order_by or ()))
         if parts is not None:  # ordered by a metric some runs lack: those with it by the index, then the others
             return self._in_two_parts(experiments, order_by, limit, offset, *parts)
@@ -1125,6 +1125,29 @@ def _ping_when_idle(engine: Engine) -> None:
             dbapi.rollback()  # out of the transaction the ping began
         except Exception:
             raise DisconnectionError() from None  # the pool retries with a fresh connection
+
+
+def _check_search(filter: Any, order_by: Any, limit: Any, offset: Any) -> None:
+    """The arguments of a search as it takes them, or one clear message saying which is not."""
+    from modelcycle.tracking.validation import check_text
+
+    if filter is not None:
+        if not isinstance(filter, str):
+            raise InvalidInputError(f"a filter is text such as \"metrics.auc > 0.8\", not {type(filter).__name__}")
+        check_text(filter, "the filter")
+    if not isinstance(order_by, list | tuple | type(None)) or not all(isinstance(o, str) for o in order_by or ()):
+        raise InvalidInputError(f"order_by takes text such as \"metrics.auc DESC\" (or a list of them), not {order_by!r:.80}")
+    for o in order_by or ():
+        check_text(o, "order_by")
+    for name, value in (("limit", limit), ("offset", offset)):
+        if value is None and name == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= _MOST_RUNS:
+            raise InvalidInputError(f"{name} must be a whole number of runs from 0 to {_MOST_RUNS:,}"
+                                    f"{' (or None for every run)' if name == 'limit' else ''}, not {value!r:.40}")
+
+
+_MOST_RUNS = 2**31 - 1
 
 
 def _records_of(b: WriteBatch) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
