@@ -1129,7 +1129,14 @@ def _ping_when_idle(engine: Engine) -> None:
 
 def _check_search(filter: Any, order_by: Any, limit: Any, offset: Any) -> None:
     """The arguments of a search as it takes them, or one clear message saying which is not."""
-    from modelcycle.tracking.validation import check_text
+    def check_text(text: str, what: str) -> None:  # what neither database can take: a NUL, a lone surrogate
+        if "\x00" in text:
+            raise InvalidInputError(f"{what} holds a NUL character (position {text.index(chr(0))}); remove it")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidInputError(f"{what} holds a character that is not text (position {e.start}); "
+                                    "decode it with errors='replace' first") from None
 
     if filter is not None:
         if not isinstance(filter, str):
