@@ -905,6 +905,13 @@ def test_params_are_text_compared_and_sorted_as_text(store) -> None:
         _run(store, experiment="text", name=f"n{n}", params={"n": n})
     assert [r.name for r in store.search_runs(["text"], order_by=["params.n ASC"])] == ["n10", "n100", "n9"]
     assert sorted(r.name for r in store.search_runs(["text"], filter="params.n < '5'")) == ["n10", "n100"]
+    assert [r.name for r in store.search_runs(["text"], filter="params.n = 10")] == ["n10"], "= with a number: its text"
+    _run(store, experiment="text", name="c", params={"C": "1.0"})  # as a param logged as 1.0 is kept
+    for flt, found in (("params.C = '1.0'", ["c"]), ("params.C = 1.0", ["c"]), ("params.C = 1", [])):
+        assert [r.name for r in store.search_runs(["text"], filter=flt)] == found, flt
+    for flt in ("params.n < 5", "tags.n >= 10", "name > 3"):  # a bare number would be compared as text: refused, saying so
+        with pytest.raises(FilterSyntaxError, match=r"is text.*would compare text.*quote it"):
+            store.search_runs(["text"], filter=flt)
 
 
 def test_pages_of_a_metric_order_join_up_whatever_their_size(store) -> None:

@@ -283,6 +283,12 @@ class _Parser:
             found = op_tok.text or "the end of the expression"
             raise self.error(f"expected a comparison (=, !=, <, <=, >, >=, LIKE, IN, IS NULL) after {field}, found {found!r}", op_tok.pos)
         op = {"==": "=", "<>": "!="}.get(op_tok.text, op_tok.text)
+        if field.value_kind == "str" and op in ("<", "<=", ">", ">=") and self.peek().kind == "num":
+            number = self.peek().text
+            why = "" if field.kind == "attribute" else " (params and tags are kept as text)"
+            raise self.error(f"{field} is text{why}, so {op} would compare text, where "
+                             f"'10' < '9'; to compare text anyway, quote it: {field} {op} '{number}'; to compare numbers, "
+                             "log the value as a metric", self.peek().pos)
         value = self.literal(field)
         if isinstance(value, float) and math.isnan(value) and op not in ("=", "!="):
             raise self.error("NaN can only be compared with = or !=", op_tok.pos)
