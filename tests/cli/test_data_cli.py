@@ -36,6 +36,16 @@ def test_profile_table_and_json(files: dict[str, Path]) -> None:
     assert data["rows"] == 3000 and data["columns"]["country"]["distinct"] == 3
 
 
+def test_a_datetime_column_is_profiled_in_dates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    when = pd.Series(pd.date_range("2024-01-01", "2024-12-30", periods=365)).where(lambda s: s.index % 9 != 5)
+    pd.DataFrame({"when": when, "x": np.arange(365.0)}).to_parquet(tmp_path / "dates.parquet")
+    out = runner.invoke(app, ["data", "profile", str(tmp_path / "dates.parquet")])
+    assert out.exit_code == 0, out.output
+    row = next(line for line in out.output.splitlines() if "when" in line)
+    assert "2024-01-01" in row and "2024-12-30" in row and "e+18" not in row, row
+
+
 def test_infer_schema_then_validate(files: dict[str, Path]) -> None:
     out = runner.invoke(app, ["data", "infer-schema", str(files["ref"]), "-o", str(files["schema"])])
     assert out.exit_code == 0, out.output

@@ -62,12 +62,24 @@ def profile_cmd(path: Annotated[Path, FILE], html: Path | None = HTML_OPTION, as
         total = c.count + c.missing
         top = ", ".join(f"{v} ({n:,})" for v, n in c.frequent_values(3)) if c.kind in ("categorical", "boolean", "text") else ""
         numeric = c.base in ("numeric", "integer", "datetime")
+        show = _moment if c.base == "datetime" else lambda v: number(v, 4)  # a time: nanoseconds since the epoch
         table.add_row(
             printable(name), printable(c.kind), f"{c.missing / total:.1%}" if total else "—", f"{c.distinct:,}",
-            number(c.min, 4) if numeric else "", number(c.quantiles([0.5])[0], 4) if numeric else "",
-            number(c.max, 4) if numeric else "", number(c.mean, 4) if numeric and c.kind != "datetime" else "", printable(top),
+            show(c.min) if numeric else "", show(c.quantiles([0.5])[0]) if numeric else "",
+            show(c.max) if numeric else "", number(c.mean, 4) if numeric and c.kind != "datetime" else "", printable(top),
         )
     console().print(table)
+
+
+def _moment(nanoseconds: Any) -> str:
+    """A datetime column's value (nanoseconds since the epoch, UTC) as a time a person reads."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromtimestamp(float(nanoseconds) / 1e9, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return number(nanoseconds, 4)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if moment.time().isoformat() != "00:00:00" else "%Y-%m-%d")
 
 
 @app.command("infer-schema")
