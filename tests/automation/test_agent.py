@@ -476,3 +476,34 @@ def test_lineage_of_a_version_made_by_hand_says_so(client: Client) -> None:
     Registry(client).register_model(logged, "handmade")
     with pytest.raises(NotFoundError, match="registered or promoted by hand has no lineage"):
         lineage("handmade/1", client=client)
+
+
+def test_a_new_data_cycle_a_drift_alert_merged_into_judges_the_rows_after_the_change(project: Path, client: Client,
+                                                                                     agent_for) -> None:
+    """New data and a drift alert fire together: one cycle runs (new data's) and the drift one is merged into it; the
+    gate still judges the test rows predicted after the change the alert saw."""
+    import time
+    import uuid
+
+    import pandas as pd
+
+    from modelcycle.entities import Cycle, CycleState
+
+    agent = agent_for(project)
+    now = time.time()
+    change = now - 3600
+    alert = {"id": uuid.uuid4().hex, "model": "churn", "rule": "drift", "window_start": change, "raised_at": now,
+             "message": "input drift", "details": {}}
+    assert client.store.alert_raise(alert)
+    ran = Cycle(id=uuid.uuid4().hex, project=agent.spec.name, trigger="new_data", trigger_key="data:x",
+                state=CycleState.TRAINING, owner="me", lease_until=now + 60, started_at=now, updated_at=now, model="churn")
+    merged = Cycle(id=uuid.uuid4().hex, project=agent.spec.name, trigger="drift", trigger_key=f"alert:{alert['id']}",
+                   state=CycleState.MERGED, owner="me", started_at=now, updated_at=now, finished_at=now, model="churn",
+                   alert_id=alert["id"], detail={"merged_into": ran.id})
+    assert client.store.cycle_claim_new(ran) and client.store.cycle_claim_new(merged)
+    test = pd.DataFrame({"x": range(200), "predicted_at": [pd.NaT] * 100 + [pd.Timestamp(change + 60, unit="s", tz="UTC")] * 100})
+    rows, said = agent._gate_data(ran, test)
+    assert len(rows) == 100 and "predicted after the change began" in said
+    alone = Cycle(id=uuid.uuid4().hex, project=agent.spec.name, trigger="new_data", trigger_key="data:y",
+                  state=CycleState.TRAINING, owner="me", started_at=now, updated_at=now, model="churn")
+    assert agent._gate_data(alone, test)[1] == "all 200 test rows", "new data alone: every test row"

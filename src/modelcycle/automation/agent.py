@@ -515,10 +515,14 @@ class Agent:
         return version.version
 
     def _gate_data(self, cycle: Cycle, test: Any) -> tuple[Any, str]:
-        """The rows the gate judges: for a cycle an alert started, the test rows predicted after the change began
-        (when the test set says when each row was predicted and holds enough of them); else the whole test set."""
-        alert = self.store.alert_get(cycle.alert_id) if cycle.alert_id else None
-        since = alert.window_start if alert else None
+        """The rows the gate judges: for a cycle an alert started (or was merged into), the test rows predicted after the
+        change began (when the test set says when each row was predicted and holds enough of them); else the whole test
+        set."""
+        alert_ids = [cycle.alert_id] if cycle.alert_id else [  # or the alerts of triggers merged into it (new data + drift)
+            m.alert_id for m in self.store.cycle_list(self.spec.name, 20, state=CycleState.MERGED.value)
+            if m.alert_id and (m.detail or {}).get("merged_into") == cycle.id]
+        starts = [a.window_start for a in map(self.store.alert_get, alert_ids) if a is not None and a.window_start is not None]
+        since = min(starts) if starts else None
         if since is None or "predicted_at" not in getattr(test, "columns", ()):
             return test, f"all {len(test):,} test rows"
         import pandas as pd
