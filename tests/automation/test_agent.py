@@ -53,6 +53,19 @@ def test_new_data_trains_gates_promotes_and_is_not_repeated(project: Path, clien
     assert lineage(second.run_id, client=client)["cycle_id"] == second.id
 
 
+def test_a_manual_cycle_on_the_data_as_it_is_leaves_no_new_data_trigger_behind(project: Path, client: Client,
+                                                                                 agent_for) -> None:
+    """`agent --now` trains on the data folder as it is: the next check does not train on the same data again."""
+    agent = agent_for(project)
+    manual = agent.run_now("first model")
+    assert manual.state == "done" and manual.version == 1
+    assert agent.run_once() == [], "the data the manual cycle trained on is not new"
+    assert [c.detail["merged_into"] for c in client.store.cycle_list("churn", trigger="new_data")] == [manual.id]
+    batch(600, 1).to_parquet(project / "data" / "batch-001.parquet")
+    [second] = agent.run_once()
+    assert second.trigger == "new_data" and second.version == 2
+
+
 def test_a_candidate_failing_the_gate_is_never_promoted(tmp_path: Path, client: Client, agent_for) -> None:
     root = write_project(tmp_path / "strict", policy="thresholds: {roc_auc: '>= 0.999'}\n")
     batch(600, 0).to_parquet(root / "data" / "batch-000.parquet")

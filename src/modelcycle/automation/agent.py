@@ -348,6 +348,13 @@ class Agent:
                       model=self.spec.model, detail={"trigger": {"message": reason}})
         self.store.cycle_claim_new(cycle)
         self.say(f"manual run: cycle {cycle.id[:8]} ({reason})")
+        if self.spec.has_trigger("new_data") and self.spec.data_source is not None:
+            digest, count = data_fingerprint(self.spec.data_source)
+            if count:  # this cycle trains on the data as it is: its new-data trigger is merged into it, not run again
+                self.store.cycle_claim_new(replace(
+                    cycle, id=uuid.uuid4().hex, trigger="new_data", trigger_key=f"new_data:{digest}", state=CycleState.MERGED,
+                    finished_at=now, detail={"trigger": {"files": count, "source": str(self.spec.data_source)},
+                                             "merged_into": cycle.id}))
         return self._run(self.store.cycle_get(cycle.id) or cycle)
 
     def run_forever(self, interval: float | None = None) -> None:
