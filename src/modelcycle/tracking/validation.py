@@ -6,6 +6,7 @@ import math
 import re
 from typing import Any
 
+from modelcycle._text import check_text
 from modelcycle.errors import InvalidKeyError, InvalidValueError
 
 __all__ = [
@@ -108,27 +109,6 @@ def _text(value: Any) -> str:
     else:
         text = str(value)
     return check_text(text, "a value")
-
-
-def check_text(text: str, what: str) -> str:
-    """``text`` if both databases can store it: a NUL character, or a lone surrogate (what ``os.fsdecode`` makes of a
-    file name that is not UTF-8), cannot, and would make the whole write fail later.
-
-    Raises:
-        InvalidValueError: naming where the character is.
-    """
-    nul = text.find("\x00")
-    if nul >= 0:
-        raise InvalidValueError(
-            f"{what} holds a NUL character (position {nul}: {text[max(0, nul - 20):nul]!r}…), which PostgreSQL cannot "
-            "store; remove it, or log binary data as an artifact")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InvalidValueError(
-            f"{what} holds a character that is not text (position {e.start}: {text[max(0, e.start - 20):e.start]!r}…), "
-            "as os.fsdecode gives for a file name in another encoding; decode it with errors='replace' first") from None
-    return text
 
 
 def param_value(key: str, value: Any) -> str:

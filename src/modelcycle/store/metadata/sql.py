@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError, SQLAlchemyError
 
 from modelcycle._deps import require
+from modelcycle._text import check_text
 from modelcycle.entities import ArtifactInfo, DatasetInput, Experiment, Metric, Run, RunContext, RunStatus
 from modelcycle.errors import (
     ConfigurationError,
@@ -55,6 +56,7 @@ _STORES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 # PostgreSQL: the latest-metrics rows of this statement are in runs.latest already (see migration 0009's triggers)
 _LATEST_WRITTEN = "SET LOCAL modelcycle.latest_written = {}"
+
 
 class _Statements:
     """Where a store's threads run statements: reads at once, each on its own connection (one user's long search
@@ -1129,15 +1131,6 @@ def _ping_when_idle(engine: Engine) -> None:
 
 def _check_search(filter: Any, order_by: Any, limit: Any, offset: Any) -> None:
     """The arguments of a search as it takes them, or one clear message saying which is not."""
-    def check_text(text: str, what: str) -> None:  # what neither database can take: a NUL, a lone surrogate
-        if "\x00" in text:
-            raise InvalidInputError(f"{what} holds a NUL character (position {text.index(chr(0))}); remove it")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise InvalidInputError(f"{what} holds a character that is not text (position {e.start}); "
-                                    "decode it with errors='replace' first") from None
-
     if filter is not None:
         if not isinstance(filter, str):
             raise InvalidInputError(f"a filter is text such as \"metrics.auc > 0.8\", not {type(filter).__name__}")
